@@ -1,0 +1,566 @@
+// Package config loads the agent's YAML file: defaults first, then a strict
+// decode (every unknown key is an error naming file:line and its field path,
+// with a suggestion), then Validate, which collects every problem at once.
+// Each sensor and link kind owns its block's struct, defaults and checks; this
+// package only assembles them and maps field paths back to file:line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/sensors/audio"
+	"github.com/edge-agent/edge-agent/sensors/command"
+	"github.com/edge-agent/edge-agent/sensors/iio"
+	"github.com/edge-agent/edge-agent/sensors/serial"
+	"github.com/edge-agent/edge-agent/sensors/synthetic"
+	"github.com/edge-agent/edge-agent/sensors/v4l2"
+	"github.com/edge-agent/edge-agent/transport/camserver"
+	"github.com/edge-agent/edge-agent/transport/edgeimpulse"
+	"github.com/edge-agent/edge-agent/transport/frameio"
+	"github.com/edge-agent/edge-agent/transport/rtm"
+)
+
+// DefaultPath is where `edge-agent run` looks without -config.
+const DefaultPath = "/etc/edge-agent/config.yaml"
+
+// Config is the whole file.
+type Config struct {
+	Device   Device   `yaml:"device"`
+	StateDir string   `yaml:"state_dir"`
+	Log      Log      `yaml:"log"`
+	Status   Status   `yaml:"status"`
+	Spool    Spool    `yaml:"spool"`
+	Backoff  Backoff  `yaml:"backoff"`
+	Sensors  []Sensor `yaml:"sensors"`
+	Links    []Link   `yaml:"links"`
+
+	// File is the path the config was loaded from ("" when built in code).
+	File string `yaml:"-"`
+	// Warnings are non-fatal findings (inline secrets, readable secret files).
+	Warnings []string `yaml:"-"`
+}
+
+// Device is the board's identity; "auto" values are resolved by Resolve.
+type Device struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	Type string `yaml:"type"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Status configures the status HTTP server. An empty Listen disables it.
+type Status struct {
+	Listen string `yaml:"listen"`
+}
+
+// Spool bounds each link's durable upload queue.
+type Spool struct {
+	MaxSize conf.Size `yaml:"max_size"`
+}
+
+// Backoff is the reconnect policy of the link supervisor.
+type Backoff struct {
+	Min         conf.Duration `yaml:"min"`
+	Max         conf.Duration `yaml:"max"`
+	Jitter      float64       `yaml:"jitter"`
+	StableAfter conf.Duration `yaml:"stable_after"`
+}
+
+// Sensor is one named sensor instance: kind plus the block named like it.
+type Sensor struct {
+	Name       string            `yaml:"name"`
+	Kind       string            `yaml:"kind"`
+	IIO        *iio.Config       `yaml:"iio"`
+	Serial     *serial.Config    `yaml:"serial"`
+	Microphone *audio.Config     `yaml:"microphone"`
+	V4L2       *v4l2.Config      `yaml:"v4l2"`
+	Command    *command.Config   `yaml:"command"`
+	Synthetic  *synthetic.Config `yaml:"synthetic"`
+}
+
+// Link is one named link instance: kind plus the block named like it.
+type Link struct {
+	Name        string              `yaml:"name"`
+	Kind        string              `yaml:"kind"`
+	Disabled    bool                `yaml:"disabled"`
+	Backoff     *Backoff            `yaml:"backoff"` // overrides the top-level policy
+	EdgeImpulse *edgeimpulse.Config `yaml:"edgeimpulse"`
+	RTM         *rtm.Config         `yaml:"rtm"`
+	FrameIO     *frameio.Config     `yaml:"frameio"`
+	CamServer   *camserver.Config   `yaml:"camserver"`
+}
+
+// kindConfig is what every kind's block implements.
+type kindConfig interface {
+	SetDefaults()
+	Validate(v *conf.Validator)
+}
+
+// SensorKinds and LinkKinds list the valid kind names.
+var (
+	SensorKinds = []string{"iio", "serial", "microphone", "v4l2", "command", "synthetic"}
+	LinkKinds   = []string{"edgeimpulse", "rtm", "frameio", "camserver"}
+)
+
+// Block returns the sensor's block for its kind (nil when absent).
+func (s *Sensor) Block() kindConfig {
+	switch s.Kind {
+	case "iio":
+		return nilIf(s.IIO)
+	case "serial":
+		return nilIf(s.Serial)
+	case "microphone":
+		return nilIf(s.Microphone)
+	case "v4l2":
+		return nilIf(s.V4L2)
+	case "command":
+		return nilIf(s.Command)
+	case "synthetic":
+		return nilIf(s.Synthetic)
+	}
+	return nil
+}
+
+// Block returns the link's block for its kind (nil when absent).
+func (l *Link) Block() kindConfig {
+	switch l.Kind {
+	case "edgeimpulse":
+		return nilIf(l.EdgeImpulse)
+	case "rtm":
+		return nilIf(l.RTM)
+	case "frameio":
+		return nilIf(l.FrameIO)
+	case "camserver":
+		return nilIf(l.CamServer)
+	}
+	return nil
+}
+
+// nilIf turns a typed nil pointer into a nil interface.
+func nilIf[T any, P interface {
+	*T
+	kindConfig
+}](p P) kindConfig {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// UnmarshalYAML allocates the kind blocks present in the node with their
+// defaults before decoding over them, so an explicit value always wins and an
+// absent one takes the kind's default.
+func (s *Sensor) UnmarshalYAML(n *yaml.Node) error {
+	type plain Sensor
+	p := plain{}
+	keys := mappingKeys(n)
+	if keys["iio"] {
+		p.IIO = defaulted(new(iio.Config))
+	}
+	if keys["serial"] {
+		p.Serial = defaulted(new(serial.Config))
+	}
+	if keys["microphone"] {
+		p.Microphone = defaulted(new(audio.Config))
+	}
+	if keys["v4l2"] {
+		p.V4L2 = defaulted(new(v4l2.Config))
+	}
+	if keys["command"] {
+		p.Command = defaulted(new(command.Config))
+	}
+	if keys["synthetic"] {
+		p.Synthetic = defaulted(new(synthetic.Config))
+	}
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*s = Sensor(p)
+	return nil
+}
+
+// UnmarshalYAML: see Sensor.UnmarshalYAML.
+func (l *Link) UnmarshalYAML(n *yaml.Node) error {
+	type plain Link
+	p := plain{}
+	keys := mappingKeys(n)
+	if keys["edgeimpulse"] {
+		p.EdgeImpulse = defaulted(new(edgeimpulse.Config))
+	}
+	if keys["rtm"] {
+		p.RTM = defaulted(new(rtm.Config))
+	}
+	if keys["frameio"] {
+		p.FrameIO = defaulted(new(frameio.Config))
+	}
+	if keys["camserver"] {
+		p.CamServer = defaulted(new(camserver.Config))
+	}
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*l = Link(p)
+	return nil
+}
+
+func defaulted[P kindConfig](p P) P {
+	p.SetDefaults()
+	return p
+}
+
+func mappingKeys(n *yaml.Node) map[string]bool {
+	keys := map[string]bool{}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			keys[n.Content[i].Value] = true
+		}
+	}
+	return keys
+}
+
+// Default returns the configuration an empty file means. This is the one
+// place top-level defaults live; each kind's defaults live in its
+// Config.SetDefaults.
+func Default() Config {
+	return Config{
+		Device:   Device{ID: "auto", Name: "auto", Type: "auto"},
+		StateDir: "/var/lib/edge-agent",
+		Log:      Log{Level: "info", Format: "text"},
+		Status:   Status{Listen: "127.0.0.1:8780"},
+		Spool:    Spool{MaxSize: 256 << 20},
+		Backoff: Backoff{
+			Min:         conf.Duration(1e9),
+			Max:         conf.Duration(120e9),
+			Jitter:      0.2,
+			StableAfter: conf.Duration(60e9),
+		},
+	}
+}
+
+// Error lists every problem found in a config file, each as
+// "file:line: path: message".
+type Error struct {
+	File     string
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	if len(e.Problems) == 1 {
+		return "config: " + e.Problems[0]
+	}
+	return fmt.Sprintf("config: %d problems:\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// Load reads, decodes and validates the file at path. Secrets referenced by
+// *_file keys are read (and checked) here. A returned *Error lists every
+// problem.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes already read; name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
+	cfg := Default()
+	cfg.File = name
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: name, Problems: []string{yamlProblem(name, err.Error(), nil)}}
+	}
+	if root.Kind == 0 { // empty file
+		return &cfg, validate(&cfg, nil)
+	}
+	idx := &index{lines: map[int]string{}}
+	var problems []string
+	checkKeys(&root, reflectTypeOfConfig, "", idx, func(line int, path, msg string) {
+		problems = append(problems, fmt.Sprintf("%s:%d: %s: %s", name, line, path, msg))
+	})
+	if err := root.Decode(&cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, e := range te.Errors {
+				problems = append(problems, yamlProblem(name, e, idx))
+			}
+		} else {
+			problems = append(problems, yamlProblem(name, err.Error(), idx))
+		}
+	}
+	if len(problems) > 0 {
+		sortProblems(problems)
+		return nil, &Error{File: name, Problems: problems}
+	}
+	return &cfg, validate(&cfg, &root)
+}
+
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlProblem turns "line 7: cannot unmarshal …" into "file:7: path: …".
+func yamlProblem(name, msg string, idx *index) string {
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		if idx != nil {
+			line, _ := strconv.Atoi(m[1])
+			if p, ok := idx.lines[line]; ok {
+				return fmt.Sprintf("%s:%s: %s: %s", name, m[1], p, m[2])
+			}
+		}
+		return fmt.Sprintf("%s:%s: %s", name, m[1], m[2])
+	}
+	return fmt.Sprintf("%s: %s", name, msg)
+}
+
+func sortProblems(p []string) {
+	lineOf := func(s string) int {
+		parts := strings.SplitN(s, ":", 3)
+		if len(parts) < 2 {
+			return 0
+		}
+		n, _ := strconv.Atoi(parts[1])
+		return n
+	}
+	sort.SliceStable(p, func(i, j int) bool { return lineOf(p[i]) < lineOf(p[j]) })
+}
+
+// validate runs every check and maps problem paths to lines in root.
+func validate(cfg *Config, root *yaml.Node) error {
+	v := conf.NewValidator()
+	cfg.validate(v)
+	var problems []string
+	for _, p := range v.Problems() {
+		problems = append(problems, locate(cfg.File, root, p))
+	}
+	cfg.Warnings = nil
+	for _, w := range v.Warnings() {
+		cfg.Warnings = append(cfg.Warnings, locate(cfg.File, root, w))
+	}
+	if len(problems) > 0 {
+		sortProblems(problems)
+		return &Error{File: cfg.File, Problems: problems}
+	}
+	return nil
+}
+
+func locate(file string, root *yaml.Node, p conf.Problem) string {
+	line := lineOfPath(root, p.Path)
+	if file == "" {
+		return fmt.Sprintf("%s: %s", p.Path, p.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", file, line, p.Path, p.Msg)
+}
+
+func (c *Config) validate(v *conf.Validator) {
+	if c.Device.ID == "" {
+		v.Errorf("device.id", "required (or auto)")
+	}
+	v.Required("state_dir", c.StateDir)
+	v.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.OneOf("log.format", c.Log.Format, "text", "json")
+	if c.Status.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Status.Listen); err != nil {
+			v.Errorf("status.listen", "%q is not host:port", c.Status.Listen)
+		}
+	}
+	if c.Spool.MaxSize < 1<<20 {
+		v.Errorf("spool.max_size", "must be at least 1MiB")
+	}
+	c.Backoff.validate(v.At("backoff"))
+
+	sensorNames := map[string]bool{}
+	for i := range c.Sensors {
+		s := &c.Sensors[i]
+		sv := v.At(fmt.Sprintf("sensors[%d]", i))
+		checkName(sv, s.Name, sensorNames)
+		if !oneOfKinds(sv, s.Kind, SensorKinds) {
+			continue
+		}
+		b := s.Block()
+		if b == nil {
+			sv.Errorf(s.Kind, "required for kind %s", s.Kind)
+			continue
+		}
+		b.Validate(sv.At(s.Kind))
+		otherBlocks(sv, s.Kind, s.IIO != nil, "iio", s.Serial != nil, "serial", s.Microphone != nil, "microphone",
+			s.V4L2 != nil, "v4l2", s.Command != nil, "command", s.Synthetic != nil, "synthetic")
+	}
+	linkNames := map[string]bool{}
+	for i := range c.Links {
+		l := &c.Links[i]
+		lv := v.At(fmt.Sprintf("links[%d]", i))
+		checkName(lv, l.Name, linkNames)
+		if l.Backoff != nil {
+			l.Backoff.validate(lv.At("backoff"))
+		}
+		if !oneOfKinds(lv, l.Kind, LinkKinds) {
+			continue
+		}
+		b := l.Block()
+		if b == nil {
+			lv.Errorf(l.Kind, "required for kind %s", l.Kind)
+			continue
+		}
+		b.Validate(lv.At(l.Kind))
+		otherBlocks(lv, l.Kind, l.EdgeImpulse != nil, "edgeimpulse", l.RTM != nil, "rtm",
+			l.FrameIO != nil, "frameio", l.CamServer != nil, "camserver")
+		for _, ref := range SensorRefs(l) {
+			if ref.Name != "" && !sensorNames[ref.Name] {
+				lv.At(l.Kind).Errorf(ref.Field, "no sensor named %q", ref.Name)
+			}
+		}
+	}
+}
+
+// SensorRef is a link config field that names a sensor.
+type SensorRef struct {
+	Field string // path relative to the link's block, e.g. "video" or "sensors[1]"
+	Name  string
+}
+
+// SensorRefs returns the sensors a link's block refers to. Link configs
+// declare them with a SensorNames() map[string]string method (field path →
+// sensor name) so the loader can check that every name exists.
+func SensorRefs(l *Link) []SensorRef {
+	r, ok := l.Block().(interface{ SensorNames() map[string]string })
+	if !ok {
+		return nil
+	}
+	var out []SensorRef
+	for field, name := range r.SensorNames() {
+		out = append(out, SensorRef{Field: field, Name: name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
+	return out
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+func checkName(v *conf.Validator, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		v.Errorf("name", "required")
+	case !nameRE.MatchString(name):
+		v.Errorf("name", "%q: use letters, digits, '.', '_' and '-'", name)
+	case seen[name]:
+		v.Errorf("name", "%q is used twice", name)
+	}
+	seen[name] = true
+}
+
+func oneOfKinds(v *conf.Validator, kind string, kinds []string) bool {
+	if kind == "" {
+		v.Errorf("kind", "required (one of %s)", strings.Join(kinds, "|"))
+		return false
+	}
+	for _, k := range kinds {
+		if k == kind {
+			return true
+		}
+	}
+	v.Errorf("kind", "%q is not one of %s", kind, strings.Join(kinds, "|"))
+	return false
+}
+
+// otherBlocks flags blocks of kinds other than the instance's own; pairs are
+// (present, name).
+func otherBlocks(v *conf.Validator, kind string, pairs ...any) {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		present, name := pairs[i].(bool), pairs[i+1].(string)
+		if present && name != kind {
+			v.Errorf(name, "block does not match kind %q", kind)
+		}
+	}
+}
+
+func (b *Backoff) validate(v *conf.Validator) {
+	if b.Min <= 0 {
+		v.Errorf("min", "must be > 0")
+	}
+	if b.Max < b.Min {
+		v.Errorf("max", "must be >= min")
+	}
+	if b.Jitter < 0 || b.Jitter > 1 {
+		v.Errorf("jitter", "must be between 0 and 1")
+	}
+}
+
+// Resolve fills "auto" device fields from the machine: the MAC of the first
+// non-loopback interface, the hostname, and /proc/device-tree/model. procRoot
+// is "/proc" in production.
+func (c *Config) Resolve(procRoot string) {
+	if c.Device.ID == "auto" || c.Device.ID == "" {
+		c.Device.ID = firstMAC()
+	}
+	if c.Device.Name == "auto" || c.Device.Name == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			c.Device.Name = h
+		} else {
+			c.Device.Name = "edge-agent"
+		}
+	}
+	if c.Device.Type == "auto" || c.Device.Type == "" {
+		c.Device.Type = boardType(procRoot)
+	}
+}
+
+func firstMAC() string {
+	ifs, err := net.Interfaces()
+	if err == nil {
+		sort.Slice(ifs, func(i, j int) bool { return ifs[i].Index < ifs[j].Index })
+		for _, i := range ifs {
+			if i.Flags&net.FlagLoopback == 0 && len(i.HardwareAddr) >= 6 {
+				return i.HardwareAddr.String()
+			}
+		}
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "unknown"
+}
+
+// BoardType maps a device-tree model string to a device type:
+// "Raspberry Pi 4 Model B Rev 1.4" → RASPBERRY_PI.
+func BoardType(model string) string {
+	model = strings.TrimRight(strings.TrimSpace(model), "\x00")
+	switch {
+	case model == "":
+		return "LINUX_" + strings.ToUpper(runtime.GOARCH)
+	case strings.Contains(model, "Raspberry Pi"):
+		return "RASPBERRY_PI"
+	}
+	var b strings.Builder
+	for _, r := range strings.ToUpper(model) {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "_"):
+			b.WriteByte('_')
+		}
+	}
+	return strings.TrimSuffix(b.String(), "_")
+}
+
+func boardType(procRoot string) string {
+	b, _ := os.ReadFile(filepath.Join(procRoot, "device-tree", "model"))
+	return BoardType(string(bytes.TrimRight(b, "\x00\n")))
+}

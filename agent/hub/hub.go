@@ -1,0 +1,392 @@
+// Package hub owns every configured sensor and fans its samples out to any
+// number of subscribers. A V4L2 node or an ALSA hw: device can be opened by one
+// process only, so the hub is the only place that runs a Source: the first
+// Subscribe starts it, the last Close stops it and releases the device.
+//
+// Concurrency: all methods are safe for concurrent use. Each running sensor
+// has one pump goroutine owned by its feed; Close on the hub cancels every
+// pump and waits for it. Delivery never blocks the pump: each subscriber has a
+// bounded queue with its own drop policy and drop counter, so one slow link
+// cannot stall another.
+package hub
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/sensors"
+)
+
+// State of a sensor as shown in /status.
+const (
+	StateIdle    = "idle"    // no subscribers, device closed
+	StateRunning = "running" // source running
+	StateError   = "error"   // source failed; retrying with backoff
+)
+
+// Options configures a Hub.
+type Options struct {
+	Logger *slog.Logger
+	// Restart is the backoff for restarting a failed source while it still has
+	// subscribers. Zero fields take retry.DefaultPolicy with Min 500ms, Max 30s.
+	Restart retry.Policy
+	Clock   clock.Clock
+}
+
+// Hub is the sensor multiplexer.
+type Hub struct {
+	log     *slog.Logger
+	restart retry.Policy
+	clk     clock.Clock
+
+	mu     sync.Mutex
+	feeds  map[string]*feed
+	order  []string
+	closed bool
+}
+
+// New returns an empty hub.
+func New(opts Options) *Hub {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	p := opts.Restart
+	if p.Min == 0 {
+		p.Min = 500 * time.Millisecond
+	}
+	if p.Max == 0 {
+		p.Max = 30 * time.Second
+	}
+	return &Hub{log: opts.Logger, restart: p.WithDefaults(), clk: opts.Clock, feeds: map[string]*feed{}}
+}
+
+// Add registers a source under its Info().Name. It does not open the device.
+func (h *Hub) Add(src sensors.Source) error {
+	info := src.Info()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return sensors.ErrHubClosed
+	}
+	if _, dup := h.feeds[info.Name]; dup {
+		return fmt.Errorf("hub: sensor %q added twice", info.Name)
+	}
+	h.feeds[info.Name] = &feed{hub: h, src: src, name: info.Name, state: StateIdle, subs: map[*sub]struct{}{}}
+	h.order = append(h.order, info.Name)
+	return nil
+}
+
+// Sensors lists every sensor in the order they were added.
+func (h *Hub) Sensors() []sensors.Info {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]sensors.Info, 0, len(h.order))
+	for _, n := range h.order {
+		out = append(out, h.feeds[n].src.Info())
+	}
+	return out
+}
+
+// Info returns one sensor's description.
+func (h *Hub) Info(name string) (sensors.Info, bool) {
+	h.mu.Lock()
+	f, ok := h.feeds[name]
+	h.mu.Unlock()
+	if !ok {
+		return sensors.Info{}, false
+	}
+	return f.src.Info(), true
+}
+
+// Subscribe opens a feed from sensor name. The first subscriber starts the
+// source in the background; samples arrive on the subscription's channel.
+func (h *Hub) Subscribe(name string, opts sensors.SubscribeOptions) (sensors.Subscription, error) {
+	if opts.Queue <= 0 {
+		opts.Queue = 16
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, sensors.ErrHubClosed
+	}
+	f, ok := h.feeds[name]
+	if !ok {
+		return nil, fmt.Errorf("subscribe %q: %w", name, sensors.ErrUnknownSensor)
+	}
+	s := &sub{feed: f, opts: opts, ch: make(chan sensors.Sample, opts.Queue)}
+	f.mu.Lock()
+	f.subs[s] = struct{}{}
+	first := len(f.subs) == 1
+	f.mu.Unlock()
+	if first {
+		f.startLocked()
+	}
+	return s, nil
+}
+
+// Stat is one sensor's counters for /status and /metrics.
+type Stat struct {
+	Name        string
+	Kind        string
+	Class       string
+	State       string
+	Subscribers int
+	Samples     uint64 // delivered by the source since the agent started
+	Dropped     uint64 // lost to full subscriber queues (summed over subscribers, past and present)
+	Restarts    uint64
+	LastError   string
+	LastSample  time.Time
+}
+
+// Stats returns a snapshot of every sensor's counters.
+func (h *Hub) Stats() []Stat {
+	h.mu.Lock()
+	names := append([]string(nil), h.order...)
+	feeds := make([]*feed, len(names))
+	for i, n := range names {
+		feeds[i] = h.feeds[n]
+	}
+	h.mu.Unlock()
+	out := make([]Stat, 0, len(feeds))
+	for _, f := range feeds {
+		info := f.src.Info()
+		f.mu.Lock()
+		st := Stat{
+			Name: f.name, Kind: info.Kind, Class: info.Class.String(), State: f.state,
+			Subscribers: len(f.subs), Samples: f.samples.Load(), Restarts: f.restarts,
+			LastError: f.lastErr, Dropped: f.droppedGone,
+		}
+		for s := range f.subs {
+			st.Dropped += s.dropped.Load()
+		}
+		if ns := f.lastSample.Load(); ns != 0 {
+			st.LastSample = time.Unix(0, ns)
+		}
+		f.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}
+
+// Close stops every running source and waits for them; subscribers' channels
+// are closed. Subscribe fails afterwards.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	feeds := make([]*feed, 0, len(h.feeds))
+	for _, f := range h.feeds {
+		feeds = append(feeds, f)
+	}
+	h.mu.Unlock()
+	for _, f := range feeds {
+		f.mu.Lock()
+		subs := make([]*sub, 0, len(f.subs))
+		for s := range f.subs {
+			subs = append(subs, s)
+		}
+		f.mu.Unlock()
+		for _, s := range subs {
+			s.Close()
+		}
+		f.waitStopped()
+	}
+}
+
+// feed is one sensor with its subscribers. Its pump goroutine runs while
+// subs is non-empty; run/done belong to the current pump.
+type feed struct {
+	hub  *Hub
+	src  sensors.Source
+	name string
+
+	mu          sync.Mutex
+	subs        map[*sub]struct{}
+	state       string
+	lastErr     string
+	restarts    uint64
+	droppedGone uint64        // drops of subscribers that already left
+	cancel      func()        // stops the current pump; nil when idle
+	done        chan struct{} // closed when the current pump has returned
+
+	samples    atomic.Uint64
+	lastSample atomic.Int64
+}
+
+// startLocked starts the pump; h.mu is held (so start/stop cannot race). If a
+// previous pump is still shutting down, the new one waits for it first, so the
+// device is never opened twice.
+func (f *feed) startLocked() {
+	ctx, cancel := context.WithCancel(context.Background())
+	prev := f.done
+	done := make(chan struct{})
+	f.mu.Lock()
+	f.cancel, f.done = cancel, done
+	f.state = StateRunning
+	f.mu.Unlock()
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		f.pump(ctx)
+	}()
+}
+
+// stop cancels the pump if the last subscriber left. Called with no locks.
+func (f *feed) stopIfIdle() {
+	f.hub.mu.Lock()
+	defer f.hub.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.subs) == 0 && f.cancel != nil {
+		f.cancel()
+		f.cancel = nil
+		f.state = StateIdle
+	}
+}
+
+func (f *feed) waitStopped() {
+	f.mu.Lock()
+	done := f.done
+	f.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// pump runs the source, restarting it with backoff after failures, and
+// distributes samples until ctx ends.
+func (f *feed) pump(ctx context.Context) {
+	bo := retry.New(f.hub.restart)
+	log := f.hub.log.With("sensor", f.name)
+	for {
+		started := f.hub.clk.Now()
+		err := f.runOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if f.hub.clk.Now().Sub(started) >= bo.Policy().StableAfter {
+			bo.Reset()
+		}
+		wait := bo.NextFor(err)
+		if err == nil {
+			err = fmt.Errorf("source returned without error before it was stopped")
+		}
+		f.mu.Lock()
+		f.state, f.lastErr = StateError, err.Error()
+		f.restarts++
+		f.mu.Unlock()
+		log.Warn("sensor failed; restarting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		if f.hub.clk.Sleep(ctx, wait) != nil {
+			return
+		}
+		f.mu.Lock()
+		f.state = StateRunning
+		f.mu.Unlock()
+	}
+}
+
+// runOnce runs the source once and forwards its samples.
+func (f *feed) runOnce(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan sensors.Sample, 64)
+	errc := make(chan error, 1)
+	go func() { errc <- f.src.Run(ctx, ch) }()
+	for {
+		select {
+		case s := <-ch:
+			f.deliver(s)
+		case err := <-errc:
+			// Drain what the source managed to send before it returned.
+			for {
+				select {
+				case s := <-ch:
+					f.deliver(s)
+				default:
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (f *feed) deliver(s sensors.Sample) {
+	f.samples.Add(1)
+	f.lastSample.Store(s.Time.UnixNano())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for sb := range f.subs {
+		sb.offer(s)
+	}
+}
+
+// sub is one subscriber's bounded queue.
+type sub struct {
+	feed    *feed
+	opts    sensors.SubscribeOptions
+	ch      chan sensors.Sample
+	dropped atomic.Uint64
+	overrun atomic.Bool
+	once    sync.Once
+}
+
+// offer queues s without blocking. Called with feed.mu held, which also
+// serialises it against Close (so ch is never sent on after it is closed).
+func (s *sub) offer(x sensors.Sample) {
+	select {
+	case s.ch <- x:
+		return
+	default:
+	}
+	s.dropped.Add(1)
+	if s.opts.Policy == sensors.NoDrop {
+		// The window's queue was sized to hold it all; losing data here means
+		// the reader stalled. Keep what was queued, count the loss, flag it.
+		s.overrun.Store(true)
+		return
+	}
+	// Newest wins: drop the oldest queued sample and queue this one. The pump
+	// is the only sender, so after one receive there is room.
+	select {
+	case <-s.ch:
+	default:
+	}
+	select {
+	case s.ch <- x:
+	default:
+	}
+}
+
+func (s *sub) C() <-chan sensors.Sample { return s.ch }
+func (s *sub) Info() sensors.Info       { return s.feed.src.Info() }
+func (s *sub) Dropped() uint64          { return s.dropped.Load() }
+func (s *sub) Overrun() bool            { return s.overrun.Load() }
+
+func (s *sub) RequestKeyframe() error {
+	if k, ok := s.feed.src.(sensors.KeyframeRequester); ok {
+		return k.RequestKeyframe()
+	}
+	return sensors.ErrNoKeyframeControl
+}
+
+func (s *sub) Close() {
+	s.once.Do(func() {
+		f := s.feed
+		f.mu.Lock()
+		delete(f.subs, s)
+		f.droppedGone += s.dropped.Load()
+		close(s.ch)
+		f.mu.Unlock()
+		f.stopIfIdle()
+	})
+}

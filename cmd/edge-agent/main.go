@@ -1,0 +1,74 @@
+// Command edge-agent is the daemon and its tools: run, check-config, version,
+// sensors, sample, pair, sim and demo (see ../shared/specs/config.md).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type command struct {
+	name  string
+	usage string
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run [-config FILE]            run the daemon", cmdRun},
+		{"check-config", "check-config FILE             validate a config file", cmdCheckConfig},
+		{"version", "version                       print version and build details", cmdVersion},
+		{"sensors", "sensors [-json]               list the sensors this board has", cmdSensors},
+		{"sample", "sample -sensor NAME -seconds N [-config FILE] [-o FILE]   capture locally", cmdSample},
+		{"pair", "pair [-config FILE] [-link NAME]   pair with Frame.io", cmdPair},
+		{"sim", "sim [-listen 127.0.0.1]       run the fake clouds on loopback", cmdSim},
+		{"demo", "demo                          run the fake clouds and the agent together", cmdDemo},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name := args[0]
+	// The systemd unit and STYLE's habit use flags: -config FILE means run,
+	// -check-config FILE and -version the commands of those names.
+	switch name {
+	case "-config", "--config":
+		name, args = "run", append([]string{"run"}, args...)
+	case "-check-config", "--check-config":
+		name = "check-config"
+	case "-version", "--version":
+		name = "version"
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "edge-agent: unknown command %q\n", name)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: edge-agent <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintln(w, "  "+c.usage)
+	}
+}

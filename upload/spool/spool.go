@@ -1,0 +1,459 @@
+// Package spool is the agent's durable upload queue. Every captured item that
+// must reach a cloud (a signed sample, an asset, a record) is written here
+// before any upload is tried, and removed only after the peer acknowledged it.
+// A crash at any point leaves either the complete item or nothing: data and
+// metadata are each written to a temp file, fsynced, renamed into place, and
+// the directory is fsynced; the metadata file is written last and marks the
+// item as committed.
+//
+// The spool has a size bound. When full, Put refuses the new item with
+// ErrFull (counted in Stats.Refused and logged by the caller): what is already
+// queued is never evicted, because it is data someone captured on purpose.
+//
+// Concurrency: all methods are safe for concurrent use. Deliver is meant to
+// have one caller per spool (the owning link's worker).
+package spool
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/retry"
+)
+
+// ErrFull is returned by Put when the item would exceed the spool's bound.
+var ErrFull = errors.New("spool full")
+
+// Item is one queued upload. Meta is the producer's description (headers,
+// file name…); Progress is the deliverer's resumable state (finished parts).
+type Item struct {
+	ID       string          `json:"id"`
+	Kind     string          `json:"kind"`
+	Created  time.Time       `json:"created"`
+	Size     int64           `json:"size"`
+	Meta     json.RawMessage `json:"meta,omitempty"`
+	Progress json.RawMessage `json:"progress,omitempty"`
+}
+
+// Options configures a spool.
+type Options struct {
+	// MaxBytes bounds the total data size; 0 means 256 MiB.
+	MaxBytes int64
+	Logger   *slog.Logger
+	Clock    clock.Clock
+}
+
+// Stats are the spool's counters.
+type Stats struct {
+	Items     int
+	Bytes     int64
+	Refused   uint64 // Put calls refused because the spool was full
+	Delivered uint64 // items acknowledged by the peer and removed
+	Rejected  uint64 // items the peer refused for good and that were dropped
+	Retries   uint64 // failed delivery attempts that will be retried
+}
+
+// Spool is a directory of committed items.
+type Spool struct {
+	dir string
+	max int64
+	log *slog.Logger
+	clk clock.Clock
+
+	mu    sync.Mutex
+	items map[string]Item
+	bytes int64
+
+	notify                               chan struct{}
+	refused, delivered, rejected, retrys atomic.Uint64
+}
+
+const (
+	dataSuffix = ".data"
+	metaSuffix = ".meta"
+	tmpPrefix  = ".tmp-"
+)
+
+// Open opens (creating 0700 if needed) the spool in dir, recovering the
+// committed items and deleting anything a crash left half-written.
+func Open(dir string, opts Options) (*Spool, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 256 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: create %s: %w", dir, err)
+	}
+	s := &Spool{dir: dir, max: opts.MaxBytes, log: opts.Logger, clk: opts.Clock,
+		items: map[string]Item{}, notify: make(chan struct{}, 1)}
+	if err := s.recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Spool) recover() error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("spool: read %s: %w", s.dir, err)
+	}
+	datas := map[string]bool{}
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, tmpPrefix):
+			_ = os.Remove(filepath.Join(s.dir, name)) // a crash mid-write
+		case strings.HasSuffix(name, dataSuffix):
+			datas[strings.TrimSuffix(name, dataSuffix)] = true
+		}
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, metaSuffix) || strings.HasPrefix(name, tmpPrefix) {
+			continue
+		}
+		id := strings.TrimSuffix(name, metaSuffix)
+		b, err := os.ReadFile(filepath.Join(s.dir, name))
+		var it Item
+		if err == nil {
+			err = json.Unmarshal(b, &it)
+		}
+		if err != nil || it.ID != id || !datas[id] {
+			// Unreadable metadata cannot be delivered correctly; keep the data
+			// aside for a human rather than deleting captured bytes.
+			s.log.Error("spool: damaged item set aside", "id", id, "err", err)
+			_ = os.Rename(filepath.Join(s.dir, name), filepath.Join(s.dir, name+".damaged"))
+			continue
+		}
+		s.items[id] = it
+		s.bytes += it.Size
+		delete(datas, id)
+	}
+	for id := range datas { // data whose metadata never got committed
+		_ = os.Remove(filepath.Join(s.dir, id+dataSuffix))
+	}
+	return syncDir(s.dir)
+}
+
+// Dir returns the spool directory.
+func (s *Spool) Dir() string { return s.dir }
+
+// newID returns a time-ordered unique id: it sorts by creation and serves as
+// the idempotency key peers deduplicate on.
+func (s *Spool) newID() string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	return fmt.Sprintf("%019d-%s", s.clk.Now().UnixNano(), hex.EncodeToString(r[:]))
+}
+
+// Put writes body as a new item of kind with meta (marshalled to JSON) and
+// returns it once it is durable. It returns ErrFull (wrapped) when the bound
+// would be exceeded; nothing is written then.
+func (s *Spool) Put(kind string, meta any, body io.Reader) (Item, error) {
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return Item{}, fmt.Errorf("spool put: meta: %w", err)
+	}
+	it := Item{ID: s.newID(), Kind: kind, Created: s.clk.Now().UTC(), Meta: mb}
+	room := s.room()
+	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"*")
+	if err != nil {
+		return Item{}, fmt.Errorf("spool put: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	n, err := io.Copy(tmp, io.LimitReader(body, room+1))
+	if err == nil && n > room {
+		err = ErrFull
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if errors.Is(err, ErrFull) {
+			s.refused.Add(1)
+		}
+		return Item{}, fmt.Errorf("spool put %s: %w", kind, err)
+	}
+	it.Size = n
+	s.mu.Lock()
+	if s.bytes+n > s.max { // another Put won the room meanwhile
+		s.mu.Unlock()
+		s.refused.Add(1)
+		return Item{}, fmt.Errorf("spool put %s: %w", kind, ErrFull)
+	}
+	s.bytes += n // reserve before the slow renames
+	s.mu.Unlock()
+	if err := os.Rename(tmp.Name(), s.path(it.ID, dataSuffix)); err != nil {
+		s.unreserve(n)
+		return Item{}, fmt.Errorf("spool put: %w", err)
+	}
+	if err := s.writeMeta(it); err != nil {
+		_ = os.Remove(s.path(it.ID, dataSuffix))
+		s.unreserve(n)
+		return Item{}, fmt.Errorf("spool put: %w", err)
+	}
+	s.mu.Lock()
+	s.items[it.ID] = it
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	return it, nil
+}
+
+func (s *Spool) room() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.max - s.bytes; r > 0 {
+		return r
+	}
+	return 0
+}
+
+func (s *Spool) unreserve(n int64) {
+	s.mu.Lock()
+	s.bytes -= n
+	s.mu.Unlock()
+}
+
+func (s *Spool) path(id, suffix string) string { return filepath.Join(s.dir, id+suffix) }
+
+// writeMeta commits it's metadata atomically and fsyncs the directory.
+func (s *Spool) writeMeta(it Item) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(s.path(it.ID, metaSuffix), b, 0o600); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Open returns the item's data for reading (it supports ReadAt and Seek).
+func (s *Spool) Open(id string) (*os.File, error) {
+	f, err := os.Open(s.path(id, dataSuffix))
+	if err != nil {
+		return nil, fmt.Errorf("spool open %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// Get returns the item with id.
+func (s *Spool) Get(id string) (Item, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, ok := s.items[id]
+	return it, ok
+}
+
+// SetProgress durably records the deliverer's resumable state for id, so a
+// restart resumes (for example, without re-sending finished upload parts).
+func (s *Spool) SetProgress(id string, progress any) error {
+	b, err := json.Marshal(progress)
+	if err != nil {
+		return fmt.Errorf("spool progress: %w", err)
+	}
+	s.mu.Lock()
+	it, ok := s.items[id]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("spool progress %s: no such item", id)
+	}
+	it.Progress = b
+	if err := s.writeMeta(it); err != nil {
+		return fmt.Errorf("spool progress %s: %w", id, err)
+	}
+	s.mu.Lock()
+	if _, still := s.items[id]; still {
+		s.items[id] = it
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Remove deletes an item after its peer acknowledged it. The metadata goes
+// first, so a crash in between leaves only orphan data that Open deletes.
+func (s *Spool) Remove(id string) error {
+	s.mu.Lock()
+	it, ok := s.items[id]
+	delete(s.items, id)
+	if ok {
+		s.bytes -= it.Size
+	}
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := os.Remove(s.path(id, metaSuffix)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("spool remove %s: %w", id, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("spool remove %s: %w", id, err)
+	}
+	if err := os.Remove(s.path(id, dataSuffix)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("spool remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// Items returns the queued items, oldest first.
+func (s *Spool) Items() []Item {
+	s.mu.Lock()
+	out := make([]Item, 0, len(s.items))
+	for _, it := range s.items {
+		out = append(out, it)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Stats returns the counters.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	n, b := len(s.items), s.bytes
+	s.mu.Unlock()
+	return Stats{Items: n, Bytes: b, Refused: s.refused.Load(), Delivered: s.delivered.Load(),
+		Rejected: s.rejected.Load(), Retries: s.retrys.Load()}
+}
+
+// Notify returns a channel that receives after each Put (coalesced).
+func (s *Spool) Notify() <-chan struct{} { return s.notify }
+
+// DeliverFunc uploads one item. body is positioned at offset 0 and supports
+// ReadAt. It returns nil once the peer acknowledged the item; an error
+// wrapped with retry.Permanent when the peer refused it for good (the item is
+// dropped and counted); any other error is retried with backoff.
+type DeliverFunc func(ctx context.Context, it Item, body *os.File) error
+
+// Deliver runs until ctx ends, delivering items oldest first. A failed item is
+// retried with backoff (honouring retry.RetryAfter) before the next one is
+// tried, so the peer sees items in capture order. It returns ctx.Err().
+func (s *Spool) Deliver(ctx context.Context, deliver DeliverFunc, policy retry.Policy) error {
+	bo := retry.New(policy)
+	for {
+		items := s.Items()
+		if len(items) == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.notify:
+				continue
+			}
+		}
+		for _, it := range items {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if _, ok := s.Get(it.ID); !ok {
+				continue
+			}
+			it, _ = s.Get(it.ID) // pick up the latest Progress
+			err := s.deliverOne(ctx, deliver, it)
+			switch {
+			case err == nil:
+				bo.Reset()
+				s.delivered.Add(1)
+				if err := s.Remove(it.ID); err != nil {
+					s.log.Error("spool: remove delivered item", "err", err)
+				}
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case retry.IsPermanent(err):
+				bo.Reset()
+				s.rejected.Add(1)
+				s.log.Warn("spool: peer refused item; dropped", "id", it.ID, "kind", it.Kind, "err", err)
+				if err := s.Remove(it.ID); err != nil {
+					s.log.Error("spool: remove refused item", "err", err)
+				}
+			default:
+				s.retrys.Add(1)
+				wait := bo.NextFor(err)
+				s.log.Warn("spool: delivery failed; will retry", "id", it.ID, "kind", it.Kind, "err", err, "retry_in", wait.Round(time.Millisecond))
+				if s.clk.Sleep(ctx, wait) != nil {
+					return ctx.Err()
+				}
+			}
+			if err != nil && !retry.IsPermanent(err) {
+				break // retry from the oldest again
+			}
+		}
+	}
+}
+
+func (s *Spool) deliverOne(ctx context.Context, deliver DeliverFunc, it Item) error {
+	f, err := s.Open(it.ID)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return deliver(ctx, it, f)
+}
+
+// WriteFileAtomic writes data to path so that readers (and a crash) see either
+// the old content or the new, never a mix: temp file in the same directory,
+// fsync, chmod perm, rename, fsync the directory. Used for the spool and for
+// token files (perm 0600).
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
