@@ -1,0 +1,264 @@
+// Package status serves the agent's status API on status.listen: /healthz,
+// /status (JSON), /metrics (Prometheus text) and / (a small HTML page). Every
+// endpoint renders one Snapshot taken at request time, so the numbers on the
+// page, in JSON and in metrics always agree.
+//
+// Concurrency: the Server is safe for concurrent requests; the snapshot
+// function it is given must be too.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Snapshot is the whole /status document.
+type Snapshot struct {
+	Device  Device         `json:"device"`
+	Version string         `json:"version"`
+	Started time.Time      `json:"started"`
+	Links   []LinkStatus   `json:"links"`
+	Sensors []SensorStatus `json:"sensors"`
+	Notes   []string       `json:"notes,omitempty"`
+}
+
+// Device is the board identity.
+type Device struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// LinkStatus is one link. State is connecting|up|backoff|stopped|failed.
+type LinkStatus struct {
+	Name       string            `json:"name"`
+	Kind       string            `json:"kind"`
+	State      string            `json:"state"`
+	Since      time.Time         `json:"since"`
+	LastError  string            `json:"last_error"`
+	Reconnects uint64            `json:"reconnects"`
+	BytesIn    int64             `json:"bytes_in"`
+	BytesOut   int64             `json:"bytes_out"`
+	MsgsIn     int64             `json:"messages_in"`
+	MsgsOut    int64             `json:"messages_out"`
+	Details    map[string]string `json:"details,omitempty"`
+	Spool      *SpoolStatus      `json:"spool,omitempty"`
+}
+
+// SpoolStatus is a link's upload queue.
+type SpoolStatus struct {
+	Items     int    `json:"items"`
+	Bytes     int64  `json:"bytes"`
+	Refused   uint64 `json:"refused"`
+	Delivered uint64 `json:"delivered"`
+	Rejected  uint64 `json:"rejected"`
+}
+
+// SensorStatus is one sensor.
+type SensorStatus struct {
+	Name        string    `json:"name"`
+	Kind        string    `json:"kind"`
+	Class       string    `json:"class"`
+	State       string    `json:"state"`
+	Subscribers int       `json:"subscribers"`
+	Samples     uint64    `json:"samples"`
+	Dropped     uint64    `json:"dropped"`
+	Restarts    uint64    `json:"restarts"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastSample  time.Time `json:"last_sample,omitzero"`
+}
+
+// LinkStates lists the states in the contract's order.
+var LinkStates = []string{"connecting", "up", "backoff", "stopped", "failed"}
+
+// Server is the status HTTP server.
+type Server struct {
+	snapshot func() Snapshot
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	mux      *http.ServeMux
+
+	mu  sync.Mutex
+	srv *http.Server
+}
+
+// New returns a server rendering snapshot. It registers its own Prometheus
+// registry (no global state): the agent's collector plus Go and process
+// collectors.
+func New(snapshot func() Snapshot, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{snapshot: snapshot, log: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	s.reg.MustRegister(&collector{snapshot: snapshot},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	s.mux.HandleFunc("GET /status", s.handleStatus)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: nil}))
+	s.mux.HandleFunc("GET /{$}", s.handlePage)
+	return s
+}
+
+// Handler returns the HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully (in-flight
+// requests get up to 2 s). It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("status server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("status server: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(s.snapshot())
+}
+
+var page = template.Must(template.New("page").Funcs(template.FuncMap{
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return "–"
+		}
+		return time.Since(t).Round(time.Second).String() + " ago"
+	},
+}).Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<title>edge-agent {{.Device.Name}}</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin-bottom:1.5em}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
+.up,.running{color:#080}.backoff,.connecting,.idle{color:#a60}.failed,.error{color:#c00}.stopped{color:#666}
+small{color:#666}
+</style></head><body>
+<h1>edge-agent <small>{{.Version}}</small></h1>
+<p>Device <b>{{.Device.Name}}</b> · id {{.Device.ID}} · type {{.Device.Type}} · started {{ago .Started}}</p>
+{{range .Notes}}<p><i>{{.}}</i></p>{{end}}
+<h2>Links</h2>
+<table><tr><th>name</th><th>kind</th><th>state</th><th>since</th><th>reconnects</th><th>in / out</th><th>spool</th><th>details</th><th>last error</th></tr>
+{{range .Links}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td class="{{.State}}">{{.State}}</td><td>{{ago .Since}}</td><td>{{.Reconnects}}</td>
+<td>{{.MsgsIn}} msg / {{.MsgsOut}} msg</td><td>{{with .Spool}}{{.Items}} queued · {{.Delivered}} sent{{end}}</td>
+<td>{{range $k, $v := .Details}}{{$k}}={{$v}} {{end}}</td><td>{{.LastError}}</td></tr>
+{{else}}<tr><td colspan="9">no links configured</td></tr>{{end}}
+</table>
+<h2>Sensors</h2>
+<table><tr><th>name</th><th>kind</th><th>class</th><th>state</th><th>subscribers</th><th>samples</th><th>dropped</th><th>last sample</th><th>last error</th></tr>
+{{range .Sensors}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Class}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Subscribers}}</td>
+<td>{{.Samples}}</td><td>{{.Dropped}}</td><td>{{ago .LastSample}}</td><td>{{.LastError}}</td></tr>
+{{else}}<tr><td colspan="9">no sensors configured</td></tr>{{end}}
+</table>
+<p><a href="/status">/status</a> · <a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a></p>
+</body></html>
+`))
+
+func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := page.Execute(w, s.snapshot()); err != nil {
+		s.log.Debug("status page", "err", err)
+	}
+}
+
+// collector exports a Snapshot as Prometheus metrics at scrape time.
+type collector struct{ snapshot func() Snapshot }
+
+var (
+	descLinkState   = prometheus.NewDesc("edge_agent_link_state", "1 for the link's current state, 0 for the others.", []string{"link", "kind", "state"}, nil)
+	descReconnects  = prometheus.NewDesc("edge_agent_link_reconnects_total", "Sessions that ended and were retried.", []string{"link", "kind"}, nil)
+	descBytesIn     = prometheus.NewDesc("edge_agent_link_bytes_in_total", "Bytes received by the link.", []string{"link", "kind"}, nil)
+	descBytesOut    = prometheus.NewDesc("edge_agent_link_bytes_out_total", "Bytes sent by the link.", []string{"link", "kind"}, nil)
+	descMsgsIn      = prometheus.NewDesc("edge_agent_link_messages_in_total", "Messages received by the link.", []string{"link", "kind"}, nil)
+	descMsgsOut     = prometheus.NewDesc("edge_agent_link_messages_out_total", "Messages sent by the link.", []string{"link", "kind"}, nil)
+	descDetail      = prometheus.NewDesc("edge_agent_link_detail", "Link-specific status value (paused, recording…), 1 for the current value.", []string{"link", "key", "value"}, nil)
+	descSpoolItems  = prometheus.NewDesc("edge_agent_spool_items", "Items waiting in the link's durable upload spool.", []string{"link"}, nil)
+	descSpoolBytes  = prometheus.NewDesc("edge_agent_spool_bytes", "Bytes waiting in the link's durable upload spool.", []string{"link"}, nil)
+	descSpoolRef    = prometheus.NewDesc("edge_agent_spool_refused_total", "Items refused because the spool was full.", []string{"link"}, nil)
+	descSpoolDel    = prometheus.NewDesc("edge_agent_spool_delivered_total", "Items delivered and removed from the spool.", []string{"link"}, nil)
+	descSpoolRej    = prometheus.NewDesc("edge_agent_spool_rejected_total", "Items the peer refused for good (dropped).", []string{"link"}, nil)
+	descSamples     = prometheus.NewDesc("edge_agent_sensor_samples_total", "Samples (rows, blocks, frames) produced by the sensor.", []string{"sensor", "kind"}, nil)
+	descDropped     = prometheus.NewDesc("edge_agent_sensor_dropped_total", "Samples lost to full subscriber queues.", []string{"sensor", "kind"}, nil)
+	descSubscribers = prometheus.NewDesc("edge_agent_sensor_subscribers", "Current subscribers of the sensor.", []string{"sensor", "kind"}, nil)
+	descRestarts    = prometheus.NewDesc("edge_agent_sensor_restarts_total", "Times the sensor's source failed and was restarted.", []string{"sensor", "kind"}, nil)
+	descBuild       = prometheus.NewDesc("edge_agent_build_info", "Agent version.", []string{"version"}, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLinkState, descReconnects, descBytesIn, descBytesOut, descMsgsIn,
+		descMsgsOut, descDetail, descSpoolItems, descSpoolBytes, descSpoolRef, descSpoolDel, descSpoolRej,
+		descSamples, descDropped, descSubscribers, descRestarts, descBuild} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snapshot()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(descBuild, 1, s.Version)
+	for _, l := range s.Links {
+		for _, st := range LinkStates {
+			v := 0.0
+			if st == l.State {
+				v = 1
+			}
+			gauge(descLinkState, v, l.Name, l.Kind, st)
+		}
+		counter(descReconnects, float64(l.Reconnects), l.Name, l.Kind)
+		counter(descBytesIn, float64(l.BytesIn), l.Name, l.Kind)
+		counter(descBytesOut, float64(l.BytesOut), l.Name, l.Kind)
+		counter(descMsgsIn, float64(l.MsgsIn), l.Name, l.Kind)
+		counter(descMsgsOut, float64(l.MsgsOut), l.Name, l.Kind)
+		for k, v := range l.Details {
+			gauge(descDetail, 1, l.Name, k, v)
+		}
+		if sp := l.Spool; sp != nil {
+			gauge(descSpoolItems, float64(sp.Items), l.Name)
+			gauge(descSpoolBytes, float64(sp.Bytes), l.Name)
+			counter(descSpoolRef, float64(sp.Refused), l.Name)
+			counter(descSpoolDel, float64(sp.Delivered), l.Name)
+			counter(descSpoolRej, float64(sp.Rejected), l.Name)
+		}
+	}
+	for _, x := range s.Sensors {
+		counter(descSamples, float64(x.Samples), x.Name, x.Kind)
+		counter(descDropped, float64(x.Dropped), x.Name, x.Kind)
+		gauge(descSubscribers, float64(x.Subscribers), x.Name, x.Kind)
+		counter(descRestarts, float64(x.Restarts), x.Name, x.Kind)
+	}
+}
