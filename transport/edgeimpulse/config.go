@@ -1,14 +1,23 @@
 // Package edgeimpulse is the Edge Impulse remote-management link: a WebSocket
-// (Hello v3, JSON or CBOR) answering sample requests and streaming snapshots,
-// with signed uploads to the ingestion service.
+// (Hello v3, JSON or CBOR) answering Studio's sample requests and streaming
+// camera snapshots, with signed uploads to the ingestion service that go
+// through the link's durable spool, so a recorded sample survives an
+// ingestion outage or an agent restart.
+//
+// The wire facts are in ../shared/specs/edge-impulse.md. Files: config.go
+// (the `edgeimpulse:` block), codec.go (message codec), acquisition.go (the
+// signed data-acquisition file), link.go (Dial and the Hello), session.go
+// (Serve: reader, writer, keep-alive), sample.go (sample requests),
+// snapshot.go and scale.go (snapshot streaming), upload.go (spool and
+// ingestion). eitest is the in-process fake of the service.
 package edgeimpulse
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors"
-	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
 // Config is the `edgeimpulse:` block of a link.
@@ -23,7 +32,27 @@ type Config struct {
 	Sensors            []string `yaml:"sensors"`
 	CAFile             string   `yaml:"ca_file"`
 	InsecureSkipVerify bool     `yaml:"insecure_skip_verify"`
+
+	// PingInterval is how often the link pings the server (spec §1: 30 s).
+	PingInterval conf.Duration `yaml:"ping_interval"`
+	// PongTimeout is how long after a ping without any answer the link is
+	// declared dead and the session ends (the supervisor reconnects).
+	PongTimeout conf.Duration `yaml:"pong_timeout"`
+
+	// UploadRetry is the backoff of spooled uploads; zero fields take
+	// retry.DefaultPolicy. Not in the YAML: tests shorten it.
+	UploadRetry retry.Policy `yaml:"-"`
+	// SnapshotLowInterval is the minimum gap between low-resolution snapshot
+	// frames (200 ms: ≤ 5 fps, like the serial daemon). Not in the YAML.
+	SnapshotLowInterval time.Duration `yaml:"-"`
 }
+
+// Defaults.
+const (
+	DefaultPingInterval = 30 * time.Second
+	DefaultPongTimeout  = 10 * time.Second
+	defaultLowInterval  = 200 * time.Millisecond
+)
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
@@ -36,6 +65,12 @@ func (c *Config) SetDefaults() {
 	if c.Encoding == "" {
 		c.Encoding = "json"
 	}
+	if c.PingInterval == 0 {
+		c.PingInterval = conf.Duration(DefaultPingInterval)
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = conf.Duration(DefaultPongTimeout)
+	}
 }
 
 // Validate records every problem with the block and resolves secrets.
@@ -47,6 +82,19 @@ func (c *Config) Validate(v *conf.Validator) {
 	if len(c.Sensors) == 0 {
 		v.Errorf("sensors", "required: the sensors offered to Studio")
 	}
+	seen := map[string]bool{}
+	for i, s := range c.Sensors {
+		if seen[s] {
+			v.Errorf(fmt.Sprintf("sensors[%d]", i), "%q is listed twice", s)
+		}
+		seen[s] = true
+	}
+	if c.PingInterval.D() < 0 {
+		v.Errorf("ping_interval", "must be > 0")
+	}
+	if c.PongTimeout.D() < 0 {
+		v.Errorf("pong_timeout", "must be > 0")
+	}
 }
 
 // SensorNames maps config fields to the sensors they name, for the loader's
@@ -57,10 +105,4 @@ func (c *Config) SensorNames() map[string]string {
 		out[fmt.Sprintf("sensors[%d]", i)] = s
 	}
 	return out
-}
-
-// New returns the link. The link is being written (see the open issue); until
-// then it reports that it is not built.
-func New(cfg Config, deps transport.Deps) (transport.Link, error) {
-	return nil, fmt.Errorf("edgeimpulse link %q: %w", deps.Name, sensors.ErrNotBuilt)
 }

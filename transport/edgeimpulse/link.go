@@ -1,0 +1,274 @@
+package edgeimpulse
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/transport"
+)
+
+// Default limits the Hello advertises when a sensor does not state its own
+// (the Linux client's values, spec §3.1).
+const (
+	defaultMotionMax = 5 * time.Minute
+	defaultAudioMax  = time.Hour
+	cameraMaxS       = 60000
+	handshakeTimeout = 10 * time.Second
+	writeTimeout     = 10 * time.Second
+)
+
+// Link is one configured Edge Impulse link. Dial makes one remote-management
+// session; Work (transport.Worker) delivers spooled uploads for the link's
+// whole life, independently of the socket, so an upload that failed is
+// retried even while Studio is unreachable.
+//
+// Concurrency: Dial, Work and the sessions may run concurrently; the link's
+// own state (the upload waiters) is guarded by wmu.
+type Link struct {
+	cfg  Config
+	deps transport.Deps
+	log  *slog.Logger
+	enc  Encoding
+
+	// offered are the configured sensors in Hello order.
+	offered []offered
+	// camera is the sensor snapshots stream from ("" when none).
+	camera string
+
+	dialer  *websocket.Dialer
+	httpTr  *http.Transport
+	http    *http.Client
+	ingest  *url.URL
+	logRate *rateLimiter
+
+	wmu     sync.Mutex
+	waiters map[string]chan error // spool id → the session waiting for its first attempt
+}
+
+type offered struct {
+	hello string // the name Studio sees and sends back in sample.sensor
+	name  string // the sensor's config name
+}
+
+// New checks the config against the hub and returns the link. Every sensor
+// must exist; H.264 video sensors are refused (Edge Impulse ingests stills,
+// and an MP4 muxer is not part of this link).
+func New(cfg Config, deps transport.Deps) (transport.Link, error) {
+	return newLink(cfg, deps)
+}
+
+func newLink(cfg Config, deps transport.Deps) (*Link, error) {
+	op := fmt.Sprintf("edgeimpulse link %q", deps.Name)
+	if deps.Hub == nil || deps.Spool == nil || deps.Stats == nil || deps.Clock == nil {
+		return nil, fmt.Errorf("%s: hub, spool, stats and clock are required", op)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.SetDefaults()
+	if cfg.APIKey == "" {
+		return nil, fmt.Errorf("%s: no api key (Validate resolves api_key_file)", op)
+	}
+	l := &Link{cfg: cfg, deps: deps, log: deps.Logger.With("link", deps.Name, "kind", "edgeimpulse"),
+		enc: Encoding(cfg.Encoding), waiters: map[string]chan error{}, logRate: newRateLimiter(time.Minute)}
+	if l.enc != JSON && l.enc != CBOR {
+		return nil, fmt.Errorf("%s: unknown encoding %q", op, cfg.Encoding)
+	}
+	if l.cfg.SnapshotLowInterval <= 0 {
+		l.cfg.SnapshotLowInterval = defaultLowInterval
+	}
+	hellos := map[string]string{}
+	for _, name := range cfg.Sensors {
+		info, ok := deps.Hub.Info(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: sensor %q: %w", op, name, sensors.ErrUnknownSensor)
+		}
+		h := name
+		switch info.Class {
+		case sensors.Still:
+			h = fmt.Sprintf("Camera (%dx%d)", info.Width, info.Height)
+			if l.camera == "" {
+				l.camera = name
+			}
+		case sensors.Video:
+			return nil, fmt.Errorf("%s: sensor %q is H.264 video; Edge Impulse sampling takes stills (offer a JPEG camera sensor)", op, name)
+		}
+		if other, dup := hellos[h]; dup {
+			return nil, fmt.Errorf("%s: sensors %q and %q would both be offered as %q", op, other, name, h)
+		}
+		hellos[h] = name
+		l.offered = append(l.offered, offered{hello: h, name: name})
+	}
+	var err error
+	if l.ingest, err = url.Parse(cfg.IngestionURL); err != nil {
+		return nil, fmt.Errorf("%s: ingestion_url: %w", op, err)
+	}
+	tc, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	l.dialer = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: handshakeTimeout,
+		TLSClientConfig: tc, ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
+	l.httpTr = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tc.Clone(),
+		ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: handshakeTimeout,
+		ResponseHeaderTimeout: 2 * time.Minute, MaxIdleConnsPerHost: 2}
+	l.http = &http.Client{Transport: l.httpTr}
+	return l, nil
+}
+
+// tlsConfig verifies peers unless insecure_skip_verify, trusting ca_file in
+// addition to the system roots.
+func tlsConfig(cfg Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in per link
+	if cfg.CAFile == "" {
+		return tc, nil
+	}
+	pem, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca_file %s: no PEM certificate found", cfg.CAFile)
+	}
+	tc.RootCAs = pool
+	return tc, nil
+}
+
+// hello builds the v3 Hello from the sensors' current descriptions (a driver
+// refines its rate once the device is open).
+func (l *Link) hello() helloMsg {
+	h := hello{Version: 3, APIKey: l.cfg.APIKey, DeviceID: l.deps.Device.ID, DeviceType: l.deps.Device.Type,
+		Connection: "ip", Sensors: make([]helloSensor, 0, len(l.offered)), SupportsSnapshotStreaming: l.camera != ""}
+	if h.DeviceType == "" {
+		h.DeviceType = "EDGE_IMPULSE_LINUX"
+	}
+	if h.DeviceID == "" {
+		h.DeviceID = "00:00:00:00:00:00"
+	}
+	for _, o := range l.offered {
+		info, _ := l.deps.Hub.Info(o.name)
+		hs := helloSensor{Name: o.hello, Frequencies: []float64{}}
+		switch info.Class {
+		case sensors.Still:
+			hs.MaxSampleLengthS = cameraMaxS
+		default:
+			hs.MaxSampleLengthS = maxLength(info).Seconds()
+			hs.Frequencies = frequencies(info)
+		}
+		h.Sensors = append(h.Sensors, hs)
+	}
+	return helloMsg{Hello: h}
+}
+
+func maxLength(info sensors.Info) time.Duration {
+	switch {
+	case info.MaxSampleLength > 0:
+		return info.MaxSampleLength
+	case info.Class == sensors.Audio:
+		return defaultAudioMax
+	}
+	return defaultMotionMax
+}
+
+func frequencies(info sensors.Info) []float64 {
+	if len(info.Frequencies) > 0 {
+		return append([]float64(nil), info.Frequencies...)
+	}
+	if info.Rate > 0 {
+		return []float64{info.Rate}
+	}
+	return []float64{}
+}
+
+// ErrHelloRejected is wrapped (permanently) when the server answers the Hello
+// with hello:false, typically for a bad API key.
+var ErrHelloRejected = errors.New("hello rejected")
+
+// Dial opens the WebSocket, sends the Hello in the configured encoding and
+// waits for the server's verdict. hello:false is permanent (the key or the
+// device is refused; retrying cannot fix it). A 429/503 with Retry-After on
+// the upgrade is honoured.
+func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
+	conn, resp, err := l.dialer.DialContext(ctx, l.cfg.RemoteMgmtURL, nil)
+	if err != nil {
+		if resp != nil {
+			resp.Body.Close()
+			err = fmt.Errorf("edgeimpulse dial: %s: %w", resp.Status, err)
+			if d, ok := retry.ParseRetryAfter(resp.Header, l.deps.Clock.Now()); ok {
+				return nil, retry.RetryAfter(err, d)
+			}
+			return nil, err
+		}
+		return nil, fmt.Errorf("edgeimpulse dial: %w", err)
+	}
+	conn.SetReadLimit(maxMessageBytes)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	s, err := l.handshake(conn)
+	if !stop() || err != nil {
+		conn.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func (l *Link) handshake(conn *websocket.Conn) (*session, error) {
+	s := newSession(l, conn)
+	b, err := EncodeMessage(l.enc, l.hello())
+	if err != nil {
+		return nil, err
+	}
+	conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	if err := conn.WriteMessage(s.frameType, b); err != nil {
+		return nil, fmt.Errorf("edgeimpulse hello: send: %w", err)
+	}
+	l.deps.Stats.MsgsOut.Add(1)
+	l.deps.Stats.BytesOut.Add(int64(len(b)))
+	conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	for {
+		in, err := s.read()
+		if err != nil {
+			if errors.Is(err, ErrMalformed) {
+				continue
+			}
+			return nil, fmt.Errorf("edgeimpulse hello: %w", err)
+		}
+		switch in.Type {
+		case msgHello:
+			if !in.HelloOK {
+				reason := in.Err
+				if reason == "" {
+					reason = "no reason given"
+				}
+				l.deps.Stats.SetDetail("hello_error", reason)
+				return nil, retry.Permanent(fmt.Errorf("edgeimpulse hello: %w: %s", ErrHelloRejected, reason))
+			}
+			l.deps.Stats.SetDetail("hello_error", "")
+			l.deps.Stats.SetDetail("encoding", string(l.enc))
+			return s, nil
+		case msgErr:
+			return nil, fmt.Errorf("edgeimpulse hello: server error: %s", in.Err)
+		default:
+			l.log.Debug("message before hello reply ignored", "keys", in.Keys)
+		}
+	}
+}

@@ -1,0 +1,426 @@
+package edgeimpulse
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime/multipart"
+	"net/textproto"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edge-agent/edge-agent/sensors"
+)
+
+const (
+	// freqTolerance is how far 1000/interval may be from an offered
+	// frequency and still select it (Studio sends e.g. 0.0625 ms exactly,
+	// but 1000/62.5 = 16 ms comes back rounded by some UIs).
+	freqTolerance = 0.01
+	// maxQueue caps a NoDrop subscription's queue; the capture loop drains it
+	// as fast as the disk takes rows, so the cap only has to cover jitter.
+	maxQueue = 8192
+	// firstSampleTimeout bounds the wait for a sensor to start delivering.
+	firstSampleTimeout = 10 * time.Second
+	// uploadWait bounds how long the session waits for the first upload
+	// attempt before telling Studio the sample is queued.
+	uploadWait = 2 * time.Minute
+)
+
+// samplePlan is a validated sample request.
+type samplePlan struct {
+	req    SampleRequest
+	sensor string
+	info   sensors.Info
+	freq   float64 // output rows per second (motion, audio)
+	rows   int
+}
+
+// plan validates a request against the offered sensors: a known sensor, a
+// length within its maximum, and an interval matching one of its
+// frequencies. The errors are sent to Studio as {sample:false, error}.
+func (l *Link) plan(r SampleRequest) (samplePlan, error) {
+	p := samplePlan{req: r}
+	for _, o := range l.offered {
+		if o.hello == r.Sensor || (r.Sensor == "" && len(l.offered) == 1) {
+			p.sensor = o.name
+		}
+	}
+	if p.sensor == "" {
+		return p, fmt.Errorf("Invalid sensor: %s", r.Sensor)
+	}
+	info, ok := l.deps.Hub.Info(p.sensor)
+	if !ok {
+		return p, fmt.Errorf("Invalid sensor: %s", r.Sensor)
+	}
+	p.info = info
+	if !strings.HasPrefix(r.Path, "/") || strings.Contains(r.Path, "..") || strings.ContainsAny(r.Path, "?#") {
+		return p, fmt.Errorf("invalid ingestion path %q", r.Path)
+	}
+	if info.Class == sensors.Still {
+		return p, nil
+	}
+	if !(r.Length > 0) {
+		return p, fmt.Errorf("invalid sample length %v ms", r.Length)
+	}
+	if max := maxLength(info); time.Duration(r.Length*float64(time.Millisecond)) > max {
+		return p, fmt.Errorf("sample length %v ms is longer than the maximum %v for %s", r.Length, max, r.Sensor)
+	}
+	freqs := frequencies(info)
+	if r.Interval <= 0 {
+		p.freq = info.Rate
+	} else {
+		want := 1000 / r.Interval
+		for _, f := range freqs {
+			if math.Abs(want-f) <= freqTolerance*f {
+				p.freq = f
+				break
+			}
+		}
+		if p.freq == 0 {
+			return p, fmt.Errorf("unsupported interval %v ms (%.4g Hz) for %s; supported: %v Hz", r.Interval, want, r.Sensor, freqs)
+		}
+	}
+	if !(p.freq > 0) {
+		return p, fmt.Errorf("sensor %s reports no sampling rate", r.Sensor)
+	}
+	p.rows = int(math.Round(p.freq * r.Length / 1000))
+	if p.rows < 1 {
+		return p, fmt.Errorf("sample length %v ms is shorter than one reading at %g Hz", r.Length, p.freq)
+	}
+	return p, nil
+}
+
+// handleSample answers a sample request at once and runs the capture in a
+// session task. One sample runs at a time; snapshot streaming continues
+// beside it (the Linux client's behaviour).
+func (s *session) handleSample(ctx context.Context, r SampleRequest) {
+	if !s.sampling.CompareAndSwap(false, true) {
+		_ = s.send(ctx, sampleReply{Sample: false, Error: "Device is already sampling"})
+		return
+	}
+	p, err := s.l.plan(r)
+	if err != nil {
+		s.sampling.Store(false)
+		s.l.log.Info("sample request refused", "sensor", r.Sensor, "err", err)
+		_ = s.send(ctx, sampleReply{Sample: false, Error: err.Error()})
+		return
+	}
+	if err := s.send(ctx, sampleReply{Sample: true}); err != nil {
+		s.sampling.Store(false)
+		return
+	}
+	s.l.log.Info("sampling", "sensor", p.sensor, "label", r.Label, "length_ms", r.Length, "hz", p.freq)
+	s.tasks.Go(func() {
+		defer s.sampling.Store(false)
+		if err := s.runSample(ctx, p); err != nil {
+			if ctx.Err() != nil {
+				s.l.log.Info("sample abandoned: session ended", "sensor", p.sensor)
+				return
+			}
+			s.l.log.Warn("sample failed", "sensor", p.sensor, "label", r.Label, "err", err)
+			_ = s.send(ctx, sampleReply{Sample: false, Error: err.Error()})
+			return
+		}
+		s.l.log.Info("sample finished", "sensor", p.sensor, "label", r.Label)
+	})
+}
+
+// runSample captures, stores and uploads one sample, sending the progress
+// messages of spec §3.6. A capture cut short by the session's end is
+// discarded (Studio saw the device leave); once captured, the sample is in
+// the spool before any upload is tried and is never lost.
+func (s *session) runSample(ctx context.Context, p samplePlan) error {
+	var (
+		meta uploadMeta
+		body io.Reader
+		err  error
+	)
+	if p.info.Class == sensors.Still {
+		meta, body, err = s.captureStill(ctx, p)
+	} else {
+		var f *os.File
+		meta, f, err = s.captureSeries(ctx, p)
+		if f != nil {
+			defer func() { f.Close(); os.Remove(f.Name()) }()
+			body = f
+		}
+	}
+	if err != nil {
+		return err
+	}
+	id, result, err := s.l.enqueue(meta, body)
+	if err != nil {
+		return fmt.Errorf("store sample: %w", err)
+	}
+	if err := s.send(ctx, sampleUploading{SampleUploading: true}); err != nil {
+		s.l.forget(id)
+		return err
+	}
+	t := time.NewTimer(uploadWait)
+	defer t.Stop()
+	select {
+	case err = <-result:
+	case <-ctx.Done():
+		s.l.forget(id)
+		return ctx.Err()
+	case <-t.C:
+		s.l.forget(id)
+		return errors.New("upload still queued behind earlier uploads; kept on the device and sent later")
+	}
+	if err != nil {
+		return fmt.Errorf("upload failed; kept on the device and retried later: %w", err)
+	}
+	return s.send(ctx, sampleFinished{SampleFinished: true})
+}
+
+// captureSeries records a motion or audio window through the hub into a
+// signed acquisition file written straight to a temp file in StateDir. The
+// returned file is complete, signed and positioned at 0.
+func (s *session) captureSeries(ctx context.Context, p samplePlan) (uploadMeta, *os.File, error) {
+	l := s.l
+	length := time.Duration(p.req.Length * float64(time.Millisecond))
+	// Queue sized for the window (audio arrives in blocks of ≥ 10 ms).
+	perSec := p.info.Rate
+	if p.info.Class == sensors.Audio {
+		perSec = 100
+	}
+	q := min(int(perSec*length.Seconds())+64, maxQueue)
+	sub, err := l.deps.Hub.Subscribe(p.sensor, sensors.SubscribeOptions{Policy: sensors.NoDrop, Queue: q, Label: l.deps.Name})
+	if err != nil {
+		return uploadMeta{}, nil, fmt.Errorf("open sensor: %w", err)
+	}
+	defer sub.Close()
+	info := sub.Info()
+
+	f, err := os.CreateTemp(l.deps.StateDir, "sample-*.tmp")
+	if err != nil {
+		return uploadMeta{}, nil, fmt.Errorf("sample file: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	acq := Acquisition{DeviceName: l.deps.Device.ID, DeviceType: l.hello().Hello.DeviceType, IntervalMs: 1000 / p.freq}
+	if now := l.deps.Clock.Now(); now.Year() >= 2024 {
+		acq.IAT = now.Unix()
+	}
+	if info.Class == sensors.Audio {
+		acq.Sensors = []AcqSensor{{Name: "audio", Units: "wav"}}
+		acq.Ints = true
+	} else {
+		units := info.Units
+		if units == "" {
+			units = "N/A"
+		}
+		for _, a := range info.Axes {
+			acq.Sensors = append(acq.Sensors, AcqSensor{Name: a, Units: units})
+		}
+	}
+	aw, err := NewAcqWriter(bw, l.enc, acq, []byte(p.req.HMACKey))
+	if err != nil {
+		return uploadMeta{}, nil, err
+	}
+
+	pick := newPicker(info.Rate, p.freq, p.rows)
+	deadline := time.NewTimer(firstSampleTimeout)
+	defer deadline.Stop()
+	started := false
+	row := make([]float64, len(acq.Sensors))
+	emit := func(v []float64) error { return aw.WriteRow(v) }
+	for !pick.done() {
+		var smp sensors.Sample
+		var open bool
+		select {
+		case <-ctx.Done():
+			return uploadMeta{}, nil, ctx.Err()
+		case <-deadline.C:
+			if !started {
+				return uploadMeta{}, nil, fmt.Errorf("sensor %s delivered nothing in %v", p.sensor, firstSampleTimeout)
+			}
+			return uploadMeta{}, nil, fmt.Errorf("sensor %s delivered %d of %d readings in time", p.sensor, pick.out, p.rows)
+		case smp, open = <-sub.C():
+		}
+		if !open {
+			return uploadMeta{}, nil, fmt.Errorf("sensor %s stopped during the sample", p.sensor)
+		}
+		if sub.Overrun() {
+			return uploadMeta{}, nil, fmt.Errorf("sensor %s: the link fell behind and readings were lost", p.sensor)
+		}
+		if !started {
+			started = true
+			// Allow twice the window plus slack for a slow sensor before failing.
+			deadline.Reset(2*length + firstSampleTimeout)
+			if err := s.send(ctx, sampleStarted{SampleStarted: true}); err != nil {
+				return uploadMeta{}, nil, err
+			}
+		}
+		switch info.Class {
+		case sensors.Audio:
+			ch := max(info.Channels, 1)
+			frames := len(smp.Data) / (2 * ch)
+			for i := 0; i < frames && !pick.done(); i++ {
+				var sum int
+				for c := 0; c < ch; c++ {
+					sum += int(int16(binary.LittleEndian.Uint16(smp.Data[2*(i*ch+c):])))
+				}
+				row[0] = float64(sum / ch)
+				if err := pick.feed(row, emit); err != nil {
+					return uploadMeta{}, nil, err
+				}
+			}
+		default:
+			if err := pick.feed(smp.Values, emit); err != nil {
+				return uploadMeta{}, nil, err
+			}
+		}
+	}
+	sub.Close() // release the sensor before the slow part
+	if err := s.send(ctx, sampleProcessing{SampleProcessing: true}); err != nil {
+		return uploadMeta{}, nil, err
+	}
+	signed, err := aw.Close()
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		_, err = f.WriteAt([]byte(signed.Signature), signed.Offset)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return uploadMeta{}, nil, fmt.Errorf("sample file: %w", err)
+	}
+	ok = true
+	ext, ctype := ".json", "application/json"
+	if l.enc == CBOR {
+		ext, ctype = ".cbor", "application/cbor"
+	}
+	return uploadMeta{Path: p.req.Path, FileName: fileLabel(p.req.Label) + ext, Label: p.req.Label,
+		ContentType: ctype, Rows: signed.Rows, Sensor: p.sensor}, f, nil
+}
+
+// picker resamples a stream of rows at rate in to rate out by nearest
+// preceding reading: output row j is input row ⌊j·in/out⌋. When the rates
+// match it passes every row; below the running rate it decimates (Studio
+// asked for a lower offered frequency); above it repeats readings
+// (sample-and-hold), which only happens when a driver offers a frequency
+// higher than it runs at.
+type picker struct {
+	ratio    float64 // in/out
+	n        int     // input rows seen
+	out, max int
+}
+
+func newPicker(in, out float64, rows int) *picker {
+	r := 1.0
+	if in > 0 && out > 0 {
+		r = in / out
+	}
+	return &picker{ratio: r, max: rows}
+}
+
+func (p *picker) done() bool { return p.out >= p.max }
+
+func (p *picker) feed(row []float64, emit func([]float64) error) error {
+	for p.out < p.max && int(float64(p.out)*p.ratio+1e-9) == p.n {
+		if err := emit(row); err != nil {
+			return err
+		}
+		p.out++
+	}
+	p.n++
+	return nil
+}
+
+// captureStill takes the camera's next frame and wraps it as the multipart
+// `/files` upload the Linux client sends (spec §4.4): one part `data` named
+// <label>.jpg.
+func (s *session) captureStill(ctx context.Context, p samplePlan) (uploadMeta, io.Reader, error) {
+	l := s.l
+	sub, err := l.deps.Hub.Subscribe(p.sensor, sensors.SubscribeOptions{Policy: sensors.DropOldest, Queue: 1, Label: l.deps.Name})
+	if err != nil {
+		return uploadMeta{}, nil, fmt.Errorf("open camera: %w", err)
+	}
+	defer sub.Close()
+	t := time.NewTimer(firstSampleTimeout)
+	defer t.Stop()
+	var frame sensors.Sample
+	select {
+	case <-ctx.Done():
+		return uploadMeta{}, nil, ctx.Err()
+	case <-t.C:
+		return uploadMeta{}, nil, fmt.Errorf("camera %s delivered no frame in %v", p.sensor, firstSampleTimeout)
+	case smp, open := <-sub.C():
+		if !open {
+			return uploadMeta{}, nil, fmt.Errorf("camera %s stopped", p.sensor)
+		}
+		frame = smp
+	}
+	sub.Close()
+	if err := s.send(ctx, sampleStarted{SampleStarted: true}); err != nil {
+		return uploadMeta{}, nil, err
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	var rb [12]byte
+	_, _ = rand.Read(rb[:])
+	if err := mw.SetBoundary("edge-agent-" + hex.EncodeToString(rb[:])); err != nil {
+		return uploadMeta{}, nil, err
+	}
+	name := fileLabel(p.req.Label) + ".jpg"
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="data"; filename=%q`, name))
+	h.Set("Content-Type", "image/jpeg")
+	pw, err := mw.CreatePart(h)
+	if err == nil {
+		_, err = pw.Write(frame.Data)
+	}
+	if err == nil {
+		err = mw.Close()
+	}
+	if err != nil {
+		return uploadMeta{}, nil, fmt.Errorf("camera sample: %w", err)
+	}
+	return uploadMeta{Path: filesPath(p.req.Path), FileName: name, Label: p.req.Label,
+		ContentType: mw.FormDataContentType(), Files: true, Sensor: p.sensor}, &buf, nil
+}
+
+// filesPath maps a sample path (/api/training/data) to the multipart
+// endpoint of the same category (/api/training/files), honouring anomaly
+// and testing (unlike the Linux client, spec §7).
+func filesPath(path string) string {
+	if p, ok := strings.CutSuffix(path, "/data"); ok {
+		return p + "/files"
+	}
+	return path
+}
+
+// fileLabel makes a label safe as a file name stem; the ingestion service
+// infers the label from the leading [A-Za-z0-9 _-]+ of x-file-name.
+func fileLabel(label string) string {
+	var b strings.Builder
+	for _, r := range label {
+		if r == '/' || r == '\\' || r < 0x20 {
+			r = '_'
+		}
+		b.WriteRune(r)
+	}
+	if b.Len() == 0 {
+		return "sample"
+	}
+	return b.String()
+}

@@ -1,0 +1,238 @@
+package edgeimpulse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// outQueue bounds the writer's queue. Control messages wait for room;
+// snapshot frames are dropped (and counted) when it is full, so a slow uplink
+// sheds video instead of growing memory.
+const outQueue = 8
+
+// session is one live remote-management connection.
+//
+// Concurrency: Serve runs three goroutines it owns (reader, writer, pinger)
+// plus the session's tasks (one sample at a time, one snapshot stream), and
+// waits for all of them before it returns. Only the writer writes data
+// frames; pings use WriteControl, which gorilla allows concurrently. The
+// reader dispatches messages in order, so Studio's requests are handled in
+// the order they were sent.
+type session struct {
+	l         *Link
+	conn      *websocket.Conn
+	enc       Encoding
+	frameType int
+
+	out chan []byte
+	// tasks are the sample and snapshot goroutines started by the reader.
+	tasks    sync.WaitGroup
+	sampling atomic.Bool
+
+	mu   sync.Mutex
+	snap *snapRun // the running snapshot stream, nil when none
+
+	framesDropped atomic.Uint64
+	closeOnce     sync.Once
+}
+
+func newSession(l *Link, conn *websocket.Conn) *session {
+	s := &session{l: l, conn: conn, enc: l.enc, frameType: websocket.TextMessage, out: make(chan []byte, outQueue)}
+	if s.enc == CBOR {
+		s.frameType = websocket.BinaryMessage
+	}
+	return s
+}
+
+// errDeadLink ends a session whose peer stopped answering pings.
+var errDeadLink = errors.New("no answer to ping: link dead")
+
+// Serve runs the session until the connection fails, the peer goes silent
+// for PingInterval+PongTimeout, or ctx ends (then it returns nil).
+func (s *session) Serve(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() }) // unblocks the reader
+	defer stop()
+
+	alive := s.l.cfg.PingInterval.D() + s.l.cfg.PongTimeout.D()
+	s.conn.SetReadDeadline(time.Now().Add(alive))
+	s.conn.SetPongHandler(func(string) error {
+		return s.conn.SetReadDeadline(time.Now().Add(alive))
+	})
+
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	run := func(f func(context.Context) error) {
+		wg.Go(func() {
+			err := f(ctx)
+			errc <- err
+			cancel()
+		})
+	}
+	run(s.readLoop)
+	run(s.writeLoop)
+	run(s.pingLoop)
+	wg.Wait()
+	s.tasks.Wait()
+	s.stopSnapshotLocked()
+	if parent.Err() != nil {
+		return nil
+	}
+	var first error // the goroutine that failed first; the others saw ctx end
+	for len(errc) > 0 {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		first = errors.New("edgeimpulse: session ended")
+	}
+	return first
+}
+
+// Close releases the connection; safe after Serve returned.
+func (s *session) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		_ = s.conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		err = s.conn.Close()
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+	})
+	return err
+}
+
+// read returns the next message, decoded by its frame type (text is JSON,
+// binary is CBOR: spec §1's rule, which also copes with a server that
+// answers in the other encoding).
+func (s *session) read() (Inbound, error) {
+	typ, b, err := s.conn.ReadMessage()
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return Inbound{}, errDeadLink
+		}
+		return Inbound{}, err
+	}
+	s.l.deps.Stats.MsgsIn.Add(1)
+	s.l.deps.Stats.BytesIn.Add(int64(len(b)))
+	enc := JSON
+	if typ == websocket.BinaryMessage {
+		enc = CBOR
+	}
+	return DecodeMessage(enc, b)
+}
+
+func (s *session) readLoop(ctx context.Context) error {
+	for {
+		in, err := s.read()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrMalformed) {
+			s.l.logLimited("malformed", "malformed message ignored", "err", err)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("edgeimpulse read: %w", err)
+		}
+		s.dispatch(ctx, in)
+	}
+}
+
+func (s *session) dispatch(ctx context.Context, in Inbound) {
+	switch in.Type {
+	case msgSample:
+		s.handleSample(ctx, in.Sample)
+	case msgStartSnapshot:
+		s.startSnapshot(ctx, in.Resolution)
+	case msgStopSnapshot:
+		s.stopSnapshot(ctx)
+	case msgErr:
+		s.l.logLimited("server-err", "server reported an error", "err", in.Err)
+	case msgHello:
+		s.l.log.Debug("late hello reply ignored")
+	default:
+		s.l.log.Debug("unknown message ignored", "keys", in.Keys)
+	}
+}
+
+func (s *session) writeLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case b := <-s.out:
+			s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := s.conn.WriteMessage(s.frameType, b); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("edgeimpulse write: %w", err)
+			}
+			s.l.deps.Stats.MsgsOut.Add(1)
+			s.l.deps.Stats.BytesOut.Add(int64(len(b)))
+		}
+	}
+}
+
+// pingLoop pings every PingInterval; the read deadline (extended by every
+// message and pong) turns a silent peer into errDeadLink in the reader.
+func (s *session) pingLoop(ctx context.Context) error {
+	t := time.NewTicker(s.l.cfg.PingInterval.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.l.cfg.PongTimeout.D()))
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("edgeimpulse ping: %w", err)
+			}
+		}
+	}
+}
+
+// send queues a control message, waiting for room; it fails only when the
+// session is ending.
+func (s *session) send(ctx context.Context, v any) error {
+	b, err := EncodeMessage(s.enc, v)
+	if err != nil {
+		return err
+	}
+	select {
+	case s.out <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendFrame queues a snapshot frame if there is room and counts it as
+// dropped otherwise.
+func (s *session) sendFrame(v any) {
+	b, err := EncodeMessage(s.enc, v)
+	if err != nil {
+		return
+	}
+	select {
+	case s.out <- b:
+	default:
+		n := s.framesDropped.Add(1)
+		s.l.deps.Stats.SetDetail("snapshot_frames_dropped", fmt.Sprint(n))
+	}
+}

@@ -1,0 +1,178 @@
+package edgeimpulse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+// spoolKind marks this link's items in its spool.
+const spoolKind = "edgeimpulse-sample"
+
+// uploadTimeout bounds one ingestion request.
+const uploadTimeout = 5 * time.Minute
+
+// uploadMeta is what the spool keeps next to a sample's bytes: everything
+// needed to POST it later, except the API key (a secret, taken from the
+// config at send time so it never lands on disk twice).
+type uploadMeta struct {
+	Path        string `json:"path"`
+	FileName    string `json:"file_name"`
+	Label       string `json:"label"`
+	ContentType string `json:"content_type"`
+	// Files marks a multipart /files upload, whose JSON reply is checked.
+	Files  bool   `json:"files,omitempty"`
+	Rows   int    `json:"rows,omitempty"`
+	Sensor string `json:"sensor,omitempty"`
+}
+
+// enqueue stores a finished sample durably and registers the caller as the
+// waiter for the first delivery attempt. Holding wmu across Put and the
+// registration means the worker, which takes wmu before its first attempt,
+// always finds the waiter.
+func (l *Link) enqueue(meta uploadMeta, body io.Reader) (string, <-chan error, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	it, err := l.deps.Spool.Put(spoolKind, meta, body)
+	if err != nil {
+		if errors.Is(err, spool.ErrFull) {
+			l.log.Error("spool full: sample refused", "sensor", meta.Sensor, "label", meta.Label)
+		}
+		return "", nil, err
+	}
+	ch := make(chan error, 1)
+	l.waiters[it.ID] = ch
+	l.deps.Stats.SetDetail("spooled", fmt.Sprint(l.deps.Spool.Stats().Items))
+	return it.ID, ch, nil
+}
+
+// forget drops a waiter that stopped waiting (its item stays spooled).
+func (l *Link) forget(id string) {
+	l.wmu.Lock()
+	delete(l.waiters, id)
+	l.wmu.Unlock()
+}
+
+// Work delivers spooled samples until ctx ends, oldest first, retrying
+// failures with backoff (honouring Retry-After). It is the only code that
+// uploads, so an item is never sent twice at the same time.
+func (l *Link) Work(ctx context.Context) error {
+	defer l.httpTr.CloseIdleConnections()
+	return l.deps.Spool.Deliver(ctx, l.deliver, l.cfg.UploadRetry)
+}
+
+func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {
+	l.wmu.Lock()
+	waiter := l.waiters[it.ID]
+	delete(l.waiters, it.ID)
+	l.wmu.Unlock()
+	err := l.post(ctx, it, body)
+	if waiter != nil {
+		waiter <- err // buffered: never blocks
+	}
+	if err == nil {
+		l.deps.Stats.SetDetail("spooled", fmt.Sprint(max(l.deps.Spool.Stats().Items-1, 0)))
+	}
+	return err
+}
+
+// post sends one item to ingestion_url + path. 2xx is success (for /files
+// the JSON verdict of every file must be success too); 409 means an identical
+// file is already stored (x-disallow-duplicates), which for a retried upload
+// is success; 401/403 are retried (the key may be fixed and the agent
+// restarted; the sample must not be lost meanwhile); other 4xx are permanent
+// refusals; 5xx, 408, 429 and network errors are retried.
+func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
+	var m uploadMeta
+	if err := json.Unmarshal(it.Meta, &m); err != nil || it.Kind != spoolKind {
+		return retry.Permanent(fmt.Errorf("ingestion: item %s is not an Edge Impulse sample", it.ID))
+	}
+	u := *l.ingest
+	u.Path = strings.TrimRight(u.Path, "/") + m.Path
+	u.RawPath = ""
+	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), io.NopCloser(body))
+	if err != nil {
+		return retry.Permanent(fmt.Errorf("ingestion: %w", err))
+	}
+	req.ContentLength = it.Size
+	req.Header.Set("x-api-key", l.cfg.APIKey)
+	req.Header.Set("x-file-name", url.PathEscape(m.FileName))
+	if m.Label != "" {
+		req.Header.Set("x-label", url.PathEscape(m.Label))
+	} else {
+		req.Header.Set("x-no-label", "1")
+	}
+	req.Header.Set("x-disallow-duplicates", "1")
+	req.Header.Set("Content-Type", m.ContentType)
+	req.Header.Set("User-Agent", "edge-agent/"+l.deps.Version)
+	resp, err := l.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("ingestion post %s: %w", m.Path, err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	reason := strings.TrimSpace(string(rb))
+	if len(reason) > 200 {
+		reason = reason[:200]
+	}
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code < 300:
+		if m.Files {
+			if err := filesVerdict(rb); err != nil {
+				return retry.Permanent(fmt.Errorf("ingestion post %s: %w", m.Path, err))
+			}
+		}
+		l.deps.Stats.BytesOut.Add(it.Size)
+		l.log.Info("sample uploaded", "sensor", m.Sensor, "label", m.Label, "path", m.Path, "bytes", it.Size)
+		return nil
+	case code == http.StatusConflict:
+		l.log.Info("sample already stored by ingestion (duplicate)", "label", m.Label, "path", m.Path)
+		return nil
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return fmt.Errorf("ingestion post %s: %s: api key refused", m.Path, resp.Status)
+	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
+		err := fmt.Errorf("ingestion post %s: %s: %s", m.Path, resp.Status, reason)
+		if d, ok := retry.ParseRetryAfter(resp.Header, l.deps.Clock.Now()); ok {
+			return retry.RetryAfter(err, d)
+		}
+		return err
+	}
+	return retry.Permanent(fmt.Errorf("ingestion post %s: refused: %s: %s", m.Path, resp.Status, reason))
+}
+
+// filesVerdict checks a /files reply: {"success":true,"files":[{"success":true},…]}.
+func filesVerdict(b []byte) error {
+	var r struct {
+		Success bool   `json:"success"`
+		Error   string `json:"error"`
+		Files   []struct {
+			Success bool   `json:"success"`
+			Error   string `json:"error"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("unreadable reply: %w", err)
+	}
+	if !r.Success {
+		return fmt.Errorf("refused: %s", r.Error)
+	}
+	for i, f := range r.Files {
+		if !f.Success {
+			return fmt.Errorf("file %d refused: %s", i, f.Error)
+		}
+	}
+	return nil
+}
