@@ -88,24 +88,24 @@ type Backoff struct {
 type Sensor struct {
 	Name       string            `yaml:"name"`
 	Kind       string            `yaml:"kind"`
-	IIO        *iio.Config       `yaml:"iio"`
-	Serial     *serial.Config    `yaml:"serial"`
-	Microphone *audio.Config     `yaml:"microphone"`
-	V4L2       *v4l2.Config      `yaml:"v4l2"`
-	Command    *command.Config   `yaml:"command"`
-	Synthetic  *synthetic.Config `yaml:"synthetic"`
+	IIO        *iio.Config       `yaml:"iio,omitempty"`
+	Serial     *serial.Config    `yaml:"serial,omitempty"`
+	Microphone *audio.Config     `yaml:"microphone,omitempty"`
+	V4L2       *v4l2.Config      `yaml:"v4l2,omitempty"`
+	Command    *command.Config   `yaml:"command,omitempty"`
+	Synthetic  *synthetic.Config `yaml:"synthetic,omitempty"`
 }
 
 // Link is one named link instance: kind plus the block named like it.
 type Link struct {
 	Name        string              `yaml:"name"`
 	Kind        string              `yaml:"kind"`
-	Disabled    bool                `yaml:"disabled"`
-	Backoff     *Backoff            `yaml:"backoff"` // overrides the top-level policy
-	EdgeImpulse *edgeimpulse.Config `yaml:"edgeimpulse"`
-	RTM         *rtm.Config         `yaml:"rtm"`
-	FrameIO     *frameio.Config     `yaml:"frameio"`
-	CamServer   *camserver.Config   `yaml:"camserver"`
+	Disabled    bool                `yaml:"disabled,omitempty"`
+	Backoff     *Backoff            `yaml:"backoff,omitempty"` // overrides the top-level policy
+	EdgeImpulse *edgeimpulse.Config `yaml:"edgeimpulse,omitempty"`
+	RTM         *rtm.Config         `yaml:"rtm,omitempty"`
+	FrameIO     *frameio.Config     `yaml:"frameio,omitempty"`
+	CamServer   *camserver.Config   `yaml:"camserver,omitempty"`
 }
 
 // kindConfig is what every kind's block implements.

@@ -85,6 +85,30 @@ func (h *Hub) Add(src sensors.Source) error {
 	return nil
 }
 
+// AddFailed registers a sensor whose driver could not be built, so it still
+// appears in Stats (state error, with the reason) and Subscribe returns that
+// reason instead of "unknown sensor".
+func (h *Hub) AddFailed(info sensors.Info, err error) error {
+	if err := h.Add(failedSource{info: info}); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	f := h.feeds[info.Name]
+	h.mu.Unlock()
+	f.mu.Lock()
+	f.buildErr, f.state, f.lastErr = err, StateError, err.Error()
+	f.mu.Unlock()
+	return nil
+}
+
+type failedSource struct{ info sensors.Info }
+
+func (s failedSource) Info() sensors.Info { return s.info }
+func (s failedSource) Run(ctx context.Context, out chan<- sensors.Sample) error {
+	<-ctx.Done()
+	return nil
+}
+
 // Sensors lists every sensor in the order they were added.
 func (h *Hub) Sensors() []sensors.Info {
 	h.mu.Lock()
@@ -122,6 +146,12 @@ func (h *Hub) Subscribe(name string, opts sensors.SubscribeOptions) (sensors.Sub
 	if !ok {
 		return nil, fmt.Errorf("subscribe %q: %w", name, sensors.ErrUnknownSensor)
 	}
+	f.mu.Lock()
+	if f.buildErr != nil {
+		defer f.mu.Unlock()
+		return nil, fmt.Errorf("subscribe %q: %w", name, f.buildErr)
+	}
+	f.mu.Unlock()
 	s := &sub{feed: f, opts: opts, ch: make(chan sensors.Sample, opts.Queue)}
 	f.mu.Lock()
 	f.subs[s] = struct{}{}
@@ -209,6 +239,7 @@ type feed struct {
 	name string
 
 	mu          sync.Mutex
+	buildErr    error // the driver could not be built; never started
 	subs        map[*sub]struct{}
 	state       string
 	lastErr     string
@@ -276,6 +307,16 @@ func (f *feed) pump(ctx context.Context) {
 		}
 		if f.hub.clk.Now().Sub(started) >= bo.Policy().StableAfter {
 			bo.Reset()
+		}
+		if retry.IsPermanent(err) {
+			// Retrying cannot help (driver not compiled in, bad device
+			// config): report it and wait for the last subscriber to leave.
+			f.mu.Lock()
+			f.state, f.lastErr = StateError, err.Error()
+			f.mu.Unlock()
+			log.Error("sensor failed permanently", "err", err)
+			<-ctx.Done()
+			return
 		}
 		wait := bo.NextFor(err)
 		if err == nil {

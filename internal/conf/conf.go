@@ -80,8 +80,21 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// MarshalYAML writes the size in bytes.
-func (s Size) MarshalYAML() (any, error) { return strconv.FormatInt(int64(s), 10), nil }
+// MarshalYAML writes the size with the largest binary unit that divides it.
+func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
+
+// String formats the size as "256MiB", "1500B"…
+func (s Size) String() string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if s != 0 && int64(s)%u.mult == 0 {
+			return strconv.FormatInt(int64(s)/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(s), 10) + "B"
+}
 
 var sizeUnits = []struct {
 	suffix string

@@ -40,22 +40,22 @@ const (
 type Config struct {
 	Signal string `yaml:"signal"` // motion | audio | camera | h264
 	// Motion.
-	Axes        int       `yaml:"axes"`
-	Frequencies []float64 `yaml:"frequencies"` // the first is the running rate
-	Amplitude   float64   `yaml:"amplitude"`   // m/s²
-	Noise       float64   `yaml:"noise"`       // peak of the uniform noise, m/s²
-	Seed        uint64    `yaml:"seed"`
+	Axes        int       `yaml:"axes,omitempty"`
+	Frequencies []float64 `yaml:"frequencies,omitempty"` // the first is the running rate
+	Amplitude   float64   `yaml:"amplitude,omitempty"`   // m/s²
+	Noise       float64   `yaml:"noise,omitempty"`       // peak of the uniform noise, m/s²
+	Seed        uint64    `yaml:"seed,omitempty"`
 	// Audio.
-	SampleRate int     `yaml:"sample_rate"`
-	ToneHz     float64 `yaml:"tone_hz"`
+	SampleRate int     `yaml:"sample_rate,omitempty"`
+	ToneHz     float64 `yaml:"tone_hz,omitempty"`
 	// Camera and h264.
-	FPS    float64 `yaml:"fps"`
-	Width  int     `yaml:"width"`
-	Height int     `yaml:"height"`
+	FPS    float64 `yaml:"fps,omitempty"`
+	Width  int     `yaml:"width,omitempty"`
+	Height int     `yaml:"height,omitempty"`
 	// File is an H.264 Annex-B file to loop instead of the built-in clip.
-	File string `yaml:"file"`
+	File string `yaml:"file,omitempty"`
 
-	MaxSampleLength conf.Duration `yaml:"max_sample_length"`
+	MaxSampleLength conf.Duration `yaml:"max_sample_length,omitempty"`
 }
 
 // SetDefaults fills zero fields with their defaults.

@@ -1,0 +1,305 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/status"
+	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/agent/systemd"
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+// ShutdownTimeout bounds the orderly part of shutdown; systemd's
+// TimeoutStopSec (15 s in the shipped unit) is well above it.
+const ShutdownTimeout = 4 * time.Second
+
+// Options are the agent's dependencies beyond the config.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+	Env     sensors.Env
+	Clock   clock.Clock
+	// StatusListener overrides cfg.Status.Listen (tests and demo pass a
+	// listener bound to port 0).
+	StatusListener net.Listener
+	// Notifier reports to systemd; nil sends nothing.
+	Notifier *systemd.Notifier
+	// Notes are shown on the status page (the demo lists fakes not built).
+	Notes []string
+}
+
+// Agent is a configured daemon, ready to Run.
+type Agent struct {
+	cfg   *config.Config
+	opts  Options
+	log   *slog.Logger
+	hub   *hub.Hub
+	links []*linkRunner
+	// broken sensors that could not be constructed, by name
+	started time.Time
+
+	statusAddr string
+}
+
+// linkRunner is one configured link: its supervisor, or the reason it could
+// not be built (then its state is failed from the start).
+type linkRunner struct {
+	cfg      config.Link
+	stats    *transport.Stats
+	spool    *spool.Spool
+	sup      *supervisor.Supervisor
+	buildErr error
+	since    time.Time
+}
+
+// New builds the agent from a validated config. Only problems that make the
+// whole daemon pointless are returned (state_dir cannot be created); a sensor
+// or link that cannot be built is reported in /status and the log, and the
+// rest runs.
+func New(cfg *config.Config, opts Options) (*Agent, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Env.Logger == nil {
+		opts.Env.Logger = opts.Logger
+	}
+	setRoots(&opts.Env)
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, started: opts.Clock.Now()}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: state_dir: %w", err)
+	}
+	a.hub = hub.New(hub.Options{Logger: opts.Logger, Clock: opts.Clock})
+	for _, s := range cfg.Sensors {
+		src, err := NewSource(s, opts.Env)
+		if err != nil {
+			a.log.Error("sensor cannot be built; links using it will fail to subscribe", "sensor", s.Name, "kind", s.Kind, "err", err)
+			err = a.hub.AddFailed(sensors.Info{Name: s.Name, Kind: s.Kind}, err)
+		} else {
+			err = a.hub.Add(src)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	for _, l := range cfg.Links {
+		if l.Disabled {
+			continue
+		}
+		a.links = append(a.links, a.buildLink(l))
+	}
+	return a, nil
+}
+
+func setRoots(env *sensors.Env) {
+	if env.SysRoot == "" {
+		env.SysRoot = "/sys"
+	}
+	if env.DevRoot == "" {
+		env.DevRoot = "/dev"
+	}
+	if env.ProcRoot == "" {
+		env.ProcRoot = "/proc"
+	}
+}
+
+// LinkStateDir is the private directory of a link under state_dir (tokens,
+// resumable state). `edge-agent pair` writes the Frame.io tokens there.
+func LinkStateDir(stateDir, link string) string { return filepath.Join(stateDir, "links", link) }
+
+func (a *Agent) buildLink(l config.Link) *linkRunner {
+	r := &linkRunner{cfg: l, stats: &transport.Stats{}, since: a.started}
+	log := a.log.With("link", l.Name, "kind", l.Kind)
+	fail := func(err error) *linkRunner {
+		r.buildErr = err
+		log.Error("link cannot be built; it stays failed", "err", err)
+		return r
+	}
+	dir := LinkStateDir(a.cfg.StateDir, l.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(fmt.Errorf("state dir: %w", err))
+	}
+	sp, err := spool.Open(filepath.Join(a.cfg.StateDir, "spool", l.Name), spool.Options{
+		MaxBytes: int64(a.cfg.Spool.MaxSize), Logger: log, Clock: a.opts.Clock})
+	if err != nil {
+		return fail(err)
+	}
+	r.spool = sp
+	deps := transport.Deps{
+		Name: l.Name, Logger: log, Hub: a.hub, StateDir: dir, Spool: sp, Stats: r.stats,
+		Clock: a.opts.Clock, Version: a.opts.Version,
+		Device: transport.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type},
+	}
+	link, err := NewLink(l, deps)
+	if err != nil {
+		return fail(err)
+	}
+	b := a.cfg.Backoff
+	if l.Backoff != nil {
+		b = *l.Backoff
+	}
+	r.sup = supervisor.New(supervisor.Options{
+		Name: l.Name, Kind: l.Kind, Link: link, Clock: a.opts.Clock, Logger: a.log,
+		Policy: retry.Policy{Min: b.Min.D(), Max: b.Max.D(), Jitter: b.Jitter, StableAfter: b.StableAfter.D(), Factor: 2},
+	})
+	return r
+}
+
+// Hub returns the sensor hub (for tests and the sample command).
+func (a *Agent) Hub() *hub.Hub { return a.hub }
+
+// StatusAddr returns the status server's address once Run has bound it.
+func (a *Agent) StatusAddr() string { return a.statusAddr }
+
+// Run runs the daemon until ctx ends, then shuts down in the documented
+// order. It returns an error only when the status server cannot listen.
+func (a *Agent) Run(ctx context.Context) error {
+	ln := a.opts.StatusListener
+	if ln == nil && a.cfg.Status.Listen != "" {
+		var err error
+		if ln, err = net.Listen("tcp", a.cfg.Status.Listen); err != nil {
+			a.hub.Close()
+			return fmt.Errorf("agent: status listen: %w", err)
+		}
+	}
+	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
+	var statusWG sync.WaitGroup
+	if ln != nil {
+		a.statusAddr = ln.Addr().String()
+		srv := status.New(a.Snapshot, a.log)
+		statusWG.Add(1)
+		go func() {
+			defer statusWG.Done()
+			if err := srv.Serve(statusCtx, ln); err != nil {
+				a.log.Error("status server stopped", "err", err)
+			}
+		}()
+	}
+	defer func() {
+		stopStatus()
+		statusWG.Wait()
+	}()
+
+	linkCtx, stopLinks := context.WithCancel(context.WithoutCancel(ctx))
+	var linkWG sync.WaitGroup
+	for _, r := range a.links {
+		if r.sup == nil {
+			continue
+		}
+		linkWG.Add(1)
+		go func() {
+			defer linkWG.Done()
+			_ = r.sup.Run(linkCtx)
+		}()
+	}
+
+	n := a.opts.Notifier
+	if n == nil {
+		n = systemd.New(a.log)
+	}
+	n.Ready(fmt.Sprintf("%d sensors, %d links", len(a.cfg.Sensors), len(a.links)))
+	a.log.Info("agent started", "version", a.opts.Version, "device", a.cfg.Device.Name,
+		"sensors", len(a.cfg.Sensors), "links", len(a.links), "status", a.statusAddr)
+	var wdWG sync.WaitGroup
+	wdCtx, stopWD := context.WithCancel(ctx)
+	wdWG.Add(1)
+	go func() {
+		defer wdWG.Done()
+		n.Watchdog(wdCtx, a.Healthy)
+	}()
+
+	<-ctx.Done()
+	n.Stopping()
+	a.log.Info("agent stopping")
+	stopWD()
+	wdWG.Wait()
+	stopLinks()
+	done := make(chan struct{})
+	go func() {
+		linkWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(ShutdownTimeout):
+		a.log.Error("links did not stop in time; exiting anyway", "timeout", ShutdownTimeout)
+	}
+	a.hub.Close()
+	a.log.Info("agent stopped")
+	return nil
+}
+
+// Healthy is the watchdog's progress check: the hub and supervisors answer
+// (no deadlock), and every sensor that is running for a subscriber produced
+// a sample recently.
+func (a *Agent) Healthy() error {
+	done := make(chan status.Snapshot, 1)
+	go func() { done <- a.Snapshot() }()
+	var snap status.Snapshot
+	select {
+	case snap = <-done:
+	case <-time.After(5 * time.Second):
+		return errors.New("status snapshot did not complete in 5s (deadlock?)")
+	}
+	now := a.opts.Clock.Now()
+	for _, s := range snap.Sensors {
+		if s.State != hub.StateRunning || s.Subscribers == 0 || s.LastSample.IsZero() {
+			continue
+		}
+		if age := now.Sub(s.LastSample); age > 2*time.Minute {
+			return fmt.Errorf("sensor %s running but silent for %s", s.Name, age.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// Snapshot returns the current /status document.
+func (a *Agent) Snapshot() status.Snapshot {
+	s := status.Snapshot{
+		Device:  status.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type},
+		Version: a.opts.Version, Started: a.started, Notes: a.opts.Notes,
+		Links: []status.LinkStatus{}, Sensors: []status.SensorStatus{},
+	}
+	for _, r := range a.links {
+		ls := status.LinkStatus{Name: r.cfg.Name, Kind: r.cfg.Kind,
+			BytesIn: r.stats.BytesIn.Load(), BytesOut: r.stats.BytesOut.Load(),
+			MsgsIn: r.stats.MsgsIn.Load(), MsgsOut: r.stats.MsgsOut.Load(), Details: r.stats.Details()}
+		if len(ls.Details) == 0 {
+			ls.Details = nil
+		}
+		if r.sup != nil {
+			st := r.sup.Status()
+			ls.State, ls.Since, ls.LastError, ls.Reconnects = string(st.State), st.Since, st.LastError, st.Reconnects
+		} else {
+			ls.State, ls.Since, ls.LastError = string(supervisor.Failed), r.since, r.buildErr.Error()
+		}
+		if r.spool != nil {
+			sp := r.spool.Stats()
+			ls.Spool = &status.SpoolStatus{Items: sp.Items, Bytes: sp.Bytes, Refused: sp.Refused,
+				Delivered: sp.Delivered, Rejected: sp.Rejected}
+		}
+		s.Links = append(s.Links, ls)
+	}
+	for _, h := range a.hub.Stats() {
+		s.Sensors = append(s.Sensors, status.SensorStatus{Name: h.Name, Kind: h.Kind, Class: h.Class,
+			State: h.State, Subscribers: h.Subscribers, Samples: h.Samples, Dropped: h.Dropped,
+			Restarts: h.Restarts, LastError: h.LastError, LastSample: h.LastSample})
+	}
+	return s
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/edge-agent/edge-agent/agent"
+	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/agent/sim"
+)
+
+func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1", "host to bind the fakes to (ports are ephemeral)")
+	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
+	log := newLogger(stderr, config.Log{Level: "info", Format: "text"})
+	clouds, err := sim.Start(*listen, log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFatal
+	}
+	defer clouds.Close()
+	enc := json.NewEncoder(stdout)
+	for _, s := range clouds.Services {
+		_ = enc.Encode(map[string]any{"service": s.Kind(), "urls": s.URLs()})
+	}
+	for _, k := range clouds.NotBuilt {
+		_ = enc.Encode(map[string]any{"service": k, "built": false})
+	}
+	<-ctx.Done()
+	return exitOK
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	statusAddr := fs.String("status", "127.0.0.1:8780", "status server address (falls back to a free port when taken)")
+	dir := fs.String("dir", "", "working directory for the generated config and state (default: a new temp dir, removed on exit)")
+	level := fs.String("log-level", "info", "debug|info|warn|error")
+	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
+	log := newLogger(stderr, config.Log{Level: *level, Format: "text"})
+	work := *dir
+	if work == "" {
+		tmp, err := os.MkdirTemp("", "edge-agent-demo-")
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFatal
+		}
+		defer os.RemoveAll(tmp)
+		work = tmp
+	}
+	clouds, err := sim.Start("127.0.0.1", log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFatal
+	}
+	defer clouds.Close()
+
+	ln, err := net.Listen("tcp", *statusAddr)
+	if err != nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFatal
+		}
+	}
+	cfg, path, err := clouds.WriteDemoConfig(work, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(stderr, err)
+		return exitFatal
+	}
+	cfg.Resolve("/proc")
+	var notes []string
+	if len(clouds.NotBuilt) > 0 {
+		notes = append(notes, "links not built yet: "+strings.Join(clouds.NotBuilt, ", "))
+	}
+	fmt.Fprintf(stdout, "edge-agent demo: status page http://%s/  (config: %s)\n", ln.Addr(), path)
+	for _, s := range clouds.Services {
+		b, _ := json.Marshal(s.URLs())
+		fmt.Fprintf(stdout, "  fake %-12s %s\n", s.Kind(), b)
+	}
+	for _, n := range notes {
+		fmt.Fprintf(stdout, "  %s\n", n)
+	}
+	fmt.Fprintln(stdout, "press Ctrl-C to stop")
+	return runAgent(ctx, cfg, log, agent.Options{StatusListener: ln, Notes: notes}, stderr)
+}
