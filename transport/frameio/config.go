@@ -1,14 +1,19 @@
 // Package frameio is the Frame.io Camera-to-Cloud link: device-code pairing,
 // token refresh, a Phoenix channel socket with heartbeat and paused status,
-// and durable asset upload.
+// and durable asset upload (../shared/specs/frameio-c2c.md).
+//
+// The link has two halves. The session (Dial/Serve) keeps the device socket
+// joined so Frame.io shows the device online and tells it about pauses. The
+// worker (Work) turns stills and watched files into spooled assets and
+// delivers them over plain HTTPS, so uploads continue while the socket is
+// down. Both share one token source, which refreshes single-flight and writes
+// rotated tokens to disk before using them.
 package frameio
 
 import (
-	"fmt"
+	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors"
-	"github.com/edge-agent/edge-agent/transport"
 )
 
 // Config is the `frameio:` block of a link.
@@ -18,7 +23,13 @@ type Config struct {
 	ClientID         string `yaml:"client_id"`
 	ClientSecret     string `yaml:"client_secret"`
 	ClientSecretFile string `yaml:"client_secret_file"`
-	Upload           Upload `yaml:"upload"`
+	// TokenFile is where `edge-agent pair` stores the tokens and the link
+	// reads and rotates them. Empty means tokens.json in the link's state
+	// directory (state_dir/links/<name>).
+	TokenFile string `yaml:"token_file"`
+	// Channel is the device channel sent with every asset (external_index).
+	Channel int    `yaml:"channel"`
+	Upload  Upload `yaml:"upload"`
 
 	CAFile             string `yaml:"ca_file"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
@@ -26,9 +37,16 @@ type Config struct {
 
 // Upload says what becomes assets.
 type Upload struct {
-	Sensor   string        `yaml:"sensor"`
-	Every    conf.Duration `yaml:"every"`
-	WatchDir string        `yaml:"watch_dir"`
+	// Sensor is a still (JPEG) sensor captured every Every; empty or a zero
+	// Every disables captures.
+	Sensor string        `yaml:"sensor"`
+	Every  conf.Duration `yaml:"every"`
+	// WatchDir is scanned for finished files (size stable across two scans);
+	// each is spooled and then moved to WatchDir/.spooled so it stays on
+	// user-accessible storage.
+	WatchDir string `yaml:"watch_dir"`
+	// Parallel is how many parts of one asset are PUT at once (default 2).
+	Parallel int `yaml:"parallel"`
 }
 
 // SetDefaults fills zero fields with their defaults.
@@ -39,6 +57,9 @@ func (c *Config) SetDefaults() {
 	if c.SocketURL == "" {
 		c.SocketURL = "wss://api.frame.io/devices/websocket"
 	}
+	if c.Upload.Parallel == 0 {
+		c.Upload.Parallel = 2
+	}
 }
 
 // Validate records every problem with the block and resolves secrets.
@@ -47,6 +68,20 @@ func (c *Config) Validate(v *conf.Validator) {
 	v.URL("socket_url", c.SocketURL, true, "ws", "wss")
 	v.Required("client_id", c.ClientID)
 	c.ClientSecret = v.Secret("client_secret", c.ClientSecret, "client_secret_file", c.ClientSecretFile, true)
+	if c.Channel < 0 {
+		v.Errorf("channel", "must be >= 0")
+	}
+	if c.Upload.Every.D() < 0 {
+		v.Errorf("upload.every", "must be >= 0")
+	} else if c.Upload.Every.D() > 0 && c.Upload.Every.D() < time.Second {
+		v.Errorf("upload.every", "must be at least 1s (every still becomes a Frame.io asset)")
+	}
+	if c.Upload.Every.D() > 0 && c.Upload.Sensor == "" {
+		v.Errorf("upload.sensor", "required when upload.every is set")
+	}
+	if c.Upload.Parallel < 1 || c.Upload.Parallel > 8 {
+		v.Errorf("upload.parallel", "must be between 1 and 8")
+	}
 }
 
 // SensorNames maps config fields to the sensors they name, for the loader's
@@ -57,10 +92,4 @@ func (c *Config) SensorNames() map[string]string {
 		out["upload.sensor"] = c.Upload.Sensor
 	}
 	return out
-}
-
-// New returns the link. The link is being written (see the open issue); until
-// then it reports that it is not built.
-func New(cfg Config, deps transport.Deps) (transport.Link, error) {
-	return nil, fmt.Errorf("frameio link %q: %w", deps.Name, sensors.ErrNotBuilt)
 }

@@ -1,0 +1,284 @@
+package frameio
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/retry"
+)
+
+// APIError is a non-2xx answer from Frame.io. Code is the OAuth error code
+// ("authorization_pending") of the simple shape, Message the "message" of the
+// detailed shape ("Channel Paused"). The body is never included verbatim, so
+// nothing a server echoes back (tokens) can reach a log.
+type APIError struct {
+	Op      string
+	Status  int
+	Code    string
+	Message string
+	// Wait is the server's requested wait (rate-limit window or Retry-After).
+	Wait time.Duration
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("%s: HTTP %d", e.Op, e.Status)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// errorBody covers both error shapes of §0: {"error":"…"} and
+// {"code":409,"message":"…","errors":[…]}.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	Errors  []struct {
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+	} `json:"errors"`
+}
+
+// maxErrorBody bounds how much of an error response is read.
+const maxErrorBody = 64 << 10
+
+func parseAPIError(op string, resp *http.Response, now time.Time) *APIError {
+	e := &APIError{Op: op, Status: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var eb errorBody
+	if json.Unmarshal(b, &eb) == nil {
+		e.Code = safeText(eb.Error)
+		e.Message = safeText(eb.Message)
+		if e.Message == "" && len(eb.Errors) > 0 {
+			e.Message = safeText(eb.Errors[0].Title)
+		}
+	}
+	e.Wait = rateLimitWait(resp.Header, now)
+	return e
+}
+
+// safeText keeps short printable codes only: error texts are logged, and a
+// misbehaving server must not be able to inject a credential or a log line.
+func safeText(s string) string {
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// rateLimitWait reads Retry-After, or the x-ratelimit-window (ms) when
+// x-ratelimit-remaining is 0 (§0). Zero means no hint.
+func rateLimitWait(h http.Header, now time.Time) time.Duration {
+	if d, ok := retry.ParseRetryAfter(h, now); ok {
+		return d
+	}
+	if strings.TrimSpace(h.Get("x-ratelimit-remaining")) == "0" {
+		if ms, err := strconv.ParseInt(strings.TrimSpace(h.Get("x-ratelimit-window")), 10, 64); err == nil && ms > 0 && ms <= 3600_000 {
+			return time.Duration(ms) * time.Millisecond
+		}
+	}
+	return 0
+}
+
+// classify turns an API error into a retry decision for the spool and the
+// supervisor: 429 and slow_down wait, 5xx and unexpected statuses (which may
+// come from infrastructure in between) are transient, 409 Channel Paused and
+// malformed-request statuses are permanent for the item.
+func classify(e *APIError) error {
+	switch {
+	case e.Status == http.StatusTooManyRequests || e.Message == "slow_down" || e.Code == "slow_down":
+		wait := e.Wait
+		if wait == 0 {
+			wait = 5 * time.Second
+		}
+		return retry.RetryAfter(e, wait)
+	case e.Status == http.StatusConflict && strings.EqualFold(e.Message, "Channel Paused"):
+		return retry.Permanent(fmt.Errorf("%w (captured while paused; kept on local storage)", e))
+	case e.Code == "invalid_client" || e.Message == "invalid_client":
+		return retry.Permanent(e)
+	case e.Status == http.StatusBadRequest, e.Status == http.StatusRequestEntityTooLarge,
+		e.Status == http.StatusUnsupportedMediaType, e.Status == http.StatusUnprocessableEntity:
+		return retry.Permanent(e)
+	}
+	if e.Wait > 0 {
+		return retry.RetryAfter(e, e.Wait)
+	}
+	return e
+}
+
+// isAuthError reports whether err means the access token was refused.
+func isAuthError(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden)
+}
+
+// api is the HTTPS side of the link: one client with our TLS settings and
+// x-client-version on every call. Safe for concurrent use.
+type api struct {
+	base    string
+	version string
+	client  *http.Client
+	now     func() time.Time
+}
+
+// newHTTPClient builds the client for cfg: system roots plus ca_file, and no
+// verification only when insecure_skip_verify says so. No overall timeout:
+// part uploads can take minutes; every call carries a context instead.
+func newHTTPClient(cfg *Config) (*http.Client, *tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in via config
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("frameio: ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("frameio: ca_file %s: no PEM certificates", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	tr.ResponseHeaderTimeout = 60 * time.Second
+	tr.MaxIdleConnsPerHost = 8
+	return &http.Client{Transport: tr}, tc, nil
+}
+
+// userAgentVersion returns a valid semver for x-client-version (§0): Frame.io
+// picks the device model configuration by it, and "dev" would not parse.
+func userAgentVersion(v string) string {
+	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
+	if semver.MatchString(v) {
+		return v
+	}
+	return "0.0.0"
+}
+
+var semver = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+
+// form is a multipart/form-data body (§0: auth endpoints take multipart).
+func form(fields [][2]string) (io.Reader, string, error) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, f := range fields {
+		if err := w.WriteField(f[0], f[1]); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", err
+	}
+	return &buf, w.FormDataContentType(), nil
+}
+
+// do sends one request to the API and decodes a 2xx JSON answer into out
+// (nil to discard). A non-2xx answer is an *APIError; a transport error is
+// wrapped with op.
+func (a *api) do(ctx context.Context, op, method, path, bearer string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("x-client-version", a.version)
+	req.Header.Set("Accept", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, redactErr(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return parseAPIError(op, resp, a.now())
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(out); err != nil {
+		return fmt.Errorf("%s: decode response: %w", op, err)
+	}
+	return nil
+}
+
+// health asks GET /health (no auth; any 2xx is healthy, §3) so a failure can
+// say whether Frame.io or our network is the problem.
+func (a *api) health(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return a.do(ctx, "health", http.MethodGet, "/health", "", nil, "", nil)
+}
+
+// redactErr strips query strings from URLs inside transport errors: presigned
+// URLs and the socket URL carry credentials in their query.
+func redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	r := redactQuery.ReplaceAllString(s, "?REDACTED")
+	if r == s {
+		return err
+	}
+	return &redacted{msg: r, err: err}
+}
+
+var redactQuery = regexp.MustCompile(`\?[^\s"']*`)
+
+// redacted keeps the error chain (for errors.As on net errors) but prints
+// the redacted text.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }
+
+// newAPI returns the API client for cfg.
+func newAPI(cfg *Config, version string, clk clock.Clock) (*api, error) {
+	hc, _, err := newHTTPClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	return &api{base: strings.TrimRight(cfg.APIURL, "/"), version: userAgentVersion(version), client: hc, now: clk.Now}, nil
+}
+
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

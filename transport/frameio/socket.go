@@ -1,0 +1,366 @@
+package frameio
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/transport"
+)
+
+// errSocketForbidden is a 403 on the upgrade: expired or invalid token (§2.1).
+var errSocketForbidden = errors.New("socket: HTTP 403 on upgrade (token expired or invalid)")
+
+type wsDialer struct {
+	d       *websocket.Dialer
+	version string
+}
+
+func newWSDialer(tc *tls.Config, version string) wsDialer {
+	d := &websocket.Dialer{
+		Proxy:            http.ProxyFromEnvironment,
+		HandshakeTimeout: 15 * time.Second,
+		TLSClientConfig:  tc,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+	}
+	return wsDialer{d: d, version: version}
+}
+
+// socketURL adds the token the way Frame.io expects (§2.1) and pins the V1
+// serializer. The result is a credential: never log it.
+func socketURL(base, access string) string {
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "Authorization=Bearer%20" + url.QueryEscape(access) + "&vsn=1.0.0"
+}
+
+func (w wsDialer) dial(ctx context.Context, base, access string) (*websocket.Conn, error) {
+	h := http.Header{}
+	h.Set("x-client-version", w.version)
+	c, resp, err := w.d.DialContext(ctx, socketURL(base, access), h)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusForbidden {
+			return nil, errSocketForbidden
+		}
+		if resp != nil {
+			if d := rateLimitWait(resp.Header, time.Now()); d > 0 {
+				return nil, retry.RetryAfter(fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode), d)
+			}
+			return nil, fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode)
+		}
+		return nil, fmt.Errorf("socket: %w", redactErr(err))
+	}
+	c.SetReadLimit(maxFrame)
+	return c, nil
+}
+
+// Dial makes one attempt: token, identity, socket, join. A 403 on the
+// upgrade refreshes the token and dials once more at once, so an expired
+// token costs no backoff step.
+func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
+	l.deps.Stats.SetDetail("socket", "connecting")
+	sess, err := l.dial(ctx)
+	if err != nil {
+		l.deps.Stats.SetDetail("socket", "disconnected")
+		return nil, err
+	}
+	l.deps.Stats.SetDetail("socket", "joined")
+	return sess, nil
+}
+
+func (l *Link) dial(ctx context.Context) (*session, error) {
+	access, err := l.access(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, access, err := l.identity(ctx, access)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := l.dialer.dial(ctx, l.cfg.SocketURL, access)
+	if errors.Is(err, errSocketForbidden) {
+		if access, err = l.tokens.Refresh(ctx, access); err != nil {
+			return nil, err
+		}
+		conn, err = l.dialer.dial(ctx, l.cfg.SocketURL, access)
+		if errors.Is(err, errSocketForbidden) {
+			return nil, fmt.Errorf("socket: refused with a fresh token: %w", err)
+		}
+	}
+	if err != nil {
+		if retry.IsPermanent(err) {
+			return nil, err
+		}
+		if _, ok := retry.After(err); ok {
+			return nil, err
+		}
+		return nil, l.explainNetErr(ctx, err)
+	}
+	l.log.Info("socket_connected")
+	s := &session{l: l, conn: conn, done: make(chan struct{})}
+	if err := s.join(ctx, id.topics()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// session is one joined socket. Serve is its only reader of conn after Dial
+// (through the reader goroutine it owns) and its only writer.
+type session struct {
+	l     *Link
+	conn  *websocket.Conn
+	refs  refs
+	topic string
+	// joinRef is the ref of the pending (re)join, "" when none is pending.
+	joinRef string
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func (s *session) write(m Message) error {
+	b, err := m.Encode()
+	if err != nil {
+		return fmt.Errorf("socket write: %w", err)
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.l.opts.JoinTimeout))
+	if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		return fmt.Errorf("socket write: %w", redactErr(err))
+	}
+	s.l.deps.Stats.MsgsOut.Add(1)
+	s.l.deps.Stats.BytesOut.Add(int64(len(b)))
+	return nil
+}
+
+// join sends phx_join for each candidate topic until one is accepted (§2.1:
+// an unknown id answers "unmatched topic"). It reads directly: Serve has not
+// started yet.
+func (s *session) join(ctx context.Context, topics []string) error {
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	defer stop()
+	var last error
+	for _, topic := range topics {
+		ref := s.refs.next()
+		if err := s.write(Message{Topic: topic, Event: evJoin, Payload: json.RawMessage(`""`), Ref: ref}); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(s.l.opts.JoinTimeout)
+		for {
+			_ = s.conn.SetReadDeadline(deadline)
+			_, b, err := s.conn.ReadMessage()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("join %s: %w", topic, redactErr(err))
+			}
+			s.l.deps.Stats.MsgsIn.Add(1)
+			s.l.deps.Stats.BytesIn.Add(int64(len(b)))
+			m, err := DecodeMessage(b)
+			if err != nil || m.Event != evReply || m.Ref != ref {
+				continue // not ours; nothing else matters before the join
+			}
+			r, err := m.Reply()
+			if err != nil {
+				return fmt.Errorf("join %s: %w", topic, err)
+			}
+			if r.Status == "ok" {
+				s.topic = topic
+				s.l.log.Info("socket_joined", "topic", topic)
+				return nil
+			}
+			last = fmt.Errorf("join %s refused: %s", topic, reason(r.Response))
+			break
+		}
+		if !strings.Contains(last.Error(), "unmatched topic") {
+			return last
+		}
+	}
+	if last == nil {
+		return errors.New("join: no device id to join")
+	}
+	return last
+}
+
+type readResult struct {
+	m   Message
+	err error
+}
+
+// Serve keeps the channel alive: a heartbeat every Heartbeat whose reply
+// must arrive before the next one, rejoin after phx_error, status_updated
+// into the paused flag. It returns when the socket dies, the server closes
+// the channel, or ctx ends (nil).
+func (s *session) Serve(ctx context.Context) error {
+	in := make(chan readResult, 8)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.read(in)
+	}()
+	defer func() {
+		s.Close()
+		wg.Wait()
+	}()
+	o := s.l.opts
+	hb := time.NewTicker(o.Heartbeat)
+	defer hb.Stop()
+	var pendingHB string
+	rejoin := time.NewTimer(time.Hour)
+	rejoin.Stop()
+	defer rejoin.Stop()
+	rejoinBO := retry.New(o.Rejoin)
+	var joinDeadline <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hb.C:
+			if pendingHB != "" {
+				return errors.New("socket: heartbeat timeout (no reply within one interval)")
+			}
+			pendingHB = s.refs.next()
+			if err := s.write(Message{Topic: topicPhx, Event: evHeartbeat, Payload: json.RawMessage(`{}`), Ref: pendingHB}); err != nil {
+				return err
+			}
+		case <-rejoin.C:
+			s.joinRef = s.refs.next()
+			if err := s.write(Message{Topic: s.topic, Event: evJoin, Payload: json.RawMessage(`""`), Ref: s.joinRef}); err != nil {
+				return err
+			}
+			joinDeadline = time.After(o.JoinTimeout)
+		case <-joinDeadline:
+			joinDeadline = nil
+			s.joinRef = ""
+			rejoin.Reset(rejoinBO.Next())
+			s.l.log.Warn("socket: rejoin timed out; retrying")
+		case r := <-in:
+			if r.err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return r.err
+			}
+			m := r.m
+			switch {
+			case m.Event == evReply && m.Topic == topicPhx:
+				if m.Ref == pendingHB {
+					pendingHB = ""
+				}
+			case m.Event == evReply && s.joinRef != "" && m.Ref == s.joinRef:
+				joinDeadline, s.joinRef = nil, ""
+				if rep, err := m.Reply(); err == nil && rep.Status == "ok" {
+					rejoinBO.Reset()
+					s.l.deps.Stats.SetDetail("socket", "joined")
+					s.l.log.Info("socket_joined", "topic", s.topic, "rejoin", true)
+				} else {
+					d := rejoinBO.Next()
+					s.l.log.Warn("socket: rejoin refused", "reason", reason(rep.Response), "retry_in", d)
+					rejoin.Reset(d)
+				}
+			case m.Event == evReply:
+				// A reply to a push we no longer wait for.
+			case m.Topic != s.topic:
+				s.l.logEventOnce(m.Topic + "/" + m.Event)
+			case m.Event == evError:
+				s.l.deps.Stats.SetDetail("socket", "rejoining")
+				d := rejoinBO.Next()
+				s.l.log.Warn("socket: channel error; rejoining", "reason", reason(m.Payload), "retry_in", d)
+				rejoin.Reset(d)
+			case m.Event == evClose:
+				// Phoenix clients do not rejoin after phx_close: check
+				// that we are still authorized, then let the supervisor
+				// reconnect with backoff (§2.3).
+				return s.closedByServer(ctx)
+			case m.Event == evStatus:
+				if p, ok := pausedState(m.Payload); ok {
+					s.l.setPaused(p, "socket")
+				} else {
+					s.l.log.Warn("socket: status_updated with an unknown payload")
+				}
+			default:
+				s.l.logEventOnce(m.Event)
+			}
+		}
+	}
+}
+
+// closedByServer handles phx_close: a 401/403 on /devices/me means the
+// authorization went away, which is permanent once refresh also fails.
+func (s *session) closedByServer(ctx context.Context) error {
+	err := errors.New("socket: channel closed by the server (phx_close)")
+	access, aerr := s.l.access(ctx)
+	if aerr != nil {
+		return fmt.Errorf("%w; %w", err, aerr)
+	}
+	if _, _, ierr := s.l.identity(ctx, access); ierr != nil && retry.IsPermanent(ierr) {
+		return ierr
+	}
+	return err
+}
+
+// read decodes frames until the socket fails. A frame that is not a valid
+// V1 message is logged and skipped: a peer's garbage does not end the
+// session. No frame at all for DeadAfter ends it.
+func (s *session) read(out chan<- readResult) {
+	for {
+		_ = s.conn.SetReadDeadline(time.Now().Add(s.l.opts.DeadAfter))
+		_, b, err := s.conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				err = fmt.Errorf("socket closed by server: code %d", ce.Code)
+			} else {
+				err = fmt.Errorf("socket read: %w", redactErr(err))
+			}
+			select {
+			case out <- readResult{err: err}:
+			case <-s.done:
+			}
+			return
+		}
+		s.l.deps.Stats.MsgsIn.Add(1)
+		s.l.deps.Stats.BytesIn.Add(int64(len(b)))
+		m, err := DecodeMessage(b)
+		if err != nil {
+			s.l.log.Debug("socket: undecodable frame skipped", "err", err)
+			continue
+		}
+		select {
+		case out <- readResult{m: m}:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// Close closes the socket; safe to call more than once and after Serve.
+func (s *session) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		_ = s.conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		_ = s.conn.Close()
+		s.l.deps.Stats.SetDetail("socket", "disconnected")
+		s.l.log.Info("socket_closed")
+	})
+	return nil
+}
