@@ -1,14 +1,14 @@
 // Package rtm is the stream-recording link: WebSocket signalling and a pion
 // WebRTC peer connection publishing the camera (H.264) and microphone (PCMU),
-// with recording start/stop and a PUT upload URL.
+// with recording start/stop and a PUT upload URL. The protocol is described in
+// ../shared/specs/webrtc-rtm.md; README.md next to this file says what the
+// link does on each event.
 package rtm
 
 import (
 	"fmt"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors"
-	"github.com/edge-agent/edge-agent/transport"
 )
 
 // Config is the `rtm:` block of a link.
@@ -18,7 +18,10 @@ type Config struct {
 	URL       string `yaml:"url"`
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
-	ClientID  string `yaml:"client_id"`
+	// WSTokenQueryParam, when set, also passes the token as this query
+	// parameter on the WebSocket URL (browser-style auth; spec §2.4).
+	WSTokenQueryParam string `yaml:"ws_token_query_param"`
+	ClientID          string `yaml:"client_id"`
 	// Video names the sensor giving H.264; Audio the optional microphone.
 	Video      string      `yaml:"video"`
 	Audio      string      `yaml:"audio"`
@@ -63,6 +66,8 @@ func (c *Config) Validate(v *conf.Validator) {
 	v.Required("video", c.Video)
 	v.OneOf("record.start", c.Record.Start, "auto", "manual")
 	v.URL("record.upload_url", c.Record.UploadURL, false, "http", "https")
+	v.URL("record.webhook_url", c.Record.WebhookURL, false, "http", "https")
+	v.URL("webhook_url", c.WebhookURL, false, "http", "https")
 	for i, s := range c.ICEServers {
 		if len(s.URLs) == 0 {
 			v.Errorf(fmt.Sprintf("ice_servers[%d].urls", i), "required")
@@ -78,10 +83,4 @@ func (c *Config) SensorNames() map[string]string {
 		out["audio"] = c.Audio
 	}
 	return out
-}
-
-// New returns the link. The link is being written (see the open issue); until
-// then it reports that it is not built.
-func New(cfg Config, deps transport.Deps) (transport.Link, error) {
-	return nil, fmt.Errorf("rtm link %q: %w", deps.Name, sensors.ErrNotBuilt)
 }

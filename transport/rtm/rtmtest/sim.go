@@ -1,16 +1,56 @@
-// Package rtmtest is an in-process fake of the rtm service, like net/http/httptest.
 package rtmtest
 
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
-	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/upload/spool"
+
 	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/transport/rtm"
 )
 
+// Sim is the fake as a transport.SimService for `edge-agent sim` and `demo`.
+type Sim struct{ *Server }
+
 // NewSim starts the fake on listen (e.g. "127.0.0.1:0") for `edge-agent sim`
-// and `edge-agent demo`. Until the fake is written it reports ErrNotBuilt.
+// and `edge-agent demo`. It logs what it receives at info.
 func NewSim(listen string, logger *slog.Logger) (transport.SimService, error) {
-	return nil, fmt.Errorf("rtm fake: %w", sensors.ErrNotBuilt)
+	s, err := New(listen, Options{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return &Sim{Server: s}, nil
+}
+
+// Kind is "rtm".
+func (s *Sim) Kind() string { return "rtm" }
+
+// URLs lists the endpoints.
+func (s *Sim) URLs() map[string]string {
+	return map[string]string{
+		"ws":     s.WSURL(),
+		"api":    s.APIURL(),
+		"upload": s.UploadURL(""),
+		"status": "http://" + s.Addr() + "/status",
+	}
+}
+
+// DemoLink returns an rtm block pointing at the fake: the demo's `video`
+// (H.264) and `mic` sensors, auto recording uploaded back to the fake. The
+// token goes to a 0600 file in secretDir.
+func (s *Sim) DemoLink(secretDir string) (any, error) {
+	path := filepath.Join(secretDir, "rtm-token")
+	if err := spool.WriteFileAtomic(path, []byte(s.Token()+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("rtm fake: write token: %w", err)
+	}
+	return &rtm.Config{
+		URL:       s.WSURL(),
+		TokenFile: path,
+		ClientID:  "demo-device",
+		Video:     "video",
+		Audio:     "mic",
+		Record:    rtm.Record{UploadURL: s.UploadURL("demo.h264"), Start: "auto"},
+	}, nil
 }

@@ -1,0 +1,175 @@
+package rtm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/transport"
+)
+
+// Options tunes timing for tests and unusual deployments. Zero fields take
+// the defaults in DefaultOptions.
+type Options struct {
+	// FirstPingTimeout is how long the socket may stay silent before the
+	// service's ping interval is known (then 3× the interval applies).
+	FirstPingTimeout time.Duration
+	// SetupTimeout bounds session_start → ACTIVE and peer connected.
+	SetupTimeout time.Duration
+	// StopWait bounds the wait for TERMINATED after session_stop.
+	StopWait time.Duration
+	// DisconnectedGrace is how long ICE may stay "disconnected" before the
+	// session is given up (the service ends it anyway; spec §4).
+	DisconnectedGrace time.Duration
+	// TwoTimerWait is the first wait after TWO_TIMER; it doubles per
+	// consecutive TWO_TIMER up to 60 s.
+	TwoTimerWait time.Duration
+	// SDPErrorWait is the wait after SDP_ERROR (a codec or config bug that
+	// a quick retry will not fix).
+	SDPErrorWait time.Duration
+	// Loopback forces loopback ICE candidates on. They are on anyway when
+	// the service's host is a loopback address.
+	Loopback bool
+	// UDPPortRange limits the ephemeral ICE ports (0,0 = any).
+	UDPPortRange [2]uint16
+}
+
+// DefaultOptions are the production timings.
+var DefaultOptions = Options{
+	FirstPingTimeout:  30 * time.Second,
+	SetupTimeout:      20 * time.Second,
+	StopWait:          2 * time.Second,
+	DisconnectedGrace: 3 * time.Second,
+	TwoTimerWait:      5 * time.Second,
+	SDPErrorWait:      5 * time.Minute,
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions
+	set := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	set(&o.FirstPingTimeout, d.FirstPingTimeout)
+	set(&o.SetupTimeout, d.SetupTimeout)
+	set(&o.StopWait, d.StopWait)
+	set(&o.DisconnectedGrace, d.DisconnectedGrace)
+	set(&o.TwoTimerWait, d.TwoTimerWait)
+	set(&o.SDPErrorWait, d.SDPErrorWait)
+	return o
+}
+
+// Link is the rtm link. Dial opens one session (REST create if api_url,
+// WebSocket, peer connection, offer) and returns once the service reports
+// ACTIVE and the peer connection is connected; the supervisor owns retries.
+//
+// Concurrency: Dial is called by one supervisor goroutine at a time;
+// StartRecording, StopRecording and Recording may be called from any
+// goroutine.
+type Link struct {
+	cfg  Config
+	deps transport.Deps
+	opts Options
+	log  *slog.Logger
+
+	wantRecord atomic.Bool
+	twoTimers  atomic.Int32 // consecutive TWO_TIMER terminations
+
+	mu  sync.Mutex
+	cur *session
+}
+
+// New returns the link.
+func New(cfg Config, deps transport.Deps) (transport.Link, error) {
+	return NewWithOptions(cfg, deps, Options{})
+}
+
+// NewWithOptions returns the link with explicit timings.
+func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
+	if deps.Hub == nil {
+		return nil, fmt.Errorf("rtm link %q: no sensor hub", deps.Name)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Stats == nil {
+		deps.Stats = &transport.Stats{}
+	}
+	if cfg.Video == "" {
+		return nil, retry.Permanent(fmt.Errorf("rtm link %q: no video sensor", deps.Name))
+	}
+	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(), log: deps.Logger.With("link", deps.Name)}
+	l.wantRecord.Store(cfg.Record.Start != "manual")
+	return l, nil
+}
+
+// ErrNoSession is returned by recording commands while no session is up;
+// the wish is kept and applied when the next session becomes ACTIVE.
+var ErrNoSession = errors.New("rtm: no active session")
+
+// StartRecording asks for a recording now and in every later session.
+func (l *Link) StartRecording() error { return l.command(true) }
+
+// StopRecording stops the current recording and stops auto-starting it.
+func (l *Link) StopRecording() error { return l.command(false) }
+
+func (l *Link) command(on bool) error {
+	l.wantRecord.Store(on)
+	l.mu.Lock()
+	s := l.cur
+	l.mu.Unlock()
+	if s == nil {
+		return ErrNoSession
+	}
+	c := cmdRecordStop
+	if on {
+		c = cmdRecordStart
+	}
+	return s.command(c)
+}
+
+// Dial opens one session.
+func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
+	s, err := l.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// isLoopbackURL reports whether the service runs on this host, in which case
+// only loopback ICE candidates can reach it on a loopback-only machine.
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (l *Link) setCurrent(s *session) {
+	l.mu.Lock()
+	l.cur = s
+	l.mu.Unlock()
+}
+
+func (l *Link) clearCurrent(s *session) {
+	l.mu.Lock()
+	if l.cur == s {
+		l.cur = nil
+	}
+	l.mu.Unlock()
+}

@@ -1,0 +1,338 @@
+// Package rtmtest is an in-process fake of the RTM stream-recording service,
+// like net/http/httptest: it checks the Bearer token, answers the agent's
+// offer with a pion peer, sends SETUP/ACTIVE, pings, receives the RTP and
+// writes it to files (H.264 Annex-B and G.711 µ-law), and on recording_stop or
+// session end PUTs the recording to the upload_url and reports
+// recording_state. Fault switches let tests drop the socket, go silent,
+// terminate with any cause and reject the SDP.
+//
+// Concurrency: all methods are safe for concurrent use. Every goroutine the
+// server starts (per-connection handlers, pingers, RTP readers, uploads) is
+// tracked and waited for by Close.
+package rtmtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/edge-agent/edge-agent/transport/rtm"
+)
+
+// Options configures a Server. Zero fields take defaults.
+type Options struct {
+	// Token the agent must present (Authorization: Bearer, or the ?token=
+	// query parameter). Empty means a random one (see Server.Token).
+	Token string
+	// PingInterval is how often the server pings (default 1 s). A client
+	// that has not answered for 3 intervals is terminated with CONN_TIMEOUT.
+	PingInterval time.Duration
+	// Dir holds recordings and PUT uploads to /upload/; empty means a
+	// temporary directory removed by Close.
+	Dir    string
+	Logger *slog.Logger
+	// LogEvery is how often a session logs what it receives (default 5 s).
+	LogEvery time.Duration
+}
+
+// Server is the fake service.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	ln     net.Listener
+	srv    *http.Server
+	api    *webrtc.API
+	dir    string
+	ownDir bool
+	up     websocket.Upgrader
+	client *http.Client
+
+	silent     atomic.Bool
+	rejectSDP  atomic.Bool
+	uploadSeq  atomic.Int64
+	sessionSeq atomic.Int64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	sessions []*fakeSession
+	uploads  []Upload
+}
+
+// Upload is one PUT the server received at /upload/.
+type Upload struct {
+	Path        string
+	ContentType string
+	Size        int64
+	File        string
+}
+
+// New starts the fake on listen ("127.0.0.1:0" in tests).
+func New(listen string, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = time.Second
+	}
+	if opts.LogEvery <= 0 {
+		opts.LogEvery = 5 * time.Second
+	}
+	if opts.Token == "" {
+		opts.Token = randomHex(16)
+	}
+	s := &Server{opts: opts, log: opts.Logger.With("sim", "rtm"), dir: opts.Dir,
+		client: &http.Client{Timeout: 30 * time.Second}}
+	if s.dir == "" {
+		d, err := os.MkdirTemp("", "rtm-fake-")
+		if err != nil {
+			return nil, fmt.Errorf("rtm fake: %w", err)
+		}
+		s.dir, s.ownDir = d, true
+	}
+	api, err := newAnswerAPI()
+	if err != nil {
+		return nil, err
+	}
+	s.api = api
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("rtm fake: listen: %w", err)
+	}
+	s.ln = ln
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v2/io", s.serveWS)
+	mux.HandleFunc("POST /api/v2/session", s.serveCreate)
+	mux.HandleFunc("PUT /upload/", s.serveUpload)
+	mux.HandleFunc("GET /status", s.serveStatus)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.srv.Serve(ln)
+	}()
+	return s, nil
+}
+
+// newAnswerAPI is the fake's pion API: H.264 and PCMU, loopback candidates
+// (the fake always runs on this host), no mDNS.
+func newAnswerAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: rtm.H264Fmtp,
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}},
+		PayloadType: 102,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("rtm fake: %w", err)
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1},
+		PayloadType:        0,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("rtm fake: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("rtm fake: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Token is the Bearer token the server accepts.
+func (s *Server) Token() string { return s.opts.Token }
+
+// Addr is the listening address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// WSURL is the RTM WebSocket endpoint.
+func (s *Server) WSURL() string { return "ws://" + s.Addr() + "/api/v2/io" }
+
+// APIURL is the REST base (POST /api/v2/session).
+func (s *Server) APIURL() string { return "http://" + s.Addr() }
+
+// UploadURL is a PUT target on the fake itself.
+func (s *Server) UploadURL(name string) string { return "http://" + s.Addr() + "/upload/" + name }
+
+// Dir is where recordings and uploads are kept.
+func (s *Server) Dir() string { return s.dir }
+
+// SetSilent stops (or resumes) every message from the server, pings
+// included, without closing the socket: the agent must notice the silence.
+func (s *Server) SetSilent(on bool) { s.silent.Store(on) }
+
+// SetRejectSDP makes later session_start messages end with TERMINATED
+// SDP_ERROR.
+func (s *Server) SetRejectSDP(on bool) { s.rejectSDP.Store(on) }
+
+// DropSockets closes every open WebSocket without a close frame.
+func (s *Server) DropSockets() {
+	for _, fs := range s.live() {
+		fs.conn.UnderlyingConn().Close()
+	}
+}
+
+// Terminate sends session_state TERMINATED with cause to every live session
+// and closes it.
+func (s *Server) Terminate(cause string) {
+	for _, fs := range s.live() {
+		fs.terminate(cause)
+	}
+}
+
+func (s *Server) live() []*fakeSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*fakeSession
+	for _, fs := range s.sessions {
+		if !fs.isEnded() {
+			out = append(out, fs)
+		}
+	}
+	return out
+}
+
+// Sessions returns a snapshot of every session so far, oldest first.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	list := append([]*fakeSession(nil), s.sessions...)
+	s.mu.Unlock()
+	out := make([]SessionInfo, 0, len(list))
+	for _, fs := range list {
+		out = append(out, fs.info())
+	}
+	return out
+}
+
+// Uploads lists the PUTs received at /upload/.
+func (s *Server) Uploads() []Upload {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Upload(nil), s.uploads...)
+}
+
+// Close stops the server, ends every session and waits for every goroutine.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	list := append([]*fakeSession(nil), s.sessions...)
+	s.mu.Unlock()
+	s.cancel()
+	err := s.srv.Close()
+	for _, fs := range list {
+		fs.conn.Close()
+	}
+	s.wg.Wait()
+	if s.ownDir {
+		os.RemoveAll(s.dir)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if h := r.Header.Get("Authorization"); h == "Bearer "+s.opts.Token {
+		return true
+	}
+	return r.URL.Query().Get("token") == s.opts.Token
+}
+
+func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	var body struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil || body.ClientID == "" {
+		http.Error(w, "client_id required", http.StatusBadRequest)
+		return
+	}
+	id := fmt.Sprintf("sess-%d", s.sessionSeq.Add(1))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"session_id":      id,
+		"ws_endpoint":     s.WSURL(),
+		"ice_credentials": map[string]any{"iceServers": []any{}},
+	})
+}
+
+func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request) {
+	name := strings.ReplaceAll(strings.TrimPrefix(r.URL.Path, "/upload/"), "/", "_")
+	if name == "" {
+		name = "recording"
+	}
+	if t := r.URL.Query().Get("track"); t != "" {
+		name += "." + t
+	}
+	n := s.uploadSeq.Add(1)
+	if err := os.MkdirAll(filepath.Join(s.dir, "uploads"), 0o700); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	path := filepath.Join(s.dir, "uploads", fmt.Sprintf("%03d-%s", n, name))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	size, err := io.Copy(f, io.LimitReader(r.Body, 1<<30))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	s.mu.Lock()
+	s.uploads = append(s.uploads, Upload{Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Size: size, File: path})
+	s.mu.Unlock()
+	s.log.Info("rtm fake: recording uploaded", "file", path, "bytes", size)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	sess := s.Sessions()
+	sort.SliceStable(sess, func(i, j int) bool { return sess[i].Started.Before(sess[j].Started) })
+	_ = json.NewEncoder(w).Encode(map[string]any{"sessions": sess, "uploads": s.Uploads()})
+}

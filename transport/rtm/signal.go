@@ -1,0 +1,333 @@
+package rtm
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/transport"
+)
+
+// signal is one RTM WebSocket. It owns a reader and a writer goroutine:
+// the reader answers ping at once through the writer's priority queue (a pong
+// never waits behind candidates) and hands every other message to In; the
+// writer sends queued frames in order. Both stop when the socket fails or
+// close is called, and close waits for them.
+type signal struct {
+	conn  *websocket.Conn
+	stats *transport.Stats
+
+	clientID  string
+	sessionID atomic.Pointer[string]
+
+	prio chan Message // pongs; bounded, drops counted
+	out  chan Message // everything else; bounded, full means a stuck socket
+	in   chan Message // to the session loop
+
+	done    chan struct{} // closed when the socket is finished
+	errOnce sync.Once
+	err     error
+	wg      sync.WaitGroup
+
+	firstPing    time.Duration // read deadline before the ping interval is known
+	pingsSeen    atomic.Int64
+	pongsDropped atomic.Int64
+	lastPing     time.Time // reader-owned
+	readDeadline time.Duration
+	onFirstPing  func(raw []byte)
+}
+
+const (
+	prioQueue = 8
+	outQueue  = 256
+	inQueue   = 64
+)
+
+// errDead is the cause when the service stayed silent past the read deadline.
+var errDead = errors.New("signalling silent: link dead")
+
+// dialSignal opens the WebSocket with the Bearer token. A 401/403 is
+// permanent; a 429/503 with Retry-After asks the supervisor to wait.
+func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Config, stats *transport.Stats, firstPing time.Duration) (*signal, error) {
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return nil, retry.Permanent(fmt.Errorf("rtm dial: bad url: %w", err))
+	}
+	if cfg.WSTokenQueryParam != "" {
+		q := u.Query()
+		q.Set(cfg.WSTokenQueryParam, cfg.Token)
+		u.RawQuery = q.Encode()
+	}
+	d := websocket.Dialer{
+		Proxy:            http.ProxyFromEnvironment,
+		HandshakeTimeout: 15 * time.Second,
+		TLSClientConfig:  tlsConf,
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+cfg.Token)
+	conn, resp, err := d.DialContext(ctx, u.String(), h)
+	if err != nil {
+		// Never include u: it may carry the token as a query parameter.
+		if resp != nil {
+			resp.Body.Close()
+			return nil, classifyHTTP("rtm dial", resp, err)
+		}
+		return nil, fmt.Errorf("rtm dial %s: %w", u.Host, redactErr(err, cfg.Token))
+	}
+	conn.SetReadLimit(MaxMessageSize)
+	s := &signal{
+		conn: conn, stats: stats, clientID: cfg.ClientID,
+		prio: make(chan Message, prioQueue), out: make(chan Message, outQueue), in: make(chan Message, inQueue),
+		done: make(chan struct{}), firstPing: firstPing, readDeadline: firstPing,
+	}
+	empty := ""
+	s.sessionID.Store(&empty)
+	return s, nil
+}
+
+// start runs the reader and writer; onFirstPing (may be nil) sees the first
+// ping's raw frame so its shape gets logged once.
+func (s *signal) start(onFirstPing func(raw []byte)) {
+	s.onFirstPing = onFirstPing
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.writeLoop()
+}
+
+func (s *signal) fail(err error) {
+	s.errOnce.Do(func() {
+		s.err = err
+		close(s.done)
+		s.conn.Close() // unblocks the reader
+	})
+}
+
+// Err is why the socket ended (valid after Done is closed).
+func (s *signal) Err() error {
+	<-s.done
+	return s.err
+}
+
+// Done is closed when the socket has failed or was closed.
+func (s *signal) Done() <-chan struct{} { return s.done }
+
+// In delivers the service's messages (ping excluded).
+func (s *signal) In() <-chan Message { return s.in }
+
+func (s *signal) setSessionID(id string) { s.sessionID.Store(&id) }
+
+// send queues a message. It fails when the socket is gone or the queue is
+// full (a socket that cannot drain 256 signalling frames is stuck: the
+// session ends rather than memory growing).
+func (s *signal) send(typ string, data any) error {
+	m, err := NewMessage(typ, s.clientID, *s.sessionID.Load(), data)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-s.done:
+		return fmt.Errorf("rtm send %s: %w", typ, s.err)
+	default:
+	}
+	select {
+	case s.out <- m:
+		return nil
+	default:
+		err := fmt.Errorf("rtm send %s: queue full (%d): socket stuck", typ, outQueue)
+		s.fail(err)
+		return err
+	}
+}
+
+// close stops both goroutines and waits for them. A clean close frame is
+// attempted first so the service sees an orderly end.
+func (s *signal) close() {
+	_ = s.conn.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	s.fail(errors.New("rtm signalling closed"))
+	s.wg.Wait()
+}
+
+func (s *signal) readLoop() {
+	defer s.wg.Done()
+	for {
+		_ = s.conn.SetReadDeadline(time.Now().Add(s.readDeadline))
+		_, b, err := s.conn.ReadMessage()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("rtm read: no message for %v: %w", s.readDeadline, errDead)
+			} else {
+				err = fmt.Errorf("rtm read: %w", err)
+			}
+			s.fail(err)
+			return
+		}
+		s.stats.MsgsIn.Add(1)
+		s.stats.BytesIn.Add(int64(len(b)))
+		m, err := DecodeMessage(b)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		if m.Type == TypePing {
+			s.onPing(m, b)
+			continue
+		}
+		select {
+		case s.in <- m:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// onPing answers at once with the ping's data and adapts the silence
+// deadline to 3× the observed interval (spec §3 proposal).
+func (s *signal) onPing(m Message, raw []byte) {
+	now := time.Now()
+	n := s.pingsSeen.Add(1)
+	if n == 1 && s.onFirstPing != nil {
+		s.onFirstPing(raw)
+	}
+	if !s.lastPing.IsZero() {
+		if iv := now.Sub(s.lastPing); iv > 0 {
+			s.readDeadline = max(3*iv, 100*time.Millisecond)
+		}
+	}
+	s.lastPing = now
+	data := m.Data
+	if len(data) == 0 || string(data) == "null" {
+		data = json.RawMessage("{}")
+	}
+	pong := Message{Type: TypePong, ClientID: s.clientID, SessionID: *s.sessionID.Load(), Data: data}
+	select {
+	case s.prio <- pong:
+	default:
+		s.pongsDropped.Add(1)
+	}
+}
+
+func (s *signal) writeLoop() {
+	defer s.wg.Done()
+	write := func(m Message) bool {
+		b, err := json.Marshal(m)
+		if err != nil {
+			s.fail(fmt.Errorf("rtm write %s: %w", m.Type, err))
+			return false
+		}
+		_ = s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			s.fail(fmt.Errorf("rtm write %s: %w", m.Type, err))
+			return false
+		}
+		s.stats.MsgsOut.Add(1)
+		s.stats.BytesOut.Add(int64(len(b)))
+		return true
+	}
+	for {
+		// Pongs first, always.
+		select {
+		case m := <-s.prio:
+			if !write(m) {
+				return
+			}
+			continue
+		default:
+		}
+		select {
+		case <-s.done:
+			return
+		case m := <-s.prio:
+			if !write(m) {
+				return
+			}
+		case m := <-s.out:
+			if !write(m) {
+				return
+			}
+		}
+	}
+}
+
+// flush waits until every queued message was written or ctx ends.
+func (s *signal) flush(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for len(s.out) > 0 || len(s.prio) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// classifyHTTP maps a refused upgrade or REST call to a retry decision.
+func classifyHTTP(op string, resp *http.Response, err error) error {
+	base := fmt.Errorf("%s: HTTP %d", op, resp.StatusCode)
+	if err != nil && !errors.Is(err, websocket.ErrBadHandshake) {
+		base = fmt.Errorf("%s: HTTP %d: %w", op, resp.StatusCode, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return retry.Permanent(fmt.Errorf("%w (token rejected)", base))
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		if d, ok := retry.ParseRetryAfter(resp.Header, time.Now()); ok {
+			return retry.RetryAfter(base, d)
+		}
+	}
+	return base
+}
+
+// redactErr removes the token from an error's text (a dial error may echo
+// the URL).
+func redactErr(err error, token string) error {
+	if token == "" || err == nil {
+		return err
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, token) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(msg, token, "REDACTED"))
+}
+
+// tlsConfig builds the client TLS config: verified unless
+// insecure_skip_verify, with ca_file added to the system roots.
+func tlsConfig(cfg *Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in by config
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, retry.Permanent(fmt.Errorf("rtm ca_file: %w", err))
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, retry.Permanent(fmt.Errorf("rtm ca_file %s: no certificate found", cfg.CAFile))
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+func containsStr(s, sub string) bool        { return strings.Contains(s, sub) }
+func replaceAll(s, old, repl string) string { return strings.ReplaceAll(s, old, repl) }
