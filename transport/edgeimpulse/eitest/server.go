@@ -1,0 +1,718 @@
+// Package eitest is an in-process fake of Edge Impulse's remote management
+// WebSocket and ingestion service, like net/http/httptest. It behaves as
+// ../shared/specs/edge-impulse.md describes: it answers in the encoding of
+// the device's Hello frame (text JSON, binary CBOR), refuses a wrong API key
+// with hello:false, verifies upload signatures byte-exactly and records what
+// it received. Tests script Studio (sample requests, snapshot start/stop)
+// and inject faults (drop the socket, stall, fail uploads with 5xx).
+//
+// Concurrency: all methods are safe for concurrent use. Close stops the
+// server and waits for every goroutine it started.
+package eitest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/jpeg"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/gorilla/websocket"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Listen is the address; default 127.0.0.1:0.
+	Listen string
+	// APIKey is the key the fake accepts; default "ei_sim_key".
+	APIKey string
+	// HMACKey is sent in sample requests and used to verify uploads;
+	// default "sim-hmac-key-0123456789abcdef".
+	HMACKey string
+	Logger  *slog.Logger
+}
+
+// Hello is a device's Hello as received.
+type Hello struct {
+	Encoding string // json | cbor (from the frame type)
+	Fields   map[string]any
+	Accepted bool
+}
+
+// Message is one device → server message after the Hello (snapshot frames
+// are counted in Frames instead).
+type Message struct {
+	Type   string // its first known key, e.g. sampleStarted
+	Fields map[string]any
+	At     time.Time
+}
+
+// Upload is one ingestion request.
+type Upload struct {
+	Path     string
+	Status   int
+	FileName string
+	Label    string
+	// Hash is the body's SHA-256, the idempotency check: a sample delivered
+	// twice shows up twice with the same hash (and 409 the second time).
+	Hash        string
+	Size        int
+	ContentType string
+	Err         string // why it was refused
+	// File is set for verified /data uploads.
+	File *File
+	// JPEG sizes for /files uploads.
+	ImageWidth, ImageHeight int
+	At                      time.Time
+}
+
+// Frame is one received snapshot frame.
+type Frame struct {
+	At            time.Time
+	Width, Height int
+	FileName      string
+}
+
+// maxFrames bounds the recorded frames (memory stays flat in long demos).
+const maxFrames = 4096
+
+// Server is the fake.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	ln   net.Listener
+	srv  *http.Server
+	up   websocket.Upgrader
+	wg   sync.WaitGroup
+
+	mu          sync.Mutex
+	conns       map[*deviceConn]struct{}
+	dev         *deviceConn // the live device (one per server, like one per deviceId)
+	hellos      []Hello
+	msgs        []Message
+	uploads     []Upload
+	frames      []Frame
+	framesTotal int
+	malformed   int
+	uploadFail  int // status to answer uploads with; 0 = normal
+	stalled     bool
+	stallCh     chan struct{} // closed when the stall ends
+	stored      map[string]bool
+	changed     chan struct{}
+	closed      bool
+}
+
+type deviceConn struct {
+	conn *websocket.Conn
+	enc  string
+	wmu  sync.Mutex
+}
+
+// New starts a fake server.
+func New(opts Options) (*Server, error) {
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	if opts.APIKey == "" {
+		opts.APIKey = "ei_sim_key"
+	}
+	if opts.HMACKey == "" {
+		opts.HMACKey = "sim-hmac-key-0123456789abcdef"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("eitest: listen: %w", err)
+	}
+	s := &Server{opts: opts, log: opts.Logger.With("fake", "edgeimpulse"), ln: ln,
+		conns: map[*deviceConn]struct{}{}, stored: map[string]bool{}, changed: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", s.root)
+	mux.HandleFunc("GET /status", s.status)
+	mux.HandleFunc("POST /api/{category}/{kind}", s.ingest)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Go(func() { _ = s.srv.Serve(ln) })
+	return s, nil
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// WSURL is the remote-management URL.
+func (s *Server) WSURL() string { return "ws://" + s.Addr() + "/" }
+
+// IngestionURL is the ingestion base URL.
+func (s *Server) IngestionURL() string { return "http://" + s.Addr() }
+
+// APIKey is the accepted key.
+func (s *Server) APIKey() string { return s.opts.APIKey }
+
+// HMACKey is the key sample requests carry.
+func (s *Server) HMACKey() string { return s.opts.HMACKey }
+
+// Close stops the server, closes every device socket and waits.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.conn.Close()
+	}
+	if s.stallCh != nil {
+		close(s.stallCh)
+		s.stallCh = nil
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	s.wg.Wait()
+	return err
+}
+
+// notifyLocked wakes Wait callers.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Wait blocks until cond() holds (checked after every recorded event) or ctx
+// ends. cond may call the Server's accessors.
+func (s *Server) Wait(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("eitest wait: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// Hellos returns every Hello received.
+func (s *Server) Hellos() []Hello {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Hello(nil), s.hellos...)
+}
+
+// Messages returns the device's messages, oldest first.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.msgs...)
+}
+
+// MessageTypes returns the types of the device's messages from index from.
+func (s *Server) MessageTypes(from int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for i := from; i < len(s.msgs); i++ {
+		out = append(out, s.msgs[i].Type)
+	}
+	return out
+}
+
+// Uploads returns every ingestion request, oldest first.
+func (s *Server) Uploads() []Upload {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Upload(nil), s.uploads...)
+}
+
+// Frames returns the recorded snapshot frames (the newest maxFrames).
+func (s *Server) Frames() []Frame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Frame(nil), s.frames...)
+}
+
+// Malformed counts device messages the fake could not parse.
+func (s *Server) Malformed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.malformed
+}
+
+// Connected reports whether a device is connected and accepted.
+func (s *Server) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dev != nil
+}
+
+// FailUploads makes ingestion answer status (e.g. 503) until called with 0.
+func (s *Server) FailUploads(status int) {
+	s.mu.Lock()
+	s.uploadFail = status
+	s.mu.Unlock()
+}
+
+// Stall stops (true) or resumes (false) reading from the device socket: no
+// messages are handled and no pongs are sent while stalled, like a server
+// that hangs.
+func (s *Server) Stall(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on == s.stalled {
+		return
+	}
+	s.stalled = on
+	if on {
+		s.stallCh = make(chan struct{})
+	} else if s.stallCh != nil {
+		close(s.stallCh)
+		s.stallCh = nil
+	}
+}
+
+// Drop closes the device's socket abruptly (no close frame).
+func (s *Server) Drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dev != nil {
+		s.dev.conn.Close()
+	}
+}
+
+// SampleRequest is a Studio sample request (spec §3.4).
+type SampleRequest struct {
+	Label    string  `json:"label"`
+	Length   float64 `json:"length"`
+	Path     string  `json:"path"`
+	HMACKey  string  `json:"hmacKey"`
+	Interval float64 `json:"interval"`
+	Sensor   string  `json:"sensor"`
+}
+
+// RequestSample sends a sample request to the connected device (HMACKey and
+// Path default to the fake's key and /api/training/data).
+func (s *Server) RequestSample(r SampleRequest) error {
+	if r.HMACKey == "" {
+		r.HMACKey = s.opts.HMACKey
+	}
+	if r.Path == "" {
+		r.Path = "/api/training/data"
+	}
+	return s.Send(map[string]any{"sample": r})
+}
+
+// StartSnapshot asks for snapshot frames ("low" or "high"; "" omits the
+// field, which the device must treat as low).
+func (s *Server) StartSnapshot(resolution string) error {
+	m := map[string]any{"startSnapshot": true}
+	if resolution != "" {
+		m["resolution"] = resolution
+	}
+	return s.Send(m)
+}
+
+// StopSnapshot ends the stream.
+func (s *Server) StopSnapshot() error { return s.Send(map[string]any{"stopSnapshot": true}) }
+
+// Send writes any message to the connected device in its encoding.
+func (s *Server) Send(v any) error {
+	s.mu.Lock()
+	d := s.dev
+	s.mu.Unlock()
+	if d == nil {
+		return errors.New("eitest: no device connected")
+	}
+	return d.write(v)
+}
+
+// SendRaw writes raw bytes (text frame for JSON devices, binary for CBOR),
+// for malformed-input tests.
+func (s *Server) SendRaw(b []byte) error {
+	s.mu.Lock()
+	d := s.dev
+	s.mu.Unlock()
+	if d == nil {
+		return errors.New("eitest: no device connected")
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return d.conn.WriteMessage(d.frameType(), b)
+}
+
+func (d *deviceConn) frameType() int {
+	if d.enc == "cbor" {
+		return websocket.BinaryMessage
+	}
+	return websocket.TextMessage
+}
+
+func (d *deviceConn) write(v any) error {
+	var b []byte
+	var err error
+	if d.enc == "cbor" {
+		b, err = cbor.Marshal(v)
+	} else {
+		b, err = json.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return d.conn.WriteMessage(d.frameType(), b)
+}
+
+var msgDec = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{DefaultMapType: reflect.TypeOf(map[string]any(nil))}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+func decode(typ int, b []byte) (map[string]any, string, error) {
+	var m map[string]any
+	if typ == websocket.BinaryMessage {
+		err := msgDec.Unmarshal(b, &m)
+		return m, "cbor", err
+	}
+	err := json.Unmarshal(b, &m)
+	return m, "json", err
+}
+
+var deviceTypes = []string{"hello", "sample", "sampleStarted", "sampleProcessing", "sampleReading",
+	"sampleUploading", "sampleFinished", "snapshotStarted", "snapshotStopped", "snapshotFailed", "snapshotFrame"}
+
+func msgType(m map[string]any) string {
+	for _, k := range deviceTypes {
+		if _, ok := m[k]; ok {
+			return k
+		}
+	}
+	return ""
+}
+
+// root serves the WebSocket (remote management is on /) and, for plain
+// requests, the status JSON.
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		s.status(w, r)
+		return
+	}
+	conn, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	d := &deviceConn{conn: conn}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.conns[d] = struct{}{}
+	s.mu.Unlock()
+	s.serveDevice(d)
+}
+
+func (s *Server) serveDevice(d *deviceConn) {
+	defer func() {
+		d.conn.Close()
+		s.mu.Lock()
+		delete(s.conns, d)
+		if s.dev == d {
+			s.dev = nil
+			s.log.Info("device disconnected")
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+	}()
+	d.conn.SetReadLimit(64 << 20)
+	typ, b, err := d.conn.ReadMessage()
+	if err != nil {
+		return
+	}
+	m, enc, err := decode(typ, b)
+	d.enc = enc
+	if err != nil || msgType(m) != "hello" {
+		_ = d.write(map[string]any{"err": "Failed to parse message"})
+		return
+	}
+	hm, _ := m["hello"].(map[string]any)
+	key, _ := hm["apiKey"].(string)
+	h := Hello{Encoding: enc, Fields: hm, Accepted: key == s.opts.APIKey && hm != nil}
+	s.mu.Lock()
+	s.hellos = append(s.hellos, h)
+	old := s.dev
+	if h.Accepted {
+		s.dev = d
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	if !h.Accepted {
+		s.log.Info("hello refused: invalid API key")
+		_ = d.write(map[string]any{"hello": false, "err": "Invalid API key"})
+		return
+	}
+	if old != nil && old != d {
+		old.conn.Close() // one connection per device
+	}
+	s.log.Info("device connected", "encoding", enc, "device_id", hm["deviceId"], "sensors", sensorNames(hm))
+	if err := d.write(map[string]any{"hello": true}); err != nil {
+		return
+	}
+	for {
+		s.mu.Lock()
+		stall := s.stallCh
+		s.mu.Unlock()
+		if stall != nil {
+			<-stall
+			continue
+		}
+		typ, b, err := d.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		m, _, err := decode(typ, b)
+		if err != nil || m == nil {
+			s.mu.Lock()
+			s.malformed++
+			s.notifyLocked()
+			s.mu.Unlock()
+			_ = d.write(map[string]any{"err": "Failed to parse message"})
+			continue
+		}
+		s.record(m)
+	}
+}
+
+func sensorNames(hm map[string]any) []string {
+	var out []string
+	ss, _ := hm["sensors"].([]any)
+	for _, x := range ss {
+		if m, ok := x.(map[string]any); ok {
+			n, _ := m["name"].(string)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (s *Server) record(m map[string]any) {
+	t := msgType(m)
+	now := time.Now()
+	if t == "snapshotFrame" {
+		f := Frame{At: now}
+		f.FileName, _ = m["fileName"].(string)
+		if b64, ok := m["snapshotFrame"].(string); ok {
+			if img, err := base64.StdEncoding.DecodeString(b64); err == nil {
+				if cfg, err := jpeg.DecodeConfig(bytes.NewReader(img)); err == nil {
+					f.Width, f.Height = cfg.Width, cfg.Height
+				}
+			}
+		}
+		s.mu.Lock()
+		s.framesTotal++
+		s.frames = append(s.frames, f)
+		if len(s.frames) > maxFrames {
+			s.frames = append(s.frames[:0], s.frames[len(s.frames)-maxFrames/2:]...)
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+		return
+	}
+	switch t {
+	case "sample", "sampleFinished", "snapshotStarted", "snapshotStopped", "snapshotFailed":
+		s.log.Info("device says", "message", t, "fields", m)
+	default:
+		s.log.Debug("device says", "message", t, "fields", m)
+	}
+	s.mu.Lock()
+	s.msgs = append(s.msgs, Message{Type: t, Fields: m, At: now})
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+// ingest is POST /api/{training|testing|anomaly}/{data|files}.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	cat, kind := r.PathValue("category"), r.PathValue("kind")
+	u := Upload{Path: r.URL.Path, At: time.Now(), ContentType: r.Header.Get("Content-Type")}
+	u.FileName, _ = url.PathUnescape(r.Header.Get("x-file-name"))
+	u.Label, _ = url.PathUnescape(r.Header.Get("x-label"))
+	body, err := io.ReadAll(io.LimitReader(r.Body, 128<<20))
+	u.Size = len(body)
+	sum := sha256.Sum256(body)
+	u.Hash = hex.EncodeToString(sum[:])
+	reply := func(code int, msg string) {
+		u.Status = code
+		if code >= 300 {
+			u.Err = msg
+		}
+		s.mu.Lock()
+		s.uploads = append(s.uploads, u)
+		s.notifyLocked()
+		s.mu.Unlock()
+		if code == http.StatusOK && kind == "files" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			fmt.Fprintf(w, `{"success":true,"files":[{"success":true,"fileName":%q}]}`, u.FileName)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(code)
+		io.WriteString(w, msg)
+	}
+	s.mu.Lock()
+	fail := s.uploadFail
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+		reply(http.StatusBadRequest, "cannot read body")
+	case cat != "training" && cat != "testing" && cat != "anomaly" || kind != "data" && kind != "files":
+		reply(http.StatusNotFound, "unknown endpoint")
+	case r.Header.Get("x-api-key") != s.opts.APIKey:
+		reply(http.StatusUnauthorized, "invalid API key")
+	case fail != 0:
+		s.log.Info("upload failed on purpose", "status", fail, "path", u.Path)
+		reply(fail, "simulated failure")
+	case kind == "data":
+		s.ingestData(r, &u, body, reply)
+	default:
+		s.ingestFiles(r, &u, body, reply)
+	}
+}
+
+func (s *Server) ingestData(r *http.Request, u *Upload, body []byte, reply func(int, string)) {
+	if u.FileName == "" {
+		reply(421, "missing x-file-name")
+		return
+	}
+	f, err := Verify(body, []byte(s.opts.HMACKey))
+	if err != nil {
+		s.log.Warn("upload refused", "path", u.Path, "err", err)
+		reply(http.StatusBadRequest, "invalid message: "+err.Error())
+		return
+	}
+	u.File = &f
+	if s.duplicate(r, u.Hash) {
+		reply(http.StatusConflict, "duplicate file")
+		return
+	}
+	s.log.Info("sample received", "path", u.Path, "label", u.Label, "encoding", f.Encoding,
+		"rows", f.Rows, "axes", f.Sensors, "interval_ms", f.IntervalMs, "signature", "verified")
+	reply(http.StatusOK, u.FileName)
+}
+
+func (s *Server) ingestFiles(r *http.Request, u *Upload, body []byte, reply func(int, string)) {
+	_, params, err := mime.ParseMediaType(u.ContentType)
+	if err != nil || params["boundary"] == "" {
+		reply(http.StatusBadRequest, "not multipart")
+		return
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	n := 0
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			reply(http.StatusBadRequest, "bad multipart: "+err.Error())
+			return
+		}
+		if p.FormName() != "data" {
+			continue
+		}
+		data, _ := io.ReadAll(io.LimitReader(p, 100<<20))
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+		if err != nil {
+			reply(http.StatusBadRequest, "part is not a JPEG: "+err.Error())
+			return
+		}
+		u.FileName = p.FileName()
+		u.ImageWidth, u.ImageHeight = cfg.Width, cfg.Height
+		n++
+	}
+	if n == 0 {
+		reply(http.StatusBadRequest, "no data part")
+		return
+	}
+	if s.duplicate(r, u.Hash) {
+		reply(http.StatusConflict, "duplicate file")
+		return
+	}
+	s.log.Info("image received", "path", u.Path, "label", u.Label, "file", u.FileName,
+		"size", fmt.Sprintf("%dx%d", u.ImageWidth, u.ImageHeight))
+	reply(http.StatusOK, "")
+}
+
+// duplicate records hash and reports whether an identical file was already
+// stored and the request asked to refuse duplicates.
+func (s *Server) duplicate(r *http.Request, hash string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dup := s.stored[hash]
+	s.stored[hash] = true
+	return dup && r.Header.Get("x-disallow-duplicates") == "1"
+}
+
+// status serves a JSON summary: what a demo user looks at.
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	type up struct {
+		Path, Label, File, Encoding string
+		Status, Rows                int
+		Verified                    bool
+		At                          time.Time
+	}
+	s.mu.Lock()
+	out := struct {
+		Connected bool           `json:"connected"`
+		Hello     map[string]any `json:"hello,omitempty"`
+		Encoding  string         `json:"encoding,omitempty"`
+		Messages  int            `json:"messages"`
+		Frames    int            `json:"snapshot_frames"`
+		Uploads   []up           `json:"uploads"`
+	}{Connected: s.dev != nil, Messages: len(s.msgs), Frames: s.framesTotal, Uploads: []up{}}
+	if n := len(s.hellos); n > 0 {
+		h := s.hellos[n-1]
+		out.Encoding = h.Encoding
+		out.Hello = map[string]any{}
+		for k, v := range h.Fields {
+			if k != "apiKey" {
+				out.Hello[k] = v
+			}
+		}
+	}
+	for _, u := range s.uploads {
+		x := up{Path: u.Path, Label: u.Label, File: u.FileName, Status: u.Status, At: u.At}
+		if u.File != nil {
+			x.Rows, x.Verified, x.Encoding = u.File.Rows, true, u.File.Encoding
+		}
+		out.Uploads = append(out.Uploads, x)
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+}
