@@ -1,10 +1,16 @@
 // Package v4l2 captures a V4L2 camera (blackjack/webcam): MJPEG or YUYV stills
 // and H.264 access units.
+//
+// The device calls live in device_linux.go behind the FrameSource interface;
+// everything else (format choice, MJPEG passthrough, YUYV to JPEG, H.264
+// access units, releasing the device when the hub stops the source) is
+// plain Go tested against v4l2test's replaying fake.
 package v4l2
 
 import (
-	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -42,9 +48,16 @@ func (c *Config) Validate(v *conf.Validator) {
 	}
 }
 
-// New returns the sensor. The driver is being written (see the open issue);
-// until then it reports that it is not built.
+// New returns the camera sensor. The device is opened by Run, not here, so a
+// camera that is unplugged at start-up is retried by the hub. The device
+// path is taken relative to env.DevRoot when it starts with /dev/ and
+// DevRoot is not "/dev" (tests and containers).
 func New(name string, cfg Config, env sensors.Env) (sensors.Source, error) {
-	_ = context.Background
-	return nil, fmt.Errorf("v4l2 sensor %q: %w", name, sensors.ErrNotBuilt)
+	if _, ok := fourCCByName[cfg.Format]; !ok && cfg.Format != "auto" {
+		return nil, fmt.Errorf("v4l2 sensor %q: unknown format %q", name, cfg.Format)
+	}
+	if env.DevRoot != "" && env.DevRoot != "/dev" && strings.HasPrefix(cfg.Device, "/dev/") {
+		cfg.Device = filepath.Join(env.DevRoot, strings.TrimPrefix(cfg.Device, "/dev/"))
+	}
+	return NewSource(name, cfg, env), nil
 }
