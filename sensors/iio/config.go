@@ -1,27 +1,40 @@
-// Package iio reads accelerometers through the Linux IIO subsystem (sysfs polling
-// and buffered capture from /dev/iio:deviceN).
+// Package iio reads accelerometers through the Linux IIO subsystem: sysfs
+// polling for rates up to 100 Hz, and buffered capture from /dev/iio:deviceN
+// (kernel timestamps, no gaps unless the kernel FIFO overflows) above that.
+// Devices are found by their name, never by the probe-order index; the sysfs
+// and /dev roots come from sensors.Env so that tests run against a fake tree
+// with a FIFO standing in for the character device.
 package iio
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors"
 )
+
+// MaxPollRate is the fastest rate served by sysfs polling: every _raw read is
+// its own bus transaction and a Go timer adds jitter, so faster rates need
+// buffered capture.
+const MaxPollRate = 100.0
 
 // Config is the `iio:` block of a sensor.
 type Config struct {
 	// Device is the IIO device name (the "name" file), or "auto" for the
 	// first device with accelerometer channels.
 	Device string `yaml:"device"`
-	// Frequencies are the rates offered to links; the first is the default.
+	// Frequencies are the rates offered to links; the first is the running
+	// rate. The driver writes it (or the nearest rate the chip offers) and
+	// reports the rate it reads back.
 	Frequencies     []float64     `yaml:"frequencies"`
 	MaxSampleLength conf.Duration `yaml:"max_sample_length"`
 	// Mode is poll (sysfs, <= 100 Hz) or buffered (/dev/iio:deviceN); auto
 	// picks buffered when the device supports it and the rate is above 100 Hz.
 	Mode string `yaml:"mode"`
+	// Trigger, when set, is written to trigger/current_trigger before
+	// buffered capture (e.g. an hrtimer trigger for chips without a wired
+	// IRQ). Empty leaves the driver's trigger alone.
+	Trigger string `yaml:"trigger"`
 }
 
 // SetDefaults fills zero fields with their defaults.
@@ -43,15 +56,17 @@ func (c *Config) SetDefaults() {
 // Validate records every problem with the block.
 func (c *Config) Validate(v *conf.Validator) {
 	v.Required("device", c.Device)
+	if len(c.Frequencies) == 0 {
+		v.Errorf("frequencies", "at least one rate is required")
+	}
 	for i, f := range c.Frequencies {
 		v.Positive(fmt.Sprintf("frequencies[%d]", i), f)
+		if c.Mode == "poll" && f > MaxPollRate {
+			v.Errorf(fmt.Sprintf("frequencies[%d]", i), "%g Hz is above the %g Hz poll mode serves; use mode buffered or auto", f, MaxPollRate)
+		}
 	}
 	v.OneOf("mode", c.Mode, "auto", "poll", "buffered")
-}
-
-// New returns the sensor. The driver is being written (see the open issue);
-// until then it reports that it is not built.
-func New(name string, cfg Config, env sensors.Env) (sensors.Source, error) {
-	_ = context.Background
-	return nil, fmt.Errorf("iio sensor %q: %w", name, sensors.ErrNotBuilt)
+	if c.MaxSampleLength < 0 {
+		v.Errorf("max_sample_length", "must be >= 0")
+	}
 }

@@ -1,0 +1,251 @@
+package iio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edge-agent/edge-agent/sensors"
+)
+
+// bufferDirs returns the buffer control directory (enable, length,
+// watermark) and the scan_elements directory. Kernels >= 5.11 have both in
+// buffer0/; older ones have buffer/ and scan_elements/.
+func bufferDirs(dir string) (ctl, scan string) {
+	if se, ok := scanElementsDir(dir); ok && filepath.Base(se) == "buffer0" {
+		return se, se
+	}
+	return filepath.Join(dir, "buffer"), filepath.Join(dir, "scan_elements")
+}
+
+// setupBuffer enables x, y, z and the timestamp (every other channel off),
+// returns the resulting scan layout. The buffer must be disabled.
+func setupBuffer(scanDir string) (Layout, error) {
+	ents, err := os.ReadDir(scanDir)
+	if err != nil {
+		return Layout{}, fmt.Errorf("read scan elements: %w", err)
+	}
+	want := map[string]bool{"accel_x": true, "accel_y": true, "accel_z": true, "timestamp": true}
+	var chans []Channel
+	for _, e := range ents {
+		base, ok := strings.CutSuffix(e.Name(), "_en")
+		if !ok {
+			continue
+		}
+		name := strings.TrimPrefix(base, "in_")
+		on := want[name]
+		v := "0"
+		if on {
+			v = "1"
+		}
+		if err := writeAttr(filepath.Join(scanDir, e.Name()), v); err != nil {
+			return Layout{}, err
+		}
+		if !on {
+			continue
+		}
+		idxS, err := readString(filepath.Join(scanDir, base+"_index"))
+		if err != nil {
+			return Layout{}, fmt.Errorf("read %s index: %w", name, err)
+		}
+		idx, err := strconv.Atoi(idxS)
+		if err != nil || idx < 0 {
+			return Layout{}, fmt.Errorf("read %s index: bad value %q", name, idxS)
+		}
+		typS, err := readString(filepath.Join(scanDir, base+"_type"))
+		if err != nil {
+			return Layout{}, fmt.Errorf("read %s type: %w", name, err)
+		}
+		typ, err := ParseScanType(typS)
+		if err != nil {
+			return Layout{}, err
+		}
+		chans = append(chans, Channel{Name: name, Index: idx, Type: typ})
+	}
+	l, err := NewLayout(chans)
+	if err != nil {
+		return l, err
+	}
+	for _, ax := range axes {
+		if l.Find(ax) < 0 {
+			return l, fmt.Errorf("scan elements: no %s channel", ax)
+		}
+	}
+	return l, nil
+}
+
+// runBuffered configures the kernel buffer in the documented order (disable,
+// rate, channels, trigger, length, watermark, enable), then reads packed
+// scans from /dev/iio:deviceN. The char device is opened non-blocking so it
+// goes through the runtime poller: ctx cancellation sets a past read
+// deadline, which unblocks Read at once, without a goroutine parked in a
+// syscall. Reads may return partial scans (a FIFO in tests, never the
+// kernel): leftover bytes are carried to the next read. EOF means the device
+// is gone. Gaps in the kernel timestamps (FIFO overflow) are counted in Lost
+// and advance Seq.
+func (s *Source) runBuffered(ctx context.Context, out chan<- sensors.Sample, dev Device, cal calibration, want float64) error {
+	ctl, scanDir := bufferDirs(dev.Dir)
+	enable := filepath.Join(ctl, "enable")
+	if err := writeAttr(enable, "0"); err != nil {
+		return fmt.Errorf("iio %s: disable buffer: %w", s.name, err)
+	}
+	rate, err := setRate(dev, want)
+	if err != nil {
+		return fmt.Errorf("iio %s: %w", s.name, err)
+	}
+	// Kernel timestamps default to realtime, which NTP steps; ask for
+	// monotonic and use whatever the driver ends up with.
+	tsClock := "realtime"
+	if p := filepath.Join(dev.Dir, "current_timestamp_clock"); fileExists(p) {
+		_ = writeAttr(p, "monotonic")
+		if c, err := readString(p); err == nil && c != "" {
+			tsClock = c
+		}
+	}
+	layout, err := setupBuffer(scanDir)
+	if err != nil {
+		return fmt.Errorf("iio %s: %w", s.name, err)
+	}
+	if s.cfg.Trigger != "" {
+		if err := writeAttr(filepath.Join(dev.Dir, "trigger", "current_trigger"), s.cfg.Trigger); err != nil {
+			return fmt.Errorf("iio %s: set trigger: %w", s.name, err)
+		}
+	}
+	length := max(int(math.Ceil(2*rate)), 128) // >= 2 s of data in the kernel ring
+	watermark := max(1, int(rate/10))          // one wake-up per ~100 ms
+	if err := writeAttr(filepath.Join(ctl, "length"), strconv.Itoa(length)); err != nil {
+		return fmt.Errorf("iio %s: buffer length: %w", s.name, err)
+	}
+	if p := filepath.Join(ctl, "watermark"); fileExists(p) {
+		if err := writeAttr(p, strconv.Itoa(watermark)); err != nil {
+			return fmt.Errorf("iio %s: buffer watermark: %w", s.name, err)
+		}
+	}
+	if err := writeAttr(enable, "1"); err != nil {
+		return fmt.Errorf("iio %s: enable buffer: %w", s.name, err)
+	}
+	defer func() {
+		if err := writeAttr(enable, "0"); err != nil {
+			s.log.Debug("iio disable buffer", "err", err)
+		}
+	}()
+
+	path := filepath.Join(s.env.DevRoot, "iio:device"+strconv.Itoa(dev.Index))
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("iio %s: open %s: %w", s.name, path, err)
+	}
+	defer f.Close()
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	s.opened(dev, "buffered", want, rate)
+
+	d := newScanDecoder(layout, cal, rate, tsClock)
+	buf := make([]byte, layout.Size*max(64, watermark))
+	fill := 0
+	for {
+		n, rerr := f.Read(buf[fill:])
+		fill += n
+		whole := fill / layout.Size * layout.Size
+		if whole > 0 {
+			batch := d.decode(buf[:whole], time.Now())
+			for _, smp := range batch {
+				if !send(ctx, out, smp) {
+					return nil
+				}
+			}
+			if d.lost > 0 {
+				s.noteLost(d.lost, "kernel buffer overflow (timestamp gap)")
+				d.lost = 0
+			}
+			fill = copy(buf, buf[whole:fill])
+		}
+		if rerr != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(rerr, io.EOF) {
+				return fmt.Errorf("iio %s: read %s: device gone: %w", s.name, path, io.ErrUnexpectedEOF)
+			}
+			return fmt.Errorf("iio %s: read %s: %w", s.name, path, rerr)
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// scanDecoder turns packed scans into motion rows. It is owned by one Run.
+type scanDecoder struct {
+	l       Layout
+	cal     calibration
+	ax      [3]int
+	ts      int // channel index of the timestamp, -1 without one
+	periodN float64
+	base    timeBase
+	hasBase bool
+
+	seq    uint64
+	prevTS int64
+	havePr bool
+	lost   uint64 // rows missing since the caller last reset it
+}
+
+func newScanDecoder(l Layout, cal calibration, rate float64, tsClock string) *scanDecoder {
+	d := &scanDecoder{l: l, cal: cal, ts: l.Find("timestamp"), periodN: 1e9 / rate}
+	for i, ax := range axes {
+		d.ax[i] = l.Find(ax)
+	}
+	d.base, d.hasBase = newTimeBase(tsClock)
+	return d
+}
+
+// decode converts whole scans (len(b) a multiple of the scan size) read at
+// readAt. Rows of one batch share one Values backing array.
+func (d *scanDecoder) decode(b []byte, readAt time.Time) []sensors.Sample {
+	k := len(b) / d.l.Size
+	out := make([]sensors.Sample, 0, k)
+	vals := make([]float64, 3*k)
+	var raw [3]int64
+	for i := range k {
+		scan := b[i*d.l.Size : (i+1)*d.l.Size]
+		for j := range 3 {
+			raw[j] = d.l.Value(scan, d.ax[j])
+		}
+		row := vals[3*i : 3*i+3 : 3*i+3]
+		d.cal.apply(row, raw)
+		var t time.Time
+		if d.ts >= 0 {
+			ts := d.l.Value(scan, d.ts)
+			if d.havePr {
+				if gap := float64(ts - d.prevTS); gap > 1.5*d.periodN {
+					missed := uint64(math.Round(gap/d.periodN)) - 1
+					d.seq += missed
+					d.lost += missed
+				}
+			}
+			d.prevTS, d.havePr = ts, true
+			if d.hasBase {
+				t = d.base.at(ts)
+			} else {
+				t = time.Unix(0, ts)
+			}
+		} else {
+			// No timestamp channel: spread the batch back from the read time.
+			t = readAt.Add(-time.Duration(float64(k-1-i) * d.periodN))
+		}
+		out = append(out, sensors.Sample{Class: sensors.Motion, Time: t, Seq: d.seq, Values: row})
+		d.seq++
+	}
+	return out
+}

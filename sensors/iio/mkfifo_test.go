@@ -1,0 +1,8 @@
+package iio
+
+import "syscall"
+
+func mkfifo(path string) error {
+	_ = syscall.Unlink(path)
+	return syscall.Mkfifo(path, 0o644)
+}
