@@ -1,9 +1,16 @@
-// Package command runs an external encoder (rpicam-vid, ffmpeg, arecord) whose
-// stdout is the sensor.
+// Package command runs an external encoder (rpicam-vid, libcamera-vid,
+// ffmpeg, arecord) whose stdout is the sensor: H.264 Annex-B split into
+// access units, MJPEG split into JPEG stills, or raw s16le mono PCM.
+//
+// The process is started by Run and stopped when Run's context ends (SIGTERM
+// to its process group, then SIGKILL after a grace period). When it exits by
+// itself Run returns an error and the hub restarts it with backoff. Its
+// stderr goes to the log, rate-limited. A command source cannot force a
+// keyframe: encoders on a pipe take no requests, so links wait for the
+// encoder's own keyframe interval (pass e.g. `--intra 15` to rpicam-vid).
 package command
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
@@ -33,14 +40,31 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate(v *conf.Validator) {
 	if len(c.Argv) == 0 {
 		v.Errorf("argv", "required")
+	} else if c.Argv[0] == "" {
+		v.Errorf("argv[0]", "must name a program")
 	}
 	v.OneOf("output", c.Output, "h264", "mjpeg", "pcm")
 	v.Positive("rate", c.Rate)
+	if c.Output == "pcm" && c.Rate != float64(int(c.Rate)) {
+		v.Errorf("rate", "a PCM sample rate must be a whole number")
+	}
+	if c.Width < 0 || c.Height < 0 {
+		v.Errorf("width", "must be >= 0")
+	}
 }
 
-// New returns the sensor. The driver is being written (see the open issue);
-// until then it reports that it is not built.
+// New returns the sensor. The command is started by Run, not here.
 func New(name string, cfg Config, env sensors.Env) (sensors.Source, error) {
-	_ = context.Background
-	return nil, fmt.Errorf("command sensor %q: %w", name, sensors.ErrNotBuilt)
+	if len(cfg.Argv) == 0 || cfg.Argv[0] == "" {
+		return nil, fmt.Errorf("command sensor %q: argv is empty", name)
+	}
+	switch cfg.Output {
+	case "h264", "mjpeg", "pcm":
+	default:
+		return nil, fmt.Errorf("command sensor %q: unknown output %q", name, cfg.Output)
+	}
+	if !(cfg.Rate > 0) {
+		return nil, fmt.Errorf("command sensor %q: rate must be > 0", name)
+	}
+	return NewSource(name, cfg, env), nil
 }
