@@ -1,6 +1,13 @@
 // Package camserver is the REST Web Camera Server link: an HTTP/2 JSON API
 // (authorize, heartBit, messages, records) and a framed raw stream pushed with
-// PUT input.raw.
+// PUT input.raw. The wire reference is ../shared/specs/camera-server.md.
+//
+// The link keeps one session per Dial: the JSON traffic on one HTTP/2
+// connection, the stream on a second (a stream fault can make the server end
+// its whole connection). Serve runs three loops under one errgroup: the
+// heartbeat, the message poll (remote commands) and the stream pusher.
+// Records (snapshots) go through the spool and are delivered by Work with
+// addRecord whenever a session is up.
 package camserver
 
 import (
@@ -8,8 +15,6 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors"
-	"github.com/edge-agent/edge-agent/transport"
 )
 
 // Config is the `camserver:` block of a link.
@@ -20,7 +25,18 @@ type Config struct {
 	User               string `yaml:"user"`
 	Password           string `yaml:"password"`
 	PasswordFile       string `yaml:"password_file"`
-	Stream             Stream `yaml:"stream"`
+	// Device is the name this board uses on the server (unique in the
+	// account, must contain a letter); empty means the agent's device name.
+	Device string `yaml:"device"`
+	Stream Stream `yaml:"stream"`
+	// Snapshot is the still sensor used by the `snapshot` command; empty
+	// means the stream sensor.
+	Snapshot string `yaml:"snapshot"`
+	// Poll is the message poll interval (each poll is one request).
+	Poll conf.Duration `yaml:"poll"`
+	// Heartbeat is the idle time after which heartBit is sent; 0 derives it
+	// from the account's dead-session timeout: min(timeout/4, 2m).
+	Heartbeat conf.Duration `yaml:"heartbeat"`
 }
 
 // Stream configures the raw stream pushed with PUT input.raw.
@@ -28,15 +44,30 @@ type Stream struct {
 	Sensor   string        `yaml:"sensor"`
 	Subproto string        `yaml:"subproto"`
 	Delta    conf.Duration `yaml:"delta"`
+	// Start is auto (stream while connected) or manual (only after a
+	// stream_start message).
+	Start string `yaml:"start"`
 }
+
+// Subprotocols the link can produce.
+const (
+	SubprotoRawJPEG     = "RAW_JPEG"     // one camera still per frame
+	SubprotoDeflateJSON = "DEFLATE_JSON" // one deflated JSON window of motion rows per frame
+)
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
 	if c.Stream.Subproto == "" {
-		c.Stream.Subproto = "RAW_JPEG"
+		c.Stream.Subproto = SubprotoRawJPEG
 	}
 	if c.Stream.Delta == 0 {
 		c.Stream.Delta = conf.Duration(400 * time.Millisecond)
+	}
+	if c.Stream.Start == "" {
+		c.Stream.Start = "auto"
+	}
+	if c.Poll == 0 {
+		c.Poll = conf.Duration(10 * time.Second)
 	}
 }
 
@@ -45,6 +76,29 @@ func (c *Config) Validate(v *conf.Validator) {
 	v.URL("url", c.URL, true, "http", "https")
 	v.Required("user", c.User)
 	c.Password = v.Secret("password", c.Password, "password_file", c.PasswordFile, true)
+	if c.Device != "" {
+		if err := checkName("device", c.Device); err != nil {
+			v.Errorf("device", "%v", err)
+		}
+	}
+	if c.Stream.Sensor != "" {
+		if err := checkName("subproto", c.Stream.Subproto); err != nil {
+			v.Errorf("stream.subproto", "%v", err)
+		}
+	}
+	if c.Stream.Delta.D() < 400*time.Millisecond || c.Stream.Delta.D() > time.Minute {
+		v.Errorf("stream.delta", "must be between 400ms and 1m (the server paces viewers at >= 400ms)")
+	}
+	v.OneOf("stream.start", c.Stream.Start, "auto", "manual")
+	if c.Poll.D() < time.Second {
+		v.Errorf("poll", "must be >= 1s (each poll costs one request of the per-minute budget)")
+	}
+	if c.Heartbeat != 0 && c.Heartbeat.D() < time.Second {
+		v.Errorf("heartbeat", "must be >= 1s or 0 (derived)")
+	}
+	if c.CAFile != "" && c.InsecureSkipVerify {
+		v.Warnf("insecure_skip_verify", "set together with ca_file; the CA is ignored")
+	}
 }
 
 // SensorNames maps config fields to the sensors they name, for the loader's
@@ -54,11 +108,17 @@ func (c *Config) SensorNames() map[string]string {
 	if c.Stream.Sensor != "" {
 		out["stream.sensor"] = c.Stream.Sensor
 	}
+	if c.Snapshot != "" {
+		out["snapshot"] = c.Snapshot
+	}
 	return out
 }
 
-// New returns the link. The link is being written (see the open issue); until
-// then it reports that it is not built.
-func New(cfg Config, deps transport.Deps) (transport.Link, error) {
-	return nil, fmt.Errorf("camserver link %q: %w", deps.Name, sensors.ErrNotBuilt)
+func (c *Config) snapshotSensor() string {
+	if c.Snapshot != "" {
+		return c.Snapshot
+	}
+	return c.Stream.Sensor
 }
+
+func (c *Config) deltaMS() string { return fmt.Sprint(c.Stream.Delta.D().Milliseconds()) }

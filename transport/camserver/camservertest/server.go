@@ -1,0 +1,413 @@
+// Package camservertest is an in-process fake of the REST Web Camera Server
+// (wcWebCamServer), like net/http/httptest. It serves HTTP/2 only, over TLS
+// (ALPN h2, a generated certificate for 127.0.0.1/localhost) or h2c with
+// prior knowledge, and copies the real server's observable behaviour,
+// quirks included (../shared/specs/camera-server.md):
+//
+//   - JSON endpoints are POST only (405 otherwise); a POST to an unknown
+//     path, input.raw or output.raw is 404; PUT input.raw, GET output.raw;
+//   - every JSON answer is HTTP 200 with result OK or BAD+code;
+//   - a wrong Content-Length on a JSON request closes the whole connection
+//     (the real server sends GOAWAY);
+//   - sessions are bound to the remote IP, expire when idle, and are deleted
+//     by the maintenance pass once over the per-session or per-minute limit;
+//   - input.raw never answers; a bad frame, END_STREAM or an invalid session
+//     resets the stream; stream data does not refresh the session;
+//   - messages are pulled, with the sync bookmark and 32-item pages; records
+//     are account-wide.
+//
+// Not copied: the real server's receive window is refilled only at zero; the
+// Go HTTP/2 server used here refills as the handler reads, and it resets
+// refused streams with INTERNAL_ERROR rather than REFUSED_STREAM. Clients
+// must not depend on either (the spec says never to classify stream ends).
+//
+// Concurrency: all methods are safe for concurrent use. Close stops every
+// goroutine the server started and waits for them.
+package camservertest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Options configures a fake server. Zero values take the real server's
+// defaults, except that the maintenance passes only run when asked (Maintain)
+// unless MaintenanceEvery is set, so tests decide when sessions die.
+type Options struct {
+	// TLS serves HTTPS (HTTP/2 via ALPN); false serves h2c prior knowledge.
+	TLS    bool
+	Logger *slog.Logger
+	// Users maps account name → password; nil means {"demo": "demo-pass"}.
+	Users map[string]string
+	// MaintenanceEvery runs Maintain periodically (the real server: 10 s for
+	// dead sessions, 60 s for request limits); 0 means only on demand.
+	MaintenanceEvery time.Duration
+	// RemoteIP overrides the request's source IP (to test IP binding).
+	RemoteIP func(r *http.Request) string
+	// Now is the server clock; nil means time.Now.
+	Now func() time.Time
+	// ViewerMinGap is the least time between frames sent to an output.raw
+	// viewer; 0 means the server's 400 ms.
+	ViewerMinGap time.Duration
+}
+
+// Server is the fake.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	srv   *http.Server
+	ln    net.Listener
+	addr  string
+	cert  tls.Certificate
+	caPEM []byte
+
+	wg     sync.WaitGroup
+	stop   chan struct{}
+	connMu sync.Mutex
+	conns  map[net.Conn]struct{}
+
+	mu        sync.Mutex
+	sessions  map[string]*session
+	sessSeq   uint64
+	counter   int
+	msgs      []*message
+	bookmark  map[string]string    // device → sync stamp
+	bookAt    map[string]time.Time // device → bookmark time
+	records   []*Record
+	nextRID   int64
+	config    []*configKind
+	streams   map[string]*stream // device → live input.raw
+	stalled   map[string]bool
+	stats     Stats
+	frameHook func(device string, payload []byte)
+	calls     map[string]int
+}
+
+// Stats counts what the fake saw.
+type Stats struct {
+	Requests        int // JSON requests
+	Authorizations  int
+	Frames          int // frames received on input.raw
+	FrameBytes      int64
+	StreamsOpened   int
+	StreamsRefused  int
+	LengthMismatch  int // connections dropped for a wrong Content-Length
+	DeletedSessions int
+}
+
+// New starts a fake on listen ("127.0.0.1:0").
+func New(listen string, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Users == nil {
+		opts.Users = map[string]string{"demo": "demo-pass"}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, stop: make(chan struct{}),
+		conns: map[net.Conn]struct{}{}, sessions: map[string]*session{}, bookmark: map[string]string{},
+		bookAt: map[string]time.Time{}, config: defaultConfig(), streams: map[string]*stream{},
+		stalled: map[string]bool{}, calls: map[string]int{}}
+	if opts.TLS {
+		cert, caPEM, err := selfSigned()
+		if err != nil {
+			return nil, fmt.Errorf("camservertest: certificate: %w", err)
+		}
+		s.cert, s.caPEM = cert, caPEM
+	}
+	if err := s.listen(listen); err != nil {
+		return nil, err
+	}
+	if opts.MaintenanceEvery > 0 {
+		s.wg.Add(1)
+		go s.maintainLoop()
+	}
+	return s, nil
+}
+
+func (s *Server) listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("camservertest: listen: %w", err)
+	}
+	s.addr = ln.Addr().String()
+	var p http.Protocols
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(s.route),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          nil,
+		ConnState:         s.trackConn,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 100, MaxReceiveBufferPerStream: 65535,
+			MaxReceiveBufferPerConnection: 65535},
+	}
+	if s.opts.TLS {
+		p.SetHTTP2(true)
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.cert}, NextProtos: []string{"h2"}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	} else {
+		p.SetUnencryptedHTTP2(true)
+	}
+	srv.Protocols = &p
+	s.srv, s.ln = srv, ln
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = srv.Serve(ln)
+	}()
+	return nil
+}
+
+type connKey struct{}
+
+func (s *Server) trackConn(c net.Conn, st http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	switch st {
+	case http.StateNew:
+		s.conns[c] = struct{}{}
+	case http.StateClosed, http.StateHijacked:
+		delete(s.conns, c)
+	}
+}
+
+// URL is the server's base URL.
+func (s *Server) URL() string {
+	if s.opts.TLS {
+		return "https://" + s.addr
+	}
+	return "http://" + s.addr
+}
+
+// Addr is the listening address.
+func (s *Server) Addr() string { return s.addr }
+
+// CAPEM is the PEM of the certificate to trust (TLS only).
+func (s *Server) CAPEM() []byte { return s.caPEM }
+
+// Restart drops every connection and stream and listens again on the same
+// address; the database (sessions, messages, records) survives, as the real
+// server's SQLite file does.
+func (s *Server) Restart() error {
+	_ = s.srv.Close()
+	s.closeStreams()
+	return s.listen(s.addr)
+}
+
+// Close stops the server and waits for its goroutines.
+func (s *Server) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	err := s.srv.Close()
+	s.closeStreams()
+	s.wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// dropConn ends the request's whole connection (the real server's GOAWAY).
+func (s *Server) dropConn(r *http.Request) {
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		_ = c.Close()
+	}
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Calls returns how many requests reached path (e.g. "/heartBit.json").
+func (s *Server) Calls(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[path]
+}
+
+// ResetStreams refuses every live input.raw (the clients see a stream reset).
+func (s *Server) ResetStreams() { s.closeStreams() }
+
+// Records returns a copy of the stored records.
+func (s *Server) Records() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Record, len(s.records))
+	for i, r := range s.records {
+		out[i] = *r
+	}
+	return out
+}
+
+// SetLimit sets an account limit (as setConfig does, clamped when used). For
+// tests it also lets the range be widened: SetLimit(4, 6000, true).
+func (s *Server) SetLimit(kind int, v float64, widen bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.config {
+		if k.kind == kind {
+			k.fv, k.hasFV = v, true
+			if widen {
+				k.miv, k.mav = min(k.miv, v), max(k.mav, v)
+			}
+		}
+	}
+}
+
+// DeleteSessions deletes every session of device (as the limit pass does).
+func (s *Server) DeleteSessions(device string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, ss := range s.sessions {
+		if ss.device == device {
+			delete(s.sessions, k)
+			n++
+		}
+	}
+	s.stats.DeletedSessions += n
+	return n
+}
+
+// Stall makes input.raw of device stop reading (the window runs dry while the
+// connection still answers pings); false resumes.
+func (s *Server) Stall(device string, on bool) {
+	s.mu.Lock()
+	s.stalled[device] = on
+	st := s.streams[device]
+	s.mu.Unlock()
+	if st != nil && !on {
+		st.wake()
+	}
+}
+
+// Maintain runs the housekeeping passes now: dead sessions, request limits
+// (deleting sessions over the per-minute or total limit and dropping the
+// offending IP's connections), streams of deleted or superseded sessions and
+// read messages.
+func (s *Server) Maintain() {
+	s.mu.Lock()
+	now := s.now()
+	dead := time.Duration(s.kind(2) * 1.008 * float64(time.Minute))
+	perMin, total := int(s.kind(4)), int(s.kind(3))
+	var offenders []string
+	for k, ss := range s.sessions {
+		switch {
+		case now.Sub(ss.last) > dead:
+			s.log.Info("camserver fake: session expired", "device", ss.device)
+		case ss.perMin > perMin || ss.total > total:
+			s.log.Info("camserver fake: session over its request limit, deleted", "device", ss.device,
+				"per_minute", ss.perMin, "total", ss.total)
+			offenders = append(offenders, ss.ip)
+		default:
+			ss.perMin = 0
+			continue
+		}
+		delete(s.sessions, k)
+		s.stats.DeletedSessions++
+	}
+	for _, ss := range s.sessions {
+		ss.perMin = 0
+	}
+	// Directed messages are collected once their target's bookmark is well past them.
+	kept := s.msgs[:0]
+	for _, m := range s.msgs {
+		if m.target != "" {
+			if at, ok := s.bookAt[m.target]; ok && at.Sub(m.at) > gcAfter {
+				continue
+			}
+		}
+		kept = append(kept, m)
+	}
+	s.msgs = kept
+	var drop []*stream
+	for dev, st := range s.streams {
+		if ss, ok := s.sessions[st.shash]; !ok || s.newestLocked(dev) != ss {
+			drop = append(drop, st)
+		}
+	}
+	s.mu.Unlock()
+	for _, st := range drop {
+		st.refuse()
+	}
+	if len(offenders) > 0 {
+		s.dropIP(offenders[0])
+	}
+}
+
+// gcAfter is how far a bookmark must pass a directed message before GC (0.003 day).
+const gcAfter = 259 * time.Second
+
+func (s *Server) dropIP(ip string) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for c := range s.conns {
+		if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil && host == ip {
+			_ = c.Close()
+		}
+	}
+}
+
+func (s *Server) maintainLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.MaintenanceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Maintain()
+		}
+	}
+}
+
+func (s *Server) kind(k int) float64 {
+	for _, c := range s.config {
+		if c.kind == k {
+			return c.value()
+		}
+	}
+	return 0
+}
+
+func (s *Server) newestLocked(device string) *session {
+	var best *session
+	for _, ss := range s.sessions {
+		if ss.device == device && (best == nil || ss.created > best.created) {
+			best = ss
+		}
+	}
+	return best
+}
+
+func (s *Server) remoteIP(r *http.Request) string {
+	if s.opts.RemoteIP != nil {
+		return s.opts.RemoteIP(r)
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

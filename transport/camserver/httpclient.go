@@ -1,0 +1,108 @@
+package camserver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// newTLSConfig builds the client TLS settings: verified by default, ca_file
+// replaces the system roots, insecure_skip_verify only when configured.
+func newTLSConfig(cfg *Config, host string) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: host, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificates", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	tc.InsecureSkipVerify = cfg.InsecureSkipVerify
+	return tc, nil
+}
+
+// pinnedDialer dials one resolved address for the whole session, so that the
+// JSON connection and the stream connection leave from the same source
+// address family: the server binds a session to the client IP (spec 4.2).
+type pinnedDialer struct {
+	addr string // ip:port
+	tls  *tls.Config
+}
+
+// resolve picks the server address once per session, preferring IPv4.
+func resolve(ctx context.Context, u *url.URL) (string, error) {
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return net.JoinHostPort(ip.String(), port), nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", host, err)
+	}
+	best := ips[0]
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			best = ip.Unmap()
+			break
+		}
+	}
+	return net.JoinHostPort(best.String(), port), nil
+}
+
+func (p *pinnedDialer) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	if p.tls == nil {
+		return c, nil
+	}
+	tc := tls.Client(c, p.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		tc.Close()
+		return nil, fmt.Errorf("server did not negotiate HTTP/2 (ALPN %q)", tc.ConnectionState().NegotiatedProtocol)
+	}
+	return tc, nil
+}
+
+// newTransport returns an HTTP/2-only transport: TLS with ALPN h2, or h2c
+// with prior knowledge for http:// URLs (the server has no Upgrade route).
+// Pings detect dead TCP paths; they cannot detect a stalled window (the
+// stream watchdog does that).
+func newTransport(p *pinnedDialer) *http2.Transport {
+	return &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, _, _ string, _ *tls.Config) (net.Conn, error) {
+			return p.dial(ctx)
+		},
+		ReadIdleTimeout:  15 * time.Second,
+		PingTimeout:      5 * time.Second,
+		WriteByteTimeout: 15 * time.Second,
+	}
+}
+
+var _ http.RoundTripper = (*http2.Transport)(nil)

@@ -1,0 +1,237 @@
+package camserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/transport"
+)
+
+// Options are tuning knobs that are not user configuration: tests shorten
+// them so that a reconnect or a stall is seen in milliseconds.
+type Options struct {
+	// Watchdog is the least time a frame may wait for the transport before
+	// the stream counts as stalled; the effective value is
+	// max(3×delta, Watchdog). 0 means 10 s.
+	Watchdog time.Duration
+	// Budget is the fraction of the per-minute request limit used; 0 = 0.6.
+	Budget float64
+	// StreamRetry is the backoff between stream reopens; zero fields take
+	// 1s → 1m.
+	StreamRetry retry.Policy
+	// Deliver is the spool delivery backoff; zero fields take 1s → 5m.
+	Deliver retry.Policy
+	// SnapshotTimeout bounds waiting for a still; 0 means 10 s.
+	SnapshotTimeout time.Duration
+}
+
+// Link is the camserver link. Concurrency: Dial, Work and the sessions'
+// Serve may run concurrently; the current client is guarded by mu.
+type Link struct {
+	cfg  Config
+	deps transport.Deps
+	opts Options
+	base *url.URL
+	log  *slog.Logger
+	dev  string
+
+	mu      sync.Mutex
+	cur     *Client
+	changed chan struct{} // closed and replaced when cur changes
+
+	streamOn  atomic.Bool
+	streamReq chan struct{} // wakes the stream loop after stream_start/stop
+
+	framesSent   atomic.Uint64
+	framesDrop   atomic.Uint64
+	framesTooBig atomic.Uint64
+}
+
+// New returns the link.
+func New(cfg Config, deps transport.Deps) (transport.Link, error) {
+	return NewWithOptions(cfg, deps, Options{})
+}
+
+// NewWithOptions is New with tuning options.
+func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("camserver link %q: bad url", deps.Name)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	if deps.Stats == nil {
+		deps.Stats = &transport.Stats{}
+	}
+	dev := cfg.Device
+	if dev == "" {
+		dev = deps.Device.Name
+	}
+	if err := checkName("device name", dev); err != nil {
+		return nil, fmt.Errorf("camserver link %q: %w (set camserver.device)", deps.Name, err)
+	}
+	if cfg.Stream.Sensor != "" {
+		if err := checkName("subproto", cfg.Stream.Subproto); err != nil {
+			return nil, fmt.Errorf("camserver link %q: %w", deps.Name, err)
+		}
+	}
+	if opts.Watchdog <= 0 {
+		opts.Watchdog = 10 * time.Second
+	}
+	if opts.StreamRetry.Max == 0 {
+		opts.StreamRetry.Max = time.Minute
+	}
+	if opts.Deliver.Max == 0 {
+		opts.Deliver.Max = 5 * time.Minute
+	}
+	if opts.SnapshotTimeout <= 0 {
+		opts.SnapshotTimeout = 10 * time.Second
+	}
+	l := &Link{cfg: cfg, deps: deps, opts: opts, base: u, dev: dev,
+		log: deps.Logger.With("link", deps.Name), changed: make(chan struct{}), streamReq: make(chan struct{}, 1)}
+	l.streamOn.Store(cfg.Stream.Sensor != "" && cfg.Stream.Start == "auto")
+	return l, nil
+}
+
+// DeviceName is the name the link authorizes as.
+func (l *Link) DeviceName() string { return l.dev }
+
+func (l *Link) setClient(c *Client) {
+	l.mu.Lock()
+	l.cur = c
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// waitClient returns the client of the live session, waiting for one.
+func (l *Link) waitClient(ctx context.Context) (*Client, error) {
+	for {
+		l.mu.Lock()
+		c, ch := l.cur, l.changed
+		l.mu.Unlock()
+		if c != nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Dial resolves the server once (both connections use that address, since
+// the server binds a session to the client IP), authorizes and reads the
+// account limits.
+func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
+	addr, err := resolve(ctx, l.base)
+	if err != nil {
+		return nil, err
+	}
+	p := &pinnedDialer{addr: addr}
+	if l.base.Scheme == "https" {
+		if p.tls, err = newTLSConfig(&l.cfg, l.base.Hostname()); err != nil {
+			return nil, retry.Permanent(err)
+		}
+	}
+	jsonRT, streamRT := newTransport(p), newTransport(p)
+	c := NewClient(l.base, jsonRT, ClientOptions{User: l.cfg.User, Password: l.cfg.Password,
+		Device: l.dev, Meta: `{"agent":"edge-agent","version":"` + l.deps.Version + `"}`, Budget: l.opts.Budget})
+	if err := c.Authorize(ctx); err != nil {
+		jsonRT.CloseIdleConnections()
+		return nil, classify(err)
+	}
+	l.log.Info("camserver session authorized", "device", l.dev, "limits", c.Limits())
+	l.deps.Stats.SetDetail("session", "up")
+	return &session{l: l, c: c, jsonRT: jsonRT, streamRT: streamRT}, nil
+}
+
+// classify marks errors that retrying soon cannot fix.
+func classify(err error) error {
+	var he *HTTPError
+	var ae *APIError
+	switch {
+	case errors.As(err, &he) && (he.Status == 404 || he.Status == 405):
+		return retry.Permanent(err)
+	case errors.As(err, &ae) && ae.Code == CodeNoSuchUser:
+		// The server DB may be restored: retry, but slowly (spec 6.1).
+		return retry.RetryAfter(err, 10*time.Minute)
+	case errors.As(err, &ae) && (ae.Code == CodeMalformedRequest || ae.Code == CodeJSONFail):
+		return retry.Permanent(err)
+	}
+	return err
+}
+
+type session struct {
+	l        *Link
+	c        *Client
+	jsonRT   *http2.Transport
+	streamRT *http2.Transport
+	once     sync.Once
+}
+
+// Serve runs the heartbeat, the message poll and the stream until one fails
+// or ctx ends; the client is offered to Work (record delivery) meanwhile.
+func (s *session) Serve(ctx context.Context) error {
+	s.l.setClient(s.c)
+	defer s.l.setClient(nil)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.heartbeat(ctx) })
+	g.Go(func() error { return s.pollMessages(ctx) })
+	if s.l.cfg.Stream.Sensor != "" {
+		g.Go(func() error { return s.streamLoop(ctx) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Close drops both connections.
+func (s *session) Close() error {
+	s.once.Do(func() {
+		s.jsonRT.CloseIdleConnections()
+		s.streamRT.CloseIdleConnections()
+		s.l.deps.Stats.SetDetail("session", "down")
+		s.l.deps.Stats.SetDetail("stream", "off")
+	})
+	return nil
+}
+
+// heartbeat sends heartBit when no counted request succeeded for the
+// heartbeat interval (min(dead/4, 2m) unless configured).
+func (s *session) heartbeat(ctx context.Context) error {
+	for {
+		every := s.l.cfg.Heartbeat.D()
+		if every <= 0 {
+			every = min(s.c.Limits().DeadSession/4, 2*time.Minute)
+		}
+		wait := time.Until(s.c.LastOK().Add(every))
+		if wait <= 0 {
+			if err := s.c.HeartBit(ctx); err != nil {
+				return fmt.Errorf("heartbeat: %w", err)
+			}
+			continue
+		}
+		if err := s.l.deps.Clock.Sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}

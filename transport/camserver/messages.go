@@ -1,0 +1,271 @@
+package camserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+// Remote commands understood in messages addressed to this device.
+const (
+	CmdSnapshot    = "snapshot"     // take a still and add it as a record
+	CmdStreamStart = "stream_start" // start pushing input.raw
+	CmdStreamStop  = "stream_stop"  // stop pushing
+	CmdStatus      = "status"       // reply to the sender with our state
+)
+
+// stampFile persists the last processed message stamp, so a restart resumes
+// after the messages it already handled (the server bookmark is set at
+// request time and could skip fetched-but-unprocessed messages).
+const stampFile = "msg-stamp"
+
+func (l *Link) loadStamp() string {
+	if l.deps.StateDir == "" {
+		return SyncToken
+	}
+	b, err := os.ReadFile(filepath.Join(l.deps.StateDir, stampFile))
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return SyncToken
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (l *Link) saveStamp(stamp string) {
+	if l.deps.StateDir == "" {
+		return
+	}
+	if err := spool.WriteFileAtomic(filepath.Join(l.deps.StateDir, stampFile), []byte(stamp+"\n"), 0o600); err != nil {
+		l.log.Warn("camserver: cannot persist message stamp", "err", err)
+	}
+}
+
+// pollMessages fetches messages (section 5 of the spec): from the persisted
+// stamp, 32 per page, at once again while pages are full; once drained, the
+// next poll is getMsgsAndSync so the server bookmark follows us. Every
+// message is handled at most once per stamp (stamps only grow).
+func (s *session) pollMessages(ctx context.Context) error {
+	l := s.l
+	stamp := l.loadStamp()
+	sync := false
+	parseFailures := 0
+	for {
+		msgs, err := s.c.GetMsgs(ctx, stamp, sync && stamp != SyncToken)
+		switch {
+		case errors.Is(err, ErrJSONParserFail):
+			// Someone stored a message with non-object params: every getMsgs
+			// fails until it expires. Keep polling, slowly, and say so once.
+			if parseFailures == 0 {
+				l.log.Error("camserver: server cannot list messages (a stored message has bad params); polling slowly", "err", err)
+			}
+			parseFailures++
+			if err := l.deps.Clock.Sleep(ctx, 6*l.cfg.Poll.D()); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("poll messages: %w", err)
+		}
+		parseFailures = 0
+		last := stamp
+		for _, m := range msgs {
+			if stamp != SyncToken && m.Stamp <= stamp {
+				continue // already handled (defensive: the server pages by stamp)
+			}
+			l.deps.Stats.MsgsIn.Add(1)
+			if err := s.handle(ctx, m); err != nil && ctx.Err() == nil {
+				l.log.Warn("camserver: command failed", "msg", m.Msg, "from", m.Device, "err", err)
+			}
+			if last == SyncToken || m.Stamp > last {
+				last = m.Stamp
+			}
+		}
+		if last != stamp {
+			stamp = last
+			l.saveStamp(stamp)
+		}
+		if len(msgs) >= 32 {
+			sync = false
+			continue
+		}
+		sync = true
+		if err := l.deps.Clock.Sleep(ctx, l.cfg.Poll.D()); err != nil {
+			return err
+		}
+	}
+}
+
+// commandParams are the fields of a command's params we look at.
+type commandParams struct {
+	ID     string `json:"id"`
+	Device string `json:"device"` // when set, the command is for that device only
+}
+
+func (s *session) handle(ctx context.Context, m Message) error {
+	l := s.l
+	var p commandParams
+	if len(m.Params) > 0 {
+		_ = json.Unmarshal(m.Params, &p) // params of other shapes are not commands for us
+	}
+	if p.Device != "" && p.Device != l.dev {
+		return nil
+	}
+	switch m.Msg {
+	case CmdSnapshot:
+		l.log.Info("camserver: snapshot requested", "from", m.Device)
+		return l.snapshot(ctx, m.Device, p.ID)
+	case CmdStreamStart, CmdStreamStop:
+		on := m.Msg == CmdStreamStart
+		if on && l.cfg.Stream.Sensor == "" {
+			return fmt.Errorf("%s: no stream sensor configured", m.Msg)
+		}
+		if l.streamOn.Swap(on) != on {
+			l.log.Info("camserver: stream switched by message", "on", on, "from", m.Device)
+			select {
+			case l.streamReq <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	case CmdStatus:
+		b, err := json.Marshal(l.statusReport(p.ID))
+		if err != nil {
+			return err
+		}
+		err = s.c.AddMsgs(ctx, Message{Msg: CmdStatus, Target: m.Device, Params: b})
+		if err == nil {
+			l.deps.Stats.MsgsOut.Add(1)
+		}
+		return err
+	}
+	l.log.Info("camserver: message ignored", "msg", m.Msg, "from", m.Device)
+	return nil
+}
+
+// Status is the reply to a status command.
+type Status struct {
+	ID      string            `json:"id,omitempty"`
+	Device  string            `json:"device"`
+	Version string            `json:"version"`
+	Stream  bool              `json:"stream"`
+	Frames  uint64            `json:"frames"`
+	Dropped uint64            `json:"dropped"`
+	Details map[string]string `json:"details"`
+	Sensors []SensorStatus    `json:"sensors"`
+}
+
+// SensorStatus is one sensor in a Status.
+type SensorStatus struct {
+	Name  string `json:"name"`
+	Class string `json:"class"`
+	Kind  string `json:"kind"`
+}
+
+func (l *Link) statusReport(id string) Status {
+	st := Status{ID: id, Device: l.dev, Version: l.deps.Version, Stream: l.streamOn.Load(),
+		Frames: l.framesSent.Load(), Dropped: l.framesDrop.Load(), Details: l.deps.Stats.Details()}
+	if l.deps.Hub != nil {
+		for _, in := range l.deps.Hub.Sensors() {
+			st.Sensors = append(st.Sensors, SensorStatus{Name: in.Name, Class: in.Class.String(), Kind: in.Kind})
+		}
+	}
+	return st
+}
+
+// recordMeta is what the spool keeps with a still.
+type recordMeta struct {
+	Meta string `json:"meta"` // the server's meta: the media format
+	From string `json:"from,omitempty"`
+	ID   string `json:"id,omitempty"`
+}
+
+// snapshot takes one still and queues it for addRecord. The spool write comes
+// first, so a still taken while the session drops is delivered later.
+func (l *Link) snapshot(ctx context.Context, from, id string) error {
+	name := l.cfg.snapshotSensor()
+	if name == "" || l.deps.Hub == nil {
+		return errors.New("snapshot: no still sensor configured")
+	}
+	sub, err := l.deps.Hub.Subscribe(name, sensors.SubscribeOptions{Queue: 1, Policy: sensors.DropOldest, Label: l.deps.Name + "/snapshot"})
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	defer sub.Close()
+	if sub.Info().Class != sensors.Still {
+		return fmt.Errorf("snapshot: sensor %q gives %v, not stills", name, sub.Info().Class)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.opts.SnapshotTimeout)
+	defer cancel()
+	var smp sensors.Sample
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("snapshot: waiting for a still: %w", ctx.Err())
+	case s, ok := <-sub.C():
+		if !ok {
+			return errors.New("snapshot: sensor closed")
+		}
+		smp = s
+	}
+	return l.queueRecord(ctx, smp.Data, recordMeta{Meta: "JPEG", From: from, ID: id})
+}
+
+func (l *Link) queueRecord(ctx context.Context, data []byte, meta recordMeta) error {
+	if l.deps.Spool == nil {
+		c, err := l.waitClient(ctx)
+		if err != nil {
+			return err
+		}
+		return c.AddRecord(ctx, meta.Meta, data)
+	}
+	if _, err := l.deps.Spool.Put("record", meta, strings.NewReader(string(data))); err != nil {
+		return fmt.Errorf("snapshot: spool: %w", err)
+	}
+	return nil
+}
+
+// Work delivers spooled records with addRecord whenever a session is up, in
+// capture order. It runs for the link's whole life.
+func (l *Link) Work(ctx context.Context) error {
+	if l.deps.Spool == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return l.deps.Spool.Deliver(ctx, l.deliver, l.opts.Deliver)
+}
+
+func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {
+	var meta recordMeta
+	if err := json.Unmarshal(it.Meta, &meta); err != nil || meta.Meta == "" {
+		meta.Meta = "JPEG"
+	}
+	if it.Size > MaxRecord {
+		return retry.Permanent(fmt.Errorf("record %s: %d bytes over %d", it.ID, it.Size, MaxRecord))
+	}
+	data := make([]byte, it.Size)
+	if _, err := body.ReadAt(data, 0); err != nil {
+		return fmt.Errorf("record %s: read: %w", it.ID, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, err := l.waitClient(wctx)
+	if err != nil {
+		return fmt.Errorf("record %s: no session: %w", it.ID, err)
+	}
+	if err := c.AddRecord(ctx, meta.Meta, data); err != nil {
+		if errors.Is(err, ErrEmptyRequest) || errors.Is(err, ErrMalformedRequest) {
+			return retry.Permanent(err)
+		}
+		return err
+	}
+	l.deps.Stats.BytesOut.Add(it.Size)
+	l.log.Info("camserver: record added", "bytes", it.Size, "meta", meta.Meta)
+	return nil
+}
