@@ -66,7 +66,7 @@ type session struct {
 	closeOnce sync.Once
 }
 
-func (l *Link) dial(ctx context.Context) (s *session, err error) {
+func (l *Link) dial(ctx context.Context) (_ *session, err error) {
 	cfg := l.cfg
 	tc, err := tlsConfig(&cfg)
 	if err != nil {
@@ -85,7 +85,7 @@ func (l *Link) dial(ctx context.Context) (s *session, err error) {
 	}
 
 	sctx, cancel := context.WithCancel(context.Background())
-	s = &session{
+	s := &session{
 		l: l, log: l.log, ctx: sctx, cancel: cancel,
 		connected: make(chan struct{}), up: make(chan struct{}), done: make(chan struct{}),
 		stopped: make(chan struct{}), cmds: make(chan command, 4), pcNotify: make(chan struct{}, 1),
@@ -95,7 +95,6 @@ func (l *Link) dial(ctx context.Context) (s *session, err error) {
 	defer func() {
 		if err != nil {
 			s.Close()
-			s = nil
 		}
 	}()
 
