@@ -139,6 +139,9 @@ func startRig(t *testing.T, o rigOpts) *rig {
 		cfg.CAFile = ca
 	}
 	cfg.SetDefaults()
+	// Faster than the 400 ms floor Validate enforces, so a stalled window
+	// fills within a fraction of a second.
+	cfg.Stream.Delta = conf.Duration(100 * time.Millisecond)
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}

@@ -114,10 +114,14 @@ func (s *Server) inputRaw(_ http.ResponseWriter, r *http.Request) {
 	errc := make(chan error, 1)
 	go func() { errc <- s.readFrames(st, r.Body) }()
 	var err error
+	gotErr := false
 	select {
 	case err = <-errc:
+		gotErr = true
 	case <-st.refused:
 		err = errors.New("stream dropped")
+	case <-r.Context().Done():
+		err = errors.New("client cancelled the stream")
 	}
 	_ = r.Body.Close()
 	s.mu.Lock()
@@ -128,7 +132,7 @@ func (s *Server) inputRaw(_ http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	st.refuse()
 	s.log.Info("camserver fake: stream refused", "device", st.device, "why", err)
-	if err == nil {
+	if !gotErr {
 		<-errc
 	}
 	panic(http.ErrAbortHandler) // RST_STREAM; the real server says REFUSED_STREAM
