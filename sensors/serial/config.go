@@ -1,14 +1,16 @@
-// Package serial reads Arduino-style boards that print one reading per line over
-// a serial port (go.bug.st/serial).
+// Package serial reads Arduino-style boards that print one reading per line
+// over a serial port (go.bug.st/serial): values separated by comma, space or
+// tab. The number of axes and the sampling frequency are detected from the
+// data unless the config gives them. An unplugged board makes Run return an
+// error; the hub restarts it with backoff, which reopens the port once the
+// board is back.
 package serial
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors"
 )
 
 // Config is the `serial:` block of a sensor.
@@ -43,11 +45,20 @@ func (c *Config) Validate(v *conf.Validator) {
 	if c.Frequency < 0 {
 		v.Errorf("frequency", "must be >= 0 (0 detects it)")
 	}
-}
-
-// New returns the sensor. The driver is being written (see the open issue);
-// until then it reports that it is not built.
-func New(name string, cfg Config, env sensors.Env) (sensors.Source, error) {
-	_ = context.Background
-	return nil, fmt.Errorf("serial sensor %q: %w", name, sensors.ErrNotBuilt)
+	if len(c.Axes) > MaxAxes {
+		v.Errorf("axes", "at most %d axes", MaxAxes)
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Axes {
+		switch {
+		case a == "":
+			v.Errorf(fmt.Sprintf("axes[%d]", i), "must not be empty")
+		case seen[a]:
+			v.Errorf(fmt.Sprintf("axes[%d]", i), "duplicate axis %q", a)
+		}
+		seen[a] = true
+	}
+	if c.MaxSampleLength < 0 {
+		v.Errorf("max_sample_length", "must be >= 0")
+	}
 }

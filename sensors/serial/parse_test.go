@@ -1,0 +1,115 @@
+package serial
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseLine(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []float64
+		wantErr bool
+	}{
+		{name: "comma", in: "1,-2.5,3e2\r\n", want: []float64{1, -2.5, 300}},
+		{name: "comma space", in: "1, 2, 3", want: []float64{1, 2, 3}},
+		{name: "tabs", in: "0.1\t0.2\t9.81\n", want: []float64{0.1, 0.2, 9.81}},
+		{name: "spaces and trailing sep", in: "  4 5 6 ,\n", want: []float64{4, 5, 6}},
+		{name: "single", in: "42", want: []float64{42}},
+		{name: "header", in: "accX,accY,accZ", wantErr: true},
+		{name: "half number", in: "1,2,3-", wantErr: true},
+		{name: "nan", in: "1,NaN,3", wantErr: true},
+		{name: "inf", in: "1,+Inf,3", wantErr: true},
+		{name: "empty", in: "\r\n", wantErr: true},
+		{name: "too many", in: strings.Repeat("1,", MaxAxes+1), wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseLine([]byte(tc.in), nil)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("ParseLine(%q) err = %v, wantErr %v", tc.in, err, tc.wantErr)
+			}
+			if err == nil && !slices.Equal(got, tc.want) {
+				t.Fatalf("ParseLine(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+	if _, err := ParseLine([]byte(""), nil); !errors.Is(err, errEmpty) {
+		t.Fatalf("empty line: %v", err)
+	}
+}
+
+func TestParseLineNoAlloc(t *testing.T) {
+	line := []byte("123,-456,789\n")
+	dst := make([]float64, 0, MaxAxes)
+	if n := testing.AllocsPerRun(100, func() { _, _ = ParseLine(line, dst) }); n != 0 {
+		t.Fatalf("ParseLine allocates %v times per line", n)
+	}
+}
+
+func TestRoundRate(t *testing.T) {
+	for _, tc := range []struct{ in, want float64 }{{99.96, 100}, {62.47, 62.5}, {1.0004, 1}, {998.7, 999}, {415.9, 416}, {0.5, 0.5}} {
+		if got := roundRate(tc.in); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("roundRate(%g) = %g, want %g", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestRateEstimator feeds simulated arrival times: a board emitting at rate
+// with a slightly wrong crystal (+0.3 %) and per-line jitter, delivered by a
+// USB adapter that holds data until its next flush (every `burst`) plus up
+// to 2 ms of scheduling latency. The estimate must be within 2 %.
+func TestRateEstimator(t *testing.T) {
+	tests := []struct {
+		name  string
+		rate  float64
+		burst time.Duration
+	}{
+		{name: "1 Hz direct", rate: 1},
+		{name: "10 Hz 16ms bursts", rate: 10, burst: 16 * time.Millisecond},
+		{name: "62.5 Hz 16ms bursts", rate: 62.5, burst: 16 * time.Millisecond},
+		{name: "100 Hz 1ms frames", rate: 100, burst: time.Millisecond},
+		{name: "100 Hz 16ms bursts", rate: 100, burst: 16 * time.Millisecond},
+		{name: "400 Hz 16ms bursts", rate: 400, burst: 16 * time.Millisecond},
+		{name: "1000 Hz 1ms frames", rate: 1000, burst: time.Millisecond},
+		{name: "1000 Hz 16ms bursts", rate: 1000, burst: 16 * time.Millisecond},
+		{name: "1000 Hz 40ms bursts", rate: 1000, burst: 40 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tc.rate)))
+			start := time.Unix(1000, 0)
+			e := rateEstimator{window: defaultDetectWindow}
+			true_ := tc.rate * 1.003
+			for i := uint64(1); ; i++ {
+				emitted := float64(i) / true_
+				emitted += (rng.Float64() - 0.5) * 0.2 / true_ // ±10 % of a period
+				at := start.Add(time.Duration(emitted * float64(time.Second)))
+				if tc.burst > 0 {
+					at = start.Add((at.Sub(start)/tc.burst + 1) * tc.burst)
+				}
+				at = at.Add(time.Duration(rng.Float64() * float64(2*time.Millisecond)))
+				e.add(i, at)
+				if r, ok := e.estimate(at); ok {
+					if math.Abs(r-true_)/true_ > 0.02 {
+						t.Fatalf("estimated %g Hz, true rate %g Hz", r, true_)
+					}
+					return
+				}
+				if i > 100_000 {
+					t.Fatal("no estimate")
+				}
+			}
+		})
+	}
+}
