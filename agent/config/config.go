@@ -86,8 +86,9 @@ type Backoff struct {
 
 // Sensor is one named sensor instance: kind plus the block named like it.
 type Sensor struct {
-	Name       string            `yaml:"name"`
-	Kind       string            `yaml:"kind"`
+	Name       string `yaml:"name"`
+	Kind       string `yaml:"kind"`
+	decodeErrs []string
 	IIO        *iio.Config       `yaml:"iio,omitempty"`
 	Serial     *serial.Config    `yaml:"serial,omitempty"`
 	Microphone *audio.Config     `yaml:"microphone,omitempty"`
@@ -98,10 +99,11 @@ type Sensor struct {
 
 // Link is one named link instance: kind plus the block named like it.
 type Link struct {
-	Name        string              `yaml:"name"`
-	Kind        string              `yaml:"kind"`
-	Disabled    bool                `yaml:"disabled,omitempty"`
-	Backoff     *Backoff            `yaml:"backoff,omitempty"` // overrides the top-level policy
+	Name        string   `yaml:"name"`
+	Kind        string   `yaml:"kind"`
+	Disabled    bool     `yaml:"disabled,omitempty"`
+	Backoff     *Backoff `yaml:"backoff,omitempty"` // overrides the top-level policy
+	decodeErrs  []string
 	EdgeImpulse *edgeimpulse.Config `yaml:"edgeimpulse,omitempty"`
 	RTM         *rtm.Config         `yaml:"rtm,omitempty"`
 	FrameIO     *frameio.Config     `yaml:"frameio,omitempty"`
@@ -190,11 +192,9 @@ func (s *Sensor) UnmarshalYAML(n *yaml.Node) error {
 	if keys["synthetic"] {
 		p.Synthetic = defaulted(new(synthetic.Config))
 	}
-	if err := n.Decode(&p); err != nil {
-		return err
-	}
+	err := n.Decode(&p)
 	*s = Sensor(p)
-	return nil
+	return keepElement(err, &s.decodeErrs)
 }
 
 // UnmarshalYAML: see Sensor.UnmarshalYAML.
@@ -214,11 +214,22 @@ func (l *Link) UnmarshalYAML(n *yaml.Node) error {
 	if keys["camserver"] {
 		p.CamServer = defaulted(new(camserver.Config))
 	}
-	if err := n.Decode(&p); err != nil {
-		return err
-	}
+	err := n.Decode(&p)
 	*l = Link(p)
-	return nil
+	return keepElement(err, &l.decodeErrs)
+}
+
+// keepElement stores per-field type errors in errs and returns nil, because
+// yaml.v3 drops a sequence element whose unmarshaler fails, which would shift
+// the index of every later sensor or link in the messages. Other errors are
+// returned as they are.
+func keepElement(err error, errs *[]string) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		*errs = append(*errs, te.Errors...)
+		return nil
+	}
+	return err
 }
 
 func defaulted[P kindConfig](p P) P {
@@ -298,19 +309,35 @@ func Parse(name string, data []byte) (*Config, error) {
 	})
 	if err := root.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, e := range te.Errors {
-				problems = append(problems, yamlProblem(name, e, idx))
-			}
-		} else {
+		if !errors.As(err, &te) { // not a per-field problem: nothing more to check
 			problems = append(problems, yamlProblem(name, err.Error(), idx))
+			return nil, &Error{File: name, Problems: problems}
+		}
+		for _, e := range te.Errors {
+			problems = append(problems, yamlProblem(name, e, idx))
 		}
 	}
-	if len(problems) > 0 {
-		sortProblems(problems)
-		return nil, &Error{File: name, Problems: problems}
+	for _, s := range cfg.Sensors {
+		for _, e := range s.decodeErrs {
+			problems = append(problems, yamlProblem(name, e, idx))
+		}
 	}
-	return &cfg, validate(&cfg, &root)
+	for _, l := range cfg.Links {
+		for _, e := range l.decodeErrs {
+			problems = append(problems, yamlProblem(name, e, idx))
+		}
+	}
+	// Validate what did decode, too, so one run shows every problem.
+	verr := validate(&cfg, &root)
+	if len(problems) == 0 {
+		return &cfg, verr
+	}
+	var e *Error
+	if errors.As(verr, &e) {
+		problems = append(problems, e.Problems...)
+	}
+	sortProblems(problems)
+	return nil, &Error{File: name, Problems: problems}
 }
 
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
@@ -419,7 +446,11 @@ func (c *Config) validate(v *conf.Validator) {
 			lv.Errorf(l.Kind, "required for kind %s", l.Kind)
 			continue
 		}
-		b.Validate(lv.At(l.Kind))
+		bv := lv.At(l.Kind)
+		if l.Disabled {
+			bv = bv.WithoutSecrets()
+		}
+		b.Validate(bv)
 		otherBlocks(lv, l.Kind, l.EdgeImpulse != nil, "edgeimpulse", l.RTM != nil, "rtm",
 			l.FrameIO != nil, "frameio", l.CamServer != nil, "camserver")
 		for _, ref := range SensorRefs(l) {
