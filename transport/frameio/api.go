@@ -115,18 +115,26 @@ func classify(e *APIError) error {
 		}
 		return retry.RetryAfter(e, wait)
 	case e.Status == http.StatusConflict && strings.EqualFold(e.Message, "Channel Paused"):
-		return retry.Permanent(fmt.Errorf("%w (captured while paused; kept on local storage)", e))
+		return retry.Permanent(&itemRefused{fmt.Errorf("%w (captured while paused; kept on local storage)", e)})
 	case e.Code == "invalid_client" || e.Message == "invalid_client":
 		return retry.Permanent(e)
 	case e.Status == http.StatusBadRequest, e.Status == http.StatusRequestEntityTooLarge,
 		e.Status == http.StatusUnsupportedMediaType, e.Status == http.StatusUnprocessableEntity:
-		return retry.Permanent(e)
+		return retry.Permanent(&itemRefused{e})
 	}
 	if e.Wait > 0 {
 		return retry.RetryAfter(e, e.Wait)
 	}
 	return e
 }
+
+// itemRefused marks a permanent refusal of one asset (paused channel, a
+// malformed item), as opposed to a permanent problem of the link (lost
+// authorization, bad client credentials) that must not drop queued media.
+type itemRefused struct{ err error }
+
+func (e *itemRefused) Error() string { return e.err.Error() }
+func (e *itemRefused) Unwrap() error { return e.err }
 
 // isAuthError reports whether err means the access token was refused.
 func isAuthError(err error) bool {

@@ -196,6 +196,16 @@ func (l *Link) access(ctx context.Context) (string, error) {
 	return tok, nil
 }
 
+// refresh replaces a refused access token, recording a lost authorization
+// in /status.
+func (l *Link) refresh(ctx context.Context, stale string) (string, error) {
+	tok, err := l.tokens.Refresh(ctx, stale)
+	if errors.Is(err, ErrRepairNeeded) {
+		l.deps.Stats.SetDetail("pairing", "re-pair needed")
+	}
+	return tok, err
+}
+
 // identity returns the device identity, asking Frame.io at most once per
 // IdentityEvery (unless force is set and the last answer is older than that
 // anyway). A 401 refreshes the token and asks once more (§1.5).
@@ -208,7 +218,7 @@ func (l *Link) identity(ctx context.Context, access string) (*Identity, string, 
 	}
 	id, err := l.api.me(ctx, access)
 	if isAuthError(err) {
-		if access, err = l.tokens.Refresh(ctx, access); err != nil {
+		if access, err = l.refresh(ctx, access); err != nil {
 			return nil, "", err
 		}
 		id, err = l.api.me(ctx, access)

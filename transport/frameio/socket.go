@@ -95,7 +95,7 @@ func (l *Link) dial(ctx context.Context) (*session, error) {
 	}
 	conn, err := l.dialer.dial(ctx, l.cfg.SocketURL, access)
 	if errors.Is(err, errSocketForbidden) {
-		if access, err = l.tokens.Refresh(ctx, access); err != nil {
+		if access, err = l.refresh(ctx, access); err != nil {
 			return nil, err
 		}
 		conn, err = l.dialer.dial(ctx, l.cfg.SocketURL, access)

@@ -70,13 +70,33 @@ func partRange(size int64, n, i int) (off, length int64) {
 	return off, end - off
 }
 
+// heldWait is how long an item waits when the link itself cannot upload
+// (re-pairing needed, client credentials refused).
+const heldWait = time.Minute
+
 // deliver is the spool's DeliverFunc: create the asset once, then PUT the
-// parts that are not done yet. It returns retry.Permanent for 409 Channel
-// Paused (the spool drops it with a log line; the original stays on disk).
+// parts that are not done yet. It returns retry.Permanent only when Frame.io
+// refused this item for good, such as 409 Channel Paused (the spool drops it
+// with a log line; a watched file's original stays on disk). A permanent
+// problem of the link holds the queue instead: nothing captured is dropped
+// because a token died.
 func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {
+	err := l.deliverItem(ctx, it, body)
+	var refused *itemRefused
+	if retry.IsPermanent(err) && !errors.As(err, &refused) {
+		wait := heldWait
+		if l.opts.NotPairedWait < wait {
+			wait = max(l.opts.NotPairedWait, 10*time.Millisecond)
+		}
+		return retry.RetryAfter(fmt.Errorf("asset upload held: %v", err), wait)
+	}
+	return err
+}
+
+func (l *Link) deliverItem(ctx context.Context, it spool.Item, body *os.File) error {
 	var meta assetMeta
 	if err := json.Unmarshal(it.Meta, &meta); err != nil || meta.Name == "" {
-		return retry.Permanent(fmt.Errorf("asset %s: damaged metadata", it.ID))
+		return retry.Permanent(&itemRefused{fmt.Errorf("asset %s: damaged metadata", it.ID)})
 	}
 	var prog assetProgress
 	if len(it.Progress) > 0 && string(it.Progress) != "null" {
@@ -119,7 +139,7 @@ func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (
 	}
 	if since, paused := l.pausedSince(); paused && !meta.Captured.Before(since) {
 		l.log.Info("asset_skipped_paused", "name", meta.Name)
-		return nil, retry.Permanent(fmt.Errorf("asset %s: captured while the channel is paused; kept on local storage", meta.Name))
+		return nil, retry.Permanent(&itemRefused{fmt.Errorf("asset %s: captured while the channel is paused", meta.Name)})
 	}
 	var offset int64
 	if meta.Captured.Before(l.opts.ClockFloor) {
@@ -143,7 +163,7 @@ func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (
 	}
 	err = post(access)
 	if isAuthError(err) {
-		if access, err = l.tokens.Refresh(ctx, access); err != nil {
+		if access, err = l.refresh(ctx, access); err != nil {
 			return nil, err
 		}
 		err = post(access)

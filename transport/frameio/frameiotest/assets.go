@@ -148,7 +148,9 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		case <-block:
 		case <-r.Context().Done():
 		}
-		return // the client sees a dropped connection or nothing at all
+		// Cut the connection without an answer, like a server going away
+		// mid-request.
+		panic(http.ErrAbortHandler)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, want+1))
 	if err != nil || int64(len(body)) != want {

@@ -1,0 +1,189 @@
+package frameio_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/sensors/synthetic"
+	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/transport/frameio"
+	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
+	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+func TestMain(m *testing.M) {
+	if childMain() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// logBuf collects log output so tests can check no credential leaks.
+type logBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// secretRE matches the fake's tokens, device codes and URL signatures.
+var secretRE = regexp.MustCompile(`(at|rt|dc)-[0-9a-f]{16,}|X-Amz-Signature|Authorization=`)
+
+// checkNoSecrets fails when a credential reached the logs.
+func checkNoSecrets(t *testing.T, logs *logBuf) {
+	t.Helper()
+	if m := secretRE.FindString(logs.String()); m != "" {
+		t.Errorf("a credential reached the logs: %q", m)
+	}
+}
+
+func newFake(t *testing.T, opts frameiotest.Options) *frameiotest.Server {
+	t.Helper()
+	f, err := frameiotest.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// fastOptions shrink the link's timings so tests run in seconds.
+func fastOptions() frameio.Options {
+	return frameio.Options{
+		Heartbeat:     50 * time.Millisecond,
+		JoinTimeout:   2 * time.Second,
+		IdentityEvery: time.Minute,
+		Rejoin:        retry.Policy{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+		NotPairedWait: 50 * time.Millisecond,
+		Deliver:       retry.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		PartRetry:     retry.Policy{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond},
+		MinPartSize:   1 << 10,
+		PartSize:      4 << 10,
+		WatchEvery:    20 * time.Millisecond,
+		ClockWait:     20 * time.Millisecond,
+	}
+}
+
+type env struct {
+	fake  *frameiotest.Server
+	cfg   frameio.Config
+	deps  transport.Deps
+	stats *transport.Stats
+	spool *spool.Spool
+	logs  *logBuf
+	dir   string
+}
+
+// newEnv builds deps with a real hub over a synthetic camera "cam", a spool
+// and tokens issued by the fake (paired=true).
+func newEnv(t *testing.T, fake *frameiotest.Server, paired bool) *env {
+	t.Helper()
+	dir := t.TempDir()
+	logs := &logBuf{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := hub.New(hub.Options{Logger: log})
+	t.Cleanup(h.Close)
+	cam := synthetic.Config{Signal: synthetic.SignalCamera, FPS: 20}
+	cam.SetDefaults()
+	if err := h.Add(synthetic.NewCamera("cam", cam)); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Join(dir, "state")
+	cfg := frameio.Config{APIURL: fake.URL(), SocketURL: fake.SocketURL(), ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret()}
+	cfg.SetDefaults()
+	if paired {
+		pairWithFake(t, fake, frameio.TokenPath(&cfg, stateDir))
+	}
+	stats := &transport.Stats{}
+	deps := transport.Deps{Name: "fio", Logger: log, Hub: h, Device: transport.Device{ID: "d1", Name: "pi"},
+		StateDir: stateDir, Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "1.2.3"}
+	t.Cleanup(func() { checkNoSecrets(t, logs) })
+	return &env{fake: fake, cfg: cfg, deps: deps, stats: stats, spool: sp, logs: logs, dir: dir}
+}
+
+func pairWithFake(t *testing.T, fake *frameiotest.Server, path string) {
+	t.Helper()
+	a, r, exp := fake.IssueTokens()
+	now := time.Now().UTC()
+	if err := frameio.SaveTokens(path, &frameio.Tokens{AccessToken: a, RefreshToken: r,
+		IssuedAt: now, ExpiresAt: now.Add(time.Duration(exp) * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) link(t *testing.T, opts frameio.Options) *frameio.Link {
+	t.Helper()
+	l, err := frameio.NewWithOptions(e.cfg, e.deps, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// waitFor polls cond until it holds or the test's patience ends.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// runBG runs f in a goroutine until the test ends; cleanup cancels and waits.
+func runBG(t *testing.T, f func(ctx context.Context)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// putAsset spools data as a Frame.io asset captured at captured.
+func putAsset(t *testing.T, sp *spool.Spool, name, filetype string, captured time.Time, data []byte) spool.Item {
+	t.Helper()
+	it, err := sp.Put("frameio-asset", map[string]any{"name": name, "filetype": filetype, "captured": captured, "source": "test"}, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return it
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

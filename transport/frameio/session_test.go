@@ -1,0 +1,209 @@
+package frameio_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/transport/frameio"
+	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
+)
+
+// supervise runs the link under the real supervisor with a short policy.
+func supervise(t *testing.T, e *env, l *frameio.Link) *supervisor.Supervisor {
+	t.Helper()
+	sup := supervisor.New(supervisor.Options{Name: "fio", Kind: "frameio", Link: l, Logger: e.deps.Logger,
+		Policy: retry.Policy{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond, StableAfter: time.Minute}})
+	runBG(t, func(ctx context.Context) { _ = sup.Run(ctx) })
+	return sup
+}
+
+// TestHeartbeatsForAnHour runs 240 heartbeat periods (an hour at 15 s) with
+// the fake closing after 4 silent periods (60 s at 15 s), and checks the
+// fake never had to close the socket.
+func TestHeartbeatsForAnHour(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{IdleTimeout: 200 * time.Millisecond})
+	e := newEnv(t, fake, true)
+	l := e.link(t, fastOptions())
+	sup := supervise(t, e, l)
+	waitFor(t, "240 heartbeats", func() bool { return fake.Stats().Heartbeats >= 240 })
+	st := fake.Stats()
+	if st.IdleCloses != 0 || st.Upgrades != 1 || st.Joins != 1 {
+		t.Errorf("idle closes %d, upgrades %d, joins %d; want 0, 1, 1", st.IdleCloses, st.Upgrades, st.Joins)
+	}
+	if s := sup.Status(); s.State != supervisor.Up || s.Reconnects != 0 {
+		t.Errorf("supervisor %+v", s)
+	}
+	if got := e.stats.Details()["socket"]; got != "joined" {
+		t.Errorf("socket detail = %q", got)
+	}
+}
+
+func TestSessionEnds(t *testing.T) {
+	tests := []struct {
+		name    string
+		provoke func(f *frameiotest.Server)
+		want    string
+	}{
+		{"missing heartbeat reply", func(f *frameiotest.Server) { f.SwallowHeartbeats(true) }, "heartbeat timeout"},
+		{"server drops the socket", (*frameiotest.Server).DropSockets, "socket"},
+		{"server closes the channel", (*frameiotest.Server).CloseChannels, "phx_close"},
+		{"server restarts", func(f *frameiotest.Server) { _ = f.Restart() }, "socket"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake(t, frameiotest.Options{})
+			e := newEnv(t, fake, true)
+			l := e.link(t, fastOptions())
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			sess, err := l.Dial(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sess.Close()
+			done := make(chan error, 1)
+			go func() { done <- sess.Serve(ctx) }()
+			waitFor(t, "a heartbeat", func() bool { return fake.Stats().Heartbeats >= 1 })
+			tc.provoke(fake)
+			err = <-done
+			if err == nil || !strings.Contains(err.Error(), tc.want) || retry.IsPermanent(err) {
+				t.Fatalf("Serve = %v, want a transient error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRejoinAfterChannelError(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, true)
+	l := e.link(t, fastOptions())
+	sup := supervise(t, e, l)
+	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	fake.CrashChannels()
+	waitFor(t, "rejoin", func() bool { return fake.Stats().Joins == 2 })
+	if st := fake.Stats(); st.Upgrades != 1 {
+		t.Errorf("upgrades = %d: a channel error must rejoin on the same socket", st.Upgrades)
+	}
+	if sup.Status().Reconnects != 0 {
+		t.Errorf("reconnects = %d", sup.Status().Reconnects)
+	}
+}
+
+func TestPausedStatus(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, true)
+	l := e.link(t, fastOptions())
+	supervise(t, e, l)
+	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	for _, p := range []bool{true, false, true} {
+		fake.SetPaused(p)
+		want := map[bool]string{true: "true", false: "false"}[p]
+		waitFor(t, "paused="+want, func() bool { return e.stats.Details()["paused"] == want && l.Paused() == p })
+	}
+	// A reconnect learns the state from devices/me too.
+	if e.stats.Details()["project"] != "Fake Project" || e.stats.Details()["pairing"] != "paired" {
+		t.Errorf("details = %v", e.stats.Details())
+	}
+}
+
+// TestExpiredTokenRefreshedWithoutExtraBackoff: the socket drops and the
+// access token has expired; the next Dial gets 403, refreshes and connects
+// in the same attempt, so the gap is one backoff step.
+func TestExpiredTokenRefreshedWithoutExtraBackoff(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, true)
+	l := e.link(t, fastOptions())
+	path := frameio.TokenPath(&e.cfg, e.deps.StateDir)
+	before, _ := frameio.LoadTokens(path)
+	sup := supervise(t, e, l)
+	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	fake.ExpireAccessTokens()
+	fake.DropSockets()
+	waitFor(t, "second join", func() bool { return fake.Stats().Joins == 2 })
+	st := fake.Stats()
+	if st.Forbidden != 1 || st.Refreshes != 1 || st.Upgrades != 2 {
+		t.Errorf("forbidden %d, refreshes %d, upgrades %d; want 1, 1, 2", st.Forbidden, st.Refreshes, st.Upgrades)
+	}
+	if s := sup.Status(); s.Reconnects != 1 || s.Sessions != 2 {
+		t.Errorf("reconnects %d sessions %d: the refresh cost an extra backoff step", s.Reconnects, s.Sessions)
+	}
+	after, err := frameio.LoadTokens(path)
+	if err != nil || after.RefreshToken == before.RefreshToken || after.AccessToken == before.AccessToken {
+		t.Errorf("rotated tokens not stored: %v", err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestRefreshRefusedFailsLink(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, true)
+	l := e.link(t, fastOptions())
+	sup := supervise(t, e, l)
+	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	fake.RevokeRefreshTokens()
+	fake.ExpireAccessTokens()
+	fake.DropSockets()
+	waitFor(t, "failed", func() bool { return sup.Status().State == supervisor.Failed })
+	if s := sup.Status(); !strings.Contains(s.LastError, "re-pair with `edge-agent pair`") {
+		t.Errorf("last error = %q", s.LastError)
+	}
+	if e.stats.Details()["pairing"] != "re-pair needed" {
+		t.Errorf("pairing detail = %q", e.stats.Details()["pairing"])
+	}
+}
+
+func TestNotPairedWaits(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, false)
+	l := e.link(t, fastOptions())
+	_, err := l.Dial(context.Background())
+	if !errors.Is(err, frameio.ErrNotPaired) || retry.IsPermanent(err) {
+		t.Fatalf("Dial = %v, want ErrNotPaired (transient)", err)
+	}
+	if d, ok := retry.After(err); !ok || d <= 0 {
+		t.Errorf("no retry-after on ErrNotPaired")
+	}
+	// Pairing while the link runs takes effect on the next Dial.
+	pairWithFake(t, fake, frameio.TokenPath(&e.cfg, e.deps.StateDir))
+	sess, err := l.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.Close()
+}
+
+func TestWrongTopicTriesNextID(t *testing.T) {
+	// The fake accepts only the top-level id; the link tries it first.
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, true)
+	sess, err := e.link(t, fastOptions()).Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.Close()
+	if fake.Stats().Joins != 1 {
+		t.Errorf("joins = %d", fake.Stats().Joins)
+	}
+}
+
+func TestUnreachableSaysSo(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, true)
+	l := e.link(t, fastOptions())
+	fake.Close()
+	_, err := l.Dial(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "Frame.io unreachable") {
+		t.Fatalf("Dial = %v", err)
+	}
+	if e.stats.Details()["api_health"] != "unreachable" {
+		t.Errorf("api_health = %q", e.stats.Details()["api_health"])
+	}
+}
