@@ -1,19 +1,20 @@
-// Package audio captures a microphone through miniaudio (gen2brain/malgo, cgo).
+// Package audio captures a microphone through miniaudio (gen2brain/malgo,
+// cgo) on the ALSA backend: s16le mono PCM (16 kHz by default) in 20 ms
+// blocks. Builds without cgo keep the package (config, discovery and New
+// report that microphone support is not compiled in), so the pure-Go ARMv6
+// binary still builds; such boards can run arecord as a command sensor.
 package audio
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors"
 )
 
 // Config is the `microphone:` block of a sensor.
 type Config struct {
-	// Device is the ALSA capture device name as listed by `edge-agent
-	// sensors`, or "default".
+	// Device is the ALSA capture device as listed by `edge-agent sensors`
+	// (its ID such as "hw:1,0", or its name), or "default".
 	Device          string        `yaml:"device"`
 	SampleRate      int           `yaml:"sample_rate"`
 	MaxSampleLength conf.Duration `yaml:"max_sample_length"`
@@ -34,14 +35,11 @@ func (c *Config) SetDefaults() {
 
 // Validate records every problem with the block.
 func (c *Config) Validate(v *conf.Validator) {
+	v.Required("device", c.Device)
 	if c.SampleRate < 8000 || c.SampleRate > 192000 {
 		v.Errorf("sample_rate", "must be between 8000 and 192000")
 	}
-}
-
-// New returns the sensor. The driver is being written (see the open issue);
-// until then it reports that it is not built.
-func New(name string, cfg Config, env sensors.Env) (sensors.Source, error) {
-	_ = context.Background
-	return nil, fmt.Errorf("audio sensor %q: %w", name, sensors.ErrNotBuilt)
+	if c.MaxSampleLength < 0 {
+		v.Errorf("max_sample_length", "must be >= 0")
+	}
 }
