@@ -1,6 +1,7 @@
 package camserver
 
 import (
+	"context"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,21 @@ func (b *frameBody) Offer(f []byte) {
 			b.dropped.Add(1)
 		default:
 		}
+	}
+}
+
+// Push queues f without dropping: it waits for the slot (or ctx, or the
+// body's end). Used where every frame matters more than freshness (the
+// throughput benchmark; a recorded file pushed as a stream).
+func (b *frameBody) Push(ctx context.Context, f []byte) error {
+	select {
+	case b.ch <- f:
+		b.waiting.CompareAndSwap(0, time.Now().UnixNano())
+		return nil
+	case <-b.closed:
+		return io.ErrClosedPipe
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
