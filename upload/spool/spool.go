@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,9 +75,10 @@ type Spool struct {
 	log *slog.Logger
 	clk clock.Clock
 
-	mu    sync.Mutex
-	items map[string]Item
-	bytes int64
+	mu       sync.Mutex
+	items    map[string]Item
+	bytes    int64
+	lastNano int64 // newest id's time part
 
 	notify                               chan struct{}
 	refused, delivered, rejected, retrys atomic.Uint64
@@ -147,6 +149,9 @@ func (s *Spool) recover() error {
 		s.items[id] = it
 		s.bytes += it.Size
 		delete(datas, id)
+		if ns, err := strconv.ParseInt(strings.SplitN(id, "-", 2)[0], 10, 64); err == nil && ns > s.lastNano {
+			s.lastNano = ns
+		}
 	}
 	for id := range datas { // data whose metadata never got committed
 		_ = os.Remove(filepath.Join(s.dir, id+dataSuffix))
@@ -159,10 +164,19 @@ func (s *Spool) Dir() string { return s.dir }
 
 // newID returns a time-ordered unique id: it sorts by creation and serves as
 // the idempotency key peers deduplicate on.
+// The time part is made strictly increasing, so two items created in the
+// same clock tick still sort in creation order.
 func (s *Spool) newID() string {
 	var r [6]byte
 	_, _ = rand.Read(r[:])
-	return fmt.Sprintf("%019d-%s", s.clk.Now().UnixNano(), hex.EncodeToString(r[:]))
+	s.mu.Lock()
+	ns := s.clk.Now().UnixNano()
+	if ns <= s.lastNano {
+		ns = s.lastNano + 1
+	}
+	s.lastNano = ns
+	s.mu.Unlock()
+	return fmt.Sprintf("%019d-%s", ns, hex.EncodeToString(r[:]))
 }
 
 // Put writes body as a new item of kind with meta (marshalled to JSON) and
