@@ -49,7 +49,7 @@ type sink struct {
 	fail bool
 }
 
-func newSink(t *testing.T) *sink {
+func newSink(t testing.TB) *sink {
 	s := &sink{puts: map[string][]byte{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPut {
@@ -89,7 +89,7 @@ type env struct {
 	deps  transport.Deps
 }
 
-func newEnv(t *testing.T, pingEvery time.Duration) *env {
+func newEnv(t testing.TB, pingEvery time.Duration) *env {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {

@@ -97,6 +97,7 @@ func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subsc
 		nominal = time.Duration(float64(time.Second) / info.Rate)
 	}
 	live := false
+	asked := false // a keyframe was requested for the current gate
 	var prev time.Time
 	lastDropped := sub.Dropped()
 	var lastForce time.Time
@@ -142,9 +143,16 @@ func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subsc
 			}
 			if !live {
 				if !s.Keyframe {
+					// The receiver needs an IDR to start: ask for one
+					// instead of waiting out the source's GOP.
+					if !asked {
+						asked = true
+						request()
+					}
 					c.gatedDropped.Add(1)
 					continue
 				}
+				asked = false
 				live = true
 				prev = time.Time{}
 			}
