@@ -288,6 +288,12 @@ func (s *Server) Stall(on bool) {
 	}
 }
 
+func (s *Server) isStalled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stalled
+}
+
 // Drop closes the device's socket abruptly (no close frame).
 func (s *Server) Drop() {
 	s.mu.Lock()
@@ -461,26 +467,44 @@ func (s *Server) serveDevice(d *deviceConn) {
 	hm, _ := m["hello"].(map[string]any)
 	key, _ := hm["apiKey"].(string)
 	h := Hello{Encoding: enc, Fields: hm, Accepted: key == s.opts.APIKey && hm != nil}
-	s.mu.Lock()
-	s.hellos = append(s.hellos, h)
-	old := s.dev
-	if h.Accepted {
-		s.dev = d
-	}
-	s.notifyLocked()
-	s.mu.Unlock()
 	if !h.Accepted {
+		s.mu.Lock()
+		s.hellos = append(s.hellos, h)
+		s.notifyLocked()
+		s.mu.Unlock()
 		s.log.Info("hello refused: invalid API key")
 		_ = d.write(map[string]any{"hello": false, "err": "Invalid API key"})
 		return
 	}
+	// Reply before the device becomes scriptable, so no Studio request can
+	// overtake the hello reply.
+	if err := d.write(map[string]any{"hello": true}); err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.hellos = append(s.hellos, h)
+	old := s.dev
+	s.dev = d
+	s.notifyLocked()
+	s.mu.Unlock()
 	if old != nil && old != d {
 		old.conn.Close() // one connection per device
 	}
 	s.log.Info("device connected", "encoding", enc, "device_id", hm["deviceId"], "sensors", sensorNames(hm))
-	if err := d.write(map[string]any{"hello": true}); err != nil {
-		return
-	}
+	// A stalled server answers no pings either (gorilla answers them inside
+	// ReadMessage, which keeps running while a message is awaited).
+	d.conn.SetPingHandler(func(data string) error {
+		if s.isStalled() {
+			return nil
+		}
+		d.wmu.Lock()
+		defer d.wmu.Unlock()
+		err := d.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
 	for {
 		s.mu.Lock()
 		stall := s.stallCh
@@ -492,6 +516,12 @@ func (s *Server) serveDevice(d *deviceConn) {
 		typ, b, err := d.conn.ReadMessage()
 		if err != nil {
 			return
+		}
+		s.mu.Lock()
+		stall = s.stallCh
+		s.mu.Unlock()
+		if stall != nil {
+			<-stall // hold the message until the stall ends
 		}
 		m, _, err := decode(typ, b)
 		if err != nil || m == nil {

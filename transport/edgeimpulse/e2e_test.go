@@ -1,0 +1,649 @@
+package edgeimpulse_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/sensors/synthetic"
+	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/transport/edgeimpulse"
+	"github.com/edge-agent/edge-agent/transport/edgeimpulse/eitest"
+	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var encodings = []string{"json", "cbor"}
+
+// rig is a link under a supervisor, over a real hub of synthetic sensors,
+// talking to the fake on 127.0.0.1.
+type rig struct {
+	t      *testing.T
+	srv    *eitest.Server
+	hub    *hub.Hub
+	sup    *supervisor.Supervisor
+	spool  *spool.Spool
+	stats  *transport.Stats
+	motion *synthetic.Motion
+	audio  *synthetic.Audio
+}
+
+type rigOpts struct {
+	enc    string
+	apiKey string // "" = the fake's key
+	camFPS float64
+	extra  []sensors.Source
+	names  []string
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("EI_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newRig(t *testing.T, o rigOpts) *rig {
+	t.Helper()
+	log := testLogger(t)
+	srv, err := eitest.New(eitest.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(hub.Options{Logger: log})
+	mc := synthetic.Config{Signal: "motion", Frequencies: []float64{100, 50}, Seed: 7, Noise: 0.1}
+	mc.SetDefaults()
+	motion := synthetic.NewMotion("accel", mc)
+	ac := synthetic.Config{Signal: "audio"}
+	ac.SetDefaults()
+	audio := synthetic.NewAudio("mic", ac)
+	cc := synthetic.Config{Signal: "camera", FPS: o.camFPS}
+	if cc.FPS == 0 {
+		cc.FPS = 12
+	}
+	cc.SetDefaults()
+	for _, s := range append([]sensors.Source{motion, audio, synthetic.NewCamera("cam", cc)}, o.extra...) {
+		if err := h.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp, err := spool.Open(t.TempDir(), spool.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := o.apiKey
+	if key == "" {
+		key = srv.APIKey()
+	}
+	names := o.names
+	if names == nil {
+		names = []string{"accel", "mic", "cam"}
+	}
+	cfg := edgeimpulse.Config{APIKey: key, RemoteMgmtURL: srv.WSURL(), IngestionURL: srv.IngestionURL(),
+		Encoding: o.enc, Sensors: names,
+		PingInterval: conf.Duration(100 * time.Millisecond), PongTimeout: conf.Duration(300 * time.Millisecond),
+		UploadRetry: retry.Policy{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}}
+	stats := &transport.Stats{}
+	deps := transport.Deps{Name: "ei", Logger: log, Hub: h, Device: transport.Device{ID: "dc:a6:32:01:02:03", Name: "pi", Type: "RASPBERRY_PI"},
+		StateDir: t.TempDir(), Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "test"}
+	link, err := edgeimpulse.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := supervisor.New(supervisor.Options{Name: "ei", Kind: "edgeimpulse", Link: link, Logger: log,
+		Policy: retry.Policy{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond, StableAfter: time.Second}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		h.Close()
+		srv.Close()
+	})
+	return &rig{t: t, srv: srv, hub: h, sup: sup, spool: sp, stats: stats, motion: motion, audio: audio}
+}
+
+// on returns the rig reporting to t (a subtest).
+func (r *rig) on(t *testing.T) *rig {
+	c := *r
+	c.t = t
+	return &c
+}
+
+func (r *rig) wait(what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// Re-check every 50 ms too: some conditions (the spool, the
+		// supervisor) change without the fake seeing anything.
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := r.srv.Wait(ctx, cond)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("waiting for %s: %v (device sent %v)", what, err, r.srv.MessageTypes(0))
+		}
+	}
+}
+
+func (r *rig) waitUp() {
+	r.t.Helper()
+	r.wait("device connected", r.srv.Connected)
+}
+
+// sampleCycle sends a request and waits until it ends (finished or failed),
+// returning the message types the device sent in reply.
+func (r *rig) sampleCycle(req eitest.SampleRequest) []string {
+	r.t.Helper()
+	from := len(r.srv.Messages())
+	if err := r.srv.RequestSample(req); err != nil {
+		r.t.Fatal(err)
+	}
+	var types []string
+	r.wait("end of sample", func() bool {
+		types = r.srv.MessageTypes(from)
+		for i, m := range r.srv.Messages()[from:] {
+			if types[i] == "sampleFinished" || (m.Type == "sample" && m.Fields["sample"] == false) {
+				return true
+			}
+		}
+		return false
+	})
+	return types
+}
+
+func (r *rig) lastSampleError() string {
+	msgs := r.srv.Messages()
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Type == "sample" && msgs[i].Fields["sample"] == false {
+			s, _ := msgs[i].Fields["error"].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+func TestHello(t *testing.T) {
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc})
+			r.waitUp()
+			h := r.srv.Hellos()[0]
+			if h.Encoding != enc || !h.Accepted {
+				t.Fatalf("hello encoding %s accepted %v", h.Encoding, h.Accepted)
+			}
+			f := h.Fields
+			checks := []struct {
+				name string
+				got  any
+				want any
+			}{
+				{"version", num(f["version"]), 3.0},
+				{"apiKey", f["apiKey"], r.srv.APIKey()},
+				{"deviceId", f["deviceId"], "dc:a6:32:01:02:03"},
+				{"deviceType", f["deviceType"], "RASPBERRY_PI"},
+				{"connection", f["connection"], "ip"},
+				{"supportsSnapshotStreaming", f["supportsSnapshotStreaming"], true},
+			}
+			for _, c := range checks {
+				if c.got != c.want {
+					t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+				}
+			}
+			ss, _ := f["sensors"].([]any)
+			want := []struct {
+				name  string
+				max   float64
+				freqs []float64
+			}{
+				{"accel", 300, []float64{100, 50}},
+				{"mic", 300, []float64{16000}},
+				{"Camera (320x240)", 60000, []float64{}},
+			}
+			if len(ss) != len(want) {
+				t.Fatalf("sensors = %v", ss)
+			}
+			for i, w := range want {
+				m := ss[i].(map[string]any)
+				if m["name"] != w.name || num(m["maxSampleLengthS"]) != w.max {
+					t.Errorf("sensor %d = %v, want %+v", i, m, w)
+				}
+				fr, ok := m["frequencies"].([]any)
+				if !ok || len(fr) != len(w.freqs) {
+					t.Errorf("sensor %s frequencies = %v, want %v", w.name, m["frequencies"], w.freqs)
+					continue
+				}
+				for j := range fr {
+					if num(fr[j]) != w.freqs[j] {
+						t.Errorf("sensor %s frequencies = %v, want %v", w.name, fr, w.freqs)
+					}
+				}
+			}
+		})
+	}
+}
+
+func num(v any) float64 {
+	switch n := v.(type) {
+	case float64:
+		return n
+	case uint64:
+		return float64(n)
+	case int64:
+		return float64(n)
+	}
+	return math.NaN()
+}
+
+var fullCycle = []string{"sample", "sampleStarted", "sampleProcessing", "sampleUploading", "sampleFinished"}
+
+func TestSampleSeries(t *testing.T) {
+	cases := []struct {
+		name     string
+		req      eitest.SampleRequest
+		rows     int
+		width    int
+		interval float64
+	}{
+		{"motion 2s 100Hz", eitest.SampleRequest{Sensor: "accel", Label: "idle", Length: 2000, Interval: 10}, 200, 3, 10},
+		{"motion 2s 50Hz decimated", eitest.SampleRequest{Sensor: "accel", Label: "wave", Length: 2000, Interval: 20}, 100, 3, 20},
+		{"audio 1s 16kHz", eitest.SampleRequest{Sensor: "mic", Label: "noise", Length: 1000, Interval: 0.0625}, 16000, 1, 0.0625},
+	}
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc})
+			r.waitUp()
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					r := r.on(t)
+					n := len(r.srv.Uploads())
+					got := r.sampleCycle(c.req)
+					if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
+						t.Fatalf("messages %v, want %v (error %q)", got, fullCycle, r.lastSampleError())
+					}
+					ups := r.srv.Uploads()[n:]
+					if len(ups) != 1 || ups[0].Status != 200 || ups[0].File == nil {
+						t.Fatalf("uploads %+v", ups)
+					}
+					u := ups[0]
+					if u.File.Rows != c.rows || u.File.Width != c.width || u.File.Encoding != enc || u.File.IntervalMs != c.interval {
+						t.Errorf("file %+v, want %d rows × %d in %s", u.File, c.rows, c.width, enc)
+					}
+					if u.Label != c.req.Label || u.FileName != c.req.Label+"."+enc || u.Path != "/api/training/data" {
+						t.Errorf("upload label %q file %q path %q", u.Label, u.FileName, u.Path)
+					}
+					// The source started for this sample: row 0 is reading 0.
+					switch c.req.Sensor {
+					case "accel":
+						for i, v := range u.File.First {
+							if v != r.motion.Value(0, i) {
+								t.Errorf("first row[%d] = %v, want %v", i, v, r.motion.Value(0, i))
+							}
+						}
+					case "mic":
+						if u.File.First[0] != float64(r.audio.PCM(0)) {
+							t.Errorf("first audio value %v, want %v", u.File.First[0], r.audio.PCM(0))
+						}
+					}
+				})
+			}
+			if st := r.spool.Stats(); st.Items != 0 || st.Delivered != uint64(len(cases)) {
+				t.Errorf("spool %+v after delivery", st)
+			}
+		})
+	}
+}
+
+func TestSampleCamera(t *testing.T) {
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc})
+			r.waitUp()
+			got := r.sampleCycle(eitest.SampleRequest{Sensor: "Camera (320x240)", Label: "cat", Path: "/api/testing/data"})
+			want := []string{"sample", "sampleStarted", "sampleUploading", "sampleFinished"}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("messages %v, want %v (error %q)", got, want, r.lastSampleError())
+			}
+			u := r.srv.Uploads()[0]
+			if u.Path != "/api/testing/files" || u.ImageWidth != 320 || u.ImageHeight != 240 || u.FileName != "cat.jpg" || u.Label != "cat" {
+				t.Errorf("upload %+v", u)
+			}
+		})
+	}
+}
+
+func TestSampleRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		req  eitest.SampleRequest
+		want string
+	}{
+		{"unknown sensor", eitest.SampleRequest{Sensor: "Bogus", Label: "x", Length: 1000, Interval: 10}, "Invalid sensor: Bogus"},
+		{"too long", eitest.SampleRequest{Sensor: "accel", Label: "x", Length: 301000, Interval: 10}, "longer than the maximum"},
+		{"unsupported interval", eitest.SampleRequest{Sensor: "accel", Label: "x", Length: 1000, Interval: 3}, "unsupported interval"},
+		{"zero length", eitest.SampleRequest{Sensor: "accel", Label: "x", Length: 0, Interval: 10}, "invalid sample length"},
+		{"bad path", eitest.SampleRequest{Sensor: "accel", Label: "x", Length: 1000, Interval: 10, Path: "/api/../x"}, "invalid ingestion path"},
+	}
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc})
+			r.waitUp()
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					r := r.on(t)
+					got := r.sampleCycle(c.req)
+					if len(got) != 1 || got[0] != "sample" {
+						t.Fatalf("messages %v, want one refusal", got)
+					}
+					if e := r.lastSampleError(); !strings.Contains(e, c.want) {
+						t.Errorf("error %q, want it to contain %q", e, c.want)
+					}
+				})
+			}
+			if n := len(r.srv.Uploads()); n != 0 {
+				t.Errorf("%d uploads after refusals", n)
+			}
+		})
+	}
+}
+
+func TestSnapshotStreaming(t *testing.T) {
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc, camFPS: 12})
+			r.waitUp()
+			count := func(typ string) int {
+				n := 0
+				for _, m := range r.srv.Messages() {
+					if m.Type == typ {
+						n++
+					}
+				}
+				return n
+			}
+			// Low is the default when resolution is absent.
+			if err := r.srv.StartSnapshot(""); err != nil {
+				t.Fatal(err)
+			}
+			r.wait("low frames", func() bool { return len(r.srv.Frames()) >= 8 })
+			if err := r.srv.StopSnapshot(); err != nil {
+				t.Fatal(err)
+			}
+			r.wait("snapshotStopped", func() bool { return count("snapshotStopped") == 1 })
+			low := r.srv.Frames()
+			for _, f := range low {
+				if f.Height != 96 || f.Width != 128 || f.FileName != "frame.jpg" {
+					t.Fatalf("low frame %+v, want 128x96 frame.jpg", f)
+				}
+			}
+			fps := float64(len(low)-1) / low[len(low)-1].At.Sub(low[0].At).Seconds()
+			t.Logf("low: %d frames at %.2f fps", len(low), fps)
+			if fps > 5 {
+				t.Errorf("low fps %.2f > 5", fps)
+			}
+			if count("snapshotStarted") != 1 {
+				t.Errorf("snapshotStarted sent %d times", count("snapshotStarted"))
+			}
+
+			// High: full frames, while a motion sample is captured.
+			if err := r.srv.StartSnapshot("high"); err != nil {
+				t.Fatal(err)
+			}
+			r.wait("snapshotStarted", func() bool { return count("snapshotStarted") == 2 })
+			got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "during", Length: 500, Interval: 10})
+			if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
+				t.Fatalf("sample during streaming: %v (error %q)", got, r.lastSampleError())
+			}
+			n := len(low)
+			r.wait("high frames", func() bool { return len(r.srv.Frames()) >= n+6 })
+			if err := r.srv.StopSnapshot(); err != nil {
+				t.Fatal(err)
+			}
+			r.wait("snapshotStopped", func() bool { return count("snapshotStopped") == 2 })
+			high := r.srv.Frames()[n:]
+			for _, f := range high {
+				if f.Height != 240 || f.Width != 320 {
+					t.Fatalf("high frame %+v, want 320x240", f)
+				}
+			}
+			// A stop while idle gets no reply.
+			if err := r.srv.StopSnapshot(); err != nil {
+				t.Fatal(err)
+			}
+			r.sampleCycle(eitest.SampleRequest{Sensor: "Bogus"}) // a round trip to flush
+			if c := count("snapshotStopped"); c != 2 {
+				t.Errorf("snapshotStopped %d times after an idle stop", c)
+			}
+		})
+	}
+}
+
+func TestUploadFailureKeptAndDelivered(t *testing.T) {
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc})
+			r.waitUp()
+			r.srv.FailUploads(503)
+			got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "kept", Length: 1000, Interval: 10})
+			want := []string{"sample", "sampleStarted", "sampleProcessing", "sampleUploading", "sample"}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("messages %v, want %v", got, want)
+			}
+			if e := r.lastSampleError(); !strings.Contains(e, "503") || !strings.Contains(e, "kept") {
+				t.Errorf("error %q should name the 503 and say the sample is kept", e)
+			}
+			if r.spool.Stats().Items != 1 {
+				t.Fatalf("spool %+v, want the sample kept", r.spool.Stats())
+			}
+			r.srv.FailUploads(0)
+			r.wait("delivery after recovery", func() bool {
+				for _, u := range r.srv.Uploads() {
+					if u.Status == 200 {
+						return true
+					}
+				}
+				return false
+			})
+			ups := r.srv.Uploads()
+			last := ups[len(ups)-1]
+			if last.File == nil || last.File.Rows != 100 || last.Hash != ups[0].Hash {
+				t.Errorf("delivered %+v; first attempt hash %s", last, ups[0].Hash)
+			}
+			r.wait("spool empty", func() bool { return r.spool.Stats().Items == 0 })
+			for _, m := range r.srv.Messages() {
+				if m.Type == "sampleFinished" {
+					t.Error("sampleFinished sent for a failed upload")
+				}
+			}
+		})
+	}
+}
+
+func TestReconnect(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault func(r *rig)
+		heal  func(r *rig)
+	}{
+		{"drop mid-sample", func(r *rig) {
+			if err := r.srv.RequestSample(eitest.SampleRequest{Sensor: "accel", Label: "cut", Length: 3000, Interval: 10}); err != nil {
+				r.t.Fatal(err)
+			}
+			r.wait("sampleStarted", func() bool {
+				return len(r.srv.MessageTypes(0)) > 0 && r.srv.MessageTypes(0)[len(r.srv.MessageTypes(0))-1] == "sampleStarted"
+			})
+			r.srv.Drop()
+		}, func(*rig) {}},
+		{"stalled server", func(r *rig) { r.srv.Stall(true) }, func(r *rig) { r.srv.Stall(false) }},
+	}
+	for _, enc := range encodings {
+		for _, c := range cases {
+			t.Run(enc+"/"+c.name, func(t *testing.T) {
+				r := newRig(t, rigOpts{enc: enc})
+				r.waitUp()
+				c.fault(r)
+				r.wait("second hello", func() bool { return len(r.srv.Hellos()) >= 2 })
+				c.heal(r)
+				r.wait("reconnected", r.srv.Connected)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				for r.sup.Status().State != supervisor.Up {
+					if ctx.Err() != nil {
+						t.Fatalf("link state %s", r.sup.Status().State)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "after", Length: 500, Interval: 10})
+				if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
+					t.Fatalf("sample after reconnect: %v (error %q)", got, r.lastSampleError())
+				}
+			})
+		}
+	}
+}
+
+func TestBadAPIKeyFails(t *testing.T) {
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc, apiKey: "ei_wrong_secret"})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for r.sup.Status().State != supervisor.Failed {
+				if ctx.Err() != nil {
+					t.Fatalf("state %s, want failed", r.sup.Status().State)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			st := r.sup.Status()
+			if !strings.Contains(st.LastError, "Invalid API key") || strings.Contains(st.LastError, "ei_wrong_secret") {
+				t.Errorf("last error %q", st.LastError)
+			}
+			if d := r.stats.Details()["hello_error"]; d != "Invalid API key" {
+				t.Errorf("hello_error detail %q", d)
+			}
+			if n := len(r.srv.Hellos()); n != 1 {
+				t.Errorf("%d hellos: a refused key must not be retried", n)
+			}
+		})
+	}
+}
+
+func TestMalformedAndUnknownMessages(t *testing.T) {
+	cases := map[string][][]byte{
+		"json": {[]byte("{not json"), []byte(`{"sample":"nope"}`), []byte(`[1,2]`), []byte(`{"whatIsThis":1}`), []byte(`{"err":"Failed to parse message"}`)},
+		"cbor": {{0xff, 0x00}, {0xa1, 0x66, 's', 'a', 'm', 'p', 'l', 'e', 0x01}, {0x82, 0x01, 0x02}, {0xa1, 0x63, 'f', 'o', 'o', 0x01}},
+	}
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc})
+			r.waitUp()
+			for _, b := range cases[enc] {
+				if err := r.srv.SendRaw(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "still-ok", Length: 300, Interval: 10})
+			if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
+				t.Fatalf("after garbage: %v (error %q)", got, r.lastSampleError())
+			}
+			if n := len(r.srv.Hellos()); n != 1 {
+				t.Errorf("session restarted (%d hellos) after malformed input", n)
+			}
+		})
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	h := hub.New(hub.Options{})
+	defer h.Close()
+	vc := synthetic.Config{Signal: "h264"}
+	vc.SetDefaults()
+	v, err := synthetic.NewH264("video", vc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := synthetic.Config{Signal: "camera"}
+	cc.SetDefaults()
+	for _, s := range []sensors.Source{v, synthetic.NewCamera("cam", cc), synthetic.NewCamera("cam2", cc)} {
+		if err := h.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp, err := spool.Open(t.TempDir(), spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, StateDir: t.TempDir()}
+	cases := []struct {
+		name    string
+		sensors []string
+		want    error
+		text    string
+	}{
+		{"unknown sensor", []string{"nope"}, sensors.ErrUnknownSensor, ""},
+		{"video", []string{"video"}, nil, "H.264"},
+		{"two cameras same size", []string{"cam", "cam2"}, nil, "Camera (320x240)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := edgeimpulse.New(edgeimpulse.Config{APIKey: "k", Sensors: c.sensors}, deps)
+			if err == nil || (c.want != nil && !errors.Is(err, c.want)) || !strings.Contains(err.Error(), c.text) {
+				t.Errorf("New: %v", err)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := dir + "/key"
+	if err := os.WriteFile(keyFile, []byte("ei_file_key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		cfg      edgeimpulse.Config
+		problems []string
+	}{
+		{"ok", edgeimpulse.Config{APIKeyFile: keyFile, Sensors: []string{"accel"}}, nil},
+		{"missing", edgeimpulse.Config{Encoding: "xml"}, []string{"api_key_file", "encoding", "sensors"}},
+		{"dup sensor", edgeimpulse.Config{APIKeyFile: keyFile, Sensors: []string{"a", "a"}}, []string{"sensors[1]"}},
+		{"bad url", edgeimpulse.Config{APIKeyFile: keyFile, Sensors: []string{"a"}, RemoteMgmtURL: "http://x"}, []string{"remote_mgmt_url"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.SetDefaults()
+			v := conf.NewValidator()
+			c.cfg.Validate(v)
+			var got []string
+			for _, p := range v.Problems() {
+				got = append(got, p.Path)
+			}
+			if strings.Join(got, ",") != strings.Join(c.problems, ",") {
+				t.Errorf("problems %v, want %v", v.Problems(), c.problems)
+			}
+			if c.problems == nil && c.cfg.APIKey != "ei_file_key" {
+				t.Errorf("api key not resolved from file")
+			}
+		})
+	}
+}
+
+
