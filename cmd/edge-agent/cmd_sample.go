@@ -2,13 +2,204 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/edge-agent/edge-agent/agent"
+	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/sensors"
 )
 
-// cmdSample implements `edge-agent sample -sensor NAME -seconds N`. Owned by
-// the real-sensors work; not built yet.
+// Exit codes of `edge-agent sample` besides exitOK.
+const (
+	sampleFailed      = 1
+	sampleUsage       = 2
+	sampleInterrupted = 130 // like a shell after SIGINT; the file is still complete
+)
+
+// maxSampleQueue bounds the subscription queue (about 100 bytes per entry).
+const maxSampleQueue = 1 << 18
+
+// cmdSample implements `edge-agent sample -sensor NAME -seconds N`: it builds
+// one configured sensor through the agent's factory, runs it through a hub
+// subscription sized for the whole window (NoDrop, so a stalled writer fails
+// loudly instead of writing a short file), and writes CSV, WAV, JPEG or
+// H.264. SIGINT (ctx) ends the capture early; the file is finalised either
+// way.
 func cmdSample(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "edge-agent sample: not built yet")
-	return 1
+	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("sensor", "", "name of the configured sensor to capture (required)")
+	seconds := fs.Float64("seconds", 10, "length of the capture in seconds (0: one still from a camera)")
+	cfgPath := fs.String("config", config.DefaultPath, "config file")
+	out := fs.String("o", "", "output file (default NAME.csv, .wav, .jpg or .h264; a .mjpeg name keeps all stills in one stream)")
+	sysRoot := fs.String("sys-root", "/sys", "root of sysfs (for tests and containers)")
+	devRoot := fs.String("dev-root", "/dev", "root of device nodes (for tests and containers)")
+	if err := fs.Parse(args); err != nil {
+		return sampleUsage
+	}
+	if *name == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: edge-agent sample -sensor NAME -seconds N [-config FILE] [-o FILE]")
+		return sampleUsage
+	}
+	if *seconds < 0 || math.IsNaN(*seconds) || *seconds > 24*3600 {
+		fmt.Fprintln(stderr, "sample: -seconds must be between 0 and 86400")
+		return sampleUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "sample: %v\n", err)
+		return sampleFailed
+	}
+	var sc *config.Sensor
+	var names []string
+	for i := range cfg.Sensors {
+		names = append(names, cfg.Sensors[i].Name)
+		if cfg.Sensors[i].Name == *name {
+			sc = &cfg.Sensors[i]
+		}
+	}
+	if sc == nil {
+		fmt.Fprintf(stderr, "sample: no sensor %q in %s (configured: %s)\n", *name, *cfgPath, strings.Join(names, ", "))
+		return sampleFailed
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env := sensors.Env{Logger: log, SysRoot: *sysRoot, DevRoot: *devRoot, ProcRoot: "/proc"}
+	src, err := agent.NewSource(*sc, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "sample: %v\n", err)
+		return sampleFailed
+	}
+	window := time.Duration(*seconds * float64(time.Second))
+	path := *out
+	if path == "" {
+		path = *name + defaultExt(src.Info().Class)
+	}
+	res, err := capture(ctx, src, captureOptions{window: window, path: path, log: log, progress: stderr})
+	if res.summary != "" {
+		fmt.Fprintf(stdout, "wrote %s: %s, %.2f s\n", path, res.summary, res.covered.Seconds())
+	}
+	switch {
+	case errors.Is(err, errInterrupted):
+		fmt.Fprintln(stderr, "sample: interrupted; the file holds what was captured")
+		return sampleInterrupted
+	case err != nil:
+		fmt.Fprintf(stderr, "sample: %v\n", err)
+		return sampleFailed
+	}
+	return exitOK
+}
+
+var errInterrupted = errors.New("interrupted")
+
+type captureOptions struct {
+	window   time.Duration
+	path     string
+	log      *slog.Logger
+	progress io.Writer
+	// limit is the wall-clock bound; 0 means 1.5 × window + 10 s.
+	limit time.Duration
+}
+
+type captureResult struct {
+	summary string
+	covered time.Duration
+}
+
+// capture runs src through a private hub until the writer has its window,
+// ctx ends (errInterrupted) or the time limit passes (a sensor that delivers
+// too slowly or keeps failing).
+func capture(ctx context.Context, src sensors.Source, o captureOptions) (captureResult, error) {
+	h := hub.New(hub.Options{Logger: o.log})
+	defer h.Close()
+	if err := h.Add(src); err != nil {
+		return captureResult{}, err
+	}
+	info := src.Info()
+	sub, err := h.Subscribe(info.Name, sensors.SubscribeOptions{
+		Queue: queueFor(info, o.window), Policy: sensors.NoDrop, Label: "sample",
+	})
+	if err != nil {
+		return captureResult{}, err
+	}
+	defer sub.Close()
+	w, err := newSampleWriter(info, o.path, o.window)
+	if err != nil {
+		return captureResult{}, err
+	}
+	limit := o.limit
+	if limit == 0 {
+		limit = o.window*3/2 + 10*time.Second
+	}
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	prog := newProgress(o.progress, info.Name, o.window)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case s, ok := <-sub.C():
+			if !ok {
+				runErr = errors.New("sensor hub closed")
+				break loop
+			}
+			done, err := w.add(s)
+			if err != nil {
+				runErr = err
+				break loop
+			}
+			prog.update(w.covered(), w.summary())
+			if done {
+				break loop
+			}
+		case <-ctx.Done():
+			runErr = errInterrupted
+			break loop
+		case <-timer.C:
+			runErr = fmt.Errorf("sensor delivered %.2f of %.2f s within %s", w.covered().Seconds(), o.window.Seconds(), limit)
+			if st := h.Stats(); len(st) == 1 && st[0].LastError != "" {
+				runErr = fmt.Errorf("%w; last sensor error: %s", runErr, st[0].LastError)
+			}
+			break loop
+		}
+	}
+	prog.finish()
+	res := captureResult{summary: w.summary(), covered: w.covered()}
+	if err := w.close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("finish %s: %w", o.path, err)
+	}
+	if runErr == nil && sub.Overrun() {
+		runErr = fmt.Errorf("the writer fell behind and %d samples were lost; the file is incomplete", sub.Dropped())
+	}
+	return res, runErr
+}
+
+// queueFor sizes the NoDrop queue to hold the whole window (with 10 %
+// slack), so only a writer stalled for the entire capture can overrun it.
+func queueFor(info sensors.Info, window time.Duration) int {
+	rate := info.Rate
+	for _, f := range info.Frequencies {
+		rate = max(rate, f)
+	}
+	switch info.Class {
+	case sensors.Audio:
+		rate = 100 // blocks of 10 ms or longer
+	case sensors.Still, sensors.Video:
+		if rate <= 0 {
+			rate = 30
+		}
+	}
+	if rate <= 0 {
+		rate = 1000
+	}
+	n := int(rate*window.Seconds()*1.1) + 64
+	return min(n, maxSampleQueue)
 }

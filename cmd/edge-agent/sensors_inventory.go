@@ -1,0 +1,132 @@
+package main
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/edge-agent/edge-agent/sensors/audio"
+	"github.com/edge-agent/edge-agent/sensors/iio"
+	"github.com/edge-agent/edge-agent/sensors/serial"
+	"github.com/edge-agent/edge-agent/sensors/v4l2"
+)
+
+// inventory is what `edge-agent sensors` found. Each section carries its own
+// error so one unavailable subsystem (no ALSA, no /dev/video*) does not hide
+// the others. JSON names are snake_case like the config.
+type inventory struct {
+	IIO         []iioEntry    `json:"iio"`
+	IIOError    string        `json:"iio_error,omitempty"`
+	Video       []v4l2.Device `json:"video"`
+	VideoError  string        `json:"video_error,omitempty"`
+	Audio       []audioEntry  `json:"audio"`
+	AudioError  string        `json:"audio_error,omitempty"`
+	Serial      []serialEntry `json:"serial"`
+	SerialError string        `json:"serial_error,omitempty"`
+}
+
+type iioEntry struct {
+	Name              string    `json:"name"`
+	Dir               string    `json:"dir"`
+	Index             int       `json:"index"`
+	Channels          []string  `json:"channels"`
+	SamplingFrequency float64   `json:"sampling_frequency"`
+	Available         []float64 `json:"sampling_frequency_available,omitempty"`
+	Buffered          bool      `json:"buffered"`
+}
+
+type audioEntry struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Default bool   `json:"default"`
+}
+
+type serialEntry struct {
+	Path        string `json:"path"`
+	Description string `json:"description,omitempty"`
+}
+
+// discover is the set of discovery calls; tests replace the ones that would
+// look at this machine's real audio and serial hardware.
+type discoverers struct {
+	iio    func(sysRoot string) ([]iio.Device, error)
+	video  func(devRoot string) ([]v4l2.Device, error)
+	audio  func() ([]audio.Device, error)
+	serial func() ([]serial.Port, error)
+}
+
+func realDiscoverers() discoverers {
+	return discoverers{iio: iio.Discover, video: v4l2.Discover, audio: audio.ListCaptureDevices, serial: serial.ListPorts}
+}
+
+func takeInventory(d discoverers, sysRoot, devRoot string) inventory {
+	var inv inventory
+	if devs, err := d.iio(sysRoot); err != nil {
+		inv.IIOError = err.Error()
+	} else {
+		for _, x := range devs {
+			inv.IIO = append(inv.IIO, iioEntry{Name: x.Name, Dir: x.Dir, Index: x.Index, Channels: x.Channels,
+				SamplingFrequency: x.SamplingFrequency, Available: x.Available, Buffered: x.Buffered})
+		}
+	}
+	if devs, err := d.video(devRoot); err != nil {
+		inv.VideoError = err.Error()
+	} else {
+		inv.Video = devs
+	}
+	if devs, err := d.audio(); err != nil {
+		inv.AudioError = err.Error()
+	} else {
+		for _, x := range devs {
+			inv.Audio = append(inv.Audio, audioEntry{ID: x.ID, Name: x.Name, Default: x.Default})
+		}
+	}
+	if ports, err := d.serial(); err != nil {
+		inv.SerialError = err.Error()
+	} else {
+		for _, p := range ports {
+			inv.Serial = append(inv.Serial, serialEntry{Path: p.Path, Description: p.Description})
+		}
+	}
+	// Empty lists print as [] in JSON, not null.
+	if inv.IIO == nil {
+		inv.IIO = []iioEntry{}
+	}
+	if inv.Video == nil {
+		inv.Video = []v4l2.Device{}
+	}
+	if inv.Audio == nil {
+		inv.Audio = []audioEntry{}
+	}
+	if inv.Serial == nil {
+		inv.Serial = []serialEntry{}
+	}
+	return inv
+}
+
+func formatRates(v []float64) string {
+	s := make([]string, len(v))
+	for i, f := range v {
+		s[i] = strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return strings.Join(s, " ")
+}
+
+func formatFormats(fs []v4l2.FormatInfo) string {
+	var parts []string
+	for _, f := range fs {
+		sizes := f.Sizes
+		if len(sizes) > 6 {
+			sizes = append(append([]string{}, sizes[:5]...), "…+"+strconv.Itoa(len(f.Sizes)-5))
+		}
+		parts = append(parts, f.FourCC+" "+strings.Join(sizes, ","))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func baseOr(p string) string {
+	if p == "" {
+		return "-"
+	}
+	return filepath.Base(p)
+}
