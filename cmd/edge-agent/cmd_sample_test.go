@@ -247,7 +247,9 @@ func TestSampleInterrupt(t *testing.T) {
 	defer cancel()
 	var o, e bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- dispatch(ctx, []string{"sample", "-config", cfg, "-sensor", "accel", "-seconds", "60", "-o", out}, &o, &e) }()
+	go func() {
+		done <- dispatch(ctx, []string{"sample", "-config", cfg, "-sensor", "accel", "-seconds", "60", "-o", out}, &o, &e)
+	}()
 	// Wait until the capture runs, then interrupt.
 	for {
 		if _, err := os.Stat(out); err == nil {

@@ -36,8 +36,10 @@ func newProgress(w io.Writer, name string, window time.Duration) progress {
 
 type barProgress struct{ bar *progressbar.ProgressBar }
 
-func (p *barProgress) update(covered time.Duration, _ string) { _ = p.bar.Set64(covered.Milliseconds()) }
-func (p *barProgress) finish()                                { _ = p.bar.Finish() }
+func (p *barProgress) update(covered time.Duration, _ string) {
+	_ = p.bar.Set64(covered.Milliseconds())
+}
+func (p *barProgress) finish() { _ = p.bar.Finish() }
 
 type lineProgress struct {
 	w      io.Writer

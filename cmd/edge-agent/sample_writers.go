@@ -383,4 +383,3 @@ func (w *h264Writer) close() error {
 	}
 	return err
 }
-
