@@ -99,17 +99,16 @@ var ErrBadResponse = errors.New("malformed response")
 
 // Response is the union of the fields any JSON endpoint answers with.
 type Response struct {
-	Result  string          `json:"result"`
-	Code    *int            `json:"code,omitempty"`
-	Shash   string          `json:"shash,omitempty"`
-	Stamp   string          `json:"stamp,omitempty"`
-	Device  string          `json:"device,omitempty"`
-	Meta    string          `json:"meta,omitempty"`
-	Config  []ConfigEntry   `json:"config,omitempty"`
-	Msgs    []Message       `json:"msgs,omitempty"`
-	Records []RecordInfo    `json:"records,omitempty"`
-	Devices []DeviceInfo    `json:"devices,omitempty"`
-	Extra   json.RawMessage `json:"-"`
+	Result  string        `json:"result"`
+	Code    *int          `json:"code,omitempty"`
+	Shash   string        `json:"shash,omitempty"`
+	Stamp   string        `json:"stamp,omitempty"`
+	Device  string        `json:"device,omitempty"`
+	Meta    string        `json:"meta,omitempty"`
+	Config  []ConfigEntry `json:"config,omitempty"`
+	Msgs    []Message     `json:"msgs,omitempty"`
+	Records []RecordInfo  `json:"records,omitempty"`
+	Devices []DeviceInfo  `json:"devices,omitempty"`
 }
 
 // ConfigEntry is one account limit from getConfig.json.

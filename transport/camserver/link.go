@@ -85,6 +85,9 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 	if err := checkName("device name", dev); err != nil {
 		return nil, fmt.Errorf("camserver link %q: %w (set camserver.device)", deps.Name, err)
 	}
+	if (cfg.Stream.Sensor != "" || cfg.Snapshot != "") && deps.Hub == nil {
+		return nil, fmt.Errorf("camserver link %q: sensors configured but no sensor hub", deps.Name)
+	}
 	if cfg.Stream.Sensor != "" {
 		if err := checkName("subproto", cfg.Stream.Subproto); err != nil {
 			return nil, fmt.Errorf("camserver link %q: %w", deps.Name, err)

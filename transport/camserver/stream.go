@@ -123,7 +123,9 @@ func (s *session) pushOnce(ctx context.Context) error {
 	flush := time.NewTicker(l.cfg.Stream.Delta.D())
 	defer flush.Stop()
 	var taken uint64
+	var sent int64
 	on := false
+	defer func() { l.deps.Stats.BytesOut.Add(body.bytes.Load() - sent) }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -151,6 +153,10 @@ func (s *session) pushOnce(ctx context.Context) error {
 				s.offer(body, f)
 			}
 		case now := <-check.C:
+			if n := body.bytes.Load(); n != sent {
+				l.deps.Stats.BytesOut.Add(n - sent)
+				sent = n
+			}
 			if t := body.taken.Load(); t != taken {
 				l.framesSent.Add(t - taken)
 				taken = t
@@ -177,7 +183,6 @@ func (s *session) offer(body *frameBody, payload []byte) {
 		}
 		return
 	}
-	s.l.deps.Stats.BytesOut.Add(int64(len(f)))
 	body.Offer(f)
 }
 

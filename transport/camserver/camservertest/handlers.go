@@ -51,6 +51,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		h, ok := jsonTable[r.URL.Path]
 		if !ok {
+			drain(r)
 			http.NotFound(w, r)
 			return
 		}
@@ -65,8 +66,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/status" && r.Method == http.MethodGet:
 		s.status(w)
 	default:
+		drain(r)
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
+}
+
+// drain reads (a bounded amount of) a refused request's body first, as the
+// real server does, so the client sees the status rather than a reset.
+func drain(r *http.Request) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 }
 
 // maxJSONBody bounds what the fake buffers for one request.

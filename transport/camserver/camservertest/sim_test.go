@@ -6,7 +6,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/camserver"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
@@ -42,7 +44,14 @@ func TestSimDemoLink(t *testing.T) {
 	if cfg.SensorNames()["stream.sensor"] != "cam" {
 		t.Fatal("demo does not stream cam")
 	}
-	l, err := camserver.New(*cfg, transport.Deps{Name: "camserver", Device: transport.Device{Name: "pi-demo"}, StateDir: t.TempDir()})
+	h := hub.New(hub.Options{})
+	defer h.Close()
+	camCfg := synthetic.Config{Signal: synthetic.SignalCamera}
+	camCfg.SetDefaults()
+	if err := h.Add(synthetic.NewCamera("cam", camCfg)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := camserver.New(*cfg, transport.Deps{Name: "camserver", Hub: h, Device: transport.Device{Name: "pi-demo"}, StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
