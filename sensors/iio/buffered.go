@@ -144,8 +144,15 @@ func (s *Source) runBuffered(ctx context.Context, out chan<- sensors.Sample, dev
 		return fmt.Errorf("iio %s: open %s: %w", s.name, path, err)
 	}
 	defer f.Close()
-	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// Cancellation: a past deadline unblocks Read. Run waits for the
+	// AfterFunc goroutine if it started, so nothing outlives Run.
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)); close(woken) })
+	defer func() {
+		if !stop() {
+			<-woken
+		}
+	}()
 	s.opened(dev, "buffered", want, rate)
 
 	d := newScanDecoder(layout, cal, rate, tsClock)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -184,6 +185,9 @@ func ParseAvailable(s string) ([]float64, error) {
 			if err != nil {
 				return nil, fmt.Errorf("parse available %q: %w", s, err)
 			}
+			if math.IsNaN(n) || math.IsInf(n, 0) {
+				return nil, fmt.Errorf("parse available %q: not a finite number", s)
+			}
 			v[i] = n
 		}
 		lo, step, hi := v[0], v[1], v[2]
@@ -208,6 +212,9 @@ func ParseAvailable(s string) ([]float64, error) {
 		n, err := strconv.ParseFloat(x, 64)
 		if err != nil {
 			return nil, fmt.Errorf("parse available %q: %w", s, err)
+		}
+		if math.IsNaN(n) || math.IsInf(n, 0) || n <= 0 {
+			return nil, fmt.Errorf("parse available %q: %q is not a positive rate", s, x)
 		}
 		out = append(out, n)
 	}

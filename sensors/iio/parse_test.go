@@ -148,6 +148,8 @@ func TestParseAvailable(t *testing.T) {
 		{name: "bad range", in: "[1 2]", wantErr: true},
 		{name: "unterminated", in: "[1 2 3", wantErr: true},
 		{name: "inverted range", in: "[400 1 100]", wantErr: true},
+		{name: "nan range", in: "[NaN 1 2]", wantErr: true},
+		{name: "inf step", in: "[1 Inf 2]", wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,9 +213,9 @@ func TestChooseRate(t *testing.T) {
 
 func TestDiscover(t *testing.T) {
 	ft := newTree(t)
-	gyro := ft.add(t, fakeDev{index: 0, name: "lsm6ds3_gyro", freq: "104"})
-	acc := ft.add(t, fakeDev{index: 1, name: "adxl345", accel: true, scale: "0.038300", freq: "100", available: "12.5 25 50 100 200 400", buffered: true})
-	acc2 := ft.add(t, fakeDev{index: 2, name: "mpu6050", accel: true, scale: "0.000598", freq: "50", buffered: true, buffer0: true})
+	gyro := ft.add(t, fakeDev{Index: 0, Name: "lsm6ds3_gyro", Freq: "104"})
+	acc := ft.add(t, fakeDev{Index: 1, Name: "adxl345", Accel: true, Scale: "0.038300", Freq: "100", Available: "12.5 25 50 100 200 400", Buffered: true})
+	acc2 := ft.add(t, fakeDev{Index: 2, Name: "mpu6050", Accel: true, Scale: "0.000598", Freq: "50", Buffered: true, Buffer0: true})
 	// A trigger directory the kernel lists next to devices.
 	must(t, os.MkdirAll(filepath.Join(ft.sys, "bus", "iio", "devices", "trigger0"), 0o755))
 
@@ -245,8 +247,8 @@ func TestDiscover(t *testing.T) {
 
 func TestFind(t *testing.T) {
 	ft := newTree(t)
-	ft.add(t, fakeDev{index: 0, name: "lsm6ds3_gyro"})
-	ft.add(t, fakeDev{index: 3, name: "lis3dh", accel: true, scale: "0.01"})
+	ft.add(t, fakeDev{Index: 0, Name: "lsm6ds3_gyro"})
+	ft.add(t, fakeDev{Index: 3, Name: "lis3dh", Accel: true, Scale: "0.01"})
 	tests := []struct {
 		name    string
 		want    string

@@ -7,12 +7,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 )
@@ -80,11 +82,11 @@ func TestPollCapture(t *testing.T) {
 		want     []float64 // first row, m/s²
 		wantFreq string    // sampling_frequency after open
 	}{
-		{name: "shared scale", dev: fakeDev{name: "adxl345", accel: true, raw: [3]int64{10, -20, 256}, scale: "0.0383", freq: "100"},
+		{name: "shared scale", dev: fakeDev{Name: "adxl345", Accel: true, Raw: [3]int64{10, -20, 256}, Scale: "0.0383", Freq: "100"},
 			freq: 100, wantRate: 100, want: []float64{0.383, -0.766, 9.8048}, wantFreq: "100"},
-		{name: "per-axis scale, offset, mount matrix", dev: fakeDev{name: "lis3dh", accel: true, raw: [3]int64{100, 200, 300}, axisScale: [3]string{"0.01", "0.02", "0.03"}, offset: "-100", mount: "0, -1, 0; 1, 0, 0; 0, 0, 1"},
+		{name: "per-axis scale, offset, mount matrix", dev: fakeDev{Name: "lis3dh", Accel: true, Raw: [3]int64{100, 200, 300}, AxisScale: [3]string{"0.01", "0.02", "0.03"}, Offset: "-100", Mount: "0, -1, 0; 1, 0, 0; 0, 0, 1"},
 			freq: 50, wantRate: 50, want: []float64{-2, 0, 6}},
-		{name: "rate from available list", dev: fakeDev{name: "bmi160", accel: true, raw: [3]int64{1, 1, 1}, scale: "1", freq: "25", available: "25 50 100 200"},
+		{name: "rate from available list", dev: fakeDev{Name: "bmi160", Accel: true, Raw: [3]int64{1, 1, 1}, Scale: "1", Freq: "25", Available: "25 50 100 200"},
 			freq: 62.5, wantRate: 62.5, want: []float64{1, 1, 1}, wantFreq: "100"},
 	}
 	for _, tc := range tests {
@@ -92,7 +94,7 @@ func TestPollCapture(t *testing.T) {
 			ft := newTree(t)
 			dir := ft.add(t, tc.dev)
 			clk := &workClock{now: time.Unix(1000, 0)}
-			src, err := NewSource("accel", Config{Device: tc.dev.name, Frequencies: []float64{tc.freq}, Mode: "poll"}, sensors.Env{SysRoot: ft.sys, DevRoot: ft.dev}, WithClock(clk))
+			src, err := NewSource("accel", Config{Device: tc.dev.Name, Frequencies: []float64{tc.freq}, Mode: "poll"}, sensors.Env{SysRoot: ft.sys, DevRoot: ft.dev}, WithClock(clk))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +135,7 @@ func TestPollCapture(t *testing.T) {
 // start + n/rate grid (sleep-after-read would drift by 3 ms per row).
 func TestPollPacing(t *testing.T) {
 	ft := newTree(t)
-	ft.add(t, fakeDev{name: "adxl345", accel: true, scale: "1"})
+	ft.add(t, fakeDev{Name: "adxl345", Accel: true, Scale: "1"})
 	clk := &workClock{now: time.Unix(1000, 0), work: time.Millisecond}
 	src, err := NewSource("accel", Config{Frequencies: []float64{100}, Mode: "poll"}, sensors.Env{SysRoot: ft.sys, DevRoot: ft.dev}, WithClock(clk))
 	if err != nil {
@@ -156,7 +158,7 @@ func TestPollPacing(t *testing.T) {
 // counts them and advances Seq, instead of bursting 100 stale rows.
 func TestPollStall(t *testing.T) {
 	ft := newTree(t)
-	ft.add(t, fakeDev{name: "adxl345", accel: true, scale: "1"})
+	ft.add(t, fakeDev{Name: "adxl345", Accel: true, Scale: "1"})
 	clk := &workClock{now: time.Unix(1000, 0), jumps: map[int]time.Duration{30: time.Second}}
 	src, err := NewSource("accel", Config{Frequencies: []float64{100}, Mode: "poll"}, sensors.Env{SysRoot: ft.sys, DevRoot: ft.dev}, WithClock(clk))
 	if err != nil {
@@ -191,7 +193,7 @@ func TestPollBadData(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ft := newTree(t)
-			dir := ft.add(t, fakeDev{name: "adxl345", accel: true, scale: "1", raw: [3]int64{5, 5, 5}})
+			dir := ft.add(t, fakeDev{Name: "adxl345", Accel: true, Scale: "1", Raw: [3]int64{5, 5, 5}})
 			xraw := filepath.Join(dir, "in_accel_x_raw")
 			put(t, xraw, "not-a-number")
 			clk := clock.NewFake(time.Unix(1000, 0))
@@ -225,7 +227,7 @@ func TestPollBadData(t *testing.T) {
 
 func TestPollDeviceGone(t *testing.T) {
 	ft := newTree(t)
-	dir := ft.add(t, fakeDev{name: "adxl345", accel: true, scale: "1"})
+	dir := ft.add(t, fakeDev{Name: "adxl345", Accel: true, Scale: "1"})
 	clk := clock.NewFake(time.Unix(1000, 0))
 	n := 0
 	clk.OnSleep = func(time.Duration) {
@@ -253,7 +255,7 @@ func TestPollDeviceGone(t *testing.T) {
 
 func TestModeErrors(t *testing.T) {
 	ft := newTree(t)
-	ft.add(t, fakeDev{name: "adxl345", accel: true, scale: "1"}) // no buffer support
+	ft.add(t, fakeDev{Name: "adxl345", Accel: true, Scale: "1"}) // no buffer support
 	tests := []struct {
 		name string
 		cfg  Config
@@ -301,7 +303,7 @@ func TestBufferedCapture(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ft := newTree(t)
-			dir := ft.add(t, fakeDev{name: "mpu6050", accel: true, scale: "0.5", freq: "100", available: "50 100 200 400", buffered: true, buffer0: buffer0})
+			dir := ft.add(t, fakeDev{Name: "mpu6050", Accel: true, Scale: "0.5", Freq: "100", Available: "50 100 200 400", Buffered: true, Buffer0: buffer0})
 			ctl, scanDir := filepath.Join(dir, "buffer"), filepath.Join(dir, "scan_elements")
 			if buffer0 {
 				ctl, scanDir = filepath.Join(dir, "buffer0"), filepath.Join(dir, "buffer0")
@@ -387,8 +389,8 @@ func TestBufferedCapture(t *testing.T) {
 
 func TestBufferedBigEndianNoTimestamp(t *testing.T) {
 	ft := newTree(t)
-	ft.add(t, fakeDev{name: "lis3dh", accel: true, scale: "1", buffered: true, noTS: true,
-		types: [4]string{"be:s12/16>>4", "be:s12/16>>4", "be:s12/16>>4"}})
+	ft.add(t, fakeDev{Name: "lis3dh", Accel: true, Scale: "1", Buffered: true, NoTimestamp: true,
+		Types: [4]string{"be:s12/16>>4", "be:s12/16>>4", "be:s12/16>>4"}})
 	w := ft.writer(t, 0)
 	defer w.Close()
 	src, err := NewSource("accel", Config{Frequencies: []float64{200}}, sensors.Env{SysRoot: ft.sys, DevRoot: ft.dev})
@@ -414,7 +416,7 @@ func TestBufferedBigEndianNoTimestamp(t *testing.T) {
 // hub drives the restart, as in production.
 func TestBufferedDeviceLoss(t *testing.T) {
 	ft := newTree(t)
-	ft.add(t, fakeDev{name: "mpu6050", accel: true, scale: "1", buffered: true})
+	ft.add(t, fakeDev{Name: "mpu6050", Accel: true, Scale: "1", Buffered: true})
 	src, err := NewSource("accel", Config{Frequencies: []float64{400}}, sensors.Env{SysRoot: ft.sys, DevRoot: ft.dev})
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +484,7 @@ func TestBufferedDeviceLoss(t *testing.T) {
 
 func TestBufferedCancelWhileIdle(t *testing.T) {
 	ft := newTree(t)
-	ft.add(t, fakeDev{name: "mpu6050", accel: true, scale: "1", buffered: true})
+	ft.add(t, fakeDev{Name: "mpu6050", Accel: true, Scale: "1", Buffered: true})
 	w := ft.writer(t, 0) // a device that never sends
 	defer w.Close()
 	src, _ := NewSource("accel", Config{Frequencies: []float64{400}}, sensors.Env{SysRoot: ft.sys, DevRoot: ft.dev})
@@ -501,7 +503,7 @@ func TestBufferedCancelWhileIdle(t *testing.T) {
 // FIFO served by a goroutine playing the driver.
 func TestRateReadBack(t *testing.T) {
 	ft := newTree(t)
-	dir := ft.add(t, fakeDev{name: "mpu6050", accel: true, scale: "1"})
+	dir := ft.add(t, fakeDev{Name: "mpu6050", Accel: true, Scale: "1"})
 	attr := filepath.Join(dir, "sampling_frequency")
 	if err := mkfifo(attr); err != nil {
 		t.Skip("mkfifo:", err)
@@ -540,5 +542,66 @@ func TestRateReadBack(t *testing.T) {
 	}
 	if d := got[2].Time.Sub(got[1].Time); d != time.Second/62 {
 		t.Fatalf("poll period %v, want 1/62 s", d)
+	}
+}
+
+// TestPollRowCountRealClock is what `edge-agent sample -seconds N` relies
+// on: on the real clock, one second of 100 Hz polling yields 100 rows ± 2 %
+// (pacing on start + n/rate does not lose ticks to read time or timer
+// overshoot).
+func TestPollRowCountRealClock(t *testing.T) {
+	ft := newTree(t)
+	ft.add(t, fakeDev{Name: "adxl345", Accel: true, Scale: "1", Freq: "100"})
+	src, err := NewSource("accel", Config{Frequencies: []float64{100}, Mode: "poll"}, sensors.Env{SysRoot: ft.sys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan sensors.Sample, 256)
+	errc := make(chan error, 1)
+	go func() { errc <- src.Run(ctx, out) }()
+	first := <-out
+	n := 1
+	end := first.Time.Add(time.Second)
+	for s := range out {
+		if !s.Time.Before(end) {
+			break
+		}
+		n++
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if n < 98 || n > 102 {
+		t.Fatalf("%d rows in one second at 100 Hz", n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		bad  []string
+	}{
+		{name: "defaults", cfg: Config{}},
+		{name: "poll above 100 Hz", cfg: Config{Mode: "poll", Frequencies: []float64{62.5, 400}}, bad: []string{"frequencies[1]"}},
+		{name: "negative rate", cfg: Config{Frequencies: []float64{-1}}, bad: []string{"frequencies[0]"}},
+		{name: "bad mode", cfg: Config{Mode: "dma"}, bad: []string{"mode"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.SetDefaults()
+			v := conf.NewValidator()
+			tc.cfg.Validate(v)
+			var got []string
+			for _, p := range v.Problems() {
+				got = append(got, p.Path)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.bad, ",") {
+				t.Fatalf("problems %v, want %v", v.Problems(), tc.bad)
+			}
+		})
 	}
 }
