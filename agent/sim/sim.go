@@ -59,7 +59,7 @@ func Start(host string, logger *slog.Logger) (*Clouds, error) {
 	}
 	c := &Clouds{}
 	for _, f := range fakes {
-		svc, err := f.start(net.JoinHostPort(host, "0"), logger.With("fake", f.kind))
+		svc, err := f.start(net.JoinHostPort(host, "0"), logger)
 		if errors.Is(err, sensors.ErrNotBuilt) {
 			c.NotBuilt = append(c.NotBuilt, f.kind)
 			continue
@@ -119,6 +119,9 @@ func (c *Clouds) WriteDemoConfig(dir, statusListen string) (*config.Config, stri
 		block, err := svc.DemoLink(secrets)
 		if err != nil {
 			return nil, "", fmt.Errorf("demo config: %s: %w", svc.Kind(), err)
+		}
+		if d, ok := block.(interface{ SetDefaults() }); ok {
+			d.SetDefaults() // the fake sets what matters; the kind fills the rest
 		}
 		l := config.Link{Name: svc.Kind(), Kind: svc.Kind()}
 		switch b := block.(type) {

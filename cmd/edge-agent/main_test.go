@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as edge-agent itself (EDGE_AGENT_MAIN=1),
+// so the end-to-end tests run the real process without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("EDGE_AGENT_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func run(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := dispatch(context.Background(), args, &out, &out)
+	return code, out.String()
+}
+
+func repoPath(rel string) string { return filepath.Join("..", "..", rel) }
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		path string
+		code int
+		want []string
+	}{
+		{"example config", repoPath("deploy/config.example.yaml"), 0, []string{"ok (5 sensors, 4 links)"}},
+		{"misspelt key", write("typo.yaml", "log:\n  level: info\n  fromat: json\n"), 2,
+			[]string{`typo.yaml:3: log.fromat: unknown key "fromat" (did you mean "format"?)`}},
+		{"missing required field", write("req.yaml", "sensors:\n  - name: v\n    kind: synthetic\n    synthetic: {signal: h264}\nlinks:\n  - name: rec\n    kind: rtm\n    rtm: {token: t, video: v}\n"), 2,
+			[]string{"req.yaml:8: links[0].rtm.url: required", "links[0].rtm.client_id: required"}},
+		{"no such file", filepath.Join(dir, "absent.yaml"), 2, []string{"no such file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := run(t, "check-config", tt.path)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\n%s", code, tt.code, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestRunWithBadConfigExits2(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(p, []byte("sensors: 5\n"), 0o600)
+	if code, out := run(t, "run", "-config", p); code != 2 || !strings.Contains(out, "bad.yaml:1") {
+		t.Errorf("exit %d: %s", code, out)
+	}
+	if code, _ := run(t, "-config", p); code != 2 {
+		t.Errorf("-config form: exit %d", code)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	code, out := run(t, "version")
+	if code != 0 || !strings.Contains(out, "edge-agent ") || !strings.Contains(out, "microphone:") || !strings.Contains(out, "platform:") {
+		t.Errorf("version: %d %s", code, out)
+	}
+	if code, _ := run(t, "frobnicate"); code != 2 {
+		t.Errorf("unknown command exit %d", code)
+	}
+}
+
+// TestDemoEndToEnd runs `edge-agent demo` as a real process under a fake
+// systemd: it must notify READY=1 and WATCHDOG=1, serve /status listing the
+// synthetic sensors, and exit 0 within 5 s of SIGTERM with STOPPING=1.
+func TestDemoEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo process")
+	}
+	dir := t.TempDir()
+	sockPath := filepath.Join(dir, "notify.sock")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	notes := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := sock.Read(buf)
+			if err != nil {
+				close(notes)
+				return
+			}
+			notes <- string(buf[:n])
+		}
+	}()
+
+	cmd := exec.Command(os.Args[0], "demo", "-status", "127.0.0.1:0", "-dir", filepath.Join(dir, "work"))
+	cmd.Env = append(os.Environ(), "EDGE_AGENT_MAIN=1", "NOTIFY_SOCKET="+sockPath, "WATCHDOG_USEC=200000")
+	stdout, _ := cmd.StdoutPipe()
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	var base string
+	re := regexp.MustCompile(`status page (http://[^/ ]+)/`)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			base = m[1]
+			break
+		}
+	}
+	if base == "" {
+		t.Fatalf("no status URL printed; stderr:\n%s", stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+
+	waitNote(t, notes, "READY=1")
+	waitNote(t, notes, "WATCHDOG=1")
+
+	var snap struct {
+		Device  map[string]string `json:"device"`
+		Sensors []struct {
+			Name, Kind, State string
+			Subscribers       int
+		} `json:"sensors"`
+		Links []struct{ Name, Kind, State string } `json:"links"`
+	}
+	getJSON(t, base+"/status", &snap)
+	names := map[string]string{}
+	for _, s := range snap.Sensors {
+		names[s.Name] = s.Kind
+	}
+	for _, want := range []string{"accel", "mic", "cam", "video"} {
+		if names[want] != "synthetic" {
+			t.Errorf("/status sensors = %+v, missing synthetic %q", snap.Sensors, want)
+		}
+	}
+	if snap.Device["id"] == "" || snap.Device["id"] == "auto" || snap.Device["type"] == "auto" {
+		t.Errorf("device not resolved: %v", snap.Device)
+	}
+	for _, l := range snap.Links {
+		switch l.State {
+		case "connecting", "up", "backoff", "stopped", "failed":
+		default:
+			t.Errorf("link %s has state %q outside the contract", l.Name, l.State)
+		}
+	}
+	if body := get(t, base+"/metrics"); !strings.Contains(body, "edge_agent_sensor_samples_total") || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics lacks agent or Go metrics")
+	}
+	if body := get(t, base+"/healthz"); strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz = %q", body)
+	}
+	if body := get(t, base+"/"); !strings.Contains(body, "<table>") || !strings.Contains(body, "accel") {
+		t.Errorf("status page lacks the sensor table")
+	}
+
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo exited with %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("demo still running 5 s after SIGTERM; stderr:\n%s", stderr.String())
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	waitNote(t, notes, "STOPPING=1")
+	if strings.Contains(stderr.String(), "panic") || strings.Contains(stderr.String(), "DATA RACE") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the exec copier and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func waitNote(t *testing.T, notes <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case n, ok := <-notes:
+			if !ok {
+				t.Fatalf("notify socket closed before %s", want)
+			}
+			if strings.Contains(n, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %s from the agent", want)
+		}
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(get(t, url)), v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
