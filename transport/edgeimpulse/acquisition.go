@@ -14,6 +14,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -107,11 +108,17 @@ func NewAcqWriter(w io.Writer, enc Encoding, a Acquisition, key []byte) (*AcqWri
 	if math.IsNaN(a.IntervalMs) || math.IsInf(a.IntervalMs, 0) || a.IntervalMs < 0 {
 		return nil, fmt.Errorf("acquisition: bad interval %v", a.IntervalMs)
 	}
+	// Text must be valid UTF-8 in both formats (json.Marshal would silently
+	// substitute; a CBOR decoder rejects the file), so clean it up front.
+	a.DeviceName = strings.ToValidUTF8(a.DeviceName, "\uFFFD")
+	a.DeviceType = strings.ToValidUTF8(a.DeviceType, "\uFFFD")
+	clean := make([]AcqSensor, len(a.Sensors))
+	for i, s := range a.Sensors {
+		clean[i] = AcqSensor{Name: strings.ToValidUTF8(s.Name, "\uFFFD"), Units: strings.ToValidUTF8(s.Units, "\uFFFD")}
+	}
+	a.Sensors = clean
 	aw := &AcqWriter{w: w, mac: hmac.New(sha256.New, key), enc: enc, ints: a.Ints, axes: len(a.Sensors)}
 	prot := protectedHdr{Ver: "v1", Alg: "HS256", IAT: a.IAT}
-	if a.Sensors == nil {
-		a.Sensors = []AcqSensor{}
-	}
 	switch enc {
 	case JSON:
 		pb, err := json.Marshal(prot)
