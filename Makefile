@@ -1,0 +1,39 @@
+# edge-agent. The targets only call scripts/, so CI and people run the same thing.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: build test demo cross test-arm64 test-arm lint fuzz bench clean
+
+build: ## the host binary in bin/
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/edge-agent ./cmd/edge-agent
+
+test: ## vet, race tests, unit-file checks, sensors under qemu (what CI runs)
+	scripts/test.sh
+
+demo: build ## the agent against its built-in fake clouds with synthetic sensors
+	bin/edge-agent demo
+
+cross: ## Raspberry Pi binaries: pure-Go armv6/armv7/arm64, cgo arm64/armv7
+	VERSION=$(VERSION) COMMIT=$(COMMIT) scripts/cross.sh
+
+test-arm64: ## sensors/ unit tests under qemu-aarch64-static
+	scripts/test-arm.sh arm64 ./sensors/...
+
+test-arm: ## the whole unit suite under qemu for arm64, armv7 and armv6
+	scripts/test-arm.sh arm64
+	scripts/test-arm.sh armv7
+	scripts/test-arm.sh armv6
+
+lint: ## gofmt, vet, import direction
+	scripts/lint.sh
+
+fuzz: ## every fuzz target for FUZZTIME each (default 1m)
+	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh
+
+bench: ## the benchmarks quoted in docs/BENCHMARKS.md
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin dist

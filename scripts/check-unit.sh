@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# check-unit.sh: the shipped systemd unit must load without a single warning
+# (systemd-analyze verify exits 0 even for a misspelt key, so any output
+# fails) and score at most 2.5 (threshold 25, in tenths) in the offline security analysis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+	echo "skipped: systemd-analyze not installed (apt-get install systemd)"; exit 0
+fi
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/edge-agent" ./cmd/edge-agent
+sed "s|^ExecStart=/usr/bin/edge-agent|ExecStart=$tmp/edge-agent|" deploy/edge-agent.service > "$tmp/edge-agent.service"
+out=$(systemd-analyze verify --man=no "$tmp/edge-agent.service" 2>&1 || true)
+if [ -n "$out" ]; then
+	echo "systemd-analyze verify:"; echo "$out"; exit 1
+fi
+systemd-analyze security --offline=true --threshold=25 "$tmp/edge-agent.service" | tail -1
+if command -v systemd-sysusers >/dev/null 2>&1; then
+	systemd-sysusers --dry-run "$PWD/deploy/sysusers.conf" >/dev/null
+fi
+echo "unit ok"
