@@ -72,7 +72,8 @@ func newFake(t *testing.T, opts frameiotest.Options) *frameiotest.Server {
 // fastOptions shrink the link's timings so tests run in seconds.
 func fastOptions() frameio.Options {
 	return frameio.Options{
-		Heartbeat:     50 * time.Millisecond,
+		Heartbeat:     500 * time.Millisecond,
+		DeadAfter:     5 * time.Second,
 		JoinTimeout:   2 * time.Second,
 		IdentityEvery: time.Minute,
 		Rejoin:        retry.Policy{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
@@ -38,6 +39,14 @@ type Options struct {
 	ClockWait      time.Duration // how long to wait before re-checking the clock (10 s)
 	WatchEvery     time.Duration // watch_dir scan period (2 s)
 	CaptureTimeout time.Duration // wait for a still (10 s)
+	// Ticker paces heartbeats; nil is time.NewTicker. Tests drive it by
+	// hand to simulate hours of heartbeats exactly.
+	Ticker func(d time.Duration) (c <-chan time.Time, stop func())
+}
+
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 func (o Options) withDefaults() Options {
@@ -55,6 +64,9 @@ func (o Options) withDefaults() Options {
 	def(&o.ClockWait, 10*time.Second)
 	def(&o.WatchEvery, 2*time.Second)
 	def(&o.CaptureTimeout, 10*time.Second)
+	if o.Ticker == nil {
+		o.Ticker = realTicker
+	}
 	if o.Rejoin.Min == 0 {
 		o.Rejoin = retry.Policy{Min: time.Second, Max: 10 * time.Second, Factor: 2, Jitter: 0.2}
 	}
@@ -99,7 +111,12 @@ type Link struct {
 	paused    bool
 	pausedAt  time.Time
 	unknownEv map[string]bool
+
+	hbAcked atomic.Uint64 // heartbeat replies received, all sessions
 }
+
+// HeartbeatsAcked counts heartbeat replies received over the link's life.
+func (l *Link) HeartbeatsAcked() uint64 { return l.hbAcked.Load() }
 
 var (
 	_ transport.Link   = (*Link)(nil)

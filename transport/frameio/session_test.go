@@ -3,8 +3,10 @@ package frameio_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +25,59 @@ func supervise(t *testing.T, e *env, l *frameio.Link) *supervisor.Supervisor {
 	return sup
 }
 
-// TestHeartbeatsForAnHour runs 240 heartbeat periods (an hour at 15 s) with
-// the fake closing after 4 silent periods (60 s at 15 s), and checks the
-// fake never had to close the socket.
+// manualTicker is a heartbeat ticker the test fires by hand.
+type manualTicker struct{ c chan time.Time }
+
+func (m *manualTicker) ticker(time.Duration) (<-chan time.Time, func()) { return m.c, func() {} }
+
+// TestHeartbeatsForAnHour drives 240 heartbeat periods (an hour at 15 s) by
+// hand on a fake clock the fake server also reads, and checks that every
+// period carried exactly one heartbeat, no gap reached the fake's 60 s
+// limit, and the socket stayed up throughout.
 func TestHeartbeatsForAnHour(t *testing.T) {
-	fake := newFake(t, frameiotest.Options{IdleTimeout: 200 * time.Millisecond})
+	var mu sync.Mutex
+	virtual := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return virtual }
+	fake := newFake(t, frameiotest.Options{Now: now})
 	e := newEnv(t, fake, true)
-	l := e.link(t, fastOptions())
+	opts := fastOptions()
+	mt := &manualTicker{c: make(chan time.Time)}
+	opts.Ticker = mt.ticker
+	opts.Heartbeat = 15 * time.Second
+	l := e.link(t, opts)
 	sup := supervise(t, e, l)
-	waitFor(t, "240 heartbeats", func() bool { return fake.Stats().Heartbeats >= 240 })
+	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	for i := 1; i <= 240; i++ {
+		mu.Lock()
+		virtual = virtual.Add(15 * time.Second)
+		mu.Unlock()
+		mt.c <- time.Now()
+		waitFor(t, fmt.Sprintf("heartbeat %d acknowledged", i), func() bool { return l.HeartbeatsAcked() == uint64(i) })
+	}
 	st := fake.Stats()
-	if st.IdleCloses != 0 || st.Upgrades != 1 || st.Joins != 1 {
-		t.Errorf("idle closes %d, upgrades %d, joins %d; want 0, 1, 1", st.IdleCloses, st.Upgrades, st.Joins)
+	if st.Heartbeats != 240 || st.IdleCloses != 0 || st.Upgrades != 1 || st.Joins != 1 || st.MaxHeartbeatGap != 15*time.Second {
+		t.Errorf("fake saw %+v; want 240 heartbeats 15 s apart on one socket", st)
 	}
 	if s := sup.Status(); s.State != supervisor.Up || s.Reconnects != 0 {
 		t.Errorf("supervisor %+v", s)
 	}
 	if got := e.stats.Details()["socket"]; got != "joined" {
 		t.Errorf("socket detail = %q", got)
+	}
+}
+
+// TestHeartbeatsRealTimer checks the real ticker paces heartbeats: ten
+// periods of 200 ms with the fake closing after 2 s of silence.
+func TestHeartbeatsRealTimer(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{IdleTimeout: 2 * time.Second})
+	e := newEnv(t, fake, true)
+	opts := fastOptions()
+	opts.Heartbeat, opts.DeadAfter = 200*time.Millisecond, 2*time.Second
+	l := e.link(t, opts)
+	supervise(t, e, l)
+	waitFor(t, "10 heartbeats", func() bool { return fake.Stats().Heartbeats >= 10 })
+	if st := fake.Stats(); st.IdleCloses != 0 {
+		t.Errorf("the fake closed an idle socket: %+v", st)
 	}
 }
 

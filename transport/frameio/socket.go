@@ -204,6 +204,14 @@ type readResult struct {
 	err error
 }
 
+// serveState is Serve's loop state; only Serve's goroutine touches it.
+type serveState struct {
+	pendingHB    string
+	rejoin       *time.Timer
+	rejoinBO     *retry.Backoff
+	joinDeadline <-chan time.Time
+}
+
 // Serve keeps the channel alive: a heartbeat every Heartbeat whose reply
 // must arrive before the next one, rejoin after phx_error, status_updated
 // into the paused flag. It returns when the socket dies, the server closes
@@ -221,86 +229,113 @@ func (s *session) Serve(ctx context.Context) error {
 		wg.Wait()
 	}()
 	o := s.l.opts
-	hb := time.NewTicker(o.Heartbeat)
-	defer hb.Stop()
-	var pendingHB string
-	rejoin := time.NewTimer(time.Hour)
-	rejoin.Stop()
-	defer rejoin.Stop()
-	rejoinBO := retry.New(o.Rejoin)
-	var joinDeadline <-chan time.Time
+	tick, stopTick := o.Ticker(o.Heartbeat)
+	defer stopTick()
+	st := &serveState{rejoin: time.NewTimer(time.Hour), rejoinBO: retry.New(o.Rejoin)}
+	st.rejoin.Stop()
+	defer st.rejoin.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hb.C:
-			if pendingHB != "" {
+		case <-tick:
+			if st.pendingHB != "" {
+				// A reply may be queued behind the tick: take what has
+				// already arrived before declaring the socket dead.
+				if err := s.drain(ctx, in, st); err != nil || ctx.Err() != nil {
+					return err
+				}
+			}
+			if st.pendingHB != "" {
 				return errors.New("socket: heartbeat timeout (no reply within one interval)")
 			}
-			pendingHB = s.refs.next()
-			if err := s.write(Message{Topic: topicPhx, Event: evHeartbeat, Payload: json.RawMessage(`{}`), Ref: pendingHB}); err != nil {
+			st.pendingHB = s.refs.next()
+			if err := s.write(Message{Topic: topicPhx, Event: evHeartbeat, Payload: json.RawMessage(`{}`), Ref: st.pendingHB}); err != nil {
 				return err
 			}
-		case <-rejoin.C:
+		case <-st.rejoin.C:
 			s.joinRef = s.refs.next()
 			if err := s.write(Message{Topic: s.topic, Event: evJoin, Payload: json.RawMessage(`""`), Ref: s.joinRef}); err != nil {
 				return err
 			}
-			joinDeadline = time.After(o.JoinTimeout)
-		case <-joinDeadline:
-			joinDeadline = nil
+			st.joinDeadline = time.After(o.JoinTimeout)
+		case <-st.joinDeadline:
+			st.joinDeadline = nil
 			s.joinRef = ""
-			rejoin.Reset(rejoinBO.Next())
+			st.rejoin.Reset(st.rejoinBO.Next())
 			s.l.log.Warn("socket: rejoin timed out; retrying")
 		case r := <-in:
-			if r.err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return r.err
-			}
-			m := r.m
-			switch {
-			case m.Event == evReply && m.Topic == topicPhx:
-				if m.Ref == pendingHB {
-					pendingHB = ""
-				}
-			case m.Event == evReply && s.joinRef != "" && m.Ref == s.joinRef:
-				joinDeadline, s.joinRef = nil, ""
-				if rep, err := m.Reply(); err == nil && rep.Status == "ok" {
-					rejoinBO.Reset()
-					s.l.deps.Stats.SetDetail("socket", "joined")
-					s.l.log.Info("socket_joined", "topic", s.topic, "rejoin", true)
-				} else {
-					d := rejoinBO.Next()
-					s.l.log.Warn("socket: rejoin refused", "reason", reason(rep.Response), "retry_in", d)
-					rejoin.Reset(d)
-				}
-			case m.Event == evReply:
-				// A reply to a push we no longer wait for.
-			case m.Topic != s.topic:
-				s.l.logEventOnce(m.Topic + "/" + m.Event)
-			case m.Event == evError:
-				s.l.deps.Stats.SetDetail("socket", "rejoining")
-				d := rejoinBO.Next()
-				s.l.log.Warn("socket: channel error; rejoining", "reason", reason(m.Payload), "retry_in", d)
-				rejoin.Reset(d)
-			case m.Event == evClose:
-				// Phoenix clients do not rejoin after phx_close: check
-				// that we are still authorized, then let the supervisor
-				// reconnect with backoff (§2.3).
-				return s.closedByServer(ctx)
-			case m.Event == evStatus:
-				if p, ok := pausedState(m.Payload); ok {
-					s.l.setPaused(p, "socket")
-				} else {
-					s.l.log.Warn("socket: status_updated with an unknown payload")
-				}
-			default:
-				s.l.logEventOnce(m.Event)
+			if err := s.handle(ctx, r, st); err != nil || ctx.Err() != nil {
+				return err
 			}
 		}
 	}
+}
+
+// drain handles the frames already queued, without waiting.
+func (s *session) drain(ctx context.Context, in <-chan readResult, st *serveState) error {
+	for {
+		select {
+		case r := <-in:
+			if err := s.handle(ctx, r, st); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// handle acts on one frame (or the reader's error).
+func (s *session) handle(ctx context.Context, r readResult, st *serveState) error {
+	if r.err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return r.err
+	}
+	m := r.m
+	switch {
+	case m.Event == evReply && m.Topic == topicPhx:
+		if m.Ref == st.pendingHB {
+			st.pendingHB = ""
+			s.l.hbAcked.Add(1)
+		}
+	case m.Event == evReply && s.joinRef != "" && m.Ref == s.joinRef:
+		st.joinDeadline, s.joinRef = nil, ""
+		if rep, err := m.Reply(); err == nil && rep.Status == "ok" {
+			st.rejoinBO.Reset()
+			s.l.deps.Stats.SetDetail("socket", "joined")
+			s.l.log.Info("socket_joined", "topic", s.topic, "rejoin", true)
+		} else {
+			d := st.rejoinBO.Next()
+			s.l.log.Warn("socket: rejoin refused", "reason", reason(rep.Response), "retry_in", d)
+			st.rejoin.Reset(d)
+		}
+	case m.Event == evReply:
+		// A reply to a push we no longer wait for.
+	case m.Topic != s.topic:
+		s.l.logEventOnce(m.Topic + "/" + m.Event)
+	case m.Event == evError:
+		s.l.deps.Stats.SetDetail("socket", "rejoining")
+		d := st.rejoinBO.Next()
+		s.l.log.Warn("socket: channel error; rejoining", "reason", reason(m.Payload), "retry_in", d)
+		st.rejoin.Reset(d)
+	case m.Event == evClose:
+		// Phoenix clients do not rejoin after phx_close: check that we are
+		// still authorized, then let the supervisor reconnect with backoff
+		// (§2.3).
+		return s.closedByServer(ctx)
+	case m.Event == evStatus:
+		if p, ok := pausedState(m.Payload); ok {
+			s.l.setPaused(p, "socket")
+		} else {
+			s.l.log.Warn("socket: status_updated with an unknown payload")
+		}
+	default:
+		s.l.logEventOnce(m.Event)
+	}
+	return nil
 }
 
 // closedByServer handles phx_close: a 401/403 on /devices/me means the

@@ -170,7 +170,7 @@ func (l *Link) watchLoop(ctx context.Context) {
 	dir := l.cfg.Upload.WatchDir
 	seen := map[string]fileState{}
 	queued := map[string]fileState{} // spooled but not yet moved aside
-	reported := map[string]bool{} // errors already logged, per file
+	reported := map[string]bool{}    // errors already logged, per file
 	for {
 		if l.deps.Clock.Sleep(ctx, l.opts.WatchEvery) != nil {
 			return

@@ -37,6 +37,11 @@ type Options struct {
 	// CodeTTL and Interval are the device-code expires_in and interval in
 	// seconds (120 and 5).
 	CodeTTL, Interval int
+	// Now is the fake's clock for heartbeat accounting (default time.Now).
+	// A test that drives the client's heartbeats by hand advances it, and
+	// the fake closes a socket whose heartbeats are more than IdleTimeout
+	// apart on that clock, so an hour of heartbeats runs in milliseconds.
+	Now func() time.Time
 	// AutoApprove, when > 0, approves a code after that many polls that
 	// answered authorization_pending (for `edge-agent sim`). Tests use
 	// SetPairScript instead.
@@ -128,7 +133,6 @@ type Server struct {
 	assets map[string]*asset
 	order  []string
 	stats  Stats
-	lastHB time.Time
 }
 
 // New starts the fake.
@@ -147,6 +151,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 60 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.AccessTTL <= 0 {
 		opts.AccessTTL = 8 * time.Hour

@@ -93,16 +93,14 @@ func (s *Server) serveSocket(c *wsConn) {
 		s.mu.Unlock()
 		c.conn.Close()
 	}()
-	lastHB := time.Now()
+	lastHB := time.Now()  // real time: the socket's read deadline
+	lastV := s.opts.Now() // the fake's clock: heartbeat gaps
 	for {
 		_ = c.conn.SetReadDeadline(lastHB.Add(s.opts.IdleTimeout))
 		_, b, err := c.conn.ReadMessage()
 		if err != nil {
 			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-				s.mu.Lock()
-				s.stats.IdleCloses++
-				s.mu.Unlock()
-				s.log.Warn("frameio fake: no heartbeat; closing the socket", "after", s.opts.IdleTimeout)
+				s.idleClose()
 			}
 			return
 		}
@@ -113,18 +111,18 @@ func (s *Server) serveSocket(c *wsConn) {
 		}
 		switch {
 		case m.Topic == "phoenix" && m.Event == "heartbeat":
-			now := time.Now()
+			now, vnow := time.Now(), s.opts.Now()
+			gap := vnow.Sub(lastV)
 			s.mu.Lock()
 			s.stats.Heartbeats++
-			if !s.lastHB.IsZero() {
-				if gap := now.Sub(s.lastHB); gap > s.stats.MaxHeartbeatGap {
-					s.stats.MaxHeartbeatGap = gap
-				}
-			}
-			s.lastHB = now
+			s.stats.MaxHeartbeatGap = max(s.stats.MaxHeartbeatGap, gap)
 			swallow := s.swallowHB
 			s.mu.Unlock()
-			lastHB = now
+			if gap > s.opts.IdleTimeout {
+				s.idleClose()
+				return
+			}
+			lastHB, lastV = now, vnow
 			if !swallow {
 				_ = c.send("phoenix", "phx_reply", `{"status":"ok","response":{}}`, m.Ref)
 			}
@@ -150,6 +148,13 @@ func (s *Server) serveSocket(c *wsConn) {
 			_ = c.send(m.Topic, "phx_reply", `{"status":"error","response":{"reason":"unmatched topic"}}`, m.Ref)
 		}
 	}
+}
+
+func (s *Server) idleClose() {
+	s.mu.Lock()
+	s.stats.IdleCloses++
+	s.mu.Unlock()
+	s.log.Warn("frameio fake: no heartbeat in time; closing the socket", "after", s.opts.IdleTimeout)
 }
 
 // pushAll sends a server push (ref null) on every joined channel.
