@@ -16,6 +16,6 @@ if [ -n "$out" ]; then
 fi
 systemd-analyze security --offline=true --threshold=25 "$tmp/edge-agent.service" | tail -1
 if command -v systemd-sysusers >/dev/null 2>&1; then
-	systemd-sysusers --dry-run "$PWD/deploy/sysusers.conf" >/dev/null
+	systemd-sysusers --dry-run "$PWD/deploy/sysusers.conf" >/dev/null 2>&1
 fi
 echo "unit ok"
