@@ -26,6 +26,7 @@ type loopState struct {
 	discC       <-chan time.Time
 	stopTimer   <-chan time.Time
 	lastState   string
+	seen        map[string]bool // log-once keys
 }
 
 // run is the session's event loop: messages from the service, peer
@@ -107,13 +108,15 @@ func (s *session) handle(st *loopState, m Message) error {
 	case TypeSDPUpdate:
 		sd, err := m.SDP()
 		if err != nil {
-			return err
+			// Without a usable description the session cannot go on.
+			return retry.RetryAfter(err, s.l.opts.SDPErrorWait)
 		}
 		return s.onSDP(st, sd)
 	case TypeCandidate:
 		c, err := m.Candidate()
 		if err != nil {
-			return err
+			s.badMessage(st, m, err)
+			return nil
 		}
 		if s.pc.RemoteDescription() == nil {
 			if len(st.pending) >= maxPendingCandidates {
@@ -130,13 +133,15 @@ func (s *session) handle(st *loopState, m Message) error {
 	case TypeSessionState:
 		d, err := m.SessionState()
 		if err != nil {
-			return err
+			s.badMessage(st, m, err)
+			return nil
 		}
 		return s.onSessionState(st, d)
 	case TypeRecordingState:
 		d, err := m.RecordingState()
 		if err != nil {
-			return err
+			s.badMessage(st, m, err)
+			return nil
 		}
 		s.l.deps.Stats.SetDetail("recording", d.State)
 		switch d.State {
@@ -151,9 +156,31 @@ func (s *session) handle(st *loopState, m Message) error {
 		}
 		return nil
 	default:
-		s.log.Debug("rtm message ignored", "type", m.Type)
+		if !st.logged(m.Type) {
+			s.log.Info("rtm message type not handled; ignored", "type", m.Type)
+		}
 		return nil
 	}
+}
+
+// badMessage logs a malformed message once per type and session and drops
+// it: one broken field must not cost the stream.
+func (s *session) badMessage(st *loopState, m Message, err error) {
+	if !st.logged("bad:" + m.Type) {
+		s.log.Warn("rtm malformed message ignored", "type", m.Type, "err", err)
+	}
+}
+
+// logged reports whether key was logged before in this session, and marks it.
+func (st *loopState) logged(key string) bool {
+	if st.seen == nil {
+		st.seen = map[string]bool{}
+	}
+	if st.seen[key] {
+		return true
+	}
+	st.seen[key] = true
+	return false
 }
 
 // onSDP applies an answer, or answers a server-side offer (renegotiation),

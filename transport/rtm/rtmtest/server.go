@@ -203,6 +203,14 @@ func (s *Server) DropSockets() {
 	}
 }
 
+// SendRaw writes frame as is to every live session (to test how the agent
+// copes with malformed messages).
+func (s *Server) SendRaw(frame []byte) {
+	for _, fs := range s.live() {
+		fs.writeRaw(frame)
+	}
+}
+
 // Terminate sends session_state TERMINATED with cause to every live session
 // and closes it.
 func (s *Server) Terminate(cause string) {

@@ -434,6 +434,10 @@ func (fs *fakeSession) send(typ string, data any) {
 		return
 	}
 	b, _ := json.Marshal(m)
+	fs.writeRaw(b)
+}
+
+func (fs *fakeSession) writeRaw(b []byte) {
 	fs.wmu.Lock()
 	defer fs.wmu.Unlock()
 	_ = fs.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
