@@ -2,6 +2,8 @@ package edgeimpulse
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -80,5 +82,36 @@ func TestScaleJPEG(t *testing.T) {
 	}
 	if _, err := scaleJPEG([]byte("not a jpeg"), 96); err == nil {
 		t.Error("garbage accepted")
+	}
+}
+
+func BenchmarkAcqWriter(b *testing.B) {
+	for _, enc := range []Encoding{JSON, CBOR} {
+		b.Run(string(enc)+"/6000x3", func(b *testing.B) {
+			a := Acquisition{DeviceType: "T", IntervalMs: 10, Sensors: []AcqSensor{{"x", "m/s2"}, {"y", "m/s2"}, {"z", "m/s2"}}}
+			row := []float64{0.123456, -9.81, 1.5}
+			for b.Loop() {
+				aw, _ := NewAcqWriter(io.Discard, enc, a, []byte("k"))
+				for i := 0; i < 6000; i++ {
+					_ = aw.WriteRow(row)
+				}
+				_, _ = aw.Close()
+			}
+		})
+	}
+}
+
+func BenchmarkScaleJPEG(b *testing.B) {
+	for _, size := range []image.Point{{320, 240}, {640, 480}} {
+		img := image.NewRGBA(image.Rect(0, 0, size.X, size.Y))
+		var buf bytes.Buffer
+		_ = jpeg.Encode(&buf, img, nil)
+		b.Run(fmt.Sprintf("%dx%d", size.X, size.Y), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := scaleJPEG(buf.Bytes(), 96); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

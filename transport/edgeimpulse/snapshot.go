@@ -108,11 +108,16 @@ func (s *session) stream(ctx context.Context, sub sensors.Subscription, run *sna
 			}
 			data := smp.Data
 			if res == "low" {
-				now := time.Now()
-				if now.Sub(last) < s.l.cfg.SnapshotLowInterval {
+				// Throttle on capture time: a 5 fps camera's frames are
+				// exactly 200 ms apart there, while arrival times jitter.
+				at := smp.Time
+				if at.IsZero() {
+					at = time.Now()
+				}
+				if d := at.Sub(last); d >= 0 && d < s.l.cfg.SnapshotLowInterval {
 					continue
 				}
-				last = now
+				last = at
 				small, err := scaleJPEG(data, lowHeight)
 				if err != nil {
 					s.l.logLimited("snapshot-scale", "snapshot frame skipped", "err", err)
