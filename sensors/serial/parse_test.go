@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/edge-agent/edge-agent/internal/conf"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -109,6 +111,33 @@ func TestRateEstimator(t *testing.T) {
 				if i > 100_000 {
 					t.Fatal("no estimate")
 				}
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		bad  []string
+	}{
+		{name: "minimal", cfg: Config{Port: "/dev/ttyACM0"}},
+		{name: "no port", cfg: Config{}, bad: []string{"port"}},
+		{name: "negative frequency", cfg: Config{Port: "p", Frequency: -1}, bad: []string{"frequency"}},
+		{name: "duplicate and empty axes", cfg: Config{Port: "p", Axes: []string{"x", "", "x"}}, bad: []string{"axes[1]", "axes[2]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.SetDefaults()
+			v := conf.NewValidator()
+			tc.cfg.Validate(v)
+			var got []string
+			for _, p := range v.Problems() {
+				got = append(got, p.Path)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.bad, ",") {
+				t.Fatalf("problems %v, want %v", v.Problems(), tc.bad)
 			}
 		})
 	}
