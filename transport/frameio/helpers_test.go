@@ -24,7 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if childMain() {
+	if childMain() || idleChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)
@@ -93,6 +93,8 @@ type env struct {
 	deps  transport.Deps
 	stats *transport.Stats
 	spool *spool.Spool
+	// spoolClock records the spool's retry waits.
+	spoolClock *recClock
 	logs  *logBuf
 	dir   string
 }
@@ -111,7 +113,8 @@ func newEnv(t *testing.T, fake *frameiotest.Server, paired bool) *env {
 	if err := h.Add(synthetic.NewCamera("cam", cam)); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log})
+	spClock := &recClock{}
+	sp, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log, Clock: spClock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +128,28 @@ func newEnv(t *testing.T, fake *frameiotest.Server, paired bool) *env {
 	deps := transport.Deps{Name: "fio", Logger: log, Hub: h, Device: transport.Device{ID: "d1", Name: "pi"},
 		StateDir: stateDir, Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "1.2.3"}
 	t.Cleanup(func() { checkNoSecrets(t, logs) })
-	return &env{fake: fake, cfg: cfg, deps: deps, stats: stats, spool: sp, logs: logs, dir: dir}
+	return &env{fake: fake, cfg: cfg, deps: deps, stats: stats, spool: sp, spoolClock: spClock, logs: logs, dir: dir}
+}
+
+// recClock is the real clock that also records every Sleep, so tests can
+// check a wait the peer asked for was honoured.
+type recClock struct {
+	clock.Real
+	mu     sync.Mutex
+	sleeps []time.Duration
+}
+
+func (c *recClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.sleeps = append(c.sleeps, d)
+	c.mu.Unlock()
+	return c.Real.Sleep(ctx, d)
+}
+
+func (c *recClock) Sleeps() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.sleeps...)
 }
 
 func pairWithFake(t *testing.T, fake *frameiotest.Server, path string) {

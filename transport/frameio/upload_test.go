@@ -31,7 +31,7 @@ func sum(b []byte) string {
 // TestAssetUpload spools assets of several sizes and faults and checks each
 // arrives intact with every part PUT once (unless a part was made to fail).
 func TestAssetUpload(t *testing.T) {
-	rl := http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Window": {"30"}}
+	rl := http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Window": {"300"}}
 	tests := []struct {
 		name      string
 		size      int
@@ -40,12 +40,14 @@ func TestAssetUpload(t *testing.T) {
 		failParts int
 		creates   int
 		putCounts string
+		// wait is the first retry wait the spool must take (the peer's).
+		wait time.Duration
 	}{
 		{name: "one byte", size: 1, parts: 1, creates: 1, putCounts: "[1]"},
 		{name: "exact parts", size: 12 << 10, parts: 3, creates: 1, putCounts: "[1,1,1]"},
 		{name: "remainder in last part", size: 10<<10 + 7, parts: 3, creates: 1, putCounts: "[1,1,1]"},
 		{name: "below part floor stays one part", size: 1<<10 + 5, parts: 1, creates: 1, putCounts: "[1]"},
-		{name: "429 waits then retries", size: 5000, parts: 2, creates: 2, putCounts: "[1,1]",
+		{name: "429 waits the rate-limit window", size: 5000, parts: 2, creates: 2, putCounts: "[1,1]", wait: 300 * time.Millisecond,
 			faults: []frameiotest.Fault{{Status: 429, Message: "Too Many Requests", Header: rl}}},
 		{name: "5xx retried with backoff", size: 5000, parts: 2, creates: 3, putCounts: "[1,1]",
 			faults: []frameiotest.Fault{{Status: 502, Message: "Bad Gateway"}, {Status: 503, Message: "Unavailable"}}},
@@ -83,6 +85,11 @@ func TestAssetUpload(t *testing.T) {
 			}
 			if st := e.spool.Stats(); st.Delivered != 1 || st.Rejected != 0 {
 				t.Errorf("spool stats %+v", st)
+			}
+			if tc.wait > 0 {
+				if w := e.spoolClock.Sleeps(); len(w) == 0 || w[0] != tc.wait {
+					t.Errorf("retry waits %v, want the first = %v (x-ratelimit-window)", w, tc.wait)
+				}
 			}
 		})
 	}
