@@ -95,8 +95,8 @@ type env struct {
 	spool *spool.Spool
 	// spoolClock records the spool's retry waits.
 	spoolClock *recClock
-	logs  *logBuf
-	dir   string
+	logs       *logBuf
+	dir        string
 }
 
 // newEnv builds deps with a real hub over a synthetic camera "cam", a spool
