@@ -86,6 +86,8 @@ func (s *Sim) autoSample(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	next := 0
+	pending := -1 // index in Messages() after which the last request's end is awaited
+	var pendingAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,8 +96,13 @@ func (s *Sim) autoSample(ctx context.Context, every time.Duration) {
 		}
 		hs := s.Hellos()
 		if !s.Connected() || len(hs) == 0 {
+			pending = -1
 			continue
 		}
+		if pending >= 0 && !s.cycleEnded(pending) && time.Since(pendingAt) < 2*time.Minute {
+			continue // Studio waits for the device, too
+		}
+		pending, pendingAt = len(s.Messages()), time.Now()
 		sensors, _ := hs[len(hs)-1].Fields["sensors"].([]any)
 		if len(sensors) == 0 {
 			continue
@@ -118,6 +125,19 @@ func (s *Sim) autoSample(ctx context.Context, every time.Duration) {
 		}
 		s.log.Info("studio asks for a sample", "sensor", name, "length_ms", req.Length)
 	}
+}
+
+// cycleEnded reports whether a sample cycle ended (finished or failed) in
+// the messages after index from.
+func (s *Server) cycleEnded(from int) bool {
+	msgs := s.Messages()
+	for i := from; i < len(msgs); i++ {
+		m := msgs[i]
+		if m.Type == "sampleFinished" || (m.Type == "sample" && m.Fields["sample"] == false) {
+			return true
+		}
+	}
+	return false
 }
 
 func firstFloat(xs []any) (float64, bool) {
