@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# test-arm.sh ARCH [PACKAGES...]: run unit tests for a Pi architecture under
+# qemu-user (make test-arm64 / make test-arm). ARCH is arm64, armv7 or armv6;
+# PACKAGES default to ./sensors/... .
+#
+#   arm64  qemu-aarch64-static; with cgo (the microphone's null-backend test)
+#          when aarch64-linux-gnu-gcc is installed
+#   armv7  qemu-arm-static; with cgo when arm-linux-gnueabihf-gcc is installed
+#          (64-bit time_t flags, see cross.sh)
+#   armv6  qemu-arm-static -cpu arm1176 (a real Pi Zero/1 core), pure Go
+#
+# TEST_ARM_CGO=auto (default) uses cgo when the cross compiler exists,
+# 1 requires it, 0 never uses it. Tests see EDGE_AGENT_EMULATED=1 and can skip
+# what qemu-user cannot do (termios2 baud rates, §4.2 of
+# hardware-and-deploy.md). No -race: the race detector does not run under
+# qemu-user.
+#
+# This script installs nothing. Packages: qemu-user-static,
+# gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf (Debian 12).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "test-arm.sh: $*" >&2; exit 1; }
+[ $# -ge 1 ] || die "usage: scripts/test-arm.sh arm64|armv7|armv6 [packages...]"
+arch=$1
+shift
+pkgs=("$@")
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(./sensors/...)
+TEST_ARM_CGO=${TEST_ARM_CGO:-auto}
+ARMHF_CGO_CFLAGS="-O2 -g -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64"
+
+need() { command -v "$1" >/dev/null || die "$1 not found; install the Debian package $2 (apt-get install -y $2)"; }
+command -v go >/dev/null || die "go not found in PATH"
+
+# usecgo CC PACKAGE: whether to build the tests with cgo.
+usecgo() {
+	case $TEST_ARM_CGO in
+	0 | no) return 1 ;;
+	1 | yes) need "$1" "$2"; return 0 ;;
+	*)
+		command -v "$1" >/dev/null && return 0
+		echo "test-arm.sh: $1 not found (Debian package $2); testing without cgo" >&2
+		return 1
+		;;
+	esac
+}
+
+envs=(GOOS=linux EDGE_AGENT_EMULATED=1)
+case $arch in
+arm64)
+	need qemu-aarch64-static qemu-user-static
+	exec_cmd="qemu-aarch64-static"
+	envs+=(GOARCH=arm64)
+	if usecgo aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu; then
+		envs+=(CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc QEMU_LD_PREFIX=/usr/aarch64-linux-gnu)
+	else
+		envs+=(CGO_ENABLED=0)
+	fi
+	;;
+armv7)
+	need qemu-arm-static qemu-user-static
+	exec_cmd="qemu-arm-static"
+	envs+=(GOARCH=arm GOARM=7)
+	if usecgo arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf; then
+		envs+=(CGO_ENABLED=1 CC=arm-linux-gnueabihf-gcc "CGO_CFLAGS=$ARMHF_CGO_CFLAGS" QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf)
+	else
+		envs+=(CGO_ENABLED=0)
+	fi
+	;;
+armv6)
+	need qemu-arm-static qemu-user-static
+	# A GOARM=7 (or Debian cgo) binary dies with SIGILL on this core; that
+	# is the point of testing it.
+	exec_cmd="qemu-arm-static -cpu arm1176"
+	envs+=(GOARCH=arm GOARM=6 CGO_ENABLED=0)
+	;;
+*) die "unknown architecture $arch (want arm64, armv7 or armv6)" ;;
+esac
+
+echo "test-arm.sh: ${envs[*]} go test -exec '$exec_cmd' ${pkgs[*]}"
+exec env "${envs[@]}" go test -count=1 -timeout 15m -exec "$exec_cmd" "${pkgs[@]}"
