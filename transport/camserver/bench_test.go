@@ -187,3 +187,28 @@ func vmHWM(t *testing.T) int {
 	}
 	return 0
 }
+
+// BenchmarkStreamPushRatio alternates the link's path and the bare client in
+// rounds of 200 frames of 64 KiB on the same server, and reports
+// time(agent)/time(bare), so machine load hits both alike.
+func BenchmarkStreamPushRatio(b *testing.B) {
+	payload := make([]byte, 64<<10)
+	f, _ := frame.Encode(payload)
+	for _, mode := range []string{"h2c", "tls"} {
+		r := newPushRig(b, mode == "tls")
+		b.Run(mode, func(b *testing.B) {
+			var ta, tb time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				pushAgent(b, r, f, 200)
+				t1 := time.Now()
+				pushBare(b, r, f, 200)
+				ta += t1.Sub(t0)
+				tb += time.Since(t1)
+			}
+			b.ReportMetric(float64(ta)/float64(tb), "agent/bare")
+			b.ReportMetric(float64(b.N*200*len(payload))/ta.Seconds()/1e6, "agent-MB/s")
+			b.ReportMetric(float64(b.N*200*len(payload))/tb.Seconds()/1e6, "bare-MB/s")
+		})
+	}
+}

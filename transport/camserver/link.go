@@ -106,7 +106,7 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 		opts.SnapshotTimeout = 10 * time.Second
 	}
 	l := &Link{cfg: cfg, deps: deps, opts: opts, base: u, dev: dev,
-		log: deps.Logger.With("link", deps.Name), changed: make(chan struct{}), streamReq: make(chan struct{}, 1)}
+		log: deps.Logger, changed: make(chan struct{}), streamReq: make(chan struct{}, 1)}
 	l.streamOn.Store(cfg.Stream.Sensor != "" && cfg.Stream.Start == "auto")
 	return l, nil
 }

@@ -118,7 +118,7 @@ func (s *session) pushOnce(ctx context.Context) error {
 	}()
 
 	wd := max(3*l.cfg.Stream.Delta.D(), l.opts.Watchdog)
-	check := time.NewTicker(max(wd/4, 10*time.Millisecond))
+	check := time.NewTicker(max(min(wd/4, l.cfg.Stream.Delta.D()), 10*time.Millisecond))
 	defer check.Stop()
 	flush := time.NewTicker(l.cfg.Stream.Delta.D())
 	defer flush.Stop()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/edge-agent/edge-agent/transport/camserver/frame"
 )
@@ -198,4 +199,55 @@ func streamOf(n int) []byte {
 		out, _ = frame.Append(out, p)
 	}
 	return out
+}
+
+// BenchmarkRatio alternates encode and copy (and decode and stream copy) in
+// short rounds inside one benchmark, so that load from other processes hits
+// both sides alike, and reports time(framing)/time(copy) as a metric.
+func BenchmarkRatio(b *testing.B) {
+	for _, s := range sizes {
+		b.Run("encode-vs-copy/"+s.name, func(b *testing.B) {
+			p := make([]byte, s.n)
+			buf := make([]byte, 0, s.n+frame.HeaderLen)
+			dst := make([]byte, s.n+frame.HeaderLen)
+			var te, tc time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				for range 64 {
+					buf, _ = frame.Append(buf[:0], p)
+				}
+				t1 := time.Now()
+				for range 64 {
+					copy(dst, p)
+				}
+				te += t1.Sub(t0)
+				tc += time.Since(t1)
+			}
+			b.ReportMetric(float64(te)/float64(tc), "encode/copy")
+		})
+		b.Run("decode-vs-copy/"+s.name, func(b *testing.B) {
+			stream := streamOf(s.n)[:16<<20]
+			dst := make([]byte, s.n+frame.HeaderLen)
+			var td, tc time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				d := frame.NewDecoder(bytes.NewReader(stream), 0)
+				for {
+					if _, err := d.Next(); err != nil {
+						break
+					}
+				}
+				t1 := time.Now()
+				r := bytes.NewReader(stream)
+				for {
+					if _, err := io.ReadFull(r, dst); err != nil {
+						break
+					}
+				}
+				td += t1.Sub(t0)
+				tc += time.Since(t1)
+			}
+			b.ReportMetric(float64(td)/float64(tc), "decode/copy")
+		})
+	}
 }
