@@ -244,3 +244,27 @@ func TestUnreachableSaysSo(t *testing.T) {
 		t.Errorf("api_health = %q", e.stats.Details()["api_health"])
 	}
 }
+
+// TestProactiveRefresh: a token past 80 % of its life is refreshed by the
+// worker before anything is refused, and the rotated pair is on disk.
+func TestProactiveRefresh(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, false)
+	path := frameio.TokenPath(&e.cfg, e.deps.StateDir)
+	a, r, _ := fake.IssueTokens()
+	now := time.Now()
+	if err := frameio.SaveTokens(path, &frameio.Tokens{AccessToken: a, RefreshToken: r,
+		IssuedAt: now.Add(-7 * time.Hour), ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	l := e.link(t, fastOptions())
+	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
+	waitFor(t, "refresh", func() bool { return fake.Stats().Refreshes == 1 })
+	waitFor(t, "rotated tokens on disk", func() bool {
+		tok, err := frameio.LoadTokens(path)
+		return err == nil && tok.RefreshToken != r && tok.ExpiresAt.After(now.Add(7*time.Hour))
+	})
+	if fake.Stats().Refreshes != 1 {
+		t.Errorf("refreshes = %d, want exactly 1", fake.Stats().Refreshes)
+	}
+}

@@ -61,6 +61,9 @@ func (l *Link) Work(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// refreshCheck bounds how long the refresh loop sleeps before looking again.
+const refreshCheck = 5 * time.Minute
+
 // refreshLoop refreshes the access token at ~80 % of its life (§1.5), so
 // neither the socket nor an upload ever meets an expired token in the normal
 // case. While unpaired it re-checks every NotPairedWait.
@@ -71,12 +74,14 @@ func (l *Link) refreshLoop(ctx context.Context) {
 		if due, ok := l.tokens.RefreshDue(); ok {
 			wait = due.Sub(l.deps.Clock.Now())
 		}
+		// Re-evaluate at least every refreshCheck: a Pi's wall clock jumps
+		// when NTP first syncs, which would make a long sleep wrong.
 		if wait > 0 {
-			if l.deps.Clock.Sleep(ctx, wait) != nil {
+			if l.deps.Clock.Sleep(ctx, min(wait, refreshCheck)) != nil {
 				return
 			}
 		}
-		if _, ok := l.tokens.RefreshDue(); !ok {
+		if due, ok := l.tokens.RefreshDue(); !ok || l.deps.Clock.Now().Before(due) {
 			continue
 		}
 		_, err := l.access(ctx)
