@@ -68,15 +68,22 @@ func TestRoundRate(t *testing.T) {
 }
 
 // TestRateEstimator feeds simulated arrival times: a board emitting at rate
-// with a slightly wrong crystal (+0.3 %) and per-line jitter, delivered by a
+// with a slightly wrong crystal (+0.3 %) and per-line jitter (±10 % of a
+// period, at most ±2 ms), delivered by a
 // USB adapter that holds data until its next flush (every `burst`) plus up
-// to 2 ms of scheduling latency. The estimate must be within 2 %.
+// to 2 ms of scheduling latency, and optionally a host that stalls for
+// `stall` every 700 ms (lines then arrive in one late burst). The estimate
+// must be within 2 %.
 func TestRateEstimator(t *testing.T) {
 	tests := []struct {
 		name  string
 		rate  float64
 		burst time.Duration
+		stall time.Duration
 	}{
+		{name: "100 Hz host stalls 150ms", rate: 100, stall: 150 * time.Millisecond},
+		{name: "1000 Hz 16ms bursts host stalls 150ms", rate: 1000, burst: 16 * time.Millisecond, stall: 150 * time.Millisecond},
+		{name: "5 Hz host stalls 300ms", rate: 5, stall: 300 * time.Millisecond},
 		{name: "1 Hz direct", rate: 1},
 		{name: "10 Hz 16ms bursts", rate: 10, burst: 16 * time.Millisecond},
 		{name: "62.5 Hz 16ms bursts", rate: 62.5, burst: 16 * time.Millisecond},
@@ -95,12 +102,19 @@ func TestRateEstimator(t *testing.T) {
 			true_ := tc.rate * 1.003
 			for i := uint64(1); ; i++ {
 				emitted := float64(i) / true_
-				emitted += (rng.Float64() - 0.5) * 0.2 / true_ // ±10 % of a period
+				emitted += (rng.Float64() - 0.5) * min(0.2/true_, 0.004) // ±10 % of a period, at most ±2 ms
 				at := start.Add(time.Duration(emitted * float64(time.Second)))
 				if tc.burst > 0 {
 					at = start.Add((at.Sub(start)/tc.burst + 1) * tc.burst)
 				}
 				at = at.Add(time.Duration(rng.Float64() * float64(2*time.Millisecond)))
+				if tc.stall > 0 {
+					// Stalled from k·700ms to k·700ms+stall: read at its end.
+					off := at.Sub(start) % (700 * time.Millisecond)
+					if off < tc.stall {
+						at = at.Add(tc.stall - off)
+					}
+				}
 				e.add(i, at)
 				if r, ok := e.estimate(at); ok {
 					if math.Abs(r-true_)/true_ > 0.02 {

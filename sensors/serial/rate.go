@@ -5,50 +5,74 @@ import (
 	"time"
 )
 
-// rateEstimator finds the line rate of a board from arrival times. USB
-// serial adapters deliver lines in bursts (a bulk packet per 1 ms frame, or
-// every 16 ms behind an FTDI latency timer), so consecutive gaps say little;
-// a least-squares fit of arrival time against line number over a window of
-// seconds averages the burst quantisation out (error ≈ burst/window). Not
-// safe for concurrent use: one Run owns it.
+// maxRatePoints ends detection early on very fast boards: that many lines
+// pin the rate down whatever the window.
+const maxRatePoints = 1 << 16
+
+// rateEstimator finds a board's line rate from arrival times.
+//
+// Arrivals are the emission times plus a delay that is never negative: USB
+// adapters hold lines until their next flush (1 ms frames, or 16 ms behind an
+// FTDI latency timer), and a loaded host reads them late in a burst. A
+// least-squares fit is pulled by such delays (a 100 ms stall near the end of
+// a 2 s window costs ~5 %). Because delays are one-sided, the board's clock is
+// the line below all points: the estimator keeps the lower convex hull of
+// (line number, arrival time) and takes the hull edge above the mean line
+// number, which is the line under all points closest to them on average (the
+// linear program of Moon, Skelly & Towsley's clock-skew estimator). Late
+// points never move it; only the least-delayed ones do.
+//
+// Not safe for concurrent use: one Run owns it. Memory is the hull, which
+// stays small for a steady board (bursts collapse to their last line).
 type rateEstimator struct {
 	window time.Duration
 	first  time.Time
-	n      float64
-	sx     float64 // Σ index
-	sy     float64 // Σ seconds since first
-	sxx    float64
-	sxy    float64
+	n      int
+	sumX   float64
+	hull   []point
 }
 
-// add records that line number idx arrived at t.
+type point struct{ x, y float64 } // line number, seconds since first arrival
+
+// add records that line number idx arrived at t; idx must increase.
 func (e *rateEstimator) add(idx uint64, t time.Time) {
 	if e.n == 0 {
 		e.first = t
 	}
-	x, y := float64(idx), t.Sub(e.first).Seconds()
+	p := point{float64(idx), t.Sub(e.first).Seconds()}
 	e.n++
-	e.sx += x
-	e.sy += y
-	e.sxx += x * x
-	e.sxy += x * y
+	e.sumX += p.x
+	for len(e.hull) >= 2 && cross(e.hull[len(e.hull)-2], e.hull[len(e.hull)-1], p) <= 0 {
+		e.hull = e.hull[:len(e.hull)-1]
+	}
+	e.hull = append(e.hull, p)
 }
 
-// estimate returns the rate once the window has passed and at least three
-// lines arrived; ok is false before that or when the fit is degenerate.
+// cross > 0 when o → a → b turns counter-clockwise.
+func cross(o, a, b point) float64 {
+	return (a.x-o.x)*(b.y-o.y) - (a.y-o.y)*(b.x-o.x)
+}
+
+// estimate returns the rate once the window has passed (or maxRatePoints
+// lines arrived) and at least three lines arrived; ok is false before that or
+// when the lines carry no usable timing (all in one burst).
 func (e *rateEstimator) estimate(now time.Time) (float64, bool) {
-	if e.n < 3 || now.Sub(e.first) < e.window {
+	if e.n < 3 || (now.Sub(e.first) < e.window && e.n < maxRatePoints) {
 		return 0, false
 	}
-	den := e.n*e.sxx - e.sx*e.sx
-	if den <= 0 {
-		return 0, false
+	xbar := e.sumX / float64(e.n)
+	for i := 0; i+1 < len(e.hull); i++ {
+		a, b := e.hull[i], e.hull[i+1]
+		if b.x < xbar && i+2 < len(e.hull) {
+			continue
+		}
+		slope := (b.y - a.y) / (b.x - a.x) // seconds per line
+		if slope <= 0 {
+			return 0, false
+		}
+		return roundRate(1 / slope), true
 	}
-	slope := (e.n*e.sxy - e.sx*e.sy) / den // seconds per line
-	if slope <= 0 {
-		return 0, false
-	}
-	return roundRate(1 / slope), true
+	return 0, false
 }
 
 // roundRate keeps three significant digits (0.5 % at worst), so that a board
