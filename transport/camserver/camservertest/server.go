@@ -16,10 +16,14 @@
 //   - messages are pulled, with the sync bookmark and 32-item pages; records
 //     are account-wide.
 //
-// Not copied: the real server's receive window is refilled only at zero; the
-// Go HTTP/2 server used here refills as the handler reads, and it resets
-// refused streams with INTERNAL_ERROR rather than REFUSED_STREAM. Clients
-// must not depend on either (the spec says never to classify stream ends).
+//   - receive windows (connection and stream, 65535 bytes) are refilled with
+//     one WINDOW_UPDATE only when they reach zero (flowConn), so a stalled
+//     handler stalls the client while pings are still answered.
+//
+// Not copied: refused streams are reset with INTERNAL_ERROR (the Go server's
+// abort) rather than REFUSED_STREAM, and a wrong Content-Length closes the
+// socket rather than sending GOAWAY first. Clients must not depend on either
+// (the spec says never to classify stream ends).
 //
 // Concurrency: all methods are safe for concurrent use. Close stops every
 // goroutine the server started and waits for them.
@@ -28,13 +32,14 @@ package camservertest
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // Options configures a fake server. Zero values take the real server's
@@ -141,48 +146,58 @@ func (s *Server) listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("camservertest: listen: %w", err)
 	}
+	s.connMu.Lock()
 	s.addr = ln.Addr().String()
-	var p http.Protocols
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(s.route),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
-		ConnState:         s.trackConn,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, c)
-		},
-		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 100, MaxReceiveBufferPerStream: 65535,
-			MaxReceiveBufferPerConnection: 65535},
-	}
-	if s.opts.TLS {
-		p.SetHTTP2(true)
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.cert}, NextProtos: []string{"h2"}}
-		ln = tls.NewListener(ln, srv.TLSConfig)
-	} else {
-		p.SetUnencryptedHTTP2(true)
-	}
-	srv.Protocols = &p
-	s.srv, s.ln = srv, ln
+	s.ln = ln
+	s.connMu.Unlock()
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = srv.Serve(ln)
-	}()
+	go s.accept(ln)
 	return nil
 }
 
-type connKey struct{}
-
-func (s *Server) trackConn(c net.Conn, st http.ConnState) {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	switch st {
-	case http.StateNew:
+// accept serves each connection with the Go HTTP/2 server (TLS with ALPN h2,
+// or h2c prior knowledge) behind flowConn, which copies the real server's
+// flow control.
+func (s *Server) accept(ln net.Listener) {
+	defer s.wg.Done()
+	// Go's own buffers stand for the real server's reassembly buffer; the
+	// window the client sees is flowConn's 65535.
+	h2 := &http2.Server{MaxConcurrentStreams: 100, MaxUploadBufferPerConnection: 1 << 20,
+		MaxUploadBufferPerStream: 128 << 10, MaxReadFrameSize: 16384}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s.connMu.Lock()
 		s.conns[c] = struct{}{}
-	case http.StateClosed, http.StateHijacked:
-		delete(s.conns, c)
+		s.connMu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				c.Close()
+				s.connMu.Lock()
+				delete(s.conns, c)
+				s.connMu.Unlock()
+			}()
+			var conn net.Conn = c
+			if s.opts.TLS {
+				tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{s.cert}, NextProtos: []string{"h2"}})
+				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+				if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
+					return
+				}
+				_ = tc.SetDeadline(time.Time{})
+				conn = tc
+			}
+			ctx := context.WithValue(context.Background(), connKey{}, c)
+			h2.ServeConn(newFlowConn(conn), &http2.ServeConnOpts{Context: ctx, Handler: http.HandlerFunc(s.route)})
+		}()
 	}
 }
+
+type connKey struct{}
 
 // URL is the server's base URL.
 func (s *Server) URL() string {
@@ -202,9 +217,19 @@ func (s *Server) CAPEM() []byte { return s.caPEM }
 // address; the database (sessions, messages, records) survives, as the real
 // server's SQLite file does.
 func (s *Server) Restart() error {
-	_ = s.srv.Close()
-	s.closeStreams()
+	s.shutdown()
 	return s.listen(s.addr)
+}
+
+// shutdown closes the listener and every connection.
+func (s *Server) shutdown() {
+	s.connMu.Lock()
+	_ = s.ln.Close()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.connMu.Unlock()
+	s.closeStreams()
 }
 
 // Close stops the server and waits for its goroutines.
@@ -215,16 +240,12 @@ func (s *Server) Close() error {
 	default:
 	}
 	close(s.stop)
-	err := s.srv.Close()
-	s.closeStreams()
+	s.shutdown()
 	s.wg.Wait()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return nil
 }
 
-// dropConn ends the request's whole connection (the real server's GOAWAY).
+// dropConn ends the request's whole connection (the real server sends GOAWAY).
 func (s *Server) dropConn(r *http.Request) {
 	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
 		_ = c.Close()
