@@ -235,11 +235,17 @@ func classifySubscribe(field, name string, err error) error {
 	return fmt.Errorf("rtm %s sensor %q: %w", field, name, err)
 }
 
+// errClosed ends a session that Close ended.
+var errClosed = errors.New("rtm session closed")
+
 // finish records why the session ended (first call wins).
 func (s *session) finish(err error) {
 	s.errOnce.Do(func() {
 		s.err = err
 		close(s.done)
+		if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errClosed) {
+			s.log.Info("rtm session ended", "err", err, "after", time.Since(s.started).Round(time.Millisecond))
+		}
 	})
 }
 
@@ -294,7 +300,7 @@ func (s *session) close() {
 			}
 		}
 	}
-	s.finish(errors.New("rtm session closed"))
+	s.finish(errClosed)
 	s.cancel()
 	if s.pc != nil {
 		_ = s.pc.Close() // ends the RTCP readers

@@ -47,6 +47,8 @@ type signal struct {
 	pongsDropped atomic.Int64
 	lastPing     time.Time // reader-owned
 	readDeadline time.Duration
+	intervals    [8]time.Duration // last ping intervals (reader-owned)
+	nInterval    int
 	onFirstPing  func(raw []byte)
 }
 
@@ -55,6 +57,10 @@ const (
 	outQueue  = 256
 	inQueue   = 64
 )
+
+// minReadDeadline floors the silence deadline so scheduling hiccups on a
+// loaded board are not taken for a dead link.
+const minReadDeadline = 500 * time.Millisecond
 
 // errDead is the cause when the service stayed silent past the read deadline.
 var errDead = errors.New("signalling silent: link dead")
@@ -204,9 +210,16 @@ func (s *signal) onPing(m Message, raw []byte) {
 		s.onFirstPing(raw)
 	}
 	if !s.lastPing.IsZero() {
-		if iv := now.Sub(s.lastPing); iv > 0 {
-			s.readDeadline = max(3*iv, 100*time.Millisecond)
+		// 3× the longest of the last few intervals: one pair of pings that
+		// arrived bunched up (a stalled writer on either side) must not
+		// shrink the deadline below the real interval.
+		s.intervals[s.nInterval%len(s.intervals)] = now.Sub(s.lastPing)
+		s.nInterval++
+		longest := time.Duration(0)
+		for _, iv := range s.intervals {
+			longest = max(longest, iv)
 		}
+		s.readDeadline = max(3*longest, minReadDeadline)
 	}
 	s.lastPing = now
 	data := m.Data

@@ -44,7 +44,8 @@ type Options struct {
 	// query parameter). Empty means a random one (see Server.Token).
 	Token string
 	// PingInterval is how often the server pings (default 1 s). A client
-	// that has not answered for 3 intervals is terminated with CONN_TIMEOUT.
+	// that has not answered for 3.5 intervals (at least 1 s) is terminated
+	// with CONN_TIMEOUT.
 	PingInterval time.Duration
 	// Dir holds recordings and PUT uploads to /upload/; empty means a
 	// temporary directory removed by Close.

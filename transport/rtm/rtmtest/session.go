@@ -374,7 +374,7 @@ func (fs *fakeSession) pinger() {
 				continue
 			}
 			fs.mu.Lock()
-			late := time.Since(fs.lastPong) > 3*iv+iv/2
+			late := time.Since(fs.lastPong) > max(3*iv+iv/2, time.Second)
 			fs.mu.Unlock()
 			if late {
 				fs.log.Info("rtm fake: no pong; terminating", "session", fs.id())
