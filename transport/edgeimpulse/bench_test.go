@@ -104,7 +104,7 @@ func TestBenchSnapshotRSS(t *testing.T) {
 	}
 	cc := synthetic.Config{Signal: "camera", FPS: 15, Width: 640, Height: 480}
 	cc.SetDefaults()
-	r := newRig(t, rigOpts{enc: "json", extra: []sensors.Source{synthetic.NewCamera("bigcam", cc)}, names: []string{"accel", "bigcam"}})
+	r := newRig(t, rigOpts{enc: "json", extra: []sensors.Source{synthetic.NewCamera("bigcam", cc)}, names: []string{"accel", "bigcam"}, realPing: true})
 	r.waitUp()
 	rssBefore := rssKB(t)
 	if err := r.srv.StartSnapshot("low"); err != nil {
@@ -120,7 +120,8 @@ func TestBenchSnapshotRSS(t *testing.T) {
 	}
 	fr := r.srv.Frames()
 	fps := float64(len(fr)-1) / fr[len(fr)-1].At.Sub(fr[0].At).Seconds()
-	t.Logf("BENCH low snapshots 60 s from 640x480@15: %d frames (%.2f fps); RSS before %d KiB, every 5 s: %v KiB", len(fr), fps, rssBefore, samples)
+	t.Logf("BENCH low snapshots 60 s from 640x480@15: %d frames (%.2f fps), %d sessions; RSS before %d KiB, every 5 s: %v KiB",
+		len(fr), fps, len(r.srv.Hellos()), rssBefore, samples)
 }
 
 func rssKB(t *testing.T) int {

@@ -48,6 +48,8 @@ type rigOpts struct {
 	camFPS float64
 	extra  []sensors.Source
 	names  []string
+	// realPing keeps the default 30 s / 10 s keep-alive (long benches).
+	realPing bool
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -97,6 +99,9 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		Encoding: o.enc, Sensors: names,
 		PingInterval: conf.Duration(100 * time.Millisecond), PongTimeout: conf.Duration(300 * time.Millisecond),
 		UploadRetry: retry.Policy{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}}
+	if o.realPing {
+		cfg.PingInterval, cfg.PongTimeout = 0, 0 // SetDefaults in New
+	}
 	stats := &transport.Stats{}
 	deps := transport.Deps{Name: "ei", Logger: log, Hub: h, Device: transport.Device{ID: "dc:a6:32:01:02:03", Name: "pi", Type: "RASPBERRY_PI"},
 		StateDir: t.TempDir(), Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "test"}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -82,7 +83,7 @@ func newLink(cfg Config, deps transport.Deps) (*Link, error) {
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("%s: no api key (Validate resolves api_key_file)", op)
 	}
-	l := &Link{cfg: cfg, deps: deps, log: deps.Logger.With("link", deps.Name, "kind", "edgeimpulse"),
+	l := &Link{cfg: cfg, deps: deps, log: deps.Logger, // the agent scopes it to the link
 		enc: Encoding(cfg.Encoding), waiters: map[string]chan error{}, logRate: newRateLimiter(time.Minute)}
 	if l.enc != JSON && l.enc != CBOR {
 		return nil, fmt.Errorf("%s: unknown encoding %q", op, cfg.Encoding)
@@ -111,6 +112,14 @@ func newLink(cfg Config, deps transport.Deps) (*Link, error) {
 		}
 		hellos[h] = name
 		l.offered = append(l.offered, offered{hello: h, name: name})
+	}
+	// A crash mid-capture leaves a partial, unsigned temp file: not a
+	// recorded sample (Studio saw it fail), so it goes.
+	if olds, _ := filepath.Glob(filepath.Join(deps.StateDir, "sample-*.tmp")); len(olds) > 0 {
+		for _, f := range olds {
+			_ = os.Remove(f)
+		}
+		l.log.Info("removed unfinished captures from a previous run", "files", len(olds))
 	}
 	var err error
 	if l.ingest, err = url.Parse(cfg.IngestionURL); err != nil {

@@ -119,8 +119,10 @@ func (s *session) handleSample(ctx context.Context, r SampleRequest) {
 		return
 	}
 	s.l.log.Info("sampling", "sensor", p.sensor, "label", r.Label, "length_ms", r.Length, "hz", p.freq)
+	s.l.deps.Stats.SetDetail("sampling", p.sensor)
 	s.tasks.Go(func() {
 		defer s.sampling.Store(false)
+		defer s.l.deps.Stats.SetDetail("sampling", "")
 		if err := s.runSample(ctx, p); err != nil {
 			if ctx.Err() != nil {
 				s.l.log.Info("sample abandoned: session ended", "sensor", p.sensor)

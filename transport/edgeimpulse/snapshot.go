@@ -53,6 +53,7 @@ func (s *session) startSnapshot(ctx context.Context, res string) {
 	s.snap = run
 	s.mu.Unlock()
 	s.l.log.Info("snapshot streaming started", "camera", s.l.camera, "resolution", res)
+	s.l.deps.Stats.SetDetail("snapshot", s.l.camera)
 	_ = s.send(ctx, snapshotStarted{SnapshotStarted: true})
 	s.tasks.Go(func() {
 		defer close(run.done)
@@ -63,6 +64,7 @@ func (s *session) startSnapshot(ctx context.Context, res string) {
 				s.snap = nil
 			}
 			s.mu.Unlock()
+			s.l.deps.Stats.SetDetail("snapshot", "")
 			_ = s.send(ctx, snapshotFailed{SnapshotFailed: true, Error: failed})
 		}
 	})
@@ -90,6 +92,7 @@ func (s *session) stopSnapshotLocked() bool {
 	}
 	run.cancel()
 	<-run.done
+	s.l.deps.Stats.SetDetail("snapshot", "")
 	return true
 }
 
