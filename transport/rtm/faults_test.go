@@ -3,6 +3,7 @@ package rtm_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,13 +83,10 @@ func TestFaultsLeadToNewSession(t *testing.T) {
 				tc.after(e.fake)
 			}
 			waitFor(t, "a new ACTIVE session", 20*time.Second, func() bool { return activeSessions(e.fake) > before })
-			ss := e.fake.Sessions()
-			last := ss[len(ss)-1]
 			waitFor(t, "recording_start in the new session", 5*time.Second, func() bool {
 				ss := e.fake.Sessions()
 				return len(ss[len(ss)-1].Recordings) > 0
 			})
-			_ = last
 		})
 	}
 	st := sup.Status()
@@ -123,22 +121,11 @@ func TestDialErrors(t *testing.T) {
 			if got := retry.IsPermanent(err); got != tc.permanent {
 				t.Errorf("permanent = %v, want %v (err %v)", got, tc.permanent, err)
 			}
-			if e.fake.Token() != "" && contains(err.Error(), e.fake.Token()) {
+			if e.fake.Token() != "" && strings.Contains(err.Error(), e.fake.Token()) {
 				t.Errorf("error leaks the token: %v", err)
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool { return len(sub) > 0 && len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 // TestRESTAndManualRecording creates the session over api_url and checks

@@ -1,9 +1,6 @@
 package rtm_test
 
 import (
-	"context"
-	"encoding/binary"
-	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -19,7 +16,6 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/clock"
-	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors/h264"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
@@ -129,7 +125,6 @@ func newEnv(t testing.TB, pingEvery time.Duration) *env {
 		Name: "recorder", Logger: log.With("side", "agent"), Hub: h, Device: transport.Device{ID: "dev-1"},
 		StateDir: t.TempDir(), Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "test"}}
 }
-
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
@@ -254,8 +249,3 @@ func toneFrequency(ulaw []byte, rate float64) float64 {
 	}
 	return float64(crossings) / 2 / (float64(len(ulaw)) / rate)
 }
-
-var _ = binary.LittleEndian
-var _ context.Context
-var _ = errors.New
-var _ = retry.IsPermanent

@@ -85,29 +85,87 @@ type mediaCounters struct {
 	stats         *transport.Stats
 }
 
-// videoPump writes access units from sub to track, starting at the first
-// keyframe after connected is closed, and again after any loss (hub drops
-// or a write error) so the receiver never gets a P-frame without its
-// reference. It returns when ctx ends or sub closes. Owned by the session.
+// videoGate decides which access units reach the track: nothing before
+// the peer is connected, then only from a keyframe on, and again from the
+// next keyframe after any loss (a hub drop or a failed write), so the
+// receiver never gets a P-frame without its reference. It also computes each
+// unit's RTP duration. Not safe for concurrent use; the pump owns it.
+type videoGate struct {
+	nominal     time.Duration // 1/fps, for the first unit and implausible deltas
+	live        bool
+	asked       bool // a keyframe was requested for the current gate
+	lastDropped uint64
+	prev        time.Time
+}
+
+// admit says whether to write s and with which duration, and whether to ask
+// the source for a keyframe now. dropped is the subscription's drop counter.
+func (g *videoGate) admit(s sensors.Sample, connected bool, dropped uint64) (write bool, dur time.Duration, askKey bool) {
+	if dropped != g.lastDropped {
+		g.lastDropped = dropped
+		g.live = false // a lost unit breaks the reference chain
+	}
+	if !connected {
+		return false, 0, false
+	}
+	if !g.live {
+		if !s.Keyframe {
+			// The receiver needs an IDR to start: ask for one instead of
+			// waiting out the source's GOP (once per gate).
+			ask := !g.asked
+			g.asked = true
+			return false, 0, ask
+		}
+		g.live, g.asked = true, false
+		g.prev = time.Time{}
+	}
+	// Durations from capture-time deltas keep RTP time with the wall clock.
+	dur = s.Duration
+	if dur <= 0 {
+		dur = g.nominal
+	}
+	if !g.prev.IsZero() {
+		if d := s.Time.Sub(g.prev); d > 0 && d < time.Second {
+			dur = d
+		}
+	}
+	g.prev = s.Time
+	return true, dur, false
+}
+
+// writeFailed re-gates after a unit could not be written.
+func (g *videoGate) writeFailed() { g.live = false }
+
+// keyLimiter rate-limits forced IDRs: each one costs bitrate (spec §7.2).
+type keyLimiter struct {
+	every time.Duration
+	last  time.Time
+}
+
+func (k *keyLimiter) allow(now time.Time) bool {
+	if !k.last.IsZero() && now.Sub(k.last) < k.every {
+		return false
+	}
+	k.last = now
+	return true
+}
+
+// videoPump writes access units from sub to track through a videoGate, and
+// passes keyframe requests (PLI/FIR from keyReq, or the gate's own) to the
+// source. It returns when ctx ends or sub closes. Owned by the session.
 func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subscription,
 	track *webrtc.TrackLocalStaticSample, keyReq <-chan struct{}, c *mediaCounters, log *slog.Logger) {
 	info := sub.Info()
-	nominal := time.Second / 15
+	gate := videoGate{nominal: time.Second / 15, lastDropped: sub.Dropped()}
 	if info.Rate > 0 {
-		nominal = time.Duration(float64(time.Second) / info.Rate)
+		gate.nominal = time.Duration(float64(time.Second) / info.Rate)
 	}
-	live := false
-	asked := false // a keyframe was requested for the current gate
-	var prev time.Time
-	lastDropped := sub.Dropped()
-	var lastForce time.Time
+	limit := keyLimiter{every: 500 * time.Millisecond}
 	noControlLogged := false
 	request := func() {
-		// Rate-limit forced IDRs: each one costs bitrate (spec §7.2).
-		if time.Since(lastForce) < 500*time.Millisecond {
+		if !limit.allow(time.Now()) {
 			return
 		}
-		lastForce = time.Now()
 		if err := sub.RequestKeyframe(); err != nil {
 			if errors.Is(err, sensors.ErrNoKeyframeControl) {
 				if !noControlLogged {
@@ -132,45 +190,24 @@ func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subsc
 				return
 			}
 			c.lastVideoUnix.Store(time.Now().UnixNano())
+			isConnected := false
 			select {
 			case <-connected:
+				isConnected = true
 			default:
-				continue // not connected yet: nothing to send to
 			}
-			if d := sub.Dropped(); d != lastDropped {
-				lastDropped = d
-				live = false // a lost unit breaks the reference chain
+			write, dur, ask := gate.admit(s, isConnected, sub.Dropped())
+			if ask {
+				request()
 			}
-			if !live {
-				if !s.Keyframe {
-					// The receiver needs an IDR to start: ask for one
-					// instead of waiting out the source's GOP.
-					if !asked {
-						asked = true
-						request()
-					}
+			if !write {
+				if isConnected {
 					c.gatedDropped.Add(1)
-					continue
 				}
-				asked = false
-				live = true
-				prev = time.Time{}
+				continue
 			}
-			// Duration from capture-time deltas keeps RTP time with the wall
-			// clock; fall back to the nominal duration for the first unit
-			// or an implausible delta.
-			dur := s.Duration
-			if dur <= 0 {
-				dur = nominal
-			}
-			if !prev.IsZero() {
-				if d := s.Time.Sub(prev); d > 0 && d < time.Second {
-					dur = d
-				}
-			}
-			prev = s.Time
 			if err := track.WriteSample(media.Sample{Data: s.Data, Duration: dur, Timestamp: s.Time}); err != nil {
-				live = false
+				gate.writeFailed()
 				continue
 			}
 			c.videoFrames.Add(1)
