@@ -19,6 +19,13 @@ FUZZTIME=${FUZZTIME:-3s} scripts/fuzz.sh
 step "systemd unit"
 scripts/check-unit.sh
 
+step ".deb package"
+if command -v dpkg-deb >/dev/null 2>&1; then
+	scripts/test-deb.sh
+else
+	echo "skipped: dpkg-deb not installed"
+fi
+
 step "sensors under qemu-aarch64"
 if command -v qemu-aarch64-static >/dev/null 2>&1; then
 	scripts/test-arm.sh arm64 ./sensors/...
