@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,8 @@ type rig struct {
 	stats  *transport.Stats
 	motion *synthetic.Motion
 	audio  *synthetic.Audio
+	// stop ends the link's supervisor and waits (idempotent).
+	stop func()
 }
 
 type rigOpts struct {
@@ -50,6 +53,13 @@ type rigOpts struct {
 	names  []string
 	// realPing keeps the default 30 s / 10 s keep-alive (long benches).
 	realPing bool
+	// srv reuses a running fake (not closed by this rig); tls starts the
+	// fake with TLS and caFile/insecure choose how the link trusts it.
+	srv              *eitest.Server
+	tls              bool
+	caFile, insecure bool
+	// spoolDir reuses a spool directory (an agent restart).
+	spoolDir string
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -62,9 +72,12 @@ func testLogger(t *testing.T) *slog.Logger {
 func newRig(t *testing.T, o rigOpts) *rig {
 	t.Helper()
 	log := testLogger(t)
-	srv, err := eitest.New(eitest.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
+	srv, ownSrv := o.srv, o.srv == nil
+	if ownSrv {
+		var err error
+		if srv, err = eitest.New(eitest.Options{Logger: log, TLS: o.tls}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h := hub.New(hub.Options{Logger: log})
 	mc := synthetic.Config{Signal: "motion", Frequencies: []float64{100, 50}, Seed: 7, Noise: 0.1}
@@ -83,7 +96,10 @@ func newRig(t *testing.T, o rigOpts) *rig {
 			t.Fatal(err)
 		}
 	}
-	sp, err := spool.Open(t.TempDir(), spool.Options{Logger: log})
+	if o.spoolDir == "" {
+		o.spoolDir = t.TempDir()
+	}
+	sp, err := spool.Open(o.spoolDir, spool.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +115,13 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		Encoding: o.enc, Sensors: names,
 		PingInterval: conf.Duration(100 * time.Millisecond), PongTimeout: conf.Duration(300 * time.Millisecond),
 		UploadRetry: retry.Policy{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}}
+	cfg.InsecureSkipVerify = o.insecure
+	if o.caFile {
+		cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(cfg.CAFile, srv.CertPEM(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if o.realPing {
 		cfg.PingInterval, cfg.PongTimeout = 0, 0 // SetDefaults in New
 	}
@@ -114,13 +137,18 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := func() {
 		cancel()
 		<-done
+	}
+	t.Cleanup(func() {
+		stop()
 		h.Close()
-		srv.Close()
+		if ownSrv {
+			srv.Close()
+		}
 	})
-	return &rig{t: t, srv: srv, hub: h, sup: sup, spool: sp, stats: stats, motion: motion, audio: audio}
+	return &rig{t: t, srv: srv, hub: h, sup: sup, spool: sp, stats: stats, motion: motion, audio: audio, stop: stop}
 }
 
 // on returns the rig reporting to t (a subtest).
@@ -652,3 +680,77 @@ func TestConfigValidate(t *testing.T) {
 }
 
 
+
+func waitState(t *testing.T, sup *supervisor.Supervisor, want supervisor.State) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for sup.Status().State != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s (last error %q), want %s", sup.Status().State, sup.Status().LastError, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	cases := []struct {
+		name     string
+		o        rigOpts
+		wantUp   bool
+		errMatch string
+	}{
+		{"ca_file", rigOpts{enc: "json", tls: true, caFile: true}, true, ""},
+		{"insecure_skip_verify", rigOpts{enc: "cbor", tls: true, insecure: true}, true, ""},
+		{"unknown CA refused", rigOpts{enc: "json", tls: true}, false, "certificate"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, c.o)
+			if !c.wantUp {
+				waitState(t, r.sup, supervisor.Backoff)
+				if e := r.sup.Status().LastError; !strings.Contains(e, c.errMatch) {
+					t.Errorf("last error %q, want %q", e, c.errMatch)
+				}
+				if n := len(r.srv.Hellos()); n != 0 {
+					t.Errorf("%d hellos reached an unverified server", n)
+				}
+				return
+			}
+			r.waitUp()
+			got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "tls", Length: 300, Interval: 10})
+			if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
+				t.Fatalf("over TLS: %v (error %q)", got, r.lastSampleError())
+			}
+		})
+	}
+}
+
+// TestSpooledSampleSurvivesRestart: a sample whose upload failed is
+// delivered by the next agent run from the same spool directory.
+func TestSpooledSampleSurvivesRestart(t *testing.T) {
+	srv, err := eitest.New(eitest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	r1 := newRig(t, rigOpts{enc: "cbor", srv: srv, spoolDir: dir})
+	r1.waitUp()
+	srv.FailUploads(500)
+	r1.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "survivor", Length: 500, Interval: 10})
+	if e := r1.lastSampleError(); !strings.Contains(e, "kept") {
+		t.Fatalf("error %q", e)
+	}
+	r1.stop() // the agent stops with the sample still spooled
+	srv.FailUploads(0)
+	r2 := newRig(t, rigOpts{enc: "cbor", srv: srv, spoolDir: dir})
+	r2.wait("delivery by the next run", func() bool {
+		for _, u := range srv.Uploads() {
+			if u.Status == 200 && u.Label == "survivor" && u.File != nil && u.File.Rows == 50 {
+				return true
+			}
+		}
+		return false
+	})
+	r2.wait("spool empty", func() bool { return r2.spool.Stats().Items == 0 })
+}

@@ -13,6 +13,7 @@ package eitest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -45,6 +46,9 @@ type Options struct {
 	// default "sim-hmac-key-0123456789abcdef".
 	HMACKey string
 	Logger  *slog.Logger
+	// TLS serves wss:// and https:// with a fresh self-signed certificate
+	// (CertPEM returns it, for the link's ca_file).
+	TLS bool
 }
 
 // Hello is a device's Hello as received.
@@ -97,6 +101,7 @@ type Server struct {
 	log  *slog.Logger
 	ln   net.Listener
 	srv  *http.Server
+	cert []byte // PEM, when TLS
 	up   websocket.Upgrader
 	wg   sync.WaitGroup
 
@@ -143,12 +148,22 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger.With("fake", "edgeimpulse"), ln: ln,
 		conns: map[*deviceConn]struct{}{}, stored: map[string]bool{}, changed: make(chan struct{})}
+	if opts.TLS {
+		cert, pemBytes, err := selfSigned()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.cert = pemBytes
+		s.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.root)
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("POST /api/{category}/{kind}", s.ingest)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	s.wg.Go(func() { _ = s.srv.Serve(ln) })
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.wg.Go(func() { _ = s.srv.Serve(s.ln) })
 	return s, nil
 }
 
@@ -156,10 +171,23 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // WSURL is the remote-management URL.
-func (s *Server) WSURL() string { return "ws://" + s.Addr() + "/" }
+func (s *Server) WSURL() string {
+	if s.cert != nil {
+		return "wss://" + s.Addr() + "/"
+	}
+	return "ws://" + s.Addr() + "/"
+}
 
 // IngestionURL is the ingestion base URL.
-func (s *Server) IngestionURL() string { return "http://" + s.Addr() }
+func (s *Server) IngestionURL() string {
+	if s.cert != nil {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
+// CertPEM is the server's self-signed certificate (nil without TLS).
+func (s *Server) CertPEM() []byte { return s.cert }
 
 // APIKey is the accepted key.
 func (s *Server) APIKey() string { return s.opts.APIKey }
