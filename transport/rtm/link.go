@@ -81,6 +81,7 @@ type Link struct {
 	log  *slog.Logger
 
 	wantRecord atomic.Bool
+	pingLogged atomic.Bool  // the first ping frame was logged
 	twoTimers  atomic.Int32 // consecutive TWO_TIMER terminations
 
 	mu  sync.Mutex

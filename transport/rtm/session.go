@@ -112,51 +112,10 @@ func (l *Link) dial(ctx context.Context) (_ *session, err error) {
 		s.subs = append(s.subs, asub)
 	}
 
-	api, err := newAPI(l.opts.Loopback || isLoopbackURL(wsURL), l.opts.UDPPortRange)
+	pm, err := s.setupPeer(ice, l.opts.Loopback || isLoopbackURL(wsURL), asub != nil)
 	if err != nil {
-		return s, retry.Permanent(err)
+		return s, err
 	}
-	s.pc, err = api.NewPeerConnection(webrtc.Configuration{ICEServers: ice})
-	if err != nil {
-		return s, fmt.Errorf("rtm peer connection: %w", err)
-	}
-	vtrack, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: H264Fmtp}, "video", "edge-agent")
-	if err != nil {
-		return s, fmt.Errorf("rtm video track: %w", err)
-	}
-	vtr, err := s.pc.AddTransceiverFromTrack(vtrack, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	if err != nil {
-		return s, fmt.Errorf("rtm video transceiver: %w", err)
-	}
-	keyReq := make(chan struct{}, 1)
-	var atrack *webrtc.TrackLocalStaticSample
-	var atr *webrtc.RTPTransceiver
-	if asub != nil {
-		atrack, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, "audio", "edge-agent")
-		if err != nil {
-			return s, fmt.Errorf("rtm audio track: %w", err)
-		}
-		atr, err = s.pc.AddTransceiverFromTrack(atrack, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			return s, fmt.Errorf("rtm audio transceiver: %w", err)
-		}
-	}
-	s.pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c == nil {
-			return // end of gathering: the protocol has no message for it
-		}
-		select {
-		case s.localCand <- c.ToJSON():
-		default:
-			s.candDrops.Add(1)
-		}
-	})
-	s.pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) {
-		select {
-		case s.pcNotify <- struct{}{}:
-		default: // a notification is pending; run reads the current state
-		}
-	})
 
 	s.sig, err = dialSignal(ctx, &cfg, wsURL, tc, l.deps.Stats, l.opts.FirstPingTimeout)
 	if err != nil {
@@ -165,9 +124,11 @@ func (l *Link) dial(ctx context.Context) (_ *session, err error) {
 	if sessionID != "" {
 		s.sig.setSessionID(sessionID)
 	}
-	firstPing := sync.Once{}
 	s.sig.start(func(raw []byte) {
-		firstPing.Do(func() { s.log.Debug("rtm first ping", "frame", string(raw)) })
+		// The ping's shape is not documented (spec §3): show it once per link.
+		if l.pingLogged.CompareAndSwap(false, true) {
+			s.log.Info("rtm first ping from the service", "frame", string(raw))
+		}
 	})
 
 	offer, err := s.pc.CreateOffer(nil)
@@ -193,22 +154,22 @@ func (l *Link) dial(ctx context.Context) (_ *session, err error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		rtcpReader(vtr.Sender(), keyReq, &s.counters)
+		rtcpReader(pm.vtr.Sender(), pm.keyReq, &s.counters)
 	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		videoPump(s.ctx, s.connected, vsub, vtrack, keyReq, &s.counters, s.log)
+		videoPump(s.ctx, s.connected, vsub, pm.vtrack, pm.keyReq, &s.counters, s.log)
 	}()
-	if atr != nil {
+	if pm.atr != nil {
 		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
-			rtcpReader(atr.Sender(), nil, &s.counters)
+			rtcpReader(pm.atr.Sender(), nil, &s.counters)
 		}()
 		go func() {
 			defer s.wg.Done()
-			audioPump(s.ctx, s.connected, asub, atrack, &s.counters)
+			audioPump(s.ctx, s.connected, asub, pm.atrack, &s.counters)
 		}()
 	}
 

@@ -42,7 +42,6 @@ type signal struct {
 	err     error
 	wg      sync.WaitGroup
 
-	firstPing    time.Duration // read deadline before the ping interval is known
 	pingsSeen    atomic.Int64
 	pongsDropped atomic.Int64
 	lastPing     time.Time // reader-owned
@@ -97,7 +96,7 @@ func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Con
 	s := &signal{
 		conn: conn, stats: stats, clientID: cfg.ClientID,
 		prio: make(chan Message, prioQueue), out: make(chan Message, outQueue), in: make(chan Message, inQueue),
-		done: make(chan struct{}), firstPing: firstPing, readDeadline: firstPing,
+		done: make(chan struct{}), readDeadline: firstPing,
 	}
 	empty := ""
 	s.sessionID.Store(&empty)
@@ -276,21 +275,6 @@ func (s *signal) writeLoop() {
 	}
 }
 
-// flush waits until every queued message was written or ctx ends.
-func (s *signal) flush(ctx context.Context) {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for len(s.out) > 0 || len(s.prio) > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.done:
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // classifyHTTP maps a refused upgrade or REST call to a retry decision.
 func classifyHTTP(op string, resp *http.Response, err error) error {
 	base := fmt.Errorf("%s: HTTP %d", op, resp.StatusCode)
@@ -341,6 +325,3 @@ func tlsConfig(cfg *Config) (*tls.Config, error) {
 	}
 	return tc, nil
 }
-
-func containsStr(s, sub string) bool        { return strings.Contains(s, sub) }
-func replaceAll(s, old, repl string) string { return strings.ReplaceAll(s, old, repl) }
