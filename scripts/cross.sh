@@ -15,13 +15,15 @@
 # This script installs nothing. Packages: gcc-aarch64-linux-gnu,
 # gcc-arm-linux-gnueabihf (Debian 12).
 #
-# Environment: OUT (default bin), VERSION, COMMIT (stamped into the binary).
+# Environment: OUT (default bin), VERSION, COMMIT (stamped into the binary),
+# CROSS_TARGETS (default "armv6 armv7 arm64 arm64-cgo armv7-cgo").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-bin}
 PKG=./cmd/edge-agent
 CROSS_CGO=${CROSS_CGO:-auto}
+CROSS_TARGETS=${CROSS_TARGETS:-armv6 armv7 arm64 arm64-cgo armv7-cgo}
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || true)}
 LDFLAGS="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}"
@@ -51,21 +53,26 @@ have() {
 }
 
 mkdir -p "$OUT"
-build edge-agent-linux-armv6 CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6
-build edge-agent-linux-armv7 CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7
-build edge-agent-linux-arm64 CGO_ENABLED=0 GOOS=linux GOARCH=arm64
-
-case $CROSS_CGO in
-0 | no) ;;
-*)
-	if have aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu; then
+built=()
+for target in $CROSS_TARGETS; do
+	case $target in
+	armv6) build edge-agent-linux-armv6 CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 ;;
+	armv7) build edge-agent-linux-armv7 CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 ;;
+	arm64) build edge-agent-linux-arm64 CGO_ENABLED=0 GOOS=linux GOARCH=arm64 ;;
+	arm64-cgo)
+		case $CROSS_CGO in 0 | no) continue ;; esac
+		have aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu || continue
 		build edge-agent-linux-arm64-cgo CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
-	fi
-	if have arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf; then
+		;;
+	armv7-cgo)
+		case $CROSS_CGO in 0 | no) continue ;; esac
+		have arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf || continue
 		build edge-agent-linux-armv7-cgo CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 \
 			CC=arm-linux-gnueabihf-gcc CGO_CFLAGS="$ARMHF_CGO_CFLAGS"
-	fi
-	;;
-esac
+		;;
+	*) die "unknown target $target (armv6 armv7 arm64 arm64-cgo armv7-cgo)" ;;
+	esac
+	built+=("$OUT/edge-agent-linux-$target")
+done
 
-ls -l "$OUT"/edge-agent-linux-*
+[ ${#built[@]} -eq 0 ] || ls -l "${built[@]}"

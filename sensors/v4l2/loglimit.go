@@ -19,6 +19,9 @@ type logLimiter struct {
 }
 
 func newLogLimiter(log *slog.Logger, interval time.Duration) *logLimiter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &logLimiter{log: log, interval: interval, last: map[string]time.Time{}, held: map[string]int{}}
 }
 
