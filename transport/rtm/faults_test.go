@@ -3,6 +3,7 @@ package rtm_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,4 +162,34 @@ func TestRESTAndManualRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "recording STARTED", 10*time.Second, func() bool { return e.stats.Details()["recording"] == rtm.RecordingStarted })
+}
+
+// TestRenegotiation: an offer from the service in sdp_update is answered
+// and the media keeps flowing.
+func TestRenegotiation(t *testing.T) {
+	e := newEnv(t, time.Second)
+	cfg := e.cfg
+	cfg.Record.Start = "manual"
+	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := link.Dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	served := make(chan error, 1)
+	go func() { served <- sess.Serve(t.Context()) }()
+	e.fake.Renegotiate()
+	waitFor(t, "the agent's answer", 10*time.Second, func() bool {
+		return slices.Contains(e.fake.Sessions()[0].Received, rtm.TypeSDPUpdate)
+	})
+	frames := e.fake.Sessions()[0].VideoFrames
+	waitFor(t, "video after renegotiation", 10*time.Second, func() bool { return e.fake.Sessions()[0].VideoFrames > frames+15 })
+	select {
+	case err := <-served:
+		t.Fatalf("session ended: %v", err)
+	default:
+	}
 }

@@ -212,6 +212,14 @@ func (s *Server) SendRaw(frame []byte) {
 	}
 }
 
+// Renegotiate sends a new offer (sdp_update) to every live session, as a
+// service that renegotiates would; the agent must answer it.
+func (s *Server) Renegotiate() {
+	for _, fs := range s.live() {
+		fs.renegotiate()
+	}
+}
+
 // Terminate sends session_state TERMINATED with cause to every live session
 // and closes it.
 func (s *Server) Terminate(cause string) {

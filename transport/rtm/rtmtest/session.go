@@ -199,6 +199,24 @@ func (fs *fakeSession) handle(m rtm.Message) bool {
 	return true
 }
 
+func (fs *fakeSession) renegotiate() {
+	fs.mu.Lock()
+	pc := fs.pc
+	fs.mu.Unlock()
+	if pc == nil {
+		return
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		fs.log.Warn("rtm fake: renegotiation offer failed", "err", err)
+		return
+	}
+	fs.send(rtm.TypeSDPUpdate, rtm.SDPData{SDP: pc.LocalDescription()})
+}
+
 func (fs *fakeSession) onStart(m rtm.Message) bool {
 	offer, err := m.SDP()
 	fs.mu.Lock()
