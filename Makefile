@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test demo cross test-arm64 test-arm lint fuzz bench deb clean
+.PHONY: build test demo cross test-arm64 test-arm lint fuzz bench deb soak clean
 
 build: ## the host binary in bin/
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/edge-agent ./cmd/edge-agent
@@ -34,6 +34,9 @@ fuzz: ## every fuzz target for FUZZTIME each (default 1m)
 
 deb: ## .deb packages for arm64 and armhf in dist/ (nfpm v2.45.2)
 	VERSION=$(VERSION) scripts/deb.sh
+
+soak: ## the demo under load for DURATION (default 1h): soak.csv + soak.png (not in CI)
+	scripts/soak.sh
 
 bench: ## the benchmarks quoted in docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./...
