@@ -37,7 +37,7 @@ func cmdSample(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	name := fs.String("sensor", "", "name of the configured sensor to capture (required)")
-	seconds := fs.Float64("seconds", 10, "length of the capture in seconds (0: one still from a camera)")
+	seconds := fs.Float64("seconds", 10, "length of the capture in seconds (0, and the default for a still camera: one still)")
 	cfgPath := fs.String("config", config.DefaultPath, "config file")
 	out := fs.String("o", "", "output file (default NAME.csv, .wav, .jpg or .h264; a .mjpeg name keeps all stills in one stream)")
 	sysRoot := fs.String("sys-root", "/sys", "root of sysfs (for tests and containers)")
@@ -76,6 +76,11 @@ func cmdSample(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintf(stderr, "sample: %v\n", err)
 		return sampleFailed
+	}
+	secondsSet := false
+	fs.Visit(func(f *flag.Flag) { secondsSet = secondsSet || f.Name == "seconds" })
+	if !secondsSet && src.Info().Class == sensors.Still {
+		*seconds = 0 // a camera without -seconds: one still
 	}
 	window := time.Duration(*seconds * float64(time.Second))
 	path := *out
@@ -143,6 +148,7 @@ func capture(ctx context.Context, src sensors.Source, o captureOptions) (capture
 	prog := newProgress(o.progress, info.Name, o.window)
 
 	var runErr error
+	askedKeyframe := false
 loop:
 	for {
 		select {
@@ -150,6 +156,13 @@ loop:
 			if !ok {
 				runErr = errors.New("sensor hub closed")
 				break loop
+			}
+			if s.Class == sensors.Video && !s.Keyframe && !askedKeyframe {
+				// The file must start at a keyframe: ask the camera for one
+				// now rather than wait out its keyframe interval. Sources
+				// that cannot (command) answer ErrNoKeyframeControl.
+				askedKeyframe = true
+				_ = sub.RequestKeyframe()
 			}
 			done, err := w.add(s)
 			if err != nil {

@@ -193,6 +193,16 @@ func TestSampleCamera(t *testing.T) {
 			t.Fatalf("still: %v %+v", err, c)
 		}
 	})
+	t.Run("camera default is one still", func(t *testing.T) {
+		out := filepath.Join(dir, "default.jpg")
+		code, so, se := runSample(t, context.Background(), "-config", cfg, "-sensor", "cam", "-o", out)
+		if code != 0 || !strings.Contains(so, "1 still") {
+			t.Fatalf("exit %d\n%s\n%s", code, so, se)
+		}
+		if files, _ := filepath.Glob(filepath.Join(dir, "default-*.jpg")); len(files) != 0 {
+			t.Fatalf("numbered files written: %v", files)
+		}
+	})
 	t.Run("mjpeg stream", func(t *testing.T) {
 		out := filepath.Join(dir, "cam.mjpeg")
 		if code, so, se := runSample(t, context.Background(), "-config", cfg, "-sensor", "cam", "-seconds", "1", "-o", out); code != 0 {
