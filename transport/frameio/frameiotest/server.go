@@ -111,7 +111,11 @@ type Server struct {
 	serveWG sync.WaitGroup
 	conns   map[*wsConn]struct{}
 	connWG  sync.WaitGroup
-	closed  bool
+	// handlerWG counts running HTTP handlers (sockets included).
+	handlerWG sync.WaitGroup
+	closed    bool
+	// stopping refuses new sockets while stop runs (Restart, Close).
+	stopping bool
 
 	codes      map[string]*code
 	pairScript []string
@@ -188,9 +192,16 @@ func (s *Server) start(ln net.Listener) {
 	mux.HandleFunc("GET /health", s.handleHealth)
 	mux.HandleFunc("GET /devices/websocket", s.handleSocket)
 	mux.HandleFunc("GET /{$}", s.handleStatus)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Every handler is counted, so stop can wait for them: http.Server.Close
+	// does not wait for running handlers.
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handlerWG.Add(1)
+		defer s.handlerWG.Done()
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: counted, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
-	s.ln, s.srv = ln, srv
+	s.ln, s.srv, s.stopping = ln, srv, false
 	s.mu.Unlock()
 	s.serveWG.Add(1)
 	go func() {
@@ -215,6 +226,7 @@ func (s *Server) DeviceID() string { return s.deviceID }
 // stop shuts the HTTP server and every socket, and waits for them.
 func (s *Server) stop() {
 	s.mu.Lock()
+	s.stopping = true
 	srv := s.srv
 	conns := make([]*wsConn, 0, len(s.conns))
 	for c := range s.conns {
@@ -236,6 +248,7 @@ func (s *Server) stop() {
 	}
 	s.serveWG.Wait()
 	s.connWG.Wait()
+	s.handlerWG.Wait()
 }
 
 // Restart drops every connection and listens again on the same address,
