@@ -149,6 +149,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	waitNote(t, notes, "READY=1")
 	waitNote(t, notes, "WATCHDOG=1")
 
+	var statusDump string
 	var snap struct {
 		Device  map[string]string `json:"device"`
 		Sensors []struct {
@@ -157,6 +158,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		} `json:"sensors"`
 		Links []struct{ Name, Kind, State string } `json:"links"`
 	}
+	statusDump = get(t, base+"/status") + get(t, base+"/metrics") + get(t, base+"/")
 	getJSON(t, base+"/status", &snap)
 	names := map[string]string{}
 	for _, s := range snap.Sensors {
@@ -187,6 +189,29 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("status page lacks the sensor table")
 	}
 
+	// Every built link comes up against its fake (so the run's logs include
+	// each handshake, with its credentials, for the secrets check below).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st struct{ Links []struct{ Name, State string } }
+		getJSON(t, base+"/status", &st)
+		up := 0
+		for _, l := range st.Links {
+			if l.State == "up" {
+				up++
+			}
+		}
+		if up == len(st.Links) {
+			t.Logf("%d links up", up)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("links not all up: %+v", st.Links)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	statusDump += get(t, base+"/status")
+
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -203,8 +228,72 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	t.Logf("stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 	waitNote(t, notes, "STOPPING=1")
-	if strings.Contains(stderr.String(), "panic") || strings.Contains(stderr.String(), "DATA RACE") {
-		t.Errorf("stderr:\n%s", stderr.String())
+	logs := stderr.String()
+	if strings.Contains(logs, "panic") || strings.Contains(logs, "DATA RACE") {
+		t.Errorf("stderr:\n%s", logs)
+	}
+	checkNoSecretsLeaked(t, filepath.Join(dir, "work"), logs+statusDump)
+	checkStatePermissions(t, filepath.Join(dir, "work", "state"))
+}
+
+// checkNoSecretsLeaked greps every log line and status document of the run
+// for every secret the demo configured (the files in its secrets dir).
+func checkNoSecretsLeaked(t *testing.T, work, output string) {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(work, "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(work, "secrets", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets := []string{strings.TrimSpace(string(b))}
+		var doc map[string]any
+		if json.Unmarshal(b, &doc) == nil { // a token file: check each value
+			secrets = secrets[:0]
+			for _, v := range doc {
+				if s, ok := v.(string); ok {
+					secrets = append(secrets, s)
+				}
+			}
+		}
+		for _, secret := range secrets {
+			if len(secret) < 6 || strings.HasPrefix(secret, "-----BEGIN CERTIFICATE") {
+				continue // too short to grep for meaningfully, or public
+			}
+			checked++
+			if strings.Contains(output, secret) {
+				t.Errorf("secret from %s appears in the logs or status output", e.Name())
+			}
+		}
+	}
+	t.Logf("checked %d secrets against %d bytes of logs and status output", checked, len(output))
+	if checked == 0 {
+		t.Error("the demo configured no secrets to check")
+	}
+}
+
+// checkStatePermissions: everything under state_dir is private to the agent.
+func checkStatePermissions(t *testing.T, state string) {
+	t.Helper()
+	err := filepath.WalkDir(state, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s is mode %04o: state must not be group/world accessible", path, perm)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
