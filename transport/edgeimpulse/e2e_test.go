@@ -754,3 +754,31 @@ func TestSpooledSampleSurvivesRestart(t *testing.T) {
 	})
 	r2.wait("spool empty", func() bool { return r2.spool.Stats().Items == 0 })
 }
+
+// TestSampleWhileSampling: a second request during a capture is refused and
+// the first completes; the next request right after sampleFinished works.
+func TestSampleWhileSampling(t *testing.T) {
+	r := newRig(t, rigOpts{enc: "json"})
+	r.waitUp()
+	if err := r.srv.RequestSample(eitest.SampleRequest{Sensor: "accel", Label: "first", Length: 1000, Interval: 10}); err != nil {
+		t.Fatal(err)
+	}
+	r.wait("sampleStarted", func() bool {
+		ts := r.srv.MessageTypes(0)
+		return len(ts) > 0 && ts[len(ts)-1] == "sampleStarted"
+	})
+	if err := r.srv.RequestSample(eitest.SampleRequest{Sensor: "mic", Label: "second", Length: 1000, Interval: 0.0625}); err != nil {
+		t.Fatal(err)
+	}
+	r.wait("first finished", func() bool {
+		ts := r.srv.MessageTypes(0)
+		return len(ts) > 0 && ts[len(ts)-1] == "sampleFinished"
+	})
+	if e := r.lastSampleError(); !strings.Contains(e, "already sampling") {
+		t.Errorf("second request: error %q", e)
+	}
+	got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "third", Length: 200, Interval: 10})
+	if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
+		t.Fatalf("next sample: %v (error %q)", got, r.lastSampleError())
+	}
+}

@@ -32,7 +32,7 @@ const (
 	firstSampleTimeout = 10 * time.Second
 	// uploadWait bounds how long the session waits for the first upload
 	// attempt before telling Studio the sample is queued.
-	uploadWait = 2 * time.Minute
+	uploadWait = 30 * time.Second
 )
 
 // samplePlan is a validated sample request.
@@ -121,23 +121,27 @@ func (s *session) handleSample(ctx context.Context, r SampleRequest) {
 	s.l.log.Info("sampling", "sensor", p.sensor, "label", r.Label, "length_ms", r.Length, "hz", p.freq)
 	s.l.deps.Stats.SetDetail("sampling", p.sensor)
 	s.tasks.Go(func() {
-		defer s.sampling.Store(false)
-		defer s.l.deps.Stats.SetDetail("sampling", "")
-		if err := s.runSample(ctx, p); err != nil {
-			if ctx.Err() != nil {
-				s.l.log.Info("sample abandoned: session ended", "sensor", p.sensor)
-				return
-			}
+		err := s.runSample(ctx, p)
+		// Free the device before the final message: Studio may ask for the
+		// next sample as soon as it reads it.
+		s.l.deps.Stats.SetDetail("sampling", "")
+		s.sampling.Store(false)
+		switch {
+		case err == nil:
+			s.l.log.Info("sample finished", "sensor", p.sensor, "label", r.Label)
+			_ = s.send(ctx, sampleFinished{SampleFinished: true})
+		case ctx.Err() != nil:
+			s.l.log.Info("sample abandoned: session ended", "sensor", p.sensor)
+		default:
 			s.l.log.Warn("sample failed", "sensor", p.sensor, "label", r.Label, "err", err)
 			_ = s.send(ctx, sampleReply{Sample: false, Error: err.Error()})
-			return
 		}
-		s.l.log.Info("sample finished", "sensor", p.sensor, "label", r.Label)
 	})
 }
 
 // runSample captures, stores and uploads one sample, sending the progress
-// messages of spec §3.6. A capture cut short by the session's end is
+// messages of spec §3.6 up to sampleUploading (the caller sends the final
+// sampleFinished or failure). A capture cut short by the session's end is
 // discarded (Studio saw the device leave); once captured, the sample is in
 // the spool before any upload is tried and is never lost.
 func (s *session) runSample(ctx context.Context, p samplePlan) error {
@@ -181,7 +185,7 @@ func (s *session) runSample(ctx context.Context, p samplePlan) error {
 	if err != nil {
 		return fmt.Errorf("upload failed; kept on the device and retried later: %w", err)
 	}
-	return s.send(ctx, sampleFinished{SampleFinished: true})
+	return nil
 }
 
 // captureSeries records a motion or audio window through the hub into a
