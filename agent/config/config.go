@@ -38,7 +38,9 @@ const DefaultPath = "/etc/edge-agent/config.yaml"
 
 // Config is the whole file.
 type Config struct {
-	Device   Device   `yaml:"device"`
+	Device Device `yaml:"device"`
+	// StateDir holds the upload spools and link state such as tokens;
+	// created 0700.
 	StateDir string   `yaml:"state_dir"`
 	Log      Log      `yaml:"log"`
 	Status   Status   `yaml:"status"`
@@ -55,32 +57,44 @@ type Config struct {
 
 // Device is the board's identity; "auto" values are resolved by Resolve.
 type Device struct {
-	ID   string `yaml:"id"`
+	// ID identifies the board to the clouds; auto is the MAC address of the
+	// first non-loopback interface.
+	ID string `yaml:"id"`
+	// Name is shown in the clouds' device lists; auto is the hostname.
 	Name string `yaml:"name"`
+	// Type is the board type; auto reads /proc/device-tree/model (a
+	// Raspberry Pi gives RASPBERRY_PI).
 	Type string `yaml:"type"`
 }
 
 // Log configures log/slog.
 type Log struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
 }
 
 // Status configures the status HTTP server. An empty Listen disables it.
 type Status struct {
+	// Listen is host:port for /healthz, /status, /metrics and the status
+	// page; empty disables the server.
 	Listen string `yaml:"listen"`
 }
 
 // Spool bounds each link's durable upload queue.
 type Spool struct {
+	// MaxSize bounds each link's spool; when full, new items are refused
+	// (counted and logged), queued ones are never evicted.
 	MaxSize conf.Size `yaml:"max_size"`
 }
 
 // Backoff is the reconnect policy of the link supervisor.
 type Backoff struct {
-	Min         conf.Duration `yaml:"min"`
-	Max         conf.Duration `yaml:"max"`
-	Jitter      float64       `yaml:"jitter"`
+	Min conf.Duration `yaml:"min"` // first wait after a failure
+	Max conf.Duration `yaml:"max"` // the wait doubles up to this
+	// Jitter is the fraction of each wait that is randomised (0..1), so
+	// many boards restarting together spread out.
+	Jitter float64 `yaml:"jitter"`
+	// StableAfter: a session that stayed up this long resets the wait to min.
 	StableAfter conf.Duration `yaml:"stable_after"`
 }
 
