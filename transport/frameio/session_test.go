@@ -143,9 +143,12 @@ func TestPausedStatus(t *testing.T) {
 		want := map[bool]string{true: "true", false: "false"}[p]
 		waitFor(t, "paused="+want, func() bool { return e.stats.Details()["paused"] == want && l.Paused() == p })
 	}
-	// A reconnect learns the state from devices/me too.
 	if e.stats.Details()["project"] != "Fake Project" || e.stats.Details()["pairing"] != "paired" {
 		t.Errorf("details = %v", e.stats.Details())
+	}
+	// x-client-version went on every HTTPS call and the upgrade.
+	if v := fake.Stats().ClientVersions; len(v) != 1 || v[0] != "1.2.3" {
+		t.Errorf("x-client-version values seen: %q", v)
 	}
 }
 
