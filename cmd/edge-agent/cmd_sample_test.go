@@ -174,6 +174,27 @@ func TestSampleAudioWAV(t *testing.T) {
 	}
 }
 
+// TestSampleCommandPCM runs a command sensor (a script standing in for
+// arecord) through the agent's factory into a WAV file.
+func TestSampleCommandPCM(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := t.TempDir()
+	script := filepath.Join(dir, "arecord.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nhead -c 64000 /dev/zero\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "  - name: mic\n    kind: command\n    command: { argv: ["+script+"], output: pcm, rate: 16000 }\n")
+	out := filepath.Join(dir, "mic.wav")
+	code, stdout, stderr := runSample(t, context.Background(), "-config", cfg, "-sensor", "mic", "-seconds", "1.5", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Size() != 44+24000*2 {
+		t.Fatalf("WAV is %v bytes (%v), want 44 + 48000", fi.Size(), err)
+	}
+}
+
 func TestSampleCamera(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := writeConfig(t, "  - name: cam\n    kind: synthetic\n    synthetic: { signal: camera, fps: 20, width: 160, height: 120 }\n"+
