@@ -113,6 +113,11 @@ func (s *Source) pickDevice(mctx malgo.Context) (*malgo.DeviceInfo, error) {
 	if pick.Name() == nullDeviceName && !s.allowNull {
 		return nil, retry.Permanent(fmt.Errorf("capture device is miniaudio's %q (no real audio backend): refusing to record silence", nullDeviceName))
 	}
+	// ALSA's "null" PCM produces unpaced zeros; it is what "default" finds
+	// on a machine without a sound card. Naming it explicitly is allowed.
+	if s.cfg.Device == "default" && deviceIDString(pick.ID) == "null" && !s.allowNull {
+		return nil, retry.Permanent(fmt.Errorf("default capture device is ALSA's null PCM (no sound card?): refusing to record silence; name a device from `edge-agent sensors`"))
+	}
 	return pick, nil
 }
 

