@@ -128,17 +128,19 @@ func capture(ctx context.Context, src sensors.Source, o captureOptions) (capture
 		return captureResult{}, err
 	}
 	info := src.Info()
-	sub, err := h.Subscribe(info.Name, sensors.SubscribeOptions{
-		Queue: queueFor(info, o.window), Policy: sensors.NoDrop, Label: "sample",
-	})
-	if err != nil {
-		return captureResult{}, err
-	}
-	defer sub.Close()
+	// The file first: a bad -o should not open the device.
 	w, err := newSampleWriter(info, o.path, o.window)
 	if err != nil {
 		return captureResult{}, err
 	}
+	sub, err := h.Subscribe(info.Name, sensors.SubscribeOptions{
+		Queue: queueFor(info, o.window), Policy: sensors.NoDrop, Label: "sample",
+	})
+	if err != nil {
+		_ = w.close()
+		return captureResult{}, err
+	}
+	defer sub.Close()
 	limit := o.limit
 	if limit == 0 {
 		limit = o.window*3/2 + 10*time.Second
