@@ -1,7 +1,9 @@
 package serial
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/sensors"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -154,5 +157,36 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("problems %v, want %v", v.Problems(), tc.bad)
 			}
 		})
+	}
+}
+
+// TestFeedRateIgnoresNonReadings: blank lines and status lines between
+// readings do not count as readings when timing the board.
+func TestFeedRateIgnoresNonReadings(t *testing.T) {
+	src, err := NewSource("b", Config{Port: "/dev/null"}, sensors.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := src.newRunState()
+	st.skipping = false
+	out := make(chan sensors.Sample, 400)
+	start := time.Unix(1000, 0)
+	status := 0
+	for i := range 300 { // 3 s at 100 Hz
+		line := fmt.Sprintf("%d\t%d\t%d\r\n\r\n", i, i, i)
+		if i%10 == 0 {
+			line += "status: ok\r\n"
+			status++
+		}
+		if !st.feed(context.Background(), out, []byte(line), start.Add(time.Duration(i)*10*time.Millisecond)) {
+			t.Fatal("feed stopped")
+		}
+	}
+	info := src.Info()
+	if info.Rate != 100 || len(info.Axes) != 3 {
+		t.Fatalf("rate %g axes %v", info.Rate, info.Axes)
+	}
+	if len(out) != 300 || src.Malformed() != uint64(status) {
+		t.Fatalf("%d rows, %d malformed; want 300 and %d", len(out), src.Malformed(), status)
 	}
 }

@@ -156,7 +156,7 @@ type runState struct {
 	skipping bool // discarding up to the next newline
 	overlong bool // the discarded part was an over-long line
 
-	lineIdx uint64
+	readings uint64 // well-formed lines, for rate detection
 	seq     uint64
 	nAxes   int
 	cand    int              // column count being confirmed
@@ -200,7 +200,6 @@ func (st *runState) feed(ctx context.Context, out chan<- sensors.Sample, b []byt
 		b = b[i+1:]
 		if st.skipping {
 			if st.overlong {
-				st.lineIdx++
 				st.bad(errTooLong, nil, at)
 			}
 			st.skipping, st.overlong = false, false
@@ -226,14 +225,6 @@ func indexNL(b []byte) int {
 
 // handle parses one complete line.
 func (st *runState) handle(ctx context.Context, out chan<- sensors.Sample, line []byte, at time.Time) bool {
-	st.lineIdx++
-	if st.period == 0 {
-		st.est.add(st.lineIdx, at)
-		if r, ok := st.est.estimate(at); ok {
-			st.period = time.Duration(float64(time.Second) / r)
-			st.s.detectedRate(r)
-		}
-	}
 	vals, err := ParseLine(line, st.scratch)
 	if err != nil {
 		if err == errEmpty {
@@ -242,12 +233,22 @@ func (st *runState) handle(ctx context.Context, out chan<- sensors.Sample, line 
 		st.bad(err, line, at)
 		return true
 	}
-	if st.nAxes == 0 {
-		return st.confirmAxes(ctx, out, vals, at)
-	}
-	if len(vals) != st.nAxes {
+	if st.nAxes != 0 && len(vals) != st.nAxes {
 		st.bad(fmt.Errorf("%w: got %d, want %d", errBadCount, len(vals), st.nAxes), line, at)
 		return true
+	}
+	// Only readings time the board: blank lines, headers and status lines
+	// printed between them would inflate the rate.
+	st.readings++
+	if st.period == 0 {
+		st.est.add(st.readings, at)
+		if r, ok := st.est.estimate(at); ok {
+			st.period = time.Duration(float64(time.Second) / r)
+			st.s.detectedRate(r)
+		}
+	}
+	if st.nAxes == 0 {
+		return st.confirmAxes(ctx, out, vals, at)
 	}
 	return st.emit(ctx, out, slices.Clone(vals), at)
 }
