@@ -157,10 +157,10 @@ type runState struct {
 	overlong bool // the discarded part was an over-long line
 
 	readings uint64 // well-formed lines, for rate detection
-	seq     uint64
-	nAxes   int
-	cand    int              // column count being confirmed
-	pending []sensors.Sample // rows waiting for the axis count
+	seq      uint64
+	nAxes    int
+	cand     int              // column count being confirmed
+	pending  []sensors.Sample // rows waiting for the axis count
 
 	period  time.Duration // 0 until known
 	est     rateEstimator
