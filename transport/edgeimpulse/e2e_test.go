@@ -679,8 +679,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-
-
 func waitState(t *testing.T, sup *supervisor.Supervisor, want supervisor.State) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -3,10 +3,10 @@ package edgeimpulse
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"image"
 	"image/color"
 	"image/jpeg"
+	"io"
 	"testing"
 )
 
