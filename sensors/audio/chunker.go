@@ -34,7 +34,8 @@ type chunker struct {
 
 func newChunker(rate, channels int) *chunker {
 	fb := 2 * channels
-	frames := rate * int(BlockDuration) / int(time.Second)
+	frames := int(int64(rate) * int64(BlockDuration) / int64(time.Second)) // int64: overflows a 32-bit int on armhf
+
 	return &chunker{rate: rate, frameBytes: fb, blockBytes: frames * fb}
 }
 
