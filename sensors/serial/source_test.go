@@ -14,6 +14,8 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -291,6 +293,60 @@ func drainUntilDone(out <-chan sensors.Sample, wait func() error) error {
 		case <-out:
 		case err := <-errc:
 			return err
+		}
+	}
+}
+
+// TestHubRecoversAfterReplug: the production path. The hub runs the source;
+// unplugging makes Run fail, the hub retries with backoff while the port is
+// missing, and rows flow again once the board is back.
+func TestHubRecoversAfterReplug(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "by-id-usb-board")
+	b := newBoard(t, link)
+	src, err := NewSource("board", Config{Port: link, Frequency: 100}, sensors.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(hub.Options{Restart: retry.Policy{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}})
+	defer h.Close()
+	if err := h.Add(src); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := h.Subscribe("board", sensors.SubscribeOptions{Queue: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	await := func(what string, tag float64) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case s := <-sub.C():
+				if s.Values[2] == tag {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no rows %s", what)
+			}
+		}
+	}
+	for round, tag := range []float64{-1, -2} {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.play(stop, 200, 1, func(i int) string { return fmt.Sprintf("%d,0,%g\n", i, tag) })
+		}()
+		await(fmt.Sprintf("in round %d", round), tag)
+		close(stop)
+		wg.Wait()
+		_ = b.master.Close() // unplug
+		_ = os.Remove(link)
+		if round == 0 {
+			time.Sleep(50 * time.Millisecond) // a few failed reopen attempts
+			b = newBoard(t, link)            // replug
 		}
 	}
 }
