@@ -346,7 +346,7 @@ func TestHubRecoversAfterReplug(t *testing.T) {
 		_ = os.Remove(link)
 		if round == 0 {
 			time.Sleep(50 * time.Millisecond) // a few failed reopen attempts
-			b = newBoard(t, link)            // replug
+			b = newBoard(t, link)             // replug
 		}
 	}
 }
