@@ -465,7 +465,12 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[d] = struct{}{}
+	// Hijacked connections are not tracked by http.Server.Shutdown: Close
+	// closes them and waits here. closed is checked under mu before Add, so
+	// no Add can follow Close's Wait.
+	s.wg.Add(1)
 	s.mu.Unlock()
+	defer s.wg.Done()
 	s.serveDevice(d)
 }
 
