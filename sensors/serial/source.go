@@ -1,7 +1,9 @@
 package serial
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -181,7 +183,7 @@ func (s *Source) newRunState() *runState {
 // returns false when ctx ended while sending.
 func (st *runState) feed(ctx context.Context, out chan<- sensors.Sample, b []byte, at time.Time) bool {
 	for len(b) > 0 {
-		i := indexNL(b)
+		i := bytes.IndexByte(b, '\n')
 		seg := b
 		if i >= 0 {
 			seg = b[:i]
@@ -214,20 +216,11 @@ func (st *runState) feed(ctx context.Context, out chan<- sensors.Sample, b []byt
 	return true
 }
 
-func indexNL(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
 // handle parses one complete line.
 func (st *runState) handle(ctx context.Context, out chan<- sensors.Sample, line []byte, at time.Time) bool {
 	vals, err := ParseLine(line, st.scratch)
 	if err != nil {
-		if err == errEmpty {
+		if errors.Is(err, errEmpty) {
 			return true // blank lines are harmless
 		}
 		st.bad(err, line, at)
