@@ -173,6 +173,10 @@ func (s *Source) runBuffered(ctx context.Context, out chan<- sensors.Sample, dev
 				s.noteLost(d.lost, "kernel buffer overflow (timestamp gap)")
 				d.lost = 0
 			}
+			if d.jumps > 0 {
+				s.noteJumps(d.jumps)
+				d.jumps = 0
+			}
 			fill = copy(buf, buf[whole:fill])
 		}
 		if rerr != nil {
@@ -206,7 +210,13 @@ type scanDecoder struct {
 	prevTS int64
 	havePr bool
 	lost   uint64 // rows missing since the caller last reset it
+	jumps  uint64 // timestamp discontinuities since the caller last reset it
 }
+
+// maxGapNs bounds what a timestamp gap may mean as lost rows: the kernel
+// ring holds >= 2 s, so a reader stalled far longer than that has had its
+// device reset, not an overflow of 10⁹ rows.
+const maxGapNs = 60e9
 
 func newScanDecoder(l Layout, cal calibration, rate float64, tsClock string) *scanDecoder {
 	d := &scanDecoder{l: l, cal: cal, ts: l.Find("timestamp"), periodN: 1e9 / rate}
@@ -235,7 +245,13 @@ func (d *scanDecoder) decode(b []byte, readAt time.Time) []sensors.Sample {
 		if d.ts >= 0 {
 			ts := d.l.Value(scan, d.ts)
 			if d.havePr {
-				if gap := float64(ts - d.prevTS); gap > 1.5*d.periodN {
+				switch gap := float64(ts - d.prevTS); {
+				case gap > maxGapNs || gap < 0:
+					// Not an overflow: the clock was switched or stepped,
+					// or the device sent garbage. Counting billions of
+					// "lost" rows would be wrong; note the discontinuity.
+					d.jumps++
+				case gap > 1.5*d.periodN:
 					missed := uint64(math.Round(gap/d.periodN)) - 1
 					d.seq += missed
 					d.lost += missed

@@ -29,6 +29,7 @@ type Source struct {
 
 	lost    atomic.Uint64 // rows lost (kernel FIFO overflow, poll ticks skipped)
 	badRead atomic.Uint64 // sysfs reads that did not parse
+	jumps   atomic.Uint64 // buffered timestamp discontinuities
 	lostLog limiter
 }
 
@@ -154,6 +155,18 @@ func (s *Source) noteLost(n uint64, why string) {
 		s.log.Warn("iio rows lost", "rows", n, "why", why, "total_lost", s.lost.Load(), "similar_events_suppressed", held)
 	}
 }
+
+// noteJumps counts timestamp discontinuities and logs, rate-limited.
+func (s *Source) noteJumps(n uint64) {
+	s.jumps.Add(n)
+	if ok, held := s.lostLog.allow(time.Now()); ok {
+		s.log.Warn("iio timestamp discontinuity (clock stepped or bad data)", "total", s.jumps.Load(), "similar_events_suppressed", held)
+	}
+}
+
+// Discontinuities counts buffered scans whose timestamp went backwards or
+// jumped by more than a minute; they are delivered but not counted as loss.
+func (s *Source) Discontinuities() uint64 { return s.jumps.Load() }
 
 // send hands one sample to the hub, giving up when ctx ends.
 func send(ctx context.Context, out chan<- sensors.Sample, smp sensors.Sample) bool {

@@ -605,3 +605,32 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestBufferedBadTimestamps: timestamps that go backwards or leap by hours
+// (garbage, a stepped clock) are delivered and counted as discontinuities,
+// not as billions of lost rows.
+func TestBufferedBadTimestamps(t *testing.T) {
+	ft := newTree(t)
+	ft.add(t, fakeDev{Name: "mpu6050", Accel: true, Scale: "1", Buffered: true})
+	w := ft.writer(t, 0)
+	defer w.Close()
+	src, _ := NewSource("accel", Config{Frequencies: []float64{400}}, sensors.Env{SysRoot: ft.sys, DevRoot: ft.dev})
+	tss := []int64{1_000_000_000, 1_002_500_000, 500, 3_000_000_000_000_000, 3_000_000_002_500_000}
+	var stream []byte
+	for i, ts := range tss {
+		stream = append(stream, scan(int16(i), 0, 0, ts)...)
+	}
+	writeChunks(t, w, stream)
+	got, err := collect(t, src, len(tss))
+	if err != nil || len(got) != len(tss) {
+		t.Fatalf("Run: %v, %d rows", err, len(got))
+	}
+	for i, s := range got {
+		if s.Seq != uint64(i) || s.Values[0] != float64(i) {
+			t.Fatalf("row %d: seq %d values %v", i, s.Seq, s.Values)
+		}
+	}
+	if src.Lost() != 0 || src.Discontinuities() != 2 {
+		t.Fatalf("Lost %d, Discontinuities %d; want 0 and 2", src.Lost(), src.Discontinuities())
+	}
+}
