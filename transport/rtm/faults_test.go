@@ -37,7 +37,9 @@ func TestFaultsLeadToNewSession(t *testing.T) {
 		cancel()
 		wg.Wait()
 	}()
-	waitFor(t, "first ACTIVE session", 15*time.Second, func() bool { return activeSessions(e.fake) >= 1 })
+	waitFor(t, "first ACTIVE session", 15*time.Second, func() bool {
+		return activeSessions(e.fake) >= 1 && sup.Status().State == supervisor.Up
+	})
 
 	faults := []struct {
 		name  string
@@ -71,6 +73,7 @@ func TestFaultsLeadToNewSession(t *testing.T) {
 	for _, tc := range faults {
 		t.Run(tc.name, func(t *testing.T) {
 			before := activeSessions(e.fake)
+			upBefore := sup.Status().Sessions
 			tc.apply(e.fake)
 			if tc.after != nil {
 				// Wait until the fault took effect before lifting it.
@@ -83,7 +86,10 @@ func TestFaultsLeadToNewSession(t *testing.T) {
 				}
 				tc.after(e.fake)
 			}
-			waitFor(t, "a new ACTIVE session", 20*time.Second, func() bool { return activeSessions(e.fake) > before })
+			waitFor(t, "a new ACTIVE session", 20*time.Second, func() bool {
+				st := sup.Status()
+				return activeSessions(e.fake) > before && st.Sessions > upBefore && st.State == supervisor.Up
+			})
 			waitFor(t, "recording_start in the new session", 5*time.Second, func() bool {
 				ss := e.fake.Sessions()
 				return len(ss[len(ss)-1].Recordings) > 0
