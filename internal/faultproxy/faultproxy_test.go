@@ -133,7 +133,7 @@ func TestSlow(t *testing.T) {
 		atLeast time.Duration
 	}{
 		{"latency", 80 * time.Millisecond, 0, 10, 160 * time.Millisecond}, // both directions
-		{"bandwidth", 0, 64 << 10, 32 << 10, 400 * time.Millisecond},     // 32 KiB each way at 64 KiB/s
+		{"bandwidth", 0, 64 << 10, 32 << 10, 400 * time.Millisecond},      // 32 KiB each way at 64 KiB/s
 		{"both", 30 * time.Millisecond, 128 << 10, 16 << 10, 60 * time.Millisecond},
 	}
 	e := newEcho(t)
