@@ -67,7 +67,7 @@ func PutHeader(dst []byte, n int) {
 // It returns ErrTooLarge (wrapped in *Error) for payloads above MaxPayload.
 func Append(dst, payload []byte) ([]byte, error) {
 	if len(payload) > MaxPayload {
-		return dst, &Error{Err: ErrTooLarge, Length: uint32(min(len(payload), 1<<32-1)), Max: MaxPayload, Offset: -1}
+		return dst, &Error{Err: ErrTooLarge, Length: uint32(min(uint64(len(payload)), 1<<32-1)), Max: MaxPayload, Offset: -1}
 	}
 	var h [HeaderLen]byte
 	PutHeader(h[:], len(payload))
