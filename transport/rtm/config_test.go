@@ -1,0 +1,86 @@
+package rtm
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/edge-agent/edge-agent/internal/conf"
+)
+
+func TestSampleConfig(t *testing.T) {
+	b, err := os.ReadFile("testdata/sample.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	c.SetDefaults()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("sample does not decode strictly: %v", err)
+	}
+	v := conf.NewValidator()
+	c.Validate(v)
+	if p := v.Problems(); len(p) != 0 {
+		t.Fatalf("sample has problems: %v", p)
+	}
+	if c.Token != "sample-token" || len(c.ICEServers) != 2 || c.Record.Start != "auto" {
+		t.Errorf("decoded %+v", c)
+	}
+	if got := c.SensorNames(); got["video"] != "cam" || got["audio"] != "mic" {
+		t.Errorf("SensorNames = %v", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	base := func() Config {
+		c := Config{URL: "wss://x/api/v2/io", Token: "t", ClientID: "c", Video: "cam"}
+		c.SetDefaults()
+		return c
+	}
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   []string // substrings of the problems, in any order
+	}{
+		{name: "valid", mutate: func(c *Config) {}},
+		{name: "no url", mutate: func(c *Config) { c.URL = "" }, want: []string{"url: required"}},
+		{name: "http url", mutate: func(c *Config) { c.URL = "http://x" }, want: []string{"url: scheme"}},
+		{name: "api_url instead of url", mutate: func(c *Config) { c.URL, c.APIURL = "", "https://api.example.com" }},
+		{name: "api_url must be http", mutate: func(c *Config) { c.APIURL = "wss://x" }, want: []string{"api_url: scheme"}},
+		{name: "no token", mutate: func(c *Config) { c.Token = "" }, want: []string{"token_file: required"}},
+		{name: "token and token_file", mutate: func(c *Config) { c.TokenFile = "testdata/token" }, want: []string{"not both"}},
+		{name: "no client id, no video", mutate: func(c *Config) { c.ClientID, c.Video = "", "" }, want: []string{"client_id: required", "video: required"}},
+		{name: "bad record.start", mutate: func(c *Config) { c.Record.Start = "sometimes" }, want: []string{"record.start"}},
+		{name: "bad upload url", mutate: func(c *Config) { c.Record.UploadURL = "ftp://x/y" }, want: []string{"record.upload_url"}},
+		{name: "ice server without urls", mutate: func(c *Config) { c.ICEServers = []ICEServer{{}} }, want: []string{"ice_servers[0].urls: required"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.mutate(&c)
+			v := conf.NewValidator()
+			c.Validate(v)
+			var got []string
+			for _, p := range v.Problems() {
+				got = append(got, p.Path+": "+p.Msg)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems %q, want %d matching %q", got, len(tc.want), tc.want)
+			}
+			for _, w := range tc.want {
+				found := false
+				for _, g := range got {
+					found = found || strings.Contains(g, w)
+				}
+				if !found {
+					t.Errorf("no problem matching %q in %q", w, got)
+				}
+			}
+		})
+	}
+}
