@@ -121,6 +121,11 @@ func TestDetectRateAndAxes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.rate > 400 && os.Getenv("EDGE_AGENT_EMULATED") != "" {
+				// The emulated writer cannot hold 1 kHz; the simulated-clock
+				// detection test covers 1–1000 Hz exactly.
+				t.Skip("pty writer cannot keep 1000 Hz under qemu-user")
+			}
 			t.Parallel()
 			b := newBoard(t, filepath.Join(t.TempDir(), "ttyACM"))
 			defer b.master.Close()

@@ -170,6 +170,9 @@ func TestExpiredTokenRefreshedWithoutExtraBackoff(t *testing.T) {
 	if st.Forbidden != 1 || st.Refreshes != 1 || st.Upgrades != 2 {
 		t.Errorf("forbidden %d, refreshes %d, upgrades %d; want 1, 1, 2", st.Forbidden, st.Refreshes, st.Upgrades)
 	}
+	// The fake counts the join while Dial is still returning; wait for the
+	// supervisor to record the session before reading its counters.
+	waitFor(t, "second session", func() bool { return sup.Status().Sessions == 2 })
 	if s := sup.Status(); s.Reconnects != 1 || s.Sessions != 2 {
 		t.Errorf("reconnects %d sessions %d: the refresh cost an extra backoff step", s.Reconnects, s.Sessions)
 	}
