@@ -113,7 +113,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	}
 	cfg := edgeimpulse.Config{APIKey: key, RemoteMgmtURL: srv.WSURL(), IngestionURL: srv.IngestionURL(),
 		Encoding: o.enc, Sensors: names,
-		PingInterval: conf.Duration(100 * time.Millisecond), PongTimeout: conf.Duration(300 * time.Millisecond),
+		PingInterval: conf.Duration(250 * time.Millisecond), PongTimeout: conf.Duration(1500 * time.Millisecond),
 		UploadRetry: retry.Policy{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}}
 	cfg.InsecureSkipVerify = o.insecure
 	if o.caFile {
