@@ -66,6 +66,9 @@ func (c *Config) Validate(v *conf.Validator) {
 	v.Required("video", c.Video)
 	v.OneOf("record.start", c.Record.Start, "auto", "manual")
 	v.URL("record.upload_url", c.Record.UploadURL, false, "http", "https")
+	if c.Record.Start == "auto" && c.Record.UploadURL == "" {
+		v.Warnf("record.upload_url", "empty: the link streams but never starts a recording")
+	}
 	v.URL("record.webhook_url", c.Record.WebhookURL, false, "http", "https")
 	v.URL("webhook_url", c.WebhookURL, false, "http", "https")
 	for i, s := range c.ICEServers {

@@ -80,9 +80,10 @@ type Link struct {
 	opts Options
 	log  *slog.Logger
 
-	wantRecord atomic.Bool
-	pingLogged atomic.Bool  // the first ping frame was logged
-	twoTimers  atomic.Int32 // consecutive TWO_TIMER terminations
+	wantRecord     atomic.Bool
+	pingLogged     atomic.Bool  // the first ping frame was logged
+	noUploadLogged atomic.Bool  // "no upload_url" was logged
+	twoTimers      atomic.Int32 // consecutive TWO_TIMER terminations
 
 	mu  sync.Mutex
 	cur *session

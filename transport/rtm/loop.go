@@ -306,7 +306,9 @@ func (s *session) startRecording(st *loopState) {
 		return
 	}
 	if s.l.cfg.Record.UploadURL == "" {
-		s.log.Warn("rtm recording wanted but record.upload_url is empty")
+		if s.l.noUploadLogged.CompareAndSwap(false, true) {
+			s.log.Warn("rtm recording wanted but record.upload_url is empty; streaming without recording")
+		}
 		return
 	}
 	if err := s.sig.send(TypeRecordingStart, RecordingStartData{UploadURL: s.l.cfg.Record.UploadURL, WebhookURL: s.l.cfg.Record.WebhookURL}); err != nil {
