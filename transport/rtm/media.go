@@ -87,7 +87,7 @@ type mediaCounters struct {
 
 // videoGate decides which access units reach the track: nothing before
 // the peer is connected, then only from a keyframe on, and again from the
-// next keyframe after any loss (a hub drop or a failed write), so the
+// next keyframe after any loss (a hub drop, a gap in Seq, a failed write), so the
 // receiver never gets a P-frame without its reference. It also computes each
 // unit's RTP duration. Not safe for concurrent use; the pump owns it.
 type videoGate struct {
@@ -95,6 +95,8 @@ type videoGate struct {
 	live        bool
 	asked       bool // a keyframe was requested for the current gate
 	lastDropped uint64
+	lastSeq     uint64
+	haveSeq     bool
 	prev        time.Time
 }
 
@@ -105,6 +107,10 @@ func (g *videoGate) admit(s sensors.Sample, connected bool, dropped uint64) (wri
 		g.lastDropped = dropped
 		g.live = false // a lost unit breaks the reference chain
 	}
+	if g.haveSeq && s.Seq != g.lastSeq+1 {
+		g.live = false // the driver lost units (or the source restarted)
+	}
+	g.lastSeq, g.haveSeq = s.Seq, true
 	if !connected {
 		return false, 0, false
 	}

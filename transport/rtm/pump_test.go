@@ -14,6 +14,7 @@ func TestVideoGate(t *testing.T) {
 		key       bool
 		dropped   uint64 // the subscription's drop counter at this unit
 		gap       time.Duration
+		seqGap    bool // the driver lost a unit before this one
 		write     bool
 		dur       time.Duration
 		ask       bool
@@ -37,6 +38,13 @@ func TestVideoGate(t *testing.T) {
 			{name: "P after a drop is held back", connected: true, dropped: 1, ask: true},
 			{name: "keyframe resumes", connected: true, dropped: 1, key: true, write: true, dur: frame},
 		}},
+		{name: "a sequence gap re-gates", steps: []step{
+			{name: "keyframe", connected: true, key: true, write: true, dur: frame},
+			{name: "P after a gap is held back", connected: true, seqGap: true, ask: true},
+			{name: "P still held", connected: true},
+			{name: "keyframe resumes", connected: true, key: true, write: true, dur: frame},
+			{name: "P follows", connected: true, write: true, dur: frame},
+		}},
 		{name: "implausible deltas fall back to the sample duration", steps: []step{
 			{name: "keyframe", connected: true, key: true, write: true, dur: frame},
 			{name: "clock went back", connected: true, gap: -time.Second, write: true, dur: frame},
@@ -47,13 +55,18 @@ func TestVideoGate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := videoGate{nominal: frame}
 			at := time.Unix(1000, 0)
+			seq := uint64(0)
 			for _, st := range tc.steps {
+				seq++
+				if st.seqGap {
+					seq++
+				}
 				if st.gap != 0 {
 					at = at.Add(st.gap)
 				} else {
 					at = at.Add(frame)
 				}
-				s := sensors.Sample{Class: sensors.Video, Keyframe: st.key, Time: at, Duration: frame}
+				s := sensors.Sample{Class: sensors.Video, Seq: seq, Keyframe: st.key, Time: at, Duration: frame}
 				write, dur, ask := g.admit(s, st.connected, st.dropped)
 				if write != st.write || ask != st.ask || (write && dur != st.dur) {
 					t.Fatalf("%s: admit = (%v, %v, %v), want (%v, %v, %v)", st.name, write, dur, ask, st.write, st.dur, st.ask)
