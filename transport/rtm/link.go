@@ -108,7 +108,7 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 	if cfg.Video == "" {
 		return nil, retry.Permanent(fmt.Errorf("rtm link %q: no video sensor", deps.Name))
 	}
-	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(), log: deps.Logger.With("link", deps.Name)}
+	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(), log: deps.Logger} // the agent scopes it to the link
 	l.wantRecord.Store(cfg.Record.Start != "manual")
 	return l, nil
 }
