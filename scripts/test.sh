@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# test.sh: everything `make test` (and so CI) checks. Steps whose tools are
+# test.sh: everything `make test` (and so CI) checks: lint, race tests,
+# short fuzzing, the systemd unit, the .deb, and the unit tests under ARM
+# emulation. Steps whose tools are
 # missing on a developer's machine say so and are skipped; .ci/run installs
 # them, so CI runs every step.
 set -euo pipefail
@@ -14,7 +16,7 @@ step "go test -race ./..."
 go test -race -timeout 12m ./...
 
 step "short fuzzing of every fuzz target"
-FUZZTIME=${FUZZTIME:-3s} scripts/fuzz.sh
+FUZZTIME=${FUZZTIME:-2000x} scripts/fuzz.sh
 
 step "systemd unit"
 scripts/check-unit.sh
@@ -26,9 +28,11 @@ else
 	echo "skipped: dpkg-deb not installed"
 fi
 
-step "sensors under qemu-aarch64"
-if command -v qemu-aarch64-static >/dev/null 2>&1; then
-	scripts/test-arm.sh arm64 ./sensors/...
+step "the unit tests under qemu-user: arm64 (cgo), armv7 (cgo), armv6 (pure Go, ARM1176)"
+if command -v qemu-aarch64-static >/dev/null 2>&1 && command -v qemu-arm-static >/dev/null 2>&1; then
+	for arch in arm64 armv7 armv6; do
+		scripts/test-arm.sh "$arch" ./...
+	done
 else
-	echo "skipped: qemu-aarch64-static not installed (apt-get install qemu-user-static)"
+	echo "skipped: qemu-user-static not installed (apt-get install qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf)"
 fi
