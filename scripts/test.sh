@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: everything `make test` (and so CI) checks: lint, race tests,
 # short fuzzing, the systemd unit, the .deb, and the unit tests under ARM
-# emulation. Steps whose tools are
-# missing on a developer's machine say so and are skipped; .ci/run installs
-# them, so CI runs every step.
+# emulation. Steps whose tools are missing on a developer's machine say so
+# and are skipped; .ci/run installs them, so CI runs every step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
