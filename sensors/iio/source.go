@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/logx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 )
@@ -30,7 +31,7 @@ type Source struct {
 	lost    atomic.Uint64 // rows lost (kernel FIFO overflow, poll ticks skipped)
 	badRead atomic.Uint64 // sysfs reads that did not parse
 	jumps   atomic.Uint64 // buffered timestamp discontinuities
-	lostLog limiter
+	lostLog logx.Every
 }
 
 // Option adjusts a Source; tests use them to inject a fake clock.
@@ -68,7 +69,7 @@ func NewSource(name string, cfg Config, env sensors.Env, opts ...Option) (*Sourc
 	s := &Source{
 		name: name, cfg: cfg, env: env, clk: clock.Real{},
 		log:     log.With("sensor", name, "kind", "iio"),
-		lostLog: limiter{every: 10 * time.Second},
+		lostLog: logx.Every{Interval: 10 * time.Second},
 		info: sensors.Info{
 			Name: name, Kind: "iio", Class: sensors.Motion,
 			Rate:            cfg.Frequencies[0],
@@ -151,7 +152,7 @@ func (s *Source) opened(dev Device, mode string, want, got float64) {
 // noteLost counts n lost rows and logs, rate-limited.
 func (s *Source) noteLost(n uint64, why string) {
 	s.lost.Add(n)
-	if ok, held := s.lostLog.allow(time.Now()); ok {
+	if ok, held := s.lostLog.Allow(time.Now()); ok {
 		s.log.Warn("iio rows lost", "rows", n, "why", why, "total_lost", s.lost.Load(), "similar_events_suppressed", held)
 	}
 }
@@ -159,7 +160,7 @@ func (s *Source) noteLost(n uint64, why string) {
 // noteJumps counts timestamp discontinuities and logs, rate-limited.
 func (s *Source) noteJumps(n uint64) {
 	s.jumps.Add(n)
-	if ok, held := s.lostLog.allow(time.Now()); ok {
+	if ok, held := s.lostLog.Allow(time.Now()); ok {
 		s.log.Warn("iio timestamp discontinuity (clock stepped or bad data)", "total", s.jumps.Load(), "similar_events_suppressed", held)
 	}
 }

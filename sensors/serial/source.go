@@ -14,6 +14,7 @@ import (
 
 	bugserial "go.bug.st/serial"
 
+	"github.com/edge-agent/edge-agent/internal/logx"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -43,7 +44,7 @@ type Source struct {
 
 	malformed atomic.Uint64
 	rows      atomic.Uint64
-	badLog    limiter
+	badLog    logx.Every
 }
 
 // Option adjusts a Source.
@@ -71,7 +72,7 @@ func NewSource(name string, cfg Config, env sensors.Env, opts ...Option) (*Sourc
 	s := &Source{
 		name: name, cfg: cfg, window: defaultDetectWindow,
 		log:    log.With("sensor", name, "kind", "serial"),
-		badLog: limiter{every: 10 * time.Second},
+		badLog: logx.Every{Interval: 10 * time.Second},
 		info: sensors.Info{
 			Name: name, Kind: "serial", Class: sensors.Motion,
 			Rate: cfg.Frequency, Units: cfg.Units,
@@ -297,7 +298,7 @@ func (st *runState) emit(ctx context.Context, out chan<- sensors.Sample, vals []
 // quoted, truncated: it is sensor output, not a secret).
 func (st *runState) bad(err error, line []byte, at time.Time) {
 	st.s.malformed.Add(1)
-	if ok, held := st.s.badLog.allow(at); ok {
+	if ok, held := st.s.badLog.Allow(at); ok {
 		if len(line) > 64 {
 			line = line[:64]
 		}

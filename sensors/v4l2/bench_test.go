@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/logx"
 	"github.com/edge-agent/edge-agent/sensors/h264"
 	"github.com/edge-agent/edge-agent/sensors/v4l2/mjpeg"
 )
@@ -34,7 +35,7 @@ func mediaFile(b testing.TB, name string) []byte {
 }
 
 func benchProcessor(f Format) *processor {
-	return &processor{fmt: f, warn: newLogLimiter(nil, time.Hour), bad: new(atomic.Uint64)}
+	return &processor{fmt: f, warn: logx.NewLimited(nil, time.Hour), bad: new(atomic.Uint64)}
 }
 
 // BenchmarkFrame640x480 compares what one 640×480 camera frame costs the

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/logx"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/v4l2/mjpeg"
 )
@@ -27,7 +28,7 @@ type Source struct {
 	cfg  Config
 	open Opener
 	log  *slog.Logger
-	warn *logLimiter
+	warn *logx.Limited
 
 	mu   sync.Mutex
 	info sensors.Info
@@ -55,7 +56,7 @@ func NewSource(name string, cfg Config, env sensors.Env, opts ...Option) *Source
 		class = sensors.Video
 	}
 	s := &Source{
-		name: name, cfg: cfg, open: OpenDevice, log: log, warn: newLogLimiter(log, 30*time.Second),
+		name: name, cfg: cfg, open: OpenDevice, log: log, warn: logx.NewLimited(log, 30*time.Second),
 		info: sensors.Info{Name: name, Kind: "v4l2", Class: class, Rate: cfg.FPS, Width: cfg.Width, Height: cfg.Height},
 	}
 	for _, o := range opts {
@@ -187,7 +188,7 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 // yields no sample; unusable frames are also counted in bad.
 type processor struct {
 	fmt  Format
-	warn *logLimiter
+	warn *logx.Limited
 	bad  *atomic.Uint64
 	yuyv yuyvEncoder
 	au   auAssembler
