@@ -196,7 +196,9 @@ func TestDemoEndToEnd(t *testing.T) {
 	// each handshake, with its credentials, for the secrets check below).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		var st struct{ Links []struct{ Name, State string } }
+		var st struct {
+			Links []struct{ Name, State string }
+		}
 		getJSON(t, base+"/status", &st)
 		up := 0
 		for _, l := range st.Links {

@@ -302,4 +302,3 @@ func defaultOf(v reflect.Value) string {
 }
 
 func escape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
-
