@@ -1,0 +1,12 @@
+// Package e2e holds the field-hardening suites that drive whole links under
+// agent/supervisor against their in-process fakes. It has no production code:
+// everything lives in _test.go files.
+//
+// The fault-injection suite (go test -run Fault ./e2e/) injects each kind of
+// fault many times into every link (server kill and restart, connection
+// reset, stalled peer, 5xx/BAD answers, expired credentials, slow network
+// through internal/faultproxy) and checks that the link recovers every time,
+// that no durable item is lost and that goroutines and heap stay flat. The
+// count per cell is FAULT_COUNT (default 100, 10 with -short); setting
+// FAULT_TABLE=path also writes the result table there as Markdown.
+package e2e

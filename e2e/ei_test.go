@@ -1,0 +1,328 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/internal/faultproxy"
+	"github.com/edge-agent/edge-agent/sensors/synthetic"
+	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/transport/edgeimpulse"
+	"github.com/edge-agent/edge-agent/transport/edgeimpulse/eitest"
+	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+// Edge Impulse: the remote-management socket and ingestion both go through
+// the proxy; a sample is 5 rows of the synthetic accelerometer at 100 Hz.
+const (
+	eiLength   = 50 // ms
+	eiInterval = 10 // ms
+	eiRows     = eiLength / eiInterval
+)
+
+func eiSpec() linkSpec {
+	return linkSpec{
+		name: "edgeimpulse",
+		na: map[string]string{
+			faultCreds: "the API key does not expire and has no refresh; a refused key (hello:false) is permanent by design (state failed) and is covered by TestBadAPIKeyFails in the link's tests",
+		},
+		start: startEI,
+	}
+}
+
+type eiRig struct {
+	lb    *logBuf
+	proxy *faultproxy.Proxy
+	hub   *hub.Hub
+	spool *spool.Spool
+	sr    *supRun
+	keep  func()
+	tr    *tracker
+	addr  string
+
+	mu  sync.Mutex
+	srv *eitest.Server
+}
+
+func startEI(t *testing.T) (rig, error) {
+	r := &eiRig{lb: &logBuf{}, tr: newTracker()}
+	log := newLogger(r.lb)
+	srv, err := eitest.New(eitest.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	r.srv, r.addr = srv, srv.Addr()
+	if r.proxy, err = faultproxy.New(faultproxy.Options{Target: r.addr, Logger: log}); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	r.hub = hub.New(hub.Options{Logger: log})
+	mc := synthetic.Config{Signal: synthetic.SignalMotion, Frequencies: []float64{100}, Seed: 3}
+	mc.SetDefaults()
+	if err := r.hub.Add(synthetic.NewMotion("accel", mc)); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	// Keep the accelerometer running between samples, as another subscriber
+	// would: each sample then holds different readings (the fake, like
+	// ingestion, refuses a body it already stored as a duplicate).
+	if r.keep, err = keepRunning(r.hub, "accel"); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log}); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	cfg := edgeimpulse.Config{APIKey: srv.APIKey(), RemoteMgmtURL: "ws://" + r.proxy.Addr() + "/",
+		IngestionURL: "http://" + r.proxy.Addr(), Encoding: "json", Sensors: []string{"accel"},
+		PingInterval: conf.Duration(50 * time.Millisecond), PongTimeout: conf.Duration(150 * time.Millisecond),
+		UploadRetry: fastRetry}
+	deps := transport.Deps{Name: "ei", Logger: log, Hub: r.hub,
+		Device: transport.Device{ID: "dc:a6:32:00:00:01", Name: "pi", Type: "RASPBERRY_PI"},
+		StateDir: filepath.Join(dir, "state"), Spool: r.spool, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "e2e"}
+	link, err := edgeimpulse.New(cfg, deps)
+	if err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	r.sr = runSupervisor("ei", "edgeimpulse", link, log)
+	return r, nil
+}
+
+func (r *eiRig) server() *eitest.Server {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.srv
+}
+
+func (r *eiRig) status() supervisor.Status { return r.sr.sup.Status() }
+func (r *eiRig) logs() string              { return r.lb.String() }
+
+// collect marks every verified upload of the current fake as delivered.
+func (r *eiRig) collect() {
+	for _, u := range r.server().Uploads() {
+		if u.Status == 200 && u.File != nil && u.File.Rows == eiRows {
+			r.tr.deliver(u.Label)
+		}
+	}
+}
+
+// sample asks for a sample labelled label and waits until the device sent
+// stage (sampleUploading: the sample is in the spool; sampleFinished: it was
+// delivered) or reported a failure. The sample counts as produced once it
+// reached sampleUploading. It returns the failure text, if any.
+func (r *eiRig) sample(ctx context.Context, label, stage string) (string, error) {
+	srv := r.server()
+	from := len(srv.Messages())
+	if err := srv.RequestSample(eitest.SampleRequest{Sensor: "accel", Label: label, Length: eiLength, Interval: eiInterval}); err != nil {
+		return "", fmt.Errorf("request sample %s: %w", label, err)
+	}
+	var failure string
+	reached := false
+	err := poll(ctx, "sample "+label+" to reach "+stage, func() bool {
+		msgs := srv.Messages()
+		if len(msgs) < from {
+			return false
+		}
+		for _, m := range msgs[from:] {
+			switch {
+			case m.Type == "sampleUploading":
+				r.produceOnce(label)
+			case m.Type == "sample" && m.Fields["sample"] == false:
+				failure, _ = m.Fields["error"].(string)
+				return true
+			}
+			if m.Type == stage {
+				reached = true
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return "", err
+	}
+	if !reached {
+		return failure, nil
+	}
+	return "", nil
+}
+
+// produceOnce records label as produced the first time it is seen.
+func (r *eiRig) produceOnce(label string) {
+	r.tr.mu.Lock()
+	for _, p := range r.tr.produced {
+		if p == label {
+			r.tr.mu.Unlock()
+			return
+		}
+	}
+	r.tr.mu.Unlock()
+	r.tr.produce(label)
+}
+
+// healthy runs one full sample on a recovered link and checks the fake
+// verified it.
+func (r *eiRig) healthy(ctx context.Context, label string) error {
+	if err := poll(ctx, "the fake to see the device", func() bool { return r.server().Connected() }); err != nil {
+		return err
+	}
+	fail, err := r.sample(ctx, label, "sampleFinished")
+	if err != nil {
+		return err
+	}
+	if fail != "" {
+		return fmt.Errorf("sample %s failed after recovery: %s", label, fail)
+	}
+	return poll(ctx, "sample "+label+" verified by the fake", func() bool {
+		r.collect()
+		return r.tr.isDelivered(label)
+	})
+}
+
+func (r *eiRig) warm(ctx context.Context) error {
+	if err := waitUp(ctx, r.sr.sup); err != nil {
+		return err
+	}
+	return r.healthy(ctx, "warm")
+}
+
+func (r *eiRig) once(ctx context.Context, kind string, i int) error {
+	st := r.sr.sup.Status()
+	pre, post := fmt.Sprintf("pre-%03d", i), fmt.Sprintf("post-%03d", i)
+	// A sample recorded and spooled just before the fault, its upload
+	// possibly in flight when the fault hits.
+	spooled := func() error {
+		fail, err := r.sample(ctx, pre, "sampleUploading")
+		if err == nil && fail != "" {
+			err = fmt.Errorf("sample %s failed before the fault: %s", pre, fail)
+		}
+		return err
+	}
+	switch kind {
+	case faultKill:
+		if err := spooled(); err != nil {
+			return err
+		}
+		r.server().Close()
+		r.collect() // what the old fake stored before it died
+		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+			return err
+		}
+		if err := r.restart(ctx); err != nil {
+			return err
+		}
+	case faultReset:
+		if err := spooled(); err != nil {
+			return err
+		}
+		r.proxy.Reset()
+		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+			return err
+		}
+	case faultStall:
+		if err := spooled(); err != nil {
+			return err
+		}
+		r.proxy.Stall(true)
+		err := waitNoticed(ctx, r.sr.sup, st.Reconnects) // pong timeout
+		r.proxy.Stall(false)
+		if err != nil {
+			return err
+		}
+	case faultBad:
+		code := []int{500, 502, 503, 504}[i%4]
+		r.server().FailUploads(code)
+		fail, err := r.sample(ctx, pre, "sampleFinished")
+		r.server().FailUploads(0)
+		if err != nil {
+			return err
+		}
+		if fail == "" {
+			return fmt.Errorf("sample %s reported finished although ingestion answered %d", pre, code)
+		}
+		return r.healthy(ctx, post) // the session stays up through 5xx
+	case faultSlow:
+		r.proxy.Slow(slowLatency, slowRate)
+		err := r.healthy(ctx, pre) // the data path works while slow
+		r.proxy.Slow(0, 0)
+		if err != nil {
+			return fmt.Errorf("on the slow network: %w", err)
+		}
+		return r.healthy(ctx, post)
+	default:
+		return fmt.Errorf("fault %q not implemented for edgeimpulse", kind)
+	}
+	if err := waitNewSession(ctx, r.sr.sup, st.Sessions); err != nil {
+		return err
+	}
+	return r.healthy(ctx, post)
+}
+
+// restart starts a new fake on the same address (the port may take a
+// moment to be free again).
+func (r *eiRig) restart(ctx context.Context) error {
+	var last error
+	err := poll(ctx, "the fake to listen again", func() bool {
+		srv, err := eitest.New(eitest.Options{Listen: r.addr, Logger: newLogger(r.lb)})
+		if err != nil {
+			last = err
+			return false
+		}
+		r.mu.Lock()
+		r.srv = srv
+		r.mu.Unlock()
+		return true
+	})
+	if err != nil {
+		return errors.Join(err, last)
+	}
+	return nil
+}
+
+func (r *eiRig) drain(ctx context.Context) error {
+	err := poll(ctx, "spool empty and every sample delivered", func() bool {
+		r.collect()
+		return r.spool.Stats().Items == 0 && len(r.tr.missing()) == 0
+	})
+	if err != nil {
+		return fmt.Errorf("%w: spool %+v, missing %v", err, r.spool.Stats(), r.tr.missing())
+	}
+	return nil
+}
+
+func (r *eiRig) ledger() ledger { return r.tr.ledger() }
+
+func (r *eiRig) close() {
+	r.sr.stop()
+	r.closeAll()
+}
+
+func (r *eiRig) closeAll() {
+	if r.keep != nil {
+		r.keep()
+	}
+	if r.hub != nil {
+		r.hub.Close()
+	}
+	if r.proxy != nil {
+		r.proxy.Close()
+	}
+	r.server().Close()
+}

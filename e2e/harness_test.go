@@ -1,0 +1,474 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Fault kinds, in table order.
+const (
+	faultKill  = "server kill+restart"
+	faultReset = "connection reset"
+	faultStall = "stalled peer"
+	faultBad   = "5xx / BAD answers"
+	faultCreds = "expired credentials"
+	faultSlow  = "slow network"
+)
+
+var faultKinds = []string{faultKill, faultReset, faultStall, faultBad, faultCreds, faultSlow}
+
+// Tight timings so that a fault is noticed and recovered from in tens of
+// milliseconds: the suite exercises the recovery paths, not the production
+// waits.
+var (
+	supPolicy = retry.Policy{Min: 2 * time.Millisecond, Max: 30 * time.Millisecond, StableAfter: 50 * time.Millisecond}
+	// fastRetry is the links' own delivery backoff.
+	fastRetry = retry.Policy{Min: 2 * time.Millisecond, Max: 30 * time.Millisecond}
+	// iterTimeout bounds one fault iteration (inject, notice, lift, recover
+	// and check the data path). Generous: the machine may be loaded.
+	iterTimeout = 30 * time.Second
+	// slowLatency and slowRate are the slow network: 20 ms each way and
+	// 256 KiB/s per direction.
+	slowLatency       = 20 * time.Millisecond
+	slowRate    int64 = 256 << 10
+)
+
+// rig is one link wired to its fake(s) under a supervisor. A rig is built
+// per cell (link × fault) and closed after it, so leaks are measured per cell.
+type rig interface {
+	// status is the supervisor's view.
+	status() supervisor.Status
+	// warm waits for the first session and runs one data-path check.
+	warm(ctx context.Context) error
+	// once injects fault kind for iteration i, waits until the link noticed
+	// (where it does), lifts it and checks recovery: a new session where the
+	// fault ends sessions, and the data path.
+	once(ctx context.Context, kind string, i int) error
+	// drain waits until every durable item produced was delivered.
+	drain(ctx context.Context) error
+	ledger() ledger
+	// logs returns the captured log (for failure reports).
+	logs() string
+	close()
+}
+
+// ledger accounts for what a cell produced and what the fake got.
+type ledger struct {
+	// Durable items (samples, assets, records): produced, delivered at least
+	// once (deduplicated by id), and the ids never delivered.
+	produced, delivered int
+	missing             []string
+	// Live frames (stream frames, RTP media): what the source produced, what
+	// the fake received, and what the hub counted as dropped. The rest was not
+	// pushed because no stream was open (the outage) or was in flight when a
+	// connection broke.
+	live                        bool
+	liveSrc, liveRecv, liveDrop int64
+}
+
+// linkSpec describes one link for the suite.
+type linkSpec struct {
+	name string
+	// na maps a fault kind to why it does not apply to this link.
+	na map[string]string
+	// known maps a fault kind to a known link bug (the cell is skipped with
+	// the reason, and reported).
+	known map[string]string
+	start func(t *testing.T) (rig, error)
+}
+
+// result is one row of the table.
+type result struct {
+	link, fault     string
+	n, recovered    int
+	note            string // n/a or known-failing reason, or the failure
+	led             ledger
+	gBefore, gAfter int
+	hBefore, hAfter uint64
+	took            time.Duration
+	ran             bool
+}
+
+// faultCount is FAULT_COUNT, else 10 with -short, else 100.
+func faultCount(t *testing.T) int {
+	if v := os.Getenv("FAULT_COUNT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("FAULT_COUNT=%q: want a positive integer", v)
+		}
+		return n
+	}
+	if testing.Short() {
+		return 10
+	}
+	return 100
+}
+
+// TestFault runs every link × fault cell sequentially (goroutine and heap
+// figures are process-wide, so cells must not overlap) and prints the table.
+func TestFault(t *testing.T) {
+	n := faultCount(t)
+	specs := []linkSpec{eiSpec(), frameioSpec(), camserverSpec(), rtmSpec()}
+	if only := os.Getenv("FAULT_LINKS"); only != "" {
+		var keep []linkSpec
+		for _, s := range specs {
+			if strings.Contains(","+only+",", ","+s.name+",") {
+				keep = append(keep, s)
+			}
+		}
+		specs = keep
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+	)
+	for _, spec := range specs {
+		t.Run(spec.name, func(t *testing.T) {
+			for _, kind := range faultKinds {
+				if !selected(os.Getenv("FAULT_KINDS"), kind) {
+					continue
+				}
+				t.Run(strings.NewReplacer(" ", "_", "/", "").Replace(kind), func(t *testing.T) {
+					res := runCell(t, spec, kind, n)
+					mu.Lock()
+					results = append(results, res)
+					mu.Unlock()
+					if res.note != "" && !res.ran {
+						t.Skip(res.note)
+					}
+				})
+			}
+		})
+	}
+	table := renderTable(results, n)
+	t.Log("\n" + table)
+	if path := os.Getenv("FAULT_TABLE"); path != "" {
+		if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+			t.Errorf("write %s: %v", path, err)
+		}
+	}
+}
+
+// selected reports whether kind matches one of the comma-separated words in
+// filter (FAULT_KINDS=kill,stall); an empty filter selects everything.
+func selected(filter, kind string) bool {
+	if filter == "" {
+		return true
+	}
+	for _, w := range strings.Split(filter, ",") {
+		if w != "" && strings.Contains(kind, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// runCell builds a rig, warms it up, takes the baseline, runs n iterations,
+// drains, and compares goroutines and heap.
+func runCell(t *testing.T, spec linkSpec, kind string, n int) result {
+	res := result{link: spec.name, fault: kind, n: n}
+	if why, ok := spec.na[kind]; ok {
+		res.note = "n/a: " + why
+		return res
+	}
+	if why, ok := spec.known[kind]; ok {
+		res.note = "KNOWN FAILING: " + why
+		return res
+	}
+	res.ran = true
+	start := time.Now()
+	r, err := spec.start(t)
+	if err != nil {
+		res.note = "start: " + err.Error()
+		t.Errorf("start %s: %v", spec.name, err)
+		return res
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			r.close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), iterTimeout)
+	err = r.warm(ctx)
+	cancel()
+	if err != nil {
+		res.note = "warm-up: " + err.Error()
+		t.Errorf("%s / %s: warm-up: %v\n%s", spec.name, kind, err, tail(r.logs(), 40))
+		return res
+	}
+	res.gBefore, res.hBefore = measure(0)
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), iterTimeout)
+		err := r.once(ctx, kind, i)
+		cancel()
+		if err != nil {
+			res.note = fmt.Sprintf("iteration %d: %v", i, err)
+			t.Errorf("%s / %s: not recovered at iteration %d: %v (state %s, last error %q)\n%s",
+				spec.name, kind, i, err, r.status().State, r.status().LastError, tail(r.logs(), 40))
+			break
+		}
+		res.recovered++
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), iterTimeout)
+	if err := r.drain(ctx); err != nil {
+		t.Errorf("%s / %s: drain: %v", spec.name, kind, err)
+	}
+	cancel()
+	res.led = r.ledger()
+	if lost := res.led.produced - res.led.delivered; lost != 0 || len(res.led.missing) > 0 {
+		t.Errorf("%s / %s: %d items lost: %v", spec.name, kind, lost, res.led.missing)
+	}
+	res.gAfter, res.hAfter = measure(res.gBefore)
+	// Goroutines: a few may still be winding down (idle HTTP connections);
+	// growth proportional to the iteration count is the leak to catch.
+	if grow := res.gAfter - res.gBefore; grow > goroutineSlack {
+		t.Errorf("%s / %s: goroutines %d → %d after %d faults\n%s", spec.name, kind, res.gBefore, res.gAfter, n, goroutineDump())
+	}
+	if res.hAfter > res.hBefore+heapSlack+res.hBefore/2 {
+		t.Errorf("%s / %s: heap in use %.1f → %.1f MiB after %d faults", spec.name, kind, mib(res.hBefore), mib(res.hAfter), n)
+	}
+	r.close()
+	closed = true
+	res.took = time.Since(start)
+	return res
+}
+
+const (
+	goroutineSlack = 8
+	heapSlack      = 4 << 20
+)
+
+// measure returns the goroutine count and HeapInuse after a GC. When want > 0
+// it first gives goroutines up to 2 s to settle back to want+slack.
+func measure(want int) (int, uint64) {
+	if want > 0 {
+		for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > want+goroutineSlack/2 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return runtime.NumGoroutine(), ms.HeapInuse
+}
+
+func goroutineDump() string {
+	buf := make([]byte, 1<<20)
+	return tail(string(buf[:runtime.Stack(buf, true)]), 200)
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func renderTable(rs []result, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Faults per cell: %d. Items: durable (delivered/produced, lost). Live: frames the source produced / the fake received / the hub dropped; the remainder were not pushed while no stream was open (outage) or were in flight when a connection broke.\n\n", n)
+	b.WriteString("| link | fault | recovered | durable items (delivered/produced, lost) | live frames (src / recv / hub-dropped / not pushed) | goroutines before→after | heap MiB before→after | time |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rs {
+		if !r.ran {
+			fmt.Fprintf(&b, "| %s | %s | %s | | | | | |\n", r.link, r.fault, r.note)
+			continue
+		}
+		rec := fmt.Sprintf("%d/%d", r.recovered, r.n)
+		if r.recovered != r.n {
+			rec += " FAILED: " + r.note
+		}
+		items := fmt.Sprintf("%d/%d, lost %d", r.led.delivered, r.led.produced, r.led.produced-r.led.delivered)
+		live := "—"
+		if r.led.live {
+			live = fmt.Sprintf("%d / %d / %d / %d", r.led.liveSrc, r.led.liveRecv, r.led.liveDrop,
+				max(r.led.liveSrc-r.led.liveRecv-r.led.liveDrop, 0))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d→%d | %.1f→%.1f | %s |\n", r.link, r.fault, rec, items, live,
+			r.gBefore, r.gAfter, mib(r.hBefore), mib(r.hAfter), r.took.Round(100*time.Millisecond))
+	}
+	return b.String()
+}
+
+// ---- shared rig plumbing ----
+
+// logBuf is a bounded log sink: it keeps the last maxLog bytes, so a long
+// run's debug log does not grow the heap being measured.
+type logBuf struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const maxLog = 256 << 10
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if len(l.buf) > maxLog {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-maxLog/2:]...)
+	}
+	return len(p), nil
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}
+
+func newLogger(lb *logBuf) *slog.Logger {
+	if os.Getenv("FAULT_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// supRun is a supervisor running in its own goroutine; stop cancels and
+// waits.
+type supRun struct {
+	sup    *supervisor.Supervisor
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func runSupervisor(name, kind string, link transport.Link, log *slog.Logger) *supRun {
+	sup := supervisor.New(supervisor.Options{Name: name, Kind: kind, Link: link, Policy: supPolicy, Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &supRun{sup: sup, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		_ = sup.Run(ctx)
+	}()
+	return s
+}
+
+func (s *supRun) stop() {
+	s.cancel()
+	<-s.done
+}
+
+var errTimeout = errors.New("timed out")
+
+// poll checks cond every 2 ms until it holds or ctx ends.
+func poll(ctx context.Context, what string, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, errTimeout)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// waitNoticed waits until the supervisor saw the session end (Reconnects
+// moved past r0).
+func waitNoticed(ctx context.Context, s *supervisor.Supervisor, r0 uint64) error {
+	return poll(ctx, "the link to notice the fault", func() bool { return s.Status().Reconnects > r0 })
+}
+
+// waitNewSession waits for a session newer than sessions0 to be up.
+func waitNewSession(ctx context.Context, s *supervisor.Supervisor, sessions0 uint64) error {
+	return poll(ctx, "a new session up", func() bool {
+		st := s.Status()
+		return st.State == supervisor.Up && st.Sessions > sessions0
+	})
+}
+
+// waitUp waits for the supervisor to be up (any session).
+func waitUp(ctx context.Context, s *supervisor.Supervisor) error {
+	return poll(ctx, "link up", func() bool { return s.Status().State == supervisor.Up })
+}
+
+// tracker records durable item ids produced and delivered.
+type tracker struct {
+	mu        sync.Mutex
+	produced  []string
+	delivered map[string]bool
+}
+
+func newTracker() *tracker { return &tracker{delivered: map[string]bool{}} }
+
+func (tr *tracker) produce(id string) {
+	tr.mu.Lock()
+	tr.produced = append(tr.produced, id)
+	tr.mu.Unlock()
+}
+
+func (tr *tracker) deliver(id string) {
+	tr.mu.Lock()
+	tr.delivered[id] = true
+	tr.mu.Unlock()
+}
+
+func (tr *tracker) isDelivered(id string) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.delivered[id]
+}
+
+// missing returns produced ids not delivered.
+func (tr *tracker) missing() []string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out []string
+	for _, id := range tr.produced {
+		if !tr.delivered[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (tr *tracker) ledger() ledger {
+	miss := tr.missing()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return ledger{produced: len(tr.produced), delivered: len(tr.produced) - len(miss), missing: miss}
+}
+
+// keepRunning subscribes to sensor name and discards its samples, so the
+// source keeps running between a link's own subscriptions. The returned stop
+// closes the subscription and waits for the reader.
+func keepRunning(h *hub.Hub, name string) (stop func(), err error) {
+	sub, err := h.Subscribe(name, sensors.SubscribeOptions{Queue: 4, Policy: sensors.DropOldest, Label: "e2e-keepalive"})
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range sub.C() {
+		}
+	}()
+	return func() {
+		sub.Close()
+		<-done
+	}, nil
+}

@@ -1,0 +1,13 @@
+package e2e
+
+func frameioSpec() linkSpec   { return linkSpec{name: "frameio", na: allNA("todo")} }
+func camserverSpec() linkSpec { return linkSpec{name: "camserver", na: allNA("todo")} }
+func rtmSpec() linkSpec       { return linkSpec{name: "rtm", na: allNA("todo")} }
+
+func allNA(why string) map[string]string {
+	m := map[string]string{}
+	for _, k := range faultKinds {
+		m[k] = why
+	}
+	return m
+}
