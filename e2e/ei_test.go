@@ -94,7 +94,7 @@ func startEI(t *testing.T) (rig, error) {
 		PingInterval: conf.Duration(50 * time.Millisecond), PongTimeout: conf.Duration(150 * time.Millisecond),
 		UploadRetry: fastRetry}
 	deps := transport.Deps{Name: "ei", Logger: log, Hub: r.hub,
-		Device: transport.Device{ID: "dc:a6:32:00:00:01", Name: "pi", Type: "RASPBERRY_PI"},
+		Device:   transport.Device{ID: "dc:a6:32:00:00:01", Name: "pi", Type: "RASPBERRY_PI"},
 		StateDir: filepath.Join(dir, "state"), Spool: r.spool, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "e2e"}
 	link, err := edgeimpulse.New(cfg, deps)
 	if err != nil {

@@ -1,6 +1,5 @@
 package e2e
 
-func frameioSpec() linkSpec   { return linkSpec{name: "frameio", na: allNA("todo")} }
 func camserverSpec() linkSpec { return linkSpec{name: "camserver", na: allNA("todo")} }
 func rtmSpec() linkSpec       { return linkSpec{name: "rtm", na: allNA("todo")} }
 
