@@ -472,3 +472,5 @@ func keepRunning(h *hub.Hub, name string) (stop func(), err error) {
 		<-done
 	}, nil
 }
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -1,7 +1,6 @@
 package e2e
 
-func camserverSpec() linkSpec { return linkSpec{name: "camserver", na: allNA("todo")} }
-func rtmSpec() linkSpec       { return linkSpec{name: "rtm", na: allNA("todo")} }
+func rtmSpec() linkSpec { return linkSpec{name: "rtm", na: allNA("todo")} }
 
 func allNA(why string) map[string]string {
 	m := map[string]string{}
