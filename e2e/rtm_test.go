@@ -1,0 +1,303 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/faultproxy"
+	"github.com/edge-agent/edge-agent/sensors/synthetic"
+	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/transport/rtm"
+	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
+	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+// RTM: the signalling WebSocket goes through the proxy; media is WebRTC over
+// UDP on loopback, directly between the link's and the fake's pion peers
+// (the proxy is TCP). Recording is manual (off): the durable recordings are
+// made and uploaded by the service, not by the agent, so this link has live
+// data only.
+const (
+	rtmToken = "e2e-rtm-token-0123456789"
+	rtmPing  = 50 * time.Millisecond
+)
+
+// rtmCauses are the TERMINATED causes the fake sends as the service's error
+// answers, in turn.
+var rtmCauses = []string{rtm.CauseConnError, rtm.CauseServiceShutdown, rtm.CausePeerConnFailed,
+	rtm.CauseNoPacketReceived, rtm.CauseConnTimeout, rtm.CauseTwoTimer, rtm.CauseSDPError, "SOMETHING_NEW"}
+
+func rtmSpec() linkSpec {
+	return linkSpec{
+		name: "rtm",
+		na: map[string]string{
+			faultCreds: "the Bearer token is static config (token_file, read at load); the link has no token source to refresh from, so a 401/403 is permanent by design (state failed; TestDialErrors/bad token in the link's tests)",
+		},
+		start: startRTM,
+	}
+}
+
+type rtmRig struct {
+	lb    *logBuf
+	proxy *faultproxy.Proxy
+	hub   *hub.Hub
+	sr    *supRun
+	addr  string
+	dir   string
+
+	mu       sync.Mutex
+	fake     *rtmtest.Server
+	pastRecv int64 // video frames received by fakes already closed
+}
+
+func startRTM(t *testing.T) (rig, error) {
+	r := &rtmRig{lb: &logBuf{}, dir: t.TempDir()}
+	log := newLogger(r.lb)
+	fake, err := r.newFake("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r.fake, r.addr = fake, fake.Addr()
+	if r.proxy, err = faultproxy.New(faultproxy.Options{Target: r.addr, Logger: log}); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	r.hub = hub.New(hub.Options{Logger: log})
+	vc := synthetic.Config{Signal: synthetic.SignalH264}
+	vc.SetDefaults()
+	video, err := synthetic.NewH264("video", vc)
+	if err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	ac := synthetic.Config{Signal: synthetic.SignalAudio}
+	ac.SetDefaults()
+	if err := r.hub.Add(video); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	if err := r.hub.Add(synthetic.NewAudio("mic", ac)); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	state := filepath.Join(r.dir, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	sp, err := spool.Open(filepath.Join(r.dir, "spool"), spool.Options{Logger: log})
+	if err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	cfg := rtm.Config{URL: "ws://" + r.proxy.Addr() + "/api/v2/io", Token: rtmToken, ClientID: "e2e-1",
+		Video: "video", Audio: "mic", Record: rtm.Record{Start: "manual"}}
+	cfg.SetDefaults()
+	link, err := rtm.NewWithOptions(cfg, transport.Deps{Name: "recorder", Logger: log, Hub: r.hub,
+		Device: transport.Device{ID: "e2e-1"}, StateDir: state, Spool: sp, Stats: &transport.Stats{},
+		Clock: clock.Real{}, Version: "e2e"}, rtm.Options{
+		FirstPingTimeout:  2 * time.Second,
+		SetupTimeout:      10 * time.Second,
+		StopWait:          200 * time.Millisecond,
+		DisconnectedGrace: 300 * time.Millisecond,
+		TwoTimerWait:      5 * time.Millisecond,
+		SDPErrorWait:      5 * time.Millisecond,
+	})
+	if err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	r.sr = runSupervisor("recorder", "rtm", link, log)
+	return r, nil
+}
+
+func (r *rtmRig) newFake(listen string) (*rtmtest.Server, error) {
+	dir, err := os.MkdirTemp(r.dir, "fake-")
+	if err != nil {
+		return nil, err
+	}
+	return rtmtest.New(listen, rtmtest.Options{Token: rtmToken, PingInterval: rtmPing, Dir: dir, Logger: newLogger(r.lb)})
+}
+
+func (r *rtmRig) server() *rtmtest.Server {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fake
+}
+
+func (r *rtmRig) status() supervisor.Status { return r.sr.sup.Status() }
+func (r *rtmRig) logs() string              { return r.lb.String() }
+
+// activeCount counts the fake's sessions that reached ACTIVE.
+func (r *rtmRig) activeCount() int {
+	n := 0
+	for _, s := range r.server().Sessions() {
+		if slices.Contains(s.States, rtm.StateActive) {
+			n++
+		}
+	}
+	return n
+}
+
+// healthy waits for a new ACTIVE session (beyond active0) with video and
+// audio flowing on the fake's side.
+func (r *rtmRig) healthy(ctx context.Context, active0 int, sessions0 uint64) error {
+	if err := waitNewSession(ctx, r.sr.sup, sessions0); err != nil {
+		return err
+	}
+	return poll(ctx, "a new ACTIVE session with media flowing", func() bool {
+		ss := r.server().Sessions()
+		if r.activeCount() <= active0 || len(ss) == 0 {
+			return false
+		}
+		last := ss[len(ss)-1]
+		return !last.Ended && slices.Contains(last.States, rtm.StateActive) && last.VideoFrames >= 3 && last.AudioPackets > 0
+	})
+}
+
+func (r *rtmRig) warm(ctx context.Context) error { return r.healthy(ctx, 0, 0) }
+
+func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
+	st := r.sr.sup.Status()
+	active0 := r.activeCount()
+	switch kind {
+	case faultKill:
+		old := r.server()
+		if err := old.Close(); err != nil {
+			return fmt.Errorf("close fake: %w", err)
+		}
+		r.account(old)
+		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+			return err
+		}
+		if err := r.restart(ctx); err != nil {
+			return err
+		}
+		active0 = 0 // a fresh fake
+	case faultReset:
+		r.proxy.Reset()
+		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+			return err
+		}
+	case faultStall:
+		r.proxy.Stall(true)
+		err := waitNoticed(ctx, r.sr.sup, st.Reconnects) // no ping for 3 intervals
+		r.proxy.Stall(false)
+		if err != nil {
+			return err
+		}
+	case faultBad:
+		cause := rtmCauses[i%len(rtmCauses)]
+		if cause == rtm.CauseSDPError {
+			// The next offer is refused too; lift once that happened.
+			r.server().SetRejectSDP(true)
+		}
+		r.server().Terminate(cause)
+		err := waitNoticed(ctx, r.sr.sup, st.Reconnects)
+		if err == nil && cause == rtm.CauseSDPError {
+			err = poll(ctx, "a refused offer", func() bool {
+				for _, s := range r.server().Sessions()[active0:] {
+					if s.Cause == rtm.CauseSDPError && !slices.Contains(s.States, rtm.StateActive) {
+						return true
+					}
+				}
+				return false
+			})
+		}
+		r.server().SetRejectSDP(false)
+		if err != nil {
+			return fmt.Errorf("after TERMINATED %s: %w", cause, err)
+		}
+	case faultSlow:
+		// Signalling over the slow network: a new session is negotiated
+		// through it (offer, answer, candidates, pings).
+		r.proxy.Slow(slowLatency, slowRate)
+		r.proxy.Reset()
+		err := waitNoticed(ctx, r.sr.sup, st.Reconnects)
+		if err == nil {
+			err = r.healthy(ctx, active0, st.Sessions)
+		}
+		r.proxy.Slow(0, 0)
+		if err != nil {
+			return fmt.Errorf("on the slow network: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("fault %q not implemented for rtm", kind)
+	}
+	return r.healthy(ctx, active0, st.Sessions)
+}
+
+// account adds the video frames a fake received before it is discarded.
+func (r *rtmRig) account(f *rtmtest.Server) {
+	var n int64
+	for _, s := range f.Sessions() {
+		n += s.VideoFrames
+	}
+	r.mu.Lock()
+	r.pastRecv += n
+	r.mu.Unlock()
+}
+
+func (r *rtmRig) restart(ctx context.Context) error {
+	var last error
+	err := poll(ctx, "the fake to listen again", func() bool {
+		f, err := r.newFake(r.addr)
+		if err != nil {
+			last = err
+			return false
+		}
+		r.mu.Lock()
+		r.fake = f
+		r.mu.Unlock()
+		return true
+	})
+	if err != nil {
+		return errors.Join(err, last)
+	}
+	return nil
+}
+
+func (r *rtmRig) drain(context.Context) error { return nil }
+
+func (r *rtmRig) ledger() ledger {
+	l := ledger{live: true}
+	var recv int64
+	for _, s := range r.server().Sessions() {
+		recv += s.VideoFrames
+	}
+	r.mu.Lock()
+	l.liveRecv = r.pastRecv + recv
+	r.mu.Unlock()
+	for _, s := range r.hub.Stats() {
+		if s.Name == "video" {
+			l.liveSrc, l.liveDrop = int64(s.Samples), int64(s.Dropped)
+		}
+	}
+	return l
+}
+
+func (r *rtmRig) close() {
+	r.sr.stop()
+	r.closeAll()
+}
+
+func (r *rtmRig) closeAll() {
+	if r.hub != nil {
+		r.hub.Close()
+	}
+	if r.proxy != nil {
+		r.proxy.Close()
+	}
+	r.server().Close()
+}
