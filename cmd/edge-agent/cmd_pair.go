@@ -103,7 +103,7 @@ func pickFrameIO(cfg *config.Config, want string) (string, *frameio.Config, erro
 // isTerminal reports whether w is a character device (a countdown redrawn
 // in place is only readable there).
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := fileOf(w)
 	if !ok {
 		return false
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
@@ -38,6 +39,7 @@ func main() {
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = lockWriters(stdout, stderr)
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
@@ -64,6 +66,39 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stderr, "edge-agent: unknown command %q\n", name)
 	usage(stderr)
 	return 2
+}
+
+// lockWriters makes the command's output writers safe for concurrent use:
+// a command's own output (progress lines) and its loggers' goroutines (the
+// hub, links) write at the same time. When both are one writer, one lock
+// serialises both.
+func lockWriters(stdout, stderr io.Writer) (io.Writer, io.Writer) {
+	out := &lockedWriter{w: stdout}
+	if stderr == stdout {
+		return out, out
+	}
+	return out, &lockedWriter{w: stderr}
+}
+
+// fileOf returns the *os.File behind w, looking through lockedWriter, so a
+// command can still tell whether it writes to a terminal.
+func fileOf(w io.Writer) (*os.File, bool) {
+	if l, ok := w.(*lockedWriter); ok {
+		w = l.w
+	}
+	f, ok := w.(*os.File)
+	return f, ok
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func usage(w io.Writer) {

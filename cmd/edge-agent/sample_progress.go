@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -20,7 +19,7 @@ type progress interface {
 }
 
 func newProgress(w io.Writer, name string, window time.Duration) progress {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && window > 0 {
+	if f, ok := fileOf(w); ok && term.IsTerminal(int(f.Fd())) && window > 0 {
 		bar := progressbar.NewOptions64(window.Milliseconds(),
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription("sampling "+name),
