@@ -20,8 +20,8 @@ import (
 // flowConn rewrites its SETTINGS_INITIAL_WINDOW_SIZE to 65535, drops its
 // WINDOW_UPDATE frames (remembering the credit) and sends its own refill at
 // zero, but only while the total it granted stays within what Go granted,
-// so Go never sees a flow-control violation. A handler that stops reading
-// therefore stalls the client, with pings still answered.
+// so Go never sees a flow-control violation. A handler that stops reading therefore stalls the client once Go's buffer is full,
+// and Hold stalls it at once (Server.Stall), with pings still answered.
 //
 // Concurrency: Read is called by the server's reader goroutine, Write by its
 // writer; the window state and socket writes are under mu, and frames are
@@ -38,7 +38,19 @@ type flowConn struct {
 	wBuf      []byte          // server → client bytes not yet forming a whole frame
 	win       map[uint32]*win // 0 is the connection
 	goInitial int64           // Go's real initial stream window
+	held      bool            // no connection-level refills (Server.Stall)
 	err       error
+}
+
+// Hold stops (or resumes) refilling the connection window: the peer's
+// uploads stall at the next zero while everything else keeps working.
+func (f *flowConn) Hold(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = on
+	if out := f.refillLocked(nil, 0); len(out) > 0 && f.err == nil {
+		_, f.err = f.Conn.Write(out)
+	}
 }
 
 // win is one receive window: what the client may still send (avail), what
@@ -128,7 +140,7 @@ func (f *flowConn) consumed(id uint32, n int64) {
 // would accept that much more.
 func (f *flowConn) refillLocked(out []byte, id uint32) []byte {
 	w := f.win[id]
-	if w == nil || w.avail > 0 || refill+w.granted+refill > w.goAllow {
+	if w == nil || w.avail > 0 || refill+w.granted+refill > w.goAllow || (id == 0 && f.held) {
 		return out
 	}
 	w.avail += refill
@@ -170,7 +182,15 @@ func (f *flowConn) Write(p []byte) (int, error) {
 		case typ == frameSettings && flags&flagAck == 0:
 			for e := fr[headerLen:]; len(e) >= 6; e = e[6:] {
 				if binary.BigEndian.Uint16(e) == settingWindow {
-					f.goInitial = int64(binary.BigEndian.Uint32(e[2:]))
+					// The client may have opened streams before this
+					// arrived: like any peer, apply the change to them.
+					v := int64(binary.BigEndian.Uint32(e[2:]))
+					for id, w := range f.win {
+						if id != 0 {
+							w.goAllow += v - f.goInitial
+						}
+					}
+					f.goInitial = v
 					binary.BigEndian.PutUint32(e[2:], refill)
 				}
 			}

@@ -6,13 +6,18 @@
 //
 //   - JSON endpoints are POST only (405 otherwise); a POST to an unknown
 //     path, input.raw or output.raw is 404; PUT input.raw, GET output.raw;
+//
 //   - every JSON answer is HTTP 200 with result OK or BAD+code;
+//
 //   - a wrong Content-Length on a JSON request closes the whole connection
 //     (the real server sends GOAWAY);
+//
 //   - sessions are bound to the remote IP, expire when idle, and are deleted
 //     by the maintenance pass once over the per-session or per-minute limit;
+//
 //   - input.raw never answers; a bad frame, END_STREAM or an invalid session
 //     resets the stream; stream data does not refresh the session;
+//
 //   - messages are pulled, with the sync bookmark and 32-item pages; records
 //     are account-wide.
 //
@@ -160,10 +165,10 @@ func (s *Server) listen(addr string) error {
 // flow control.
 func (s *Server) accept(ln net.Listener) {
 	defer s.wg.Done()
-	// Go's own buffers stand for the real server's reassembly buffer; the
-	// window the client sees is flowConn's 65535.
-	h2 := &http2.Server{MaxConcurrentStreams: 100, MaxUploadBufferPerConnection: 1 << 20,
-		MaxUploadBufferPerStream: 128 << 10, MaxReadFrameSize: 16384}
+	// Go's own buffers stand for the real server's 1 MiB reassembly buffer;
+	// the window the client sees is flowConn's 65535, refilled at zero.
+	h2 := &http2.Server{MaxConcurrentStreams: 100, MaxUploadBufferPerConnection: 4 << 20,
+		MaxUploadBufferPerStream: 1 << 20, MaxReadFrameSize: 16384}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -191,13 +196,18 @@ func (s *Server) accept(ln net.Listener) {
 				_ = tc.SetDeadline(time.Time{})
 				conn = tc
 			}
+			fc := newFlowConn(conn)
 			ctx := context.WithValue(context.Background(), connKey{}, c)
-			h2.ServeConn(newFlowConn(conn), &http2.ServeConnOpts{Context: ctx, Handler: http.HandlerFunc(s.route)})
+			ctx = context.WithValue(ctx, flowKey{}, fc)
+			h2.ServeConn(fc, &http2.ServeConnOpts{Context: ctx, Handler: http.HandlerFunc(s.route)})
 		}()
 	}
 }
 
-type connKey struct{}
+type (
+	connKey struct{}
+	flowKey struct{}
+)
 
 // URL is the server's base URL.
 func (s *Server) URL() string {
@@ -310,14 +320,21 @@ func (s *Server) DeleteSessions(device string) int {
 	return n
 }
 
-// Stall makes input.raw of device stop reading (the window runs dry while the
-// connection still answers pings); false resumes.
+// Stall makes input.raw of device stop reading and stops refilling its
+// connection's window (the window runs dry while the connection still
+// answers pings); false resumes.
 func (s *Server) Stall(device string, on bool) {
 	s.mu.Lock()
 	s.stalled[device] = on
 	st := s.streams[device]
 	s.mu.Unlock()
-	if st != nil && !on {
+	if st == nil {
+		return
+	}
+	if st.fc != nil {
+		st.fc.Hold(on)
+	}
+	if !on {
 		st.wake()
 	}
 }

@@ -24,6 +24,7 @@ type stream struct {
 	seq    uint64   // frames received
 	update chan struct{}
 
+	fc      *flowConn // the stream's connection, for Stall
 	once    sync.Once
 	refused chan struct{}
 	wakeCh  chan struct{}
@@ -103,6 +104,10 @@ func (s *Server) inputRaw(_ http.ResponseWriter, r *http.Request) {
 	}
 	st := &stream{device: ss.device, shash: ss.shash, subproto: p.str("subproto"), delta: delta,
 		update: make(chan struct{}), refused: make(chan struct{}), wakeCh: make(chan struct{}, 1)}
+	st.fc, _ = r.Context().Value(flowKey{}).(*flowConn)
+	if s.stalled[ss.device] && st.fc != nil {
+		st.fc.Hold(true)
+	}
 	if old := s.streams[ss.device]; old != nil {
 		old.refuse() // we simplify the real race: the newest registration wins at once
 	}
