@@ -59,6 +59,7 @@ type Client struct {
 	device string
 	meta   string
 	budget float64 // fraction of the per-minute limit we use
+	now    func() time.Time
 
 	authMu  sync.Mutex // serialises authorize
 	mu      sync.Mutex
@@ -79,6 +80,8 @@ type ClientOptions struct {
 	// Budget is the fraction of the server's per-minute limit the client
 	// allows itself; 0 means 0.6.
 	Budget float64
+	// Now is the clock for LastOK (the heartbeat's reference); nil is time.Now.
+	Now func() time.Time
 }
 
 // NewClient returns a client for base using rt (an HTTP/2 transport).
@@ -86,8 +89,11 @@ func NewClient(base *url.URL, rt http.RoundTripper, o ClientOptions) *Client {
 	if o.Budget <= 0 {
 		o.Budget = 0.6
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	c := &Client{base: base, hc: &http.Client{Transport: rt}, user: o.User, pass: o.Password,
-		device: o.Device, meta: o.Meta, budget: o.Budget, authCh: make(chan struct{})}
+		device: o.Device, meta: o.Meta, budget: o.Budget, now: o.Now, authCh: make(chan struct{})}
 	c.setLimitsLocked(DefaultLimits)
 	return c
 }
@@ -155,7 +161,7 @@ func (c *Client) reauth(ctx context.Context, seen uint64) error {
 	c.gen++
 	close(c.authCh)
 	c.authCh = make(chan struct{})
-	c.lastOK = time.Now()
+	c.lastOK = c.now()
 	c.mu.Unlock()
 	cfg, err := c.call(ctx, "getConfig.json", nil)
 	if err != nil {
@@ -225,7 +231,7 @@ func (c *Client) do(ctx context.Context, op string, params map[string]any, blob 
 		}
 		c.mu.Lock()
 		c.used++
-		c.lastOK = time.Now()
+		c.lastOK = c.now()
 		c.mu.Unlock()
 		return r, raw, nil
 	}

@@ -2,6 +2,7 @@ package camserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,8 +155,9 @@ func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 		}
 	}
 	jsonRT, streamRT := newTransport(p), newTransport(p)
+	meta, _ := json.Marshal(map[string]string{"agent": "edge-agent", "version": l.deps.Version})
 	c := NewClient(l.base, jsonRT, ClientOptions{User: l.cfg.User, Password: l.cfg.Password,
-		Device: l.dev, Meta: `{"agent":"edge-agent","version":"` + l.deps.Version + `"}`, Budget: l.opts.Budget})
+		Device: l.dev, Meta: string(meta), Budget: l.opts.Budget, Now: l.deps.Clock.Now})
 	if err := c.Authorize(ctx); err != nil {
 		jsonRT.CloseIdleConnections()
 		return nil, classify(err)
@@ -226,7 +228,7 @@ func (s *session) heartbeat(ctx context.Context) error {
 		if every <= 0 {
 			every = min(s.c.Limits().DeadSession/4, 2*time.Minute)
 		}
-		wait := time.Until(s.c.LastOK().Add(every))
+		wait := s.c.LastOK().Add(every).Sub(s.l.deps.Clock.Now())
 		if wait <= 0 {
 			if err := s.c.HeartBit(ctx); err != nil {
 				return fmt.Errorf("heartbeat: %w", err)
