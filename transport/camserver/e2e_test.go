@@ -38,19 +38,20 @@ const device = "pi-test-01"
 // rig is one fake server plus one agent link run by a real supervisor over a
 // real hub with synthetic sensors.
 type rig struct {
-	t      *testing.T
-	srv    *camservertest.Server
-	link   *camserver.Link
-	stats  *transport.Stats
-	spool  *spool.Spool
-	cam    *synthetic.Camera
-	sup    *supervisor.Supervisor
-	frames *frameLog
-	cancel context.CancelFunc
-	done   chan struct{}
-	hub    *hub.Hub
-	state  string
-	seen   struct {
+	t        *testing.T
+	srv      *camservertest.Server
+	link     *camserver.Link
+	stats    *transport.Stats
+	spool    *spool.Spool
+	cam      *synthetic.Camera
+	sup      *supervisor.Supervisor
+	frames   *frameLog
+	cancel   context.CancelFunc
+	done     chan struct{}
+	hub      *hub.Hub
+	state    string
+	stopOnce sync.Once
+	seen     struct {
 		mu sync.Mutex
 		m  map[string]bool
 	}
@@ -86,6 +87,7 @@ type rigOpts struct {
 	srvOpts  camservertest.Options
 	prespool func(*spool.Spool)
 	stateDir string
+	srv      *camservertest.Server // reuse a server (a restarted agent)
 }
 
 func newServer(t *testing.T, o camservertest.Options) *camservertest.Server {
@@ -103,7 +105,10 @@ func newServer(t *testing.T, o camservertest.Options) *camservertest.Server {
 func startRig(t *testing.T, o rigOpts) *rig {
 	t.Helper()
 	o.srvOpts.TLS = o.tls
-	srv := newServer(t, o.srvOpts)
+	srv := o.srv
+	if srv == nil {
+		srv = newServer(t, o.srvOpts)
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h := hub.New(hub.Options{Logger: logger})
 	camCfg := synthetic.Config{Signal: synthetic.SignalCamera, FPS: 20}
@@ -192,10 +197,13 @@ func startRig(t *testing.T, o rigOpts) *rig {
 	return r
 }
 
+// stop ends the agent side (idempotent); the server stays up.
 func (r *rig) stop() {
-	r.cancel()
-	<-r.done
-	r.hub.Close()
+	r.stopOnce.Do(func() {
+		r.cancel()
+		<-r.done
+		r.hub.Close()
+	})
 }
 
 // waitFor polls cond until it holds (a deadline only to fail instead of hang).
