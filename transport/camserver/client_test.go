@@ -236,3 +236,27 @@ func TestAPIQuirksFromClient(t *testing.T) {
 		t.Fatalf("unknown rid: %v", err)
 	}
 }
+
+func TestNewRejectsMismatchedSubproto(t *testing.T) {
+	r := startRig(t, rigOpts{cfg: func(c *camserver.Config) { c.Stream.Sensor = "" }})
+	tests := []struct {
+		name, sensor, subproto string
+		ok                     bool
+	}{
+		{"jpeg from camera", "cam", camserver.SubprotoRawJPEG, true},
+		{"deflate json from accel", "accel", camserver.SubprotoDeflateJSON, true},
+		{"jpeg from accel", "accel", camserver.SubprotoRawJPEG, false},
+		{"numeric subproto", "cam", "1e5", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := camserver.Config{URL: r.srv.URL(), User: "demo", Password: "demo-pass", Device: "pi-x",
+				Stream: camserver.Stream{Sensor: tc.sensor, Subproto: tc.subproto}}
+			cfg.SetDefaults()
+			_, err := camserver.New(cfg, transport.Deps{Name: "cs", Hub: r.hub, StateDir: t.TempDir()})
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -93,6 +93,13 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 		if err := checkName("subproto", cfg.Stream.Subproto); err != nil {
 			return nil, fmt.Errorf("camserver link %q: %w", deps.Name, err)
 		}
+		// A subprotocol that cannot carry the sensor's data is a config
+		// error, not something to retry.
+		if info, ok := deps.Hub.Info(cfg.Stream.Sensor); ok {
+			if _, err := newEncoder(cfg.Stream.Subproto, info, cfg.Stream.Delta.D()); err != nil {
+				return nil, fmt.Errorf("camserver link %q: stream: %w", deps.Name, err)
+			}
+		}
 	}
 	if opts.Watchdog <= 0 {
 		opts.Watchdog = 10 * time.Second
