@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +24,12 @@ import (
 	"github.com/edge-agent/edge-agent/transport"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv("FAULT_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, so small retained sets show
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // Fault kinds, in table order.
 const (
@@ -108,7 +115,14 @@ type result struct {
 	ran             bool
 }
 
-// faultCount is FAULT_COUNT, else 10 with -short, else 100.
+// defaultCount is the faults per cell of a plain run. 100 per cell (the
+// issue's figure) takes about 9 minutes with -race on a loaded 2-core machine
+// (all cells pass; see docs/benchmarks/faults.md), far over the suite's
+// ~3 minute CI budget, so CI runs 25 and FAULT_COUNT=100 runs the full
+// campaign.
+const defaultCount = 25
+
+// faultCount is FAULT_COUNT, else 10 with -short, else defaultCount.
 func faultCount(t *testing.T) int {
 	if v := os.Getenv("FAULT_COUNT"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -120,7 +134,7 @@ func faultCount(t *testing.T) int {
 	if testing.Short() {
 		return 10
 	}
-	return 100
+	return defaultCount
 }
 
 // TestFault runs every link × fault cell sequentially (goroutine and heap
@@ -216,6 +230,11 @@ func runCell(t *testing.T, spec linkSpec, kind string, n int) result {
 		t.Errorf("%s / %s: warm-up: %v\n%s", spec.name, kind, err, tail(r.logs(), 40))
 		return res
 	}
+	if err := settleFake(r); err != nil {
+		res.note = "settle: " + err.Error()
+		t.Errorf("%s / %s: %v", spec.name, kind, err)
+		return res
+	}
 	res.gBefore, res.hBefore = measure(0)
 	for i := 0; i < n; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), iterTimeout)
@@ -238,7 +257,13 @@ func runCell(t *testing.T, spec linkSpec, kind string, n int) result {
 	if lost := res.led.produced - res.led.delivered; lost != 0 || len(res.led.missing) > 0 {
 		t.Errorf("%s / %s: %d items lost: %v", spec.name, kind, lost, res.led.missing)
 	}
+	if err := settleFake(r); err != nil {
+		t.Errorf("%s / %s: %v", spec.name, kind, err)
+	}
 	res.gAfter, res.hAfter = measure(res.gBefore)
+	if dir := os.Getenv("FAULT_HEAPPROFILE"); dir != "" {
+		writeHeapProfile(t, filepath.Join(dir, spec.name+"-"+strings.Fields(kind)[0]+".pprof"))
+	}
 	// Goroutines: a few may still be winding down (idle HTTP connections);
 	// growth proportional to the iteration count is the leak to catch.
 	if grow := res.gAfter - res.gBefore; grow > goroutineSlack {
@@ -258,6 +283,25 @@ const (
 	heapSlack      = 4 << 20
 )
 
+// fakeRefresher is a rig whose fake keeps per-session history that grows
+// with the number of sessions (rtmtest keeps every session, closed pion peer
+// included, for Sessions()). Before each measurement such a rig replaces its
+// fake with a fresh one and waits for the link to reconnect, so the figures
+// show the link's memory, not the fake's log.
+type fakeRefresher interface {
+	refreshFake(ctx context.Context) error
+}
+
+func settleFake(r rig) error {
+	fr, ok := r.(fakeRefresher)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), iterTimeout)
+	defer cancel()
+	return fr.refreshFake(ctx)
+}
+
 // measure returns the goroutine count and HeapInuse after a GC. When want > 0
 // it first gives goroutines up to 2 s to settle back to want+slack.
 func measure(want int) (int, uint64) {
@@ -271,6 +315,21 @@ func measure(want int) (int, uint64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return runtime.NumGoroutine(), ms.HeapInuse
+}
+
+// writeHeapProfile writes the in-use heap (after a GC) for `go tool pprof`,
+// to tell a link's growth from its fake's.
+func writeHeapProfile(t *testing.T, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Errorf("heap profile: %v", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Errorf("heap profile: %v", err)
+	}
 }
 
 func goroutineDump() string {
@@ -304,6 +363,9 @@ func renderTable(rs []result, n int) string {
 			rec += " FAILED: " + r.note
 		}
 		items := fmt.Sprintf("%d/%d, lost %d", r.led.delivered, r.led.produced, r.led.produced-r.led.delivered)
+		if r.led.produced == 0 && r.led.live {
+			items = "— (live media only)"
+		}
 		live := "—"
 		if r.led.live {
 			live = fmt.Sprintf("%d / %d / %d / %d", r.led.liveSrc, r.led.liveRecv, r.led.liveDrop,

@@ -238,6 +238,21 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 	return r.healthy(ctx, active0, st.Sessions)
 }
 
+// refreshFake replaces the fake by a fresh one on the same address (its
+// session history dropped) and waits for the link's new session with media.
+func (r *rtmRig) refreshFake(ctx context.Context) error {
+	st := r.sr.sup.Status()
+	old := r.server()
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("close fake: %w", err)
+	}
+	r.account(old)
+	if err := r.restart(ctx); err != nil {
+		return err
+	}
+	return r.healthy(ctx, 0, st.Sessions)
+}
+
 // account adds the video frames a fake received before it is discarded.
 func (r *rtmRig) account(f *rtmtest.Server) {
 	var n int64
