@@ -7,6 +7,9 @@
 // reset, stalled peer, 5xx/BAD answers, expired credentials, slow network
 // through internal/faultproxy) and checks that the link recovers every time,
 // that no durable item is lost and that goroutines and heap stay flat. The
-// count per cell is FAULT_COUNT (default 100, 10 with -short); setting
-// FAULT_TABLE=path also writes the result table there as Markdown.
+// count per cell is FAULT_COUNT (default 25, 10 with -short; FAULT_COUNT=100
+// is the full campaign); FAULT_TABLE=path also writes the result table there
+// as Markdown, FAULT_LINKS and FAULT_KINDS select cells (comma-separated
+// words), FAULT_LOG=1 logs to stderr and FAULT_HEAPPROFILE=dir writes a heap
+// profile per cell.
 package e2e
