@@ -303,3 +303,54 @@ func TestNewRejects(t *testing.T) {
 		t.Fatal("bad listen address accepted")
 	}
 }
+
+// BenchmarkRoundTrip compares 64 KiB echo round trips direct and through a
+// clean proxy (no faults): the proxy's own cost when it is idle in a test.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, via := range []string{"direct", "proxy"} {
+		b.Run(via, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(c, c)
+				_ = c.Close()
+			}()
+			addr := ln.Addr().String()
+			var p *faultproxy.Proxy
+			if via == "proxy" {
+				if p, err = faultproxy.New(faultproxy.Options{Target: addr}); err != nil {
+					b.Fatal(err)
+				}
+				addr = p.Addr()
+			}
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := bytes.Repeat([]byte{'x'}, 64<<10)
+			b.SetBytes(int64(len(msg)))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := roundTrip(c, msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			_ = c.Close()
+			if p != nil {
+				_ = p.Close()
+			}
+			_ = ln.Close()
+			wg.Wait()
+		})
+	}
+}
