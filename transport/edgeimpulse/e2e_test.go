@@ -337,6 +337,12 @@ func TestSampleSeries(t *testing.T) {
 					}
 				})
 			}
+			// The spool removes an item just after the peer acknowledged it,
+			// which is when sampleFinished goes out: allow that moment.
+			deadline := time.Now().Add(5 * time.Second)
+			for st := r.spool.Stats(); st.Items != 0 && time.Now().Before(deadline); st = r.spool.Stats() {
+				time.Sleep(5 * time.Millisecond)
+			}
 			if st := r.spool.Stats(); st.Items != 0 || st.Delivered != uint64(len(cases)) {
 				t.Errorf("spool %+v after delivery", st)
 			}
