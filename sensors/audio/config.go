@@ -16,8 +16,8 @@ type Config struct {
 	// Device is the ALSA capture device as listed by `edge-agent sensors`
 	// (its ID such as "hw:1,0", or its name), or "default".
 	Device          string        `yaml:"device"`
-	SampleRate      int           `yaml:"sample_rate"`
-	MaxSampleLength conf.Duration `yaml:"max_sample_length"`
+	SampleRate      int           `yaml:"sample_rate"`       // capture rate in Hz; miniaudio converts when the card runs at another rate
+	MaxSampleLength conf.Duration `yaml:"max_sample_length"` // longest sample a link may record from this sensor
 }
 
 // SetDefaults fills zero fields with their defaults.

@@ -24,9 +24,9 @@ type Config struct {
 	// Output is what the command writes: h264 (Annex-B), mjpeg, or pcm
 	// (s16le mono at Rate).
 	Output string  `yaml:"output"`
-	Width  int     `yaml:"width"`
-	Height int     `yaml:"height"`
-	Rate   float64 `yaml:"rate"` // fps for video, sample rate for pcm
+	Width  int     `yaml:"width"`  // frame width the command produces (announced to links)
+	Height int     `yaml:"height"` // frame height the command produces
+	Rate   float64 `yaml:"rate"`   // fps for video, sample rate for pcm
 }
 
 // SetDefaults fills zero fields with their defaults.

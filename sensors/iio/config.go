@@ -27,7 +27,7 @@ type Config struct {
 	// rate. The driver writes it (or the nearest rate the chip offers) and
 	// reports the rate it reads back.
 	Frequencies     []float64     `yaml:"frequencies"`
-	MaxSampleLength conf.Duration `yaml:"max_sample_length"`
+	MaxSampleLength conf.Duration `yaml:"max_sample_length"` // longest sample a link may record from this sensor (Edge Impulse maxSampleLengthS)
 	// Mode is poll (sysfs, <= 100 Hz) or buffered (/dev/iio:deviceN); auto
 	// picks buffered when the device supports it and the rate is above 100 Hz.
 	Mode string `yaml:"mode"`

@@ -16,14 +16,14 @@ import (
 // Config is the `serial:` block of a sensor.
 type Config struct {
 	Port string `yaml:"port"` // e.g. /dev/serial/by-id/usb-Arduino…, or /dev/ttyACM0
-	Baud int    `yaml:"baud"`
+	Baud int    `yaml:"baud"` // line speed of the port
 	// Axes names the columns; empty means detect the count and call them
 	// axis0…axisN-1.
 	Axes  []string `yaml:"axes"`
-	Units string   `yaml:"units"`
+	Units string   `yaml:"units"` // unit of the values, e.g. m/s2 (shown to links)
 	// Frequency in Hz; 0 means detect it from the line timing.
 	Frequency       float64       `yaml:"frequency"`
-	MaxSampleLength conf.Duration `yaml:"max_sample_length"`
+	MaxSampleLength conf.Duration `yaml:"max_sample_length"` // longest sample a link may record from this sensor
 }
 
 // SetDefaults fills zero fields with their defaults.

@@ -44,18 +44,18 @@ type Config struct {
 	Frequencies []float64 `yaml:"frequencies,omitempty"` // the first is the running rate
 	Amplitude   float64   `yaml:"amplitude,omitempty"`   // m/s²
 	Noise       float64   `yaml:"noise,omitempty"`       // peak of the uniform noise, m/s²
-	Seed        uint64    `yaml:"seed,omitempty"`
+	Seed        uint64    `yaml:"seed,omitempty"`        // seed of the motion noise; the same seed gives the same values
 	// Audio.
 	SampleRate int     `yaml:"sample_rate,omitempty"`
-	ToneHz     float64 `yaml:"tone_hz,omitempty"`
+	ToneHz     float64 `yaml:"tone_hz,omitempty"` // frequency of the audio tone
 	// Camera and h264.
 	FPS    float64 `yaml:"fps,omitempty"`
-	Width  int     `yaml:"width,omitempty"`
-	Height int     `yaml:"height,omitempty"`
+	Width  int     `yaml:"width,omitempty"`  // camera frame width
+	Height int     `yaml:"height,omitempty"` // camera frame height
 	// File is an H.264 Annex-B file to loop instead of the built-in clip.
 	File string `yaml:"file,omitempty"`
 
-	MaxSampleLength conf.Duration `yaml:"max_sample_length,omitempty"`
+	MaxSampleLength conf.Duration `yaml:"max_sample_length,omitempty"` // longest sample a link may record from this sensor
 }
 
 // SetDefaults fills zero fields with their defaults.

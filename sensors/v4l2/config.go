@@ -18,11 +18,11 @@ import (
 
 // Config is the `v4l2:` block of a sensor.
 type Config struct {
-	Device string  `yaml:"device"`
+	Device string  `yaml:"device"` // the video node; prefer the stable /dev/v4l/by-id/… name
 	Format string  `yaml:"format"` // mjpeg | yuyv | h264 | auto
-	Width  int     `yaml:"width"`
-	Height int     `yaml:"height"`
-	FPS    float64 `yaml:"fps"`
+	Width  int     `yaml:"width"`  // frame width; 0 picks the size nearest 640x480
+	Height int     `yaml:"height"` // frame height; 0 picks the size nearest 640x480
+	FPS    float64 `yaml:"fps"`    // frames per second asked of the camera
 }
 
 // SetDefaults fills zero fields with their defaults.

@@ -19,12 +19,12 @@ import (
 
 // Config is the `camserver:` block of a link.
 type Config struct {
-	URL                string `yaml:"url"`
-	CAFile             string `yaml:"ca_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-	User               string `yaml:"user"`
-	Password           string `yaml:"password"`
-	PasswordFile       string `yaml:"password_file"`
+	URL                string `yaml:"url"`                  // server base URL, https:// (HTTP/2 over TLS) or http:// (h2c)
+	CAFile             string `yaml:"ca_file"`              // PEM file of CAs (or the server certificate) to trust
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // skip TLS certificate verification (testing only)
+	User               string `yaml:"user"`                 // the user name sent to authorize.json
+	Password           string `yaml:"password"`             // the password inline (discouraged: use password_file)
+	PasswordFile       string `yaml:"password_file"`        // file holding the password (mode 0600)
 	// Device is the name this board uses on the server (unique in the
 	// account, must contain a letter); empty means the agent's device name.
 	Device string `yaml:"device"`
@@ -41,9 +41,9 @@ type Config struct {
 
 // Stream configures the raw stream pushed with PUT input.raw.
 type Stream struct {
-	Sensor   string        `yaml:"sensor"`
-	Subproto string        `yaml:"subproto"`
-	Delta    conf.Duration `yaml:"delta"`
+	Sensor   string        `yaml:"sensor"`   // the sensor pushed as the stream (a camera for RAW_JPEG, a motion sensor for DEFLATE_JSON)
+	Subproto string        `yaml:"subproto"` // stream subprotocol, e.g. RAW_JPEG or DEFLATE_JSON
+	Delta    conf.Duration `yaml:"delta"`    // the stream's frame interval announced to the server
 	// Start is auto (stream while connected) or manual (only after a
 	// stream_start message).
 	Start string `yaml:"start"`

@@ -22,16 +22,16 @@ import (
 
 // Config is the `edgeimpulse:` block of a link.
 type Config struct {
-	APIKey     string `yaml:"api_key"`
-	APIKeyFile string `yaml:"api_key_file"`
+	APIKey     string `yaml:"api_key"`      // the project API key inline (discouraged: use api_key_file)
+	APIKeyFile string `yaml:"api_key_file"` // file holding the project API key (mode 0600)
 	// RemoteMgmtURL is the remote management WebSocket.
 	RemoteMgmtURL string `yaml:"remote_mgmt_url"`
-	IngestionURL  string `yaml:"ingestion_url"`
-	Encoding      string `yaml:"encoding"` // json | cbor
+	IngestionURL  string `yaml:"ingestion_url"` // base URL of the ingestion service (signed uploads)
+	Encoding      string `yaml:"encoding"`      // json | cbor
 	// Sensors are the sensor names offered in the Hello.
 	Sensors            []string `yaml:"sensors"`
-	CAFile             string   `yaml:"ca_file"`
-	InsecureSkipVerify bool     `yaml:"insecure_skip_verify"`
+	CAFile             string   `yaml:"ca_file"`              // PEM file of CAs trusted in addition to the system roots
+	InsecureSkipVerify bool     `yaml:"insecure_skip_verify"` // skip TLS certificate verification (testing only)
 
 	// PingInterval is how often the link pings the server (spec §1: 30 s).
 	PingInterval conf.Duration `yaml:"ping_interval"`

@@ -18,11 +18,11 @@ import (
 
 // Config is the `frameio:` block of a link.
 type Config struct {
-	APIURL           string `yaml:"api_url"`
-	SocketURL        string `yaml:"socket_url"`
-	ClientID         string `yaml:"client_id"`
-	ClientSecret     string `yaml:"client_secret"`
-	ClientSecretFile string `yaml:"client_secret_file"`
+	APIURL           string `yaml:"api_url"`            // Frame.io API base URL
+	SocketURL        string `yaml:"socket_url"`         // the device WebSocket (Phoenix channel)
+	ClientID         string `yaml:"client_id"`          // the device client id issued for this integration
+	ClientSecret     string `yaml:"client_secret"`      // the client secret inline (discouraged: use client_secret_file)
+	ClientSecretFile string `yaml:"client_secret_file"` // file holding the client secret (mode 0600)
 	// TokenFile is where `edge-agent pair` stores the tokens and the link
 	// reads and rotates them. Empty means tokens.json in the link's state
 	// directory (state_dir/links/<name>).
@@ -31,8 +31,8 @@ type Config struct {
 	Channel int    `yaml:"channel"`
 	Upload  Upload `yaml:"upload"`
 
-	CAFile             string `yaml:"ca_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	CAFile             string `yaml:"ca_file"`              // PEM file of CAs trusted in addition to the system roots
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // skip TLS certificate verification (testing only)
 }
 
 // Upload says what becomes assets.
@@ -40,7 +40,7 @@ type Upload struct {
 	// Sensor is a still (JPEG) sensor captured every Every; empty or a zero
 	// Every disables captures.
 	Sensor string        `yaml:"sensor"`
-	Every  conf.Duration `yaml:"every"`
+	Every  conf.Duration `yaml:"every"` // capture a still from upload.sensor this often; 0 disables
 	// WatchDir is scanned for finished files (size stable across two scans);
 	// each is spooled and then moved to WatchDir/.spooled so it stays on
 	// user-accessible storage.

@@ -15,36 +15,36 @@ import (
 type Config struct {
 	// APIURL, when set, creates each session over REST first.
 	APIURL    string `yaml:"api_url"`
-	URL       string `yaml:"url"`
-	Token     string `yaml:"token"`
-	TokenFile string `yaml:"token_file"`
+	URL       string `yaml:"url"`        // the RTM signalling WebSocket, used when api_url is empty
+	Token     string `yaml:"token"`      // the Bearer token inline (discouraged: use token_file)
+	TokenFile string `yaml:"token_file"` // file holding the Bearer token for the socket (mode 0600)
 	// WSTokenQueryParam, when set, also passes the token as this query
 	// parameter on the WebSocket URL (browser-style auth; spec §2.4).
 	WSTokenQueryParam string `yaml:"ws_token_query_param"`
-	ClientID          string `yaml:"client_id"`
+	ClientID          string `yaml:"client_id"` // this device's client id in the service
 	// Video names the sensor giving H.264; Audio the optional microphone.
 	Video      string      `yaml:"video"`
-	Audio      string      `yaml:"audio"`
-	ICEServers []ICEServer `yaml:"ice_servers"`
+	Audio      string      `yaml:"audio"`       // the microphone sensor to publish as PCMU (optional)
+	ICEServers []ICEServer `yaml:"ice_servers"` // STUN/TURN servers for the peer connection
 	Record     Record      `yaml:"record"`
-	WebhookURL string      `yaml:"webhook_url"`
+	WebhookURL string      `yaml:"webhook_url"` // URL the service calls on session or recording events (optional)
 
-	CAFile             string `yaml:"ca_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	CAFile             string `yaml:"ca_file"`              // PEM file of CAs trusted in addition to the system roots
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // skip TLS certificate verification (testing only)
 }
 
 // ICEServer is one STUN/TURN server.
 type ICEServer struct {
-	URLs       []string `yaml:"urls"`
-	Username   string   `yaml:"username"`
-	Credential string   `yaml:"credential"`
+	URLs       []string `yaml:"urls"`       // stun: or turn: URLs
+	Username   string   `yaml:"username"`   // TURN user name
+	Credential string   `yaml:"credential"` // TURN credential
 }
 
 // Record configures recording.
 type Record struct {
-	UploadURL  string `yaml:"upload_url"`
-	WebhookURL string `yaml:"webhook_url"`
-	Start      string `yaml:"start"` // auto | manual
+	UploadURL  string `yaml:"upload_url"`  // PUT target for recordings (sent with recording_start)
+	WebhookURL string `yaml:"webhook_url"` // URL the service calls on session or recording events (optional)
+	Start      string `yaml:"start"`       // auto | manual
 }
 
 // SetDefaults fills zero fields with their defaults.
