@@ -1,33 +1,16 @@
 package rtm
 
 import (
-	"bytes"
-	"os"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/internal/conf/conftest"
 )
 
 func TestSampleConfig(t *testing.T) {
-	b, err := os.ReadFile("testdata/sample.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c Config
-	c.SetDefaults()
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("sample does not decode strictly: %v", err)
-	}
-	v := conf.NewValidator()
-	c.Validate(v)
-	if p := v.Problems(); len(p) != 0 {
-		t.Fatalf("sample has problems: %v", p)
-	}
+	conftest.Check(t, "testdata/sample.yaml", &c)
 	if c.Token != "sample-token" || len(c.ICEServers) != 2 || c.Record.Start != "auto" {
 		t.Errorf("decoded %+v", c)
 	}

@@ -45,6 +45,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/edge-agent/edge-agent/internal/selfsigned"
 )
 
 // Options configures a fake server. Zero values take the real server's
@@ -130,7 +132,7 @@ func New(listen string, opts Options) (*Server, error) {
 		bookAt: map[string]time.Time{}, config: defaultConfig(), streams: map[string]*stream{},
 		stalled: map[string]bool{}, calls: map[string]int{}}
 	if opts.TLS {
-		cert, caPEM, err := selfSigned()
+		cert, caPEM, err := selfsigned.Localhost("camservertest")
 		if err != nil {
 			return nil, fmt.Errorf("camservertest: certificate: %w", err)
 		}

@@ -34,6 +34,8 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/gorilla/websocket"
+
+	"github.com/edge-agent/edge-agent/internal/selfsigned"
 )
 
 // Options configures a Server.
@@ -149,7 +151,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Logger.With("fake", "edgeimpulse"), ln: ln,
 		conns: map[*deviceConn]struct{}{}, stored: map[string]bool{}, changed: make(chan struct{})}
 	if opts.TLS {
-		cert, pemBytes, err := selfSigned()
+		cert, pemBytes, err := selfsigned.Localhost("eitest")
 		if err != nil {
 			ln.Close()
 			return nil, err
