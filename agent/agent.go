@@ -49,10 +49,7 @@ type Agent struct {
 	log   *slog.Logger
 	hub   *hub.Hub
 	links []*linkRunner
-	// broken sensors that could not be constructed, by name
 	started time.Time
-
-	statusAddr string
 }
 
 // linkRunner is one configured link: its supervisor, or the reason it could
@@ -164,9 +161,6 @@ func (a *Agent) buildLink(l config.Link) *linkRunner {
 // Hub returns the sensor hub (for tests and the sample command).
 func (a *Agent) Hub() *hub.Hub { return a.hub }
 
-// StatusAddr returns the status server's address once Run has bound it.
-func (a *Agent) StatusAddr() string { return a.statusAddr }
-
 // Run runs the daemon until ctx ends, then shuts down in the documented
 // order. It returns an error only when the status server cannot listen.
 func (a *Agent) Run(ctx context.Context) error {
@@ -180,8 +174,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	var statusWG sync.WaitGroup
+	statusAddr := "disabled"
 	if ln != nil {
-		a.statusAddr = ln.Addr().String()
+		statusAddr = ln.Addr().String()
 		srv := status.New(a.Snapshot, a.log)
 		statusWG.Add(1)
 		go func() {
@@ -215,7 +210,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	n.Ready(fmt.Sprintf("%d sensors, %d links", len(a.cfg.Sensors), len(a.links)))
 	a.log.Info("agent started", "version", a.opts.Version, "device", a.cfg.Device.Name,
-		"sensors", len(a.cfg.Sensors), "links", len(a.links), "status", a.statusAddr)
+		"sensors", len(a.cfg.Sensors), "links", len(a.links), "status", statusAddr)
 	var wdWG sync.WaitGroup
 	wdCtx, stopWD := context.WithCancel(ctx)
 	wdWG.Add(1)
