@@ -242,8 +242,8 @@ func runCell(t *testing.T, spec linkSpec, kind string, n int) result {
 		cancel()
 		if err != nil {
 			res.note = fmt.Sprintf("iteration %d: %v", i, err)
-			t.Errorf("%s / %s: not recovered at iteration %d: %v (state %s, last error %q)\n%s",
-				spec.name, kind, i, err, r.status().State, r.status().LastError, tail(r.logs(), 40))
+			t.Errorf("%s / %s: not recovered at iteration %d: %v (state %s, last error %q)\n%s\n--- goroutines of the link:\n%s",
+				spec.name, kind, i, err, r.status().State, r.status().LastError, tail(r.logs(), 40), linkStacks())
 			break
 		}
 		res.recovered++
@@ -339,6 +339,21 @@ func writeHeapProfile(t *testing.T, path string) {
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		t.Errorf("heap profile: %v", err)
 	}
+}
+
+// linkStacks returns the stacks of goroutines running code of the transport
+// packages (links and fakes), to show where a link that did not recover is
+// waiting.
+func linkStacks() string {
+	buf := make([]byte, 4<<20)
+	all := string(buf[:runtime.Stack(buf, true)])
+	var out []string
+	for _, g := range strings.Split(all, "\n\n") {
+		if strings.Contains(g, "edge-agent/transport/") || strings.Contains(g, "edge-agent/agent/") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 func goroutineDump() string {
