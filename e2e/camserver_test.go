@@ -202,10 +202,16 @@ func (r *csRig) once(ctx context.Context, kind string, i int) error {
 	case faultBad:
 		// The request-limit pass: the session is over its per-minute
 		// budget, so the server deletes it and drops the connections;
-		// the next call answers BAD NO_SUCH_SESSION.
+		// the next call answers BAD NO_SUCH_SESSION. The limit is lowered
+		// only for the pass, with the proxy stalled meanwhile: a link
+		// re-authorizing in between would read the account limit of 1
+		// request a minute and rightly pace itself to it (seen in a
+		// 300-fault run), which is not the fault under test.
+		r.proxy.Stall(true)
 		r.srv.SetLimit(4, 1, true)
 		r.srv.Maintain()
 		r.srv.SetLimit(4, 60000, true)
+		r.proxy.Stall(false)
 		reauth = true
 	case faultCreds:
 		// The session id expires (deleted server-side, stream dropped on
