@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -225,7 +224,7 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
 			return err
 		}
-		if err := r.restart(ctx); err != nil {
+		if err := r.restart(); err != nil {
 			return err
 		}
 	case faultReset:
@@ -275,24 +274,22 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 	return r.healthy(ctx, post)
 }
 
-// restart starts a new fake on the same address (the port may take a
-// moment to be free again).
-func (r *eiRig) restart(ctx context.Context) error {
-	var last error
-	err := poll(ctx, "the fake to listen again", func() bool {
-		srv, err := eitest.New(eitest.Options{Listen: r.addr, Logger: newLogger(r.lb)})
-		if err != nil {
-			last = err
-			return false
-		}
-		r.mu.Lock()
-		r.srv = srv
-		r.mu.Unlock()
-		return true
-	})
+// restart starts a new fake on the same address, as a restarted service
+// behind a stable name. If the port is not free (TIME_WAIT is fine on Linux,
+// but another test may have taken it) the new fake listens elsewhere and the
+// proxy, which is the address the link knows, points at it.
+func (r *eiRig) restart() error {
+	srv, err := eitest.New(eitest.Options{Listen: r.addr, Logger: newLogger(r.lb)})
 	if err != nil {
-		return errors.Join(err, last)
+		if srv, err = eitest.New(eitest.Options{Logger: newLogger(r.lb)}); err != nil {
+			return fmt.Errorf("restart fake: %w", err)
+		}
+		r.addr = srv.Addr()
+		r.proxy.SetTarget(r.addr)
 	}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
 	return nil
 }
 
