@@ -44,11 +44,11 @@ type Options struct {
 
 // Agent is a configured daemon, ready to Run.
 type Agent struct {
-	cfg   *config.Config
-	opts  Options
-	log   *slog.Logger
-	hub   *hub.Hub
-	links []*linkRunner
+	cfg     *config.Config
+	opts    Options
+	log     *slog.Logger
+	hub     *hub.Hub
+	links   []*linkRunner
 	started time.Time
 }
 
