@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,7 +110,7 @@ func (r *csRig) record(name string) error {
 		return err
 	}
 	payload := "\xff\xd8 e2e " + name + " " + hex.EncodeToString(b) + " \xff\xd9"
-	if _, err := r.spool.Put("record", map[string]string{"meta": "JPEG"}, stringsReader(payload)); err != nil {
+	if _, err := r.spool.Put("record", map[string]string{"meta": "JPEG"}, strings.NewReader(payload)); err != nil {
 		return err
 	}
 	r.mu.Lock()

@@ -142,7 +142,7 @@ func (r *eiRig) sample(ctx context.Context, label, stage string) (string, error)
 		for _, m := range msgs[from:] {
 			switch {
 			case m.Type == "sampleUploading":
-				r.produceOnce(label)
+				r.tr.produce(label)
 			case m.Type == "sample" && m.Fields["sample"] == false:
 				failure, _ = m.Fields["error"].(string)
 				return true
@@ -161,19 +161,6 @@ func (r *eiRig) sample(ctx context.Context, label, stage string) (string, error)
 		return failure, nil
 	}
 	return "", nil
-}
-
-// produceOnce records label as produced the first time it is seen.
-func (r *eiRig) produceOnce(label string) {
-	r.tr.mu.Lock()
-	for _, p := range r.tr.produced {
-		if p == label {
-			r.tr.mu.Unlock()
-			return
-		}
-	}
-	r.tr.mu.Unlock()
-	r.tr.produce(label)
 }
 
 // healthy runs one full sample on a recovered link and checks the fake

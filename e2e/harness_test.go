@@ -492,19 +492,25 @@ func waitUp(ctx context.Context, s *supervisor.Supervisor) error {
 	return poll(ctx, "link up", func() bool { return s.Status().State == supervisor.Up })
 }
 
-// tracker records durable item ids produced and delivered.
+// tracker records durable item ids produced and delivered. Safe for
+// concurrent use.
 type tracker struct {
 	mu        sync.Mutex
-	produced  []string
+	produced  []string // in order, each once
+	seen      map[string]bool
 	delivered map[string]bool
 }
 
-func newTracker() *tracker { return &tracker{delivered: map[string]bool{}} }
+func newTracker() *tracker { return &tracker{seen: map[string]bool{}, delivered: map[string]bool{}} }
 
+// produce records id as produced; a repeated id is counted once.
 func (tr *tracker) produce(id string) {
 	tr.mu.Lock()
-	tr.produced = append(tr.produced, id)
-	tr.mu.Unlock()
+	defer tr.mu.Unlock()
+	if !tr.seen[id] {
+		tr.seen[id] = true
+		tr.produced = append(tr.produced, id)
+	}
 }
 
 func (tr *tracker) deliver(id string) {
@@ -558,5 +564,3 @@ func keepRunning(h *hub.Hub, name string) (stop func(), err error) {
 		<-done
 	}, nil
 }
-
-func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
