@@ -28,7 +28,9 @@ import (
 // data only.
 const (
 	rtmToken = "e2e-rtm-token-0123456789"
-	rtmPing  = 50 * time.Millisecond
+	// rtmPing is the fake's ping period; the link gives up after 3 missed
+	// pings (300 ms), which a loaded -race machine does not trip by itself.
+	rtmPing = 100 * time.Millisecond
 )
 
 // rtmCauses are the TERMINATED causes the fake sends as the service's error
