@@ -90,6 +90,8 @@ type ledger struct {
 	// connection broke.
 	live                        bool
 	liveSrc, liveRecv, liveDrop int64
+	// note is shown next to the items (e.g. retries the rig had to make).
+	note string
 }
 
 // linkSpec describes one link for the suite.
@@ -390,6 +392,9 @@ func renderTable(rs []result, n int) string {
 		if r.led.produced == 0 && r.led.live {
 			items = "— (live media only)"
 		}
+		if r.led.note != "" {
+			items += " (" + r.led.note + ")"
+		}
 		live := "—"
 		if r.led.live {
 			live = fmt.Sprintf("%d / %d / %d / %d", r.led.liveSrc, r.led.liveRecv, r.led.liveDrop,
@@ -517,6 +522,12 @@ func (tr *tracker) deliver(id string) {
 	tr.mu.Lock()
 	tr.delivered[id] = true
 	tr.mu.Unlock()
+}
+
+func (tr *tracker) isProduced(id string) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.seen[id]
 }
 
 func (tr *tracker) isDelivered(id string) bool {
