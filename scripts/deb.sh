@@ -14,7 +14,9 @@ if ! "$NFPM" --version 2>/dev/null | grep -q "${NFPM_VERSION#v}"; then
 	GOBIN=$(dirname "$NFPM") go install github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION
 fi
 VERSION=${VERSION:-$(git describe --tags --always 2>/dev/null | sed 's/^v//' || echo 0.0.0)}
-case $VERSION in [0-9]*) ;; *) VERSION=0.0.0~git$VERSION ;; esac
+# A release tag gives 1.2.3; anything else (a bare commit hash, which may
+# start with a digit) becomes 0.0.0~git<hash> so it sorts below releases.
+[[ $VERSION =~ ^[0-9]+\.[0-9]+ ]] || VERSION=0.0.0~git$VERSION
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || true)
 mkdir -p dist build
 archs=("$@"); [ ${#archs[@]} -gt 0 ] || archs=(arm64 armhf)

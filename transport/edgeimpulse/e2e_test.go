@@ -191,9 +191,11 @@ func (r *rig) sampleCycle(req eitest.SampleRequest) []string {
 	}
 	var types []string
 	r.wait("end of sample", func() bool {
-		types = r.srv.MessageTypes(from)
-		for i, m := range r.srv.Messages()[from:] {
-			if types[i] == "sampleFinished" || (m.Type == "sample" && m.Fields["sample"] == false) {
+		// One snapshot of the messages: more may arrive while we look.
+		types = types[:0]
+		for _, m := range r.srv.Messages()[from:] {
+			types = append(types, m.Type)
+			if m.Type == "sampleFinished" || (m.Type == "sample" && m.Fields["sample"] == false) {
 				return true
 			}
 		}
