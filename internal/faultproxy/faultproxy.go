@@ -60,6 +60,7 @@ type Stats struct {
 	BytesUp    int64 // client → target bytes forwarded
 	BytesDown  int64 // target → client bytes forwarded
 	Dropped    int64 // queued bytes discarded when a connection ended
+	Held       int64 // bytes read and not yet forwarded or dropped (delayed or stalled)
 	DialErrors int64
 }
 
@@ -85,6 +86,7 @@ type Proxy struct {
 
 	accepted, refused, resets, cuts      atomic.Int64
 	bytesUp, bytesDown, dropped, dialErr atomic.Int64
+	held                                 atomic.Int64
 }
 
 // New starts a proxy.
@@ -204,7 +206,7 @@ func (p *Proxy) Stats() Stats {
 	p.mu.Unlock()
 	return Stats{Accepted: p.accepted.Load(), Refused: p.refused.Load(), Active: active,
 		Resets: p.resets.Load(), Cuts: p.cuts.Load(), BytesUp: p.bytesUp.Load(),
-		BytesDown: p.bytesDown.Load(), Dropped: p.dropped.Load(), DialErrors: p.dialErr.Load()}
+		BytesDown: p.bytesDown.Load(), Dropped: p.dropped.Load(), Held: p.held.Load(), DialErrors: p.dialErr.Load()}
 }
 
 // Close stops accepting, closes every connection and waits for every

@@ -117,7 +117,7 @@ func TestPassThrough(t *testing.T) {
 			}
 		})
 	}
-	if s := p.Stats(); s.BytesUp < int64(len(big)) || s.BytesDown < int64(len(big)) {
+	if s := p.Stats(); s.BytesUp < int64(len(big)) || s.BytesDown < int64(len(big)) || s.Held != 0 || s.Dropped != 0 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -352,5 +352,37 @@ func BenchmarkRoundTrip(b *testing.B) {
 			_ = ln.Close()
 			wg.Wait()
 		})
+	}
+}
+
+// TestDroppedCounted: bytes held by a stall when the connection is reset are
+// counted as dropped, not silently lost.
+func TestDroppedCounted(t *testing.T) {
+	e := newEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c := dial(t, p)
+	if _, err := roundTrip(c, []byte("warm")); err != nil {
+		t.Fatal(err)
+	}
+	p.Stall(true)
+	if _, err := c.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	// The stalled proxy reads the bytes into its queue, then holds them.
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Held != 10; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", p.Stats())
+		}
+	}
+	if n := p.Reset(); n != 1 {
+		t.Fatalf("reset %d connections", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Dropped < 10; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dropped %d bytes, want 10 (stats %+v)", p.Stats().Dropped, p.Stats())
+		}
+	}
+	if s := p.Stats(); s.Resets != 1 || s.BytesUp != 4 || s.Held != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }

@@ -67,9 +67,11 @@ func (p *Proxy) pipe(pr *pair, src, dst net.Conn, fwd *atomic.Int64) {
 		for {
 			n, err := src.Read(buf)
 			if n > 0 {
+				p.held.Add(int64(n))
 				select {
 				case ch <- chunk{b: append([]byte(nil), buf[:n]...), at: time.Now()}:
 				case <-pr.done:
+					p.held.Add(-int64(n))
 					p.dropped.Add(int64(n))
 					return
 				}
@@ -88,6 +90,7 @@ func (p *Proxy) pipe(pr *pair, src, dst net.Conn, fwd *atomic.Int64) {
 		if !p.forward(pr, dst, ck, fwd, &next) {
 			pr.close(false)
 			for rest := range ch { // the reader ends once pr is closed
+				p.held.Add(-int64(len(rest.b)))
 				p.dropped.Add(int64(len(rest.b)))
 			}
 			return
@@ -103,7 +106,11 @@ func (p *Proxy) pipe(pr *pair, src, dst net.Conn, fwd *atomic.Int64) {
 // as dropped.
 func (p *Proxy) forward(pr *pair, dst net.Conn, ck chunk, fwd *atomic.Int64, next *time.Time) bool {
 	data := ck.b
-	fail := func() bool { p.dropped.Add(int64(len(data))); return false }
+	fail := func() bool {
+		p.held.Add(-int64(len(data)))
+		p.dropped.Add(int64(len(data)))
+		return false
+	}
 	if !p.waitUnstalled(pr) {
 		return fail()
 	}
@@ -129,6 +136,7 @@ func (p *Proxy) forward(pr *pair, dst net.Conn, ck chunk, fwd *atomic.Int64, nex
 		}
 		n, err := dst.Write(piece)
 		fwd.Add(int64(n))
+		p.held.Add(-int64(n))
 		data = data[n:]
 		if err != nil {
 			return fail()
