@@ -510,6 +510,10 @@ func (fs *fakeSession) end(cause string) {
 		fs.info_.Cause = cause
 	}
 	pc := fs.pc
+	// Server.sessions keeps every session's SessionInfo for Sessions(); drop
+	// the ~150 KiB peer connection and queued candidates so a fake left
+	// running (edge-agent sim/demo) with a flapping link does not grow.
+	fs.pc, fs.pending = nil, nil
 	fs.mu.Unlock()
 	fs.conn.Close()
 	if pc != nil {
