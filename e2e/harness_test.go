@@ -119,7 +119,7 @@ type result struct {
 
 // defaultCount is the faults per cell of a plain run. 100 per cell (the
 // issue's figure) takes about 9 minutes with -race on a loaded 2-core machine
-// (all cells pass; see docs/benchmarks/faults.md), far over the suite's
+// (all cells pass; see docs/BENCHMARKS.md, "Fault injection"), far over the suite's
 // ~3 minute CI budget, so CI runs 25 and FAULT_COUNT=100 runs the full
 // campaign.
 const defaultCount = 25
