@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/internal/conf/conftest"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -23,14 +23,9 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v := conf.NewValidator()
-			tc.cfg.Validate(v)
-			var got []string
-			for _, p := range v.Problems() {
-				got = append(got, p.Path)
-			}
+			got, problems := conftest.Validate(&tc.cfg)
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
-				t.Errorf("problems at %v, want %v (%v)", got, tc.want, v.Problems())
+				t.Errorf("problems at %v, want %v (%v)", got, tc.want, problems)
 			}
 			if len(tc.want) == 0 {
 				if _, err := New("x", tc.cfg, sensors.Env{}); err != nil {

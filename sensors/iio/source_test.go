@@ -14,7 +14,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/clock"
-	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/internal/conf/conftest"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 )
@@ -593,14 +593,9 @@ func TestConfigValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.SetDefaults()
-			v := conf.NewValidator()
-			tc.cfg.Validate(v)
-			var got []string
-			for _, p := range v.Problems() {
-				got = append(got, p.Path)
-			}
+			got, problems := conftest.Validate(&tc.cfg)
 			if strings.Join(got, ",") != strings.Join(tc.bad, ",") {
-				t.Fatalf("problems %v, want %v", v.Problems(), tc.bad)
+				t.Fatalf("problems %v, want %v", problems, tc.bad)
 			}
 		})
 	}

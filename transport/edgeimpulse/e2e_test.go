@@ -17,6 +17,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/internal/conf/conftest"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
@@ -671,14 +672,9 @@ func TestConfigValidate(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.SetDefaults()
-			v := conf.NewValidator()
-			c.cfg.Validate(v)
-			var got []string
-			for _, p := range v.Problems() {
-				got = append(got, p.Path)
-			}
+			got, problems := conftest.Validate(&c.cfg)
 			if strings.Join(got, ",") != strings.Join(c.problems, ",") {
-				t.Errorf("problems %v, want %v", v.Problems(), c.problems)
+				t.Errorf("problems %v, want %v", problems, c.problems)
 			}
 			if c.problems == nil && c.cfg.APIKey != "ei_file_key" {
 				t.Errorf("api key not resolved from file")

@@ -38,3 +38,16 @@ func Check(t testing.TB, path string, cfg Config) {
 		t.Fatalf("%s: %v", path, p)
 	}
 }
+
+// Validate runs cfg.Validate and returns the field paths of its problems, in
+// order, with the problems themselves for messages: table tests compare the
+// paths.
+func Validate(cfg Config) ([]string, []conf.Problem) {
+	v := conf.NewValidator()
+	cfg.Validate(v)
+	var paths []string
+	for _, p := range v.Problems() {
+		paths = append(paths, p.Path)
+	}
+	return paths, v.Problems()
+}
