@@ -99,14 +99,3 @@ func pickFrameIO(cfg *config.Config, want string) (string, *frameio.Config, erro
 	}
 	return "", nil, errors.New("unreachable")
 }
-
-// isTerminal reports whether w is a character device (a countdown redrawn
-// in place is only readable there).
-func isTerminal(w io.Writer) bool {
-	f, ok := fileOf(w)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}

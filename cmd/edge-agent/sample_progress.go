@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 )
 
 // progress reports how much of the capture window is done: a bar on a
@@ -19,7 +18,7 @@ type progress interface {
 }
 
 func newProgress(w io.Writer, name string, window time.Duration) progress {
-	if f, ok := fileOf(w); ok && term.IsTerminal(int(f.Fd())) && window > 0 {
+	if isTerminal(w) && window > 0 {
 		bar := progressbar.NewOptions64(window.Milliseconds(),
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription("sampling "+name),
