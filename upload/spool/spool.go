@@ -383,10 +383,10 @@ func (s *Spool) Deliver(ctx context.Context, deliver DeliverFunc, policy retry.P
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if _, ok := s.Get(it.ID); !ok {
+			it, ok := s.Get(it.ID) // the latest Progress; gone if removed meanwhile
+			if !ok {
 				continue
 			}
-			it, _ = s.Get(it.ID) // pick up the latest Progress
 			err := s.deliverOne(ctx, deliver, it)
 			switch {
 			case err == nil:
