@@ -98,8 +98,13 @@ func (p *peer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := p.requests
 	p.mu.Unlock()
 	if n == p.blockAt {
+		// The upload in flight when the client is killed: never acknowledge
+		// it (an implicit 200 could reach the client before SIGKILL, and a
+		// peer must not ack what it did not store). Hold until the client
+		// is gone.
 		p.inFlight <- struct{}{}
-		io.Copy(io.Discard, r.Body) // the client dies mid-upload: this read fails
+		io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
 		return
 	}
 	b, err := io.ReadAll(r.Body)
