@@ -2,7 +2,10 @@
 # soak.sh: run `edge-agent demo` (all four links against their fakes, all
 # synthetic sensors streaming) for DURATION, and every INTERVAL append RSS,
 # Go heap, goroutines, CPU, sensor drops, spool depth and links up to a CSV;
-# then plot it to PNG. Not part of CI.
+# then plot it to PNG. Not part of CI. go_held_mib is what the Go runtime holds
+# from the OS (sys − released): next to RSS it tells page retention (RSS
+# follows go_held) from a leak outside Go (RSS climbs alone) or in the heap
+# (heap_mib climbs too).
 #   DURATION=1h INTERVAL=60 OUT=soak scripts/soak.sh  →  soak.csv, soak.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,7 @@ url=$(grep -o 'http://[0-9.:]*' "$work/out" | head -1)
 tck=$(getconf CLK_TCK)
 # metric REGEX: the sum of the samples whose name{labels} starts with REGEX.
 metric() { awk -v m="$1" '$1 ~ "^"m {s += $2} END {printf "%.0f", s}' "$work/metrics"; }
-echo "minutes,rss_mib,heap_mib,goroutines,cpu_pct,dropped,spool_items,links_up" >"$OUT.csv"
+echo "minutes,rss_mib,heap_mib,go_held_mib,goroutines,cpu_pct,dropped,spool_items,links_up" >"$OUT.csv"
 start=$(date +%s); prev_cpu=0; prev_t=$start
 while :; do
 	now=$(date +%s)
@@ -33,8 +36,9 @@ while :; do
 	dt=$(( now - prev_t )); [ $dt -gt 0 ] || dt=1
 	pct=$(echo "($cpu - $prev_cpu) / $tck / $dt * 100" | bc -l)
 	heap=$(echo "$(metric go_memstats_heap_inuse_bytes) / 1048576" | bc -l)
+	held=$(echo "($(metric go_memstats_sys_bytes) - $(metric go_memstats_heap_released_bytes)) / 1048576" | bc -l)
 	up=$(metric 'edge_agent_link_state{[^}]*state="up"')
-	printf '%.1f,%s,%.1f,%s,%.2f,%s,%s,%s\n' "$(echo "($now - $start)/60" | bc -l)" "$rss" "$heap" \
+	printf '%.1f,%s,%.1f,%.1f,%s,%.2f,%s,%s,%s\n' "$(echo "($now - $start)/60" | bc -l)" "$rss" "$heap" "$held" \
 		"$(metric go_goroutines)" "$pct" "$(metric edge_agent_sensor_dropped_total)" \
 		"$(metric edge_agent_spool_items)" "$up" >>"$OUT.csv"
 	prev_cpu=$cpu; prev_t=$now
