@@ -27,7 +27,7 @@ import (
 // made and uploaded by the service, not by the agent, so this link has live
 // data only.
 const (
-	rtmToken = "e2e-rtm-token-0123456789"
+	rtmDeviceKey = "e2e-rtm-device-key-0123456789"
 	// rtmPing is the fake's ping period; the link gives up after 3 missed
 	// pings (300 ms), which a loaded -race machine does not trip by itself.
 	rtmPing = 100 * time.Millisecond
@@ -39,13 +39,7 @@ var rtmCauses = []string{rtm.CauseConnError, rtm.CauseServiceShutdown, rtm.Cause
 	rtm.CauseNoPacketReceived, rtm.CauseConnTimeout, rtm.CauseTwoTimer, rtm.CauseSDPError, "SOMETHING_NEW"}
 
 func rtmSpec() linkSpec {
-	return linkSpec{
-		name: "rtm",
-		na: map[string]string{
-			faultCreds: "the Bearer token is static config (token_file, read at load); the link has no token source to refresh from, so a 401/403 is permanent by design (state failed; TestDialErrors/bad token in the link's tests)",
-		},
-		start: startRTM,
-	}
+	return linkSpec{name: "rtm", start: startRTM}
 }
 
 type rtmRig struct {
@@ -56,13 +50,15 @@ type rtmRig struct {
 	addr  string
 	dir   string
 
+	secret []byte // signs the fakes' tokens, so they outlive a restart like the service's
+
 	mu       sync.Mutex
 	fake     *rtmtest.Server
 	pastRecv int64 // video frames received by fakes already closed
 }
 
 func startRTM(t *testing.T) (rig, error) {
-	r := &rtmRig{lb: &logBuf{}, dir: t.TempDir()}
+	r := &rtmRig{lb: &logBuf{}, dir: t.TempDir(), secret: []byte("e2e-rtm-token-signing-secret")}
 	log := newLogger(r.lb)
 	fake, err := r.newFake("127.0.0.1:0")
 	if err != nil {
@@ -101,7 +97,10 @@ func startRTM(t *testing.T) (rig, error) {
 		r.closeAll()
 		return nil, err
 	}
-	cfg := rtm.Config{URL: "ws://" + r.proxy.Addr() + "/api/v2/io", Token: rtmToken, ClientID: "e2e-1",
+	// The token comes from token_url (our backend, served by the fake) through
+	// the proxy too: an expired one is renewed on the 401.
+	cfg := rtm.Config{URL: "ws://" + r.proxy.Addr() + "/api/v2/io", ClientID: "e2e-1",
+		TokenURL: "http://" + r.proxy.Addr() + rtmtest.TokenPath, TokenURLKey: rtmDeviceKey,
 		Video: "video", Audio: "mic", Record: rtm.Record{Start: "manual"}}
 	cfg.SetDefaults()
 	link, err := rtm.NewWithOptions(cfg, transport.Deps{Name: "recorder", Logger: log, Hub: r.hub,
@@ -127,7 +126,8 @@ func (r *rtmRig) newFake(listen string) (*rtmtest.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rtmtest.New(listen, rtmtest.Options{Token: rtmToken, PingInterval: rtmPing, Dir: dir, Logger: newLogger(r.lb)})
+	return rtmtest.New(listen, rtmtest.Options{DeviceKey: rtmDeviceKey, TokenSecret: r.secret,
+		PingInterval: rtmPing, Dir: dir, Logger: newLogger(r.lb)})
 }
 
 func (r *rtmRig) server() *rtmtest.Server {
@@ -219,6 +219,24 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 		if err != nil {
 			return fmt.Errorf("after TERMINATED %s: %w", cause, err)
 		}
+	case faultCreds:
+		// Every token expires and the service ends the session: the next
+		// set-up meets 401 and must renew the token from token_url.
+		f := r.server()
+		minted, rejected := f.Minted(), f.Rejected()
+		f.ExpireTokens()
+		f.DropSockets()
+		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+			return err
+		}
+		if err := r.healthy(ctx, active0, st.Sessions); err != nil {
+			return err
+		}
+		if f.Rejected() <= rejected || f.Minted() <= minted {
+			return fmt.Errorf("up again without a 401 and a new token (401s %d→%d, tokens minted %d→%d)",
+				rejected, f.Rejected(), minted, f.Minted())
+		}
+		return nil
 	case faultSlow:
 		// Signalling over the slow network: a new session is negotiated
 		// through it (offer, answer, candidates, pings).

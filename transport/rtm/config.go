@@ -7,6 +7,7 @@ package rtm
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
 )
@@ -14,10 +15,24 @@ import (
 // Config is the `rtm:` block of a link.
 type Config struct {
 	// APIURL, when set, creates each session over REST first.
-	APIURL    string `yaml:"api_url"`
-	URL       string `yaml:"url"`        // the RTM signalling WebSocket, used when api_url is empty
-	Token     string `yaml:"token"`      // the Bearer token inline (discouraged: use token_file)
-	TokenFile string `yaml:"token_file"` // file holding the Bearer token for the socket (mode 0600)
+	APIURL string `yaml:"api_url"`
+	URL    string `yaml:"url"`   // the RTM signalling WebSocket, used when api_url is empty
+	Token  string `yaml:"token"` // the Bearer token inline (static: a rejection is permanent; prefer token_file or token_url)
+	// TokenFile holds the Bearer token (mode 0600). It is re-read before
+	// every session and after a 401, so a helper may keep it fresh.
+	TokenFile string `yaml:"token_file"`
+	// TokenURL is our backend's endpoint minting this device's token (the
+	// master key never goes on a device, spec §2): POST {"client_id"} with
+	// the device key as Bearer → {"auth_token": JWT}. The link renews the
+	// token token_refresh_before its exp and after a 401. Excludes
+	// token/token_file.
+	TokenURL        string `yaml:"token_url"`
+	TokenURLKey     string `yaml:"token_url_key"`      // the device key for token_url inline (discouraged: use token_url_key_file)
+	TokenURLKeyFile string `yaml:"token_url_key_file"` // file holding the device key for token_url (mode 0600)
+	// TokenRefreshBefore renews a token this long before its JWT exp (at
+	// most half its lifetime). Tokens are only presented when a session is
+	// set up; a running stream is never interrupted to renew one.
+	TokenRefreshBefore conf.Duration `yaml:"token_refresh_before"`
 	// WSTokenQueryParam, when set, also passes the token as this query
 	// parameter on the WebSocket URL (browser-style auth; spec §2.4).
 	WSTokenQueryParam string `yaml:"ws_token_query_param"`
@@ -52,6 +67,9 @@ func (c *Config) SetDefaults() {
 	if c.Record.Start == "" {
 		c.Record.Start = "auto"
 	}
+	if c.TokenRefreshBefore == 0 {
+		c.TokenRefreshBefore = conf.Duration(5 * time.Minute)
+	}
 }
 
 // Validate records every problem with the block and resolves secrets.
@@ -61,7 +79,16 @@ func (c *Config) Validate(v *conf.Validator) {
 	} else {
 		v.URL("api_url", c.APIURL, true, "http", "https")
 	}
-	c.Token = v.Secret("token", c.Token, "token_file", c.TokenFile, true)
+	if c.TokenURL != "" {
+		v.URL("token_url", c.TokenURL, true, "http", "https")
+		if c.Token != "" || c.TokenFile != "" {
+			v.Errorf("token_url", "give either token_url or token/token_file, not both")
+		}
+		c.TokenURLKey = v.Secret("token_url_key", c.TokenURLKey, "token_url_key_file", c.TokenURLKeyFile, true)
+	} else {
+		c.Token = v.Secret("token", c.Token, "token_file", c.TokenFile, true)
+	}
+	v.Positive("token_refresh_before", c.TokenRefreshBefore.D().Seconds())
 	v.Required("client_id", c.ClientID)
 	v.Required("video", c.Video)
 	v.OneOf("record.start", c.Record.Start, "auto", "manual")

@@ -37,6 +37,13 @@ func TestValidate(t *testing.T) {
 		{name: "api_url must be http", mutate: func(c *Config) { c.APIURL = "wss://x" }, want: []string{"api_url: scheme"}},
 		{name: "no token", mutate: func(c *Config) { c.Token = "" }, want: []string{"token_file: required"}},
 		{name: "token and token_file", mutate: func(c *Config) { c.TokenFile = "testdata/token" }, want: []string{"not both"}},
+		{name: "token_url with a key", mutate: func(c *Config) {
+			c.Token, c.TokenURL, c.TokenURLKeyFile = "", "https://backend/rtm-token", "testdata/token"
+		}},
+		{name: "token_url and token", mutate: func(c *Config) { c.TokenURL, c.TokenURLKey = "https://backend/rtm-token", "k" }, want: []string{"token_url: give either"}},
+		{name: "token_url without a key", mutate: func(c *Config) { c.Token, c.TokenURL = "", "https://backend/rtm-token" }, want: []string{"token_url_key_file: required"}},
+		{name: "token_url not http", mutate: func(c *Config) { c.Token, c.TokenURL, c.TokenURLKey = "", "wss://backend", "k" }, want: []string{"token_url: scheme"}},
+		{name: "negative refresh", mutate: func(c *Config) { c.TokenRefreshBefore = -1 }, want: []string{"token_refresh_before"}},
 		{name: "no client id, no video", mutate: func(c *Config) { c.ClientID, c.Video = "", "" }, want: []string{"client_id: required", "video: required"}},
 		{name: "bad record.start", mutate: func(c *Config) { c.Record.Start = "sometimes" }, want: []string{"record.start"}},
 		{name: "bad upload url", mutate: func(c *Config) { c.Record.UploadURL = "ftp://x/y" }, want: []string{"record.upload_url"}},

@@ -85,6 +85,8 @@ type Link struct {
 	noUploadLogged atomic.Bool  // "no upload_url" was logged
 	twoTimers      atomic.Int32 // consecutive TWO_TIMER terminations
 
+	tokens *tokenSource
+
 	mu  sync.Mutex
 	cur *session
 }
@@ -109,6 +111,11 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 		return nil, retry.Permanent(fmt.Errorf("rtm link %q: no video sensor", deps.Name))
 	}
 	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(), log: deps.Logger} // the agent scopes it to the link
+	now := time.Now
+	if deps.Clock != nil {
+		now = deps.Clock.Now
+	}
+	l.tokens = newTokenSource(&l.cfg, l.log, now)
 	l.wantRecord.Store(cfg.Record.Start != "manual")
 	return l, nil
 }
@@ -138,9 +145,24 @@ func (l *Link) command(on bool) error {
 	return s.command(c)
 }
 
-// Dial opens one session.
+// Dial opens one session. A token the service rejects is renewed (see
+// tokenSource) and the session dialled once more at once, so an expired
+// token costs no backoff step.
 func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
-	s, err := l.dial(ctx)
+	tc, err := tlsConfig(&l.cfg)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := l.tokens.current(ctx, tc)
+	if err != nil {
+		return nil, err
+	}
+	s, err := l.dial(ctx, tc, tok)
+	if errors.Is(err, errTokenRejected) {
+		if tok, err = l.tokens.renew(ctx, tc, tok, err); err == nil {
+			s, err = l.dial(ctx, tc, tok)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

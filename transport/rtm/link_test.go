@@ -87,6 +87,12 @@ type env struct {
 
 func newEnv(t testing.TB, pingEvery time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, rtmtest.Options{PingInterval: pingEvery})
+}
+
+// newEnvWith is newEnv with the fake's options (Dir and Logger are set here).
+func newEnvWith(t testing.TB, fo rtmtest.Options) *env {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -107,7 +113,8 @@ func newEnv(t testing.TB, pingEvery time.Duration) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
-	fake, err := rtmtest.New("127.0.0.1:0", rtmtest.Options{PingInterval: pingEvery, Dir: t.TempDir(), Logger: log.With("side", "fake")})
+	fo.Dir, fo.Logger = t.TempDir(), log.With("side", "fake")
+	fake, err := rtmtest.New("127.0.0.1:0", fo)
 	if err != nil {
 		t.Fatal(err)
 	}

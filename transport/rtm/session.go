@@ -2,6 +2,7 @@ package rtm
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,12 +67,10 @@ type session struct {
 	closeOnce sync.Once
 }
 
-func (l *Link) dial(ctx context.Context) (_ *session, err error) {
+// dial sets up one session presenting token.
+func (l *Link) dial(ctx context.Context, tc *tls.Config, token string) (_ *session, err error) {
 	cfg := l.cfg
-	tc, err := tlsConfig(&cfg)
-	if err != nil {
-		return nil, err
-	}
+	cfg.Token = token
 	wsURL, ice, sessionID := cfg.URL, iceServers(cfg.ICEServers), ""
 	if cfg.APIURL != "" {
 		rs, err := createSession(ctx, &cfg, tc)

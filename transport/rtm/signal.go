@@ -65,7 +65,8 @@ const minReadDeadline = 500 * time.Millisecond
 var errDead = errors.New("signalling silent: link dead")
 
 // dialSignal opens the WebSocket with the Bearer token. A 401/403 is
-// permanent; a 429/503 with Retry-After asks the supervisor to wait.
+// errTokenRejected (Dial renews the token); a 429/503 with Retry-After asks
+// the supervisor to wait.
 func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Config, stats *transport.Stats, firstPing time.Duration) (*signal, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
@@ -283,7 +284,7 @@ func classifyHTTP(op string, resp *http.Response, err error) error {
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return retry.Permanent(fmt.Errorf("%w (token rejected)", base))
+		return fmt.Errorf("%w (%w)", base, errTokenRejected)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		if d, ok := retry.ParseRetryAfter(resp.Header, time.Now()); ok {
 			return retry.RetryAfter(base, d)

@@ -1,5 +1,6 @@
 // Package rtmtest is an in-process fake of the RTM stream-recording service,
-// like net/http/httptest: it checks the Bearer token, answers the agent's
+// like net/http/httptest: it mints tokens at TokenPath (standing for our
+// backend) and checks them (or a static Bearer token), answers the agent's
 // offer with a pion peer, sends SETUP/ACTIVE, pings, receives the RTP and
 // writes it to files (H.264 Annex-B and G.711 µ-law), and on recording_stop or
 // session end PUTs the recording to the upload_url and reports
@@ -53,6 +54,17 @@ type Options struct {
 	Logger *slog.Logger
 	// LogEvery is how often a session logs what it receives (default 5 s).
 	LogEvery time.Duration
+
+	// DeviceKey is what the token endpoint (TokenPath) accepts; empty means
+	// a random one (see Server.DeviceKey).
+	DeviceKey string
+	// TokenTTL is the lifetime of minted tokens (default 24 h, the
+	// service's token_ttl_s default).
+	TokenTTL time.Duration
+	// TokenSecret signs minted tokens. A restarted fake given the same
+	// secret accepts the tokens its predecessor minted, like the service;
+	// empty means a random one.
+	TokenSecret []byte
 }
 
 // Server is the fake service.
@@ -67,6 +79,10 @@ type Server struct {
 	up     websocket.Upgrader
 	client *http.Client
 
+	minted      atomic.Int64
+	rejected    atomic.Int64
+	expiredUpTo atomic.Int64 // tokens issued at or before this (unix ns) are expired (ExpireTokens)
+
 	silent     atomic.Bool
 	rejectSDP  atomic.Bool
 	uploadSeq  atomic.Int64
@@ -76,10 +92,13 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	closed   bool
-	sessions []*fakeSession
-	uploads  []Upload
+	mu            sync.Mutex
+	staticToken   string   // Options.Token until ExpireTokens
+	expiredStatic string   // the static token ExpireTokens replaced
+	issued        []string // the last maxIssuedKept minted tokens
+	closed        bool
+	sessions      []*fakeSession
+	uploads       []Upload
 }
 
 // Upload is one PUT the server received at /upload/.
@@ -104,8 +123,17 @@ func New(listen string, opts Options) (*Server, error) {
 	if opts.Token == "" {
 		opts.Token = randomHex(16)
 	}
+	if opts.DeviceKey == "" {
+		opts.DeviceKey = randomHex(16)
+	}
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = 24 * time.Hour
+	}
+	if len(opts.TokenSecret) == 0 {
+		opts.TokenSecret = randomKey()
+	}
 	s := &Server{opts: opts, log: opts.Logger.With("sim", "rtm"), dir: opts.Dir,
-		client: &http.Client{Timeout: 30 * time.Second}}
+		client: &http.Client{Timeout: 30 * time.Second}, staticToken: opts.Token}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "rtm-fake-")
 		if err != nil {
@@ -127,6 +155,7 @@ func New(listen string, opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v2/io", s.serveWS)
 	mux.HandleFunc("POST /api/v2/session", s.serveCreate)
+	mux.HandleFunc("POST "+TokenPath, s.serveToken)
 	mux.HandleFunc("PUT /upload/", s.serveUpload)
 	mux.HandleFunc("GET /status", s.serveStatus)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -171,8 +200,13 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Token is the Bearer token the server accepts.
-func (s *Server) Token() string { return s.opts.Token }
+// Token is the static Bearer token the server accepts (besides the tokens
+// minted at TokenPath).
+func (s *Server) Token() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.staticToken
+}
 
 // Addr is the listening address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -284,16 +318,25 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) authorized(r *http.Request) bool {
-	if h := r.Header.Get("Authorization"); h == "Bearer "+s.opts.Token {
+// authorized checks the Bearer header, else the ?token= query parameter,
+// and answers 401 (counted, the reason logged) when neither is accepted.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		tok = r.URL.Query().Get("token")
+	}
+	why := s.checkToken(tok)
+	if why == "" {
 		return true
 	}
-	return r.URL.Query().Get("token") == s.opts.Token
+	s.rejected.Add(1)
+	s.log.Info("rtm fake: 401", "path", r.URL.Path, "why", why)
+	http.Error(w, "unauthorized: "+why, http.StatusUnauthorized)
+	return false
 }
 
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	if !s.authorized(w, r) {
 		return
 	}
 	var body struct {

@@ -84,9 +84,7 @@ type recorder struct {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		s.log.Info("rtm fake: rejected connection without a valid token", "remote", r.RemoteAddr)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	if !s.authorized(w, r) {
 		return
 	}
 	conn, err := s.up.Upgrade(w, r, nil)

@@ -32,6 +32,7 @@ func (s *Sim) URLs() map[string]string {
 	return map[string]string{
 		"ws":     s.WSURL(),
 		"api":    s.APIURL(),
+		"token":  s.TokenURL(),
 		"upload": s.UploadURL(""),
 		"status": "http://" + s.Addr() + "/status",
 	}
@@ -39,18 +40,20 @@ func (s *Sim) URLs() map[string]string {
 
 // DemoLink returns an rtm block pointing at the fake: the demo's `video`
 // (H.264) and `mic` sensors, auto recording uploaded back to the fake. The
-// token goes to a 0600 file in secretDir.
+// token comes from the fake's token endpoint (standing for our backend) with
+// the device key kept in a 0600 file in secretDir.
 func (s *Sim) DemoLink(secretDir string) (any, error) {
-	path := filepath.Join(secretDir, "rtm-token")
-	if err := spool.WriteFileAtomic(path, []byte(s.Token()+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("rtm fake: write token: %w", err)
+	path := filepath.Join(secretDir, "rtm-device-key")
+	if err := spool.WriteFileAtomic(path, []byte(s.DeviceKey()+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("rtm fake: write device key: %w", err)
 	}
 	return &rtm.Config{
-		URL:       s.WSURL(),
-		TokenFile: path,
-		ClientID:  "demo-device",
-		Video:     "video",
-		Audio:     "mic",
-		Record:    rtm.Record{UploadURL: s.UploadURL("demo.h264"), Start: "auto"},
+		URL:             s.WSURL(),
+		TokenURL:        s.TokenURL(),
+		TokenURLKeyFile: path,
+		ClientID:        "demo-device",
+		Video:           "video",
+		Audio:           "mic",
+		Record:          rtm.Record{UploadURL: s.UploadURL("demo.h264"), Start: "auto"},
 	}, nil
 }

@@ -28,7 +28,7 @@ func TestSimDemoLinkAndEndpoints(t *testing.T) {
 		t.Errorf("kind %q", svc.Kind())
 	}
 	urls := svc.URLs()
-	for _, k := range []string{"ws", "api", "upload", "status"} {
+	for _, k := range []string{"ws", "api", "token", "upload", "status"} {
 		if urls[k] == "" {
 			t.Errorf("URLs()[%q] missing: %v", k, urls)
 		}
@@ -42,9 +42,9 @@ func TestSimDemoLinkAndEndpoints(t *testing.T) {
 	if !ok {
 		t.Fatalf("DemoLink returned %T", block)
 	}
-	fi, err := os.Stat(cfg.TokenFile)
+	fi, err := os.Stat(cfg.TokenURLKeyFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("token file %v mode %v", err, fi.Mode())
+		t.Fatalf("device key file %v mode %v", err, fi.Mode())
 	}
 	cfg.SetDefaults()
 	v := conf.NewValidator()
@@ -52,8 +52,14 @@ func TestSimDemoLinkAndEndpoints(t *testing.T) {
 	if p := v.Problems(); len(p) != 0 {
 		t.Fatalf("demo block does not validate: %v", p)
 	}
-	if cfg.Video != "video" || cfg.Audio != "mic" || cfg.Record.Start != "auto" {
+	if cfg.Video != "video" || cfg.Audio != "mic" || cfg.Record.Start != "auto" || cfg.TokenURL != urls["token"] {
 		t.Errorf("demo block %+v", cfg)
+	}
+	s := svc.(*rtmtest.Sim)
+	token := mint(t, urls["token"], cfg.TokenURLKey)
+	forged := token[:len(token)-5] + "AAAAA" // another signature
+	if forged == token {
+		forged = token[:len(token)-5] + "BBBBB"
 	}
 
 	tests := []struct {
@@ -65,10 +71,15 @@ func TestSimDemoLinkAndEndpoints(t *testing.T) {
 		want   int
 	}{
 		{name: "status", method: "GET", url: urls["status"], want: 200},
+		{name: "token without key", method: "POST", url: urls["token"], body: `{"client_id":"x"}`, want: 401},
+		{name: "token with another key", method: "POST", url: urls["token"], auth: "Bearer nope", body: `{"client_id":"x"}`, want: 401},
+		{name: "token without client", method: "POST", url: urls["token"], auth: "Bearer " + cfg.TokenURLKey, body: `{}`, want: 400},
+		{name: "rest session with a forged token", method: "POST", url: urls["api"] + "/api/v2/session", auth: "Bearer " + forged, body: `{"client_id":"x"}`, want: 401},
+		{name: "rest session with the static token", method: "POST", url: urls["api"] + "/api/v2/session", auth: "Bearer " + s.Token(), body: `{"client_id":"x"}`, want: 201},
 		{name: "ws without token", method: "GET", url: strings.Replace(urls["ws"], "ws://", "http://", 1), want: 401},
 		{name: "rest session without token", method: "POST", url: urls["api"] + "/api/v2/session", body: `{"client_id":"x"}`, want: 401},
-		{name: "rest session", method: "POST", url: urls["api"] + "/api/v2/session", auth: "Bearer " + cfg.Token, body: `{"client_id":"x"}`, want: 201},
-		{name: "rest session without client", method: "POST", url: urls["api"] + "/api/v2/session", auth: "Bearer " + cfg.Token, body: `{}`, want: 400},
+		{name: "rest session", method: "POST", url: urls["api"] + "/api/v2/session", auth: "Bearer " + token, body: `{"client_id":"x"}`, want: 201},
+		{name: "rest session without client", method: "POST", url: urls["api"] + "/api/v2/session", auth: "Bearer " + token, body: `{}`, want: 400},
 		{name: "upload", method: "PUT", url: urls["upload"] + "r.h264", body: "data", want: 200},
 	}
 	for _, tc := range tests {
@@ -91,9 +102,54 @@ func TestSimDemoLinkAndEndpoints(t *testing.T) {
 			}
 		})
 	}
+	// Expired: every token so far, minted or static, gets 401; a new one works.
+	static := s.Token()
+	s.ExpireTokens()
+	for _, old := range []string{token, static} {
+		if code := createSession(t, urls["api"], old); code != http.StatusUnauthorized {
+			t.Errorf("expired token: status %d, want 401", code)
+		}
+	}
+	if code := createSession(t, urls["api"], mint(t, urls["token"], cfg.TokenURLKey)); code != http.StatusCreated {
+		t.Errorf("fresh token: status %d, want 201", code)
+	}
+	if s.Minted() != 2 || s.Rejected() != 5 || len(s.Issued()) != 2 {
+		t.Errorf("minted %d, rejected %d, issued %d; want 2, 5, 2", s.Minted(), s.Rejected(), len(s.Issued()))
+	}
 	http.DefaultClient.CloseIdleConnections()
-	s := svc.(*rtmtest.Sim)
 	if up := s.Uploads(); len(up) != 1 || up[0].Size != 4 {
 		t.Errorf("uploads %+v", up)
 	}
+}
+
+// mint gets a token from the fake's token endpoint.
+func mint(t *testing.T, url, key string) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", url, strings.NewReader(`{"client_id":"demo-device"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		AuthToken string `json:"auth_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != http.StatusCreated || strings.Count(r.AuthToken, ".") != 2 {
+		t.Fatalf("mint: status %d, %v, token %q", resp.StatusCode, err, r.AuthToken)
+	}
+	return r.AuthToken
+}
+
+// createSession POSTs a REST session with token and returns the status.
+func createSession(t *testing.T, api, token string) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", api+"/api/v2/session", strings.NewReader(`{"client_id":"x"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
