@@ -82,6 +82,12 @@ func (t *tokenSource) current(ctx context.Context, tc *tls.Config) (string, erro
 			}
 			t.log.Warn("rtm token_file unreadable; using the token read before", "err", err)
 		}
+		if !t.exp.IsZero() && !t.now().Before(t.exp) {
+			// Presented anyway: the service judges, and the board's clock
+			// may be the one that is wrong.
+			t.log.Warn("rtm token in token_file has expired; is the helper that renews it running?",
+				"file", t.cfg.TokenFile, "expired", t.exp)
+		}
 	}
 	return t.tok, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -167,5 +168,52 @@ func TestTokenRenewalFallsBack(t *testing.T) {
 		if got := b.n.Load(); got != step.fetches {
 			t.Errorf("at +%v: %d requests, want %d", step.at, got, step.fetches)
 		}
+	}
+}
+
+// TestTokenFileSource: re-read per call; an unreadable or empty file falls
+// back to the last good token (an error only when there is none); an expired
+// JWT is presented but warned about; a rejected token is renewed only when
+// the file changed.
+func TestTokenFileSource(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/token"
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs strings.Builder
+	now := time.Unix(1700000000, 0)
+	ts := newTokenSource(&Config{TokenFile: path}, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now })
+	if _, err := ts.current(t.Context(), nil); err == nil {
+		t.Fatal("no file and no token before: want an error")
+	}
+	write(" first-token\n")
+	if tok, err := ts.current(t.Context(), nil); err != nil || tok != "first-token" {
+		t.Fatalf("current = %q, %v", tok, err)
+	}
+	write("")
+	if tok, err := ts.current(t.Context(), nil); err != nil || tok != "first-token" {
+		t.Errorf("empty file: current = %q, %v; want the last good token", tok, err)
+	}
+	if _, err := ts.renew(t.Context(), nil, "first-token", errTokenRejected); err == nil {
+		t.Error("renew with an empty file succeeded")
+	}
+	write("first-token")
+	if _, err := ts.renew(t.Context(), nil, "first-token", errTokenRejected); err == nil || retry.IsPermanent(err) ||
+		!strings.Contains(err.Error(), "waiting for a new one in "+path) {
+		t.Errorf("renew with the same token = %v", err)
+	}
+	expired := jwt(`{"exp":1690000000}`)
+	write(expired)
+	if tok, err := ts.renew(t.Context(), nil, "first-token", errTokenRejected); err != nil || tok != expired {
+		t.Errorf("renew with a new token = %q, %v", tok, err)
+	}
+	if tok, err := ts.current(t.Context(), nil); err != nil || tok != expired || !strings.Contains(logs.String(), "has expired") {
+		t.Errorf("expired JWT in the file: %q, %v; log %q", tok, err, logs.String())
+	}
+	if strings.Contains(logs.String(), "first-token") || strings.Contains(logs.String(), expired) {
+		t.Error("a token reached the log")
 	}
 }
