@@ -20,9 +20,10 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestAgentIsolatesAPermanentLinkFailure runs the agent in-process with two
-// Edge Impulse links, one with a wrong API key: that one must end failed
-// (hello rejected is permanent) while the other stays up, the sensors keep
-// running, and shutdown leaves no goroutine behind.
+// Edge Impulse links, one with a wrong inline API key: that one must end
+// failed (hello rejected is permanent for an inline key; a key file would be
+// re-read and retried) while the other stays up, the sensors keep running,
+// and shutdown leaves no goroutine behind.
 func TestAgentIsolatesAPermanentLinkFailure(t *testing.T) {
 	fake, err := eitest.New(eitest.Options{APIKey: "right-key"})
 	if err != nil {
@@ -31,9 +32,7 @@ func TestAgentIsolatesAPermanentLinkFailure(t *testing.T) {
 	defer fake.Close()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good-key")
-	bad := filepath.Join(dir, "bad-key")
 	os.WriteFile(good, []byte("right-key\n"), 0o600)
-	os.WriteFile(bad, []byte("wrong-key\n"), 0o600)
 	yaml := fmt.Sprintf(`
 device: {id: test-device, name: bench, type: TEST}
 state_dir: %s
@@ -48,8 +47,8 @@ links:
     edgeimpulse: {api_key_file: %s, remote_mgmt_url: %q, ingestion_url: %q, sensors: [accel]}
   - name: bad
     kind: edgeimpulse
-    edgeimpulse: {api_key_file: %s, remote_mgmt_url: %q, ingestion_url: %q, sensors: [accel]}
-`, filepath.Join(dir, "state"), good, fake.WSURL(), fake.IngestionURL(), bad, fake.WSURL(), fake.IngestionURL())
+    edgeimpulse: {api_key: wrong-key, remote_mgmt_url: %q, ingestion_url: %q, sensors: [accel]}
+`, filepath.Join(dir, "state"), good, fake.WSURL(), fake.IngestionURL(), fake.WSURL(), fake.IngestionURL())
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,13 +33,7 @@ const (
 )
 
 func eiSpec() linkSpec {
-	return linkSpec{
-		name: "edgeimpulse",
-		na: map[string]string{
-			faultCreds: "the API key does not expire and has no refresh; a refused key (hello:false) is permanent by design (state failed) and is covered by TestBadAPIKeyFails in the link's tests",
-		},
-		start: startEI,
-	}
+	return linkSpec{name: "edgeimpulse", start: startEI}
 }
 
 type eiRig struct {
@@ -53,6 +48,8 @@ type eiRig struct {
 	reasked atomic.Int64
 	tr      *tracker
 	addr    string
+	// keyFile is the link's api_key_file; key the key the fake accepts.
+	keyFile, key string
 
 	mu  sync.Mutex
 	srv *eitest.Server
@@ -89,6 +86,11 @@ func startEI(t *testing.T) (rig, error) {
 		r.closeAll()
 		return nil, err
 	}
+	r.keyFile, r.key = filepath.Join(dir, "ei-api-key"), srv.APIKey()
+	if err := spool.WriteFileAtomic(r.keyFile, []byte(r.key+"\n"), 0o600); err != nil {
+		r.closeAll()
+		return nil, err
+	}
 	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log}); err != nil {
 		r.closeAll()
 		return nil, err
@@ -96,7 +98,7 @@ func startEI(t *testing.T) (rig, error) {
 	// Keep-alive: dead after 400 ms of silence. Shorter windows (200 ms)
 	// declare healthy sessions dead on a loaded -race CI machine, which
 	// makes the data-path checks flaky without testing anything more.
-	cfg := edgeimpulse.Config{APIKey: srv.APIKey(), RemoteMgmtURL: "ws://" + r.proxy.Addr() + "/",
+	cfg := edgeimpulse.Config{APIKey: r.key, APIKeyFile: r.keyFile, RemoteMgmtURL: "ws://" + r.proxy.Addr() + "/",
 		IngestionURL: "http://" + r.proxy.Addr(), Encoding: "json", Sensors: []string{"accel"},
 		PingInterval: conf.Duration(100 * time.Millisecond), PongTimeout: conf.Duration(300 * time.Millisecond),
 		UploadRetry: fastRetry}
@@ -283,6 +285,38 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 			return fmt.Errorf("sample %s reported finished although ingestion answered %d", pre, code)
 		}
 		return r.healthy(ctx, post) // the session stays up through 5xx
+	case faultCreds:
+		// The project owner rotates the API key while a session is up: the
+		// sample recorded next meets 401 and is kept; the socket drops and
+		// every Hello is refused until the new key is in api_key_file; then
+		// the link and the kept sample get through, without a restart.
+		r.key = fmt.Sprintf("ei-e2e-key-%03d", i)
+		r.server().SetAPIKey(r.key)
+		if err := spooled(); err != nil {
+			return err
+		}
+		if err := poll(ctx, "ingestion to refuse "+pre+" with 401", func() bool {
+			for _, u := range r.server().Uploads() {
+				if u.Label == pre && u.Status == 401 {
+					return true
+				}
+			}
+			return false
+		}); err != nil {
+			return err
+		}
+		r.server().Drop()
+		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+			return err
+		}
+		if err := poll(ctx, "a refused hello", func() bool {
+			return strings.Contains(r.sr.sup.Status().LastError, "waiting for a new key")
+		}); err != nil {
+			return err
+		}
+		if err := spool.WriteFileAtomic(r.keyFile, []byte(r.key+"\n"), 0o600); err != nil {
+			return err
+		}
 	case faultSlow:
 		r.proxy.Slow(slowLatency, slowRate)
 		err := r.healthy(ctx, pre) // the data path works while slow
@@ -305,9 +339,9 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 // but another test may have taken it) the new fake listens elsewhere and the
 // proxy, which is the address the link knows, points at it.
 func (r *eiRig) restart() error {
-	srv, err := eitest.New(eitest.Options{Listen: r.addr, Logger: newLogger(r.lb)})
+	srv, err := eitest.New(eitest.Options{Listen: r.addr, APIKey: r.key, Logger: newLogger(r.lb)})
 	if err != nil {
-		if srv, err = eitest.New(eitest.Options{Logger: newLogger(r.lb)}); err != nil {
+		if srv, err = eitest.New(eitest.Options{APIKey: r.key, Logger: newLogger(r.lb)}); err != nil {
 			return fmt.Errorf("restart fake: %w", err)
 		}
 		r.addr = srv.Addr()

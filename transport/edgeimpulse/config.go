@@ -9,7 +9,8 @@
 // signed data-acquisition file), link.go (Dial and the Hello), session.go
 // (Serve: reader, writer, keep-alive), sample.go (sample requests),
 // snapshot.go and scale.go (snapshot streaming), upload.go (spool and
-// ingestion). eitest is the in-process fake of the service.
+// ingestion), apikey.go (api_key_file re-read, for a rotated key). eitest is
+// the in-process fake of the service.
 package edgeimpulse
 
 import (
@@ -22,8 +23,11 @@ import (
 
 // Config is the `edgeimpulse:` block of a link.
 type Config struct {
-	APIKey     string `yaml:"api_key"`      // the project API key inline (discouraged: use api_key_file)
-	APIKeyFile string `yaml:"api_key_file"` // file holding the project API key (mode 0600)
+	APIKey string `yaml:"api_key"` // the project API key inline (discouraged: use api_key_file)
+	// APIKeyFile holds the project API key (mode 0600). It is re-read before
+	// every session and after ingestion refuses the key, so a rotated key
+	// needs no restart (a refused Hello is then retried, not final).
+	APIKeyFile string `yaml:"api_key_file"`
 	// RemoteMgmtURL is the remote management WebSocket.
 	RemoteMgmtURL string `yaml:"remote_mgmt_url"`
 	IngestionURL  string `yaml:"ingestion_url"` // base URL of the ingestion service (signed uploads)

@@ -44,6 +44,8 @@ type rig struct {
 	audio  *synthetic.Audio
 	// stop ends the link's supervisor and waits (idempotent).
 	stop func()
+	// keyFile is the api_key_file with rigOpts.keyFile.
+	keyFile string
 }
 
 type rigOpts struct {
@@ -61,6 +63,8 @@ type rigOpts struct {
 	caFile, insecure bool
 	// spoolDir reuses a spool directory (an agent restart).
 	spoolDir string
+	// keyFile gives the key as api_key_file (its path in rig.keyFile).
+	keyFile bool
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -117,6 +121,14 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		PingInterval: conf.Duration(250 * time.Millisecond), PongTimeout: conf.Duration(1500 * time.Millisecond),
 		UploadRetry: retry.Policy{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}}
 	cfg.InsecureSkipVerify = o.insecure
+	keyFile := ""
+	if o.keyFile {
+		keyFile = filepath.Join(t.TempDir(), "ei-api-key")
+		if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg.APIKeyFile = keyFile // cfg.APIKey holds it too, as Validate resolves it
+	}
 	if o.caFile {
 		cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
 		if err := os.WriteFile(cfg.CAFile, srv.CertPEM(), 0o600); err != nil {
@@ -149,7 +161,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 			srv.Close()
 		}
 	})
-	return &rig{t: t, srv: srv, hub: h, sup: sup, spool: sp, stats: stats, motion: motion, audio: audio, stop: stop}
+	return &rig{t: t, srv: srv, hub: h, sup: sup, spool: sp, stats: stats, motion: motion, audio: audio, stop: stop, keyFile: keyFile}
 }
 
 // on returns the rig reporting to t (a subtest).
@@ -582,6 +594,49 @@ func TestBadAPIKeyFails(t *testing.T) {
 			}
 			if n := len(r.srv.Hellos()); n != 1 {
 				t.Errorf("%d hellos: a refused key must not be retried", n)
+			}
+		})
+	}
+}
+
+// TestRotatedAPIKeyFile: the project owner rotates the API key. With
+// api_key_file, the sample whose upload is refused stays spooled, hello:false
+// is retried (not failed) and says what it waits for, and once the new key
+// is in the file the link is back and the sample is delivered, no restart.
+func TestRotatedAPIKeyFile(t *testing.T) {
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			r := newRig(t, rigOpts{enc: enc, keyFile: true})
+			r.waitUp()
+			const rotated = "ei_rotated_key_0123"
+			r.srv.SetAPIKey(rotated)
+			r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "rotated", Length: 500, Interval: 10})
+			if e := r.lastSampleError(); !strings.Contains(e, "api key refused") {
+				t.Errorf("sample error %q, want the refused key named", e)
+			}
+			if r.spool.Stats().Items != 1 {
+				t.Fatalf("spool %+v, want the sample kept", r.spool.Stats())
+			}
+			hellos := len(r.srv.Hellos())
+			r.srv.Drop()
+			r.wait("a refused hello", func() bool {
+				h := r.srv.Hellos()
+				return len(h) > hellos && !h[len(h)-1].Accepted
+			})
+			r.wait("the link to say what it waits for", func() bool {
+				return strings.Contains(r.sup.Status().LastError, "waiting for a new key in "+r.keyFile)
+			})
+			if st := r.sup.Status(); st.State == supervisor.Failed || strings.Contains(st.LastError, rotated) {
+				t.Fatalf("status %+v", st)
+			}
+			if err := os.WriteFile(r.keyFile, []byte(rotated+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r.wait("reconnected with the new key", r.srv.Connected)
+			r.wait("the kept sample delivered", func() bool { return r.spool.Stats().Items == 0 })
+			ups := r.srv.Uploads()
+			if last := ups[len(ups)-1]; last.Status != 200 || last.File == nil || last.File.Rows != 50 {
+				t.Errorf("last upload %+v", last)
 			}
 		})
 	}

@@ -54,6 +54,7 @@ type Link struct {
 	http    *http.Client
 	ingest  *url.URL
 	logRate *rateLimiter
+	key     *apiKey
 
 	wmu     sync.Mutex
 	waiters map[string]chan error // spool id → the session waiting for its first attempt
@@ -84,7 +85,8 @@ func newLink(cfg Config, deps transport.Deps) (*Link, error) {
 		return nil, fmt.Errorf("%s: no api key (Validate resolves api_key_file)", op)
 	}
 	l := &Link{cfg: cfg, deps: deps, log: deps.Logger, // the agent scopes it to the link
-		enc: Encoding(cfg.Encoding), waiters: map[string]chan error{}, logRate: newRateLimiter(time.Minute)}
+		enc: Encoding(cfg.Encoding), waiters: map[string]chan error{}, logRate: newRateLimiter(time.Minute),
+		key: &apiKey{file: cfg.APIKeyFile, cur: cfg.APIKey}}
 	if l.enc != JSON && l.enc != CBOR {
 		return nil, fmt.Errorf("%s: unknown encoding %q", op, cfg.Encoding)
 	}
@@ -163,7 +165,7 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 // hello builds the v3 Hello from the sensors' current descriptions (a driver
 // refines its rate once the device is open).
 func (l *Link) hello() helloMsg {
-	h := hello{Version: 3, APIKey: l.cfg.APIKey, DeviceID: l.deps.Device.ID, DeviceType: l.deps.Device.Type,
+	h := hello{Version: 3, APIKey: l.key.get(), DeviceID: l.deps.Device.ID, DeviceType: l.deps.Device.Type,
 		Connection: "ip", Sensors: make([]helloSensor, 0, len(l.offered)), SupportsSnapshotStreaming: l.camera != ""}
 	if h.DeviceType == "" {
 		h.DeviceType = "EDGE_IMPULSE_LINUX"
@@ -206,15 +208,22 @@ func frequencies(info sensors.Info) []float64 {
 	return []float64{}
 }
 
-// ErrHelloRejected is wrapped (permanently) when the server answers the Hello
-// with hello:false, typically for a bad API key.
+// ErrHelloRejected is wrapped when the server answers the Hello with
+// hello:false, typically for a bad API key: permanently for an inline
+// api_key, retried (the file re-read each time) for api_key_file.
 var ErrHelloRejected = errors.New("hello rejected")
 
 // Dial opens the WebSocket, sends the Hello in the configured encoding and
-// waits for the server's verdict. hello:false is permanent (the key or the
-// device is refused; retrying cannot fix it). A 429/503 with Retry-After on
-// the upgrade is honoured.
+// waits for the server's verdict. api_key_file is re-read first (a rotated
+// key needs no restart). hello:false is permanent for an inline key (retrying
+// cannot fix it) and retried with backoff for a key file. A 429/503 with
+// Retry-After on the upgrade is honoured.
 func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
+	if changed, err := l.key.reload(); err != nil {
+		l.logLimited("api-key", "cannot re-read the API key; using the one read before", "err", err)
+	} else if changed {
+		l.log.Info("API key changed in api_key_file; using the new one")
+	}
 	conn, resp, err := l.dialer.DialContext(ctx, l.cfg.RemoteMgmtURL, nil)
 	if err != nil {
 		if resp != nil {
@@ -269,7 +278,11 @@ func (l *Link) handshake(conn *websocket.Conn) (*session, error) {
 					reason = "no reason given"
 				}
 				l.deps.Stats.SetDetail("hello_error", reason)
-				return nil, retry.Permanent(fmt.Errorf("edgeimpulse hello: %w: %s", ErrHelloRejected, reason))
+				err := fmt.Errorf("edgeimpulse hello: %w: %s", ErrHelloRejected, reason)
+				if l.key.file == "" {
+					return nil, retry.Permanent(err)
+				}
+				return nil, fmt.Errorf("%w (waiting for a new key in %s)", err, l.key.file)
 			}
 			l.deps.Stats.SetDetail("hello_error", "")
 			l.deps.Stats.SetDetail("encoding", string(l.enc))

@@ -89,8 +89,8 @@ func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error 
 // post sends one item to ingestion_url + path. 2xx is success (for /files
 // the JSON verdict of every file must be success too); 409 means an identical
 // file is already stored (x-disallow-duplicates), which for a retried upload
-// is success; 401/403 are retried (the key may be fixed and the agent
-// restarted; the sample must not be lost meanwhile); other 4xx are permanent
+// is success; 401/403 are retried with api_key_file re-read (the key may have
+// been rotated; the sample must not be lost meanwhile); other 4xx are permanent
 // refusals; 5xx, 408, 429 and network errors are retried.
 func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 	var m uploadMeta
@@ -107,7 +107,7 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 		return retry.Permanent(fmt.Errorf("ingestion: %w", err))
 	}
 	req.ContentLength = it.Size
-	req.Header.Set("x-api-key", l.cfg.APIKey)
+	req.Header.Set("x-api-key", l.key.get())
 	req.Header.Set("x-file-name", url.PathEscape(m.FileName))
 	if m.Label != "" {
 		req.Header.Set("x-label", url.PathEscape(m.Label))
@@ -142,7 +142,13 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 		l.log.Info("sample already stored by ingestion (duplicate)", "label", m.Label, "path", m.Path)
 		return nil
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Errorf("ingestion post %s: %s: api key refused", m.Path, resp.Status)
+		err := fmt.Errorf("ingestion post %s: %s: api key refused", m.Path, resp.Status)
+		if changed, rerr := l.key.reload(); rerr != nil {
+			err = fmt.Errorf("%w; %w", err, rerr)
+		} else if changed {
+			l.log.Info("API key changed in api_key_file; retrying the upload with it")
+		}
+		return err
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
 		err := fmt.Errorf("ingestion post %s: %s: %s", m.Path, resp.Status, reason)
 		if d, ok := retry.ParseRetryAfter(resp.Header, l.deps.Clock.Now()); ok {

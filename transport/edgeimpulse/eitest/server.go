@@ -192,7 +192,22 @@ func (s *Server) IngestionURL() string {
 func (s *Server) CertPEM() []byte { return s.cert }
 
 // APIKey is the accepted key.
-func (s *Server) APIKey() string { return s.opts.APIKey }
+func (s *Server) APIKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.APIKey
+}
+
+// SetAPIKey revokes the accepted key and accepts key instead, as a project
+// owner rotating the API key in Studio: the old key gets hello:false and
+// ingestion 401 from now on. Open sockets are left alone (Drop them to make
+// the device say Hello again).
+func (s *Server) SetAPIKey(key string) {
+	s.mu.Lock()
+	s.opts.APIKey = key
+	s.mu.Unlock()
+	s.log.Info("API key rotated")
+}
 
 // HMACKey is the key sample requests carry.
 func (s *Server) HMACKey() string { return s.opts.HMACKey }
@@ -501,7 +516,7 @@ func (s *Server) serveDevice(d *deviceConn) {
 	}
 	hm, _ := m["hello"].(map[string]any)
 	key, _ := hm["apiKey"].(string)
-	h := Hello{Encoding: enc, Fields: hm, Accepted: key == s.opts.APIKey && hm != nil}
+	h := Hello{Encoding: enc, Fields: hm, Accepted: key == s.APIKey() && hm != nil}
 	if !h.Accepted {
 		s.mu.Lock()
 		s.hellos = append(s.hellos, h)
@@ -655,7 +670,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusBadRequest, "cannot read body")
 	case cat != "training" && cat != "testing" && cat != "anomaly" || kind != "data" && kind != "files":
 		reply(http.StatusNotFound, "unknown endpoint")
-	case r.Header.Get("x-api-key") != s.opts.APIKey:
+	case r.Header.Get("x-api-key") != s.APIKey():
 		reply(http.StatusUnauthorized, "invalid API key")
 	case fail != 0:
 		s.log.Info("upload failed on purpose", "status", fail, "path", u.Path)
