@@ -178,6 +178,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if ln != nil {
 		statusAddr = ln.Addr().String()
 		srv := status.New(a.Snapshot, a.log)
+		if a.cfg.Status.Pprof {
+			srv.EnablePprof()
+			a.log.Info("profiler enabled", "url", "http://"+statusAddr+"/debug/pprof/")
+		}
 		statusWG.Add(1)
 		go func() {
 			defer statusWG.Done()

@@ -5,20 +5,23 @@
 # then plot it to PNG. Not part of CI. go_held_mib is what the Go runtime holds
 # from the OS (sys − released): next to RSS it tells page retention (RSS
 # follows go_held) from a leak outside Go (RSS climbs alone) or in the heap
-# (heap_mib climbs too).
+# (heap_mib climbs too). With the profiler on (-pprof), the in-use heap is
+# profiled after the first PROFILE_AFTER minutes and at the end, and the
+# difference by allocation site goes to $OUT-heap-diff.txt.
 #   DURATION=1h INTERVAL=60 OUT=soak scripts/soak.sh  →  soak.csv, soak.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-1h}
 INTERVAL=${INTERVAL:-60}
 OUT=${OUT:-soak}
+PROFILE_AFTER=${PROFILE_AFTER:-5}
 case $DURATION in
 *h) secs=$(( ${DURATION%h} * 3600 )) ;; *m) secs=$(( ${DURATION%m} * 60 )) ;; *s) secs=${DURATION%s} ;; *) secs=$DURATION ;;
 esac
 go build -o bin/edge-agent ./cmd/edge-agent
 go build -o bin/soakplot ./scripts/soakplot
 work=$(mktemp -d); trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-bin/edge-agent demo -status 127.0.0.1:0 -dir "$work/demo" -log-level warn >"$work/out" 2>"$OUT.log" &
+bin/edge-agent demo -status 127.0.0.1:0 -pprof -dir "$work/demo" -log-level warn >"$work/out" 2>"$OUT.log" &
 pid=$!
 for _ in $(seq 100); do grep -q 'status page' "$work/out" 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$work/out" | head -1)
@@ -42,9 +45,17 @@ while :; do
 		"$(metric go_goroutines)" "$pct" "$(metric edge_agent_sensor_dropped_total)" \
 		"$(metric edge_agent_spool_items)" "$up" >>"$OUT.csv"
 	prev_cpu=$cpu; prev_t=$now
+	if [ ! -e "$OUT-heap-start.pb.gz" ] && [ $(( now - start )) -ge $(( PROFILE_AFTER * 60 )) ]; then
+		curl -s "$url/debug/pprof/heap?gc=1" >"$OUT-heap-start.pb.gz"
+	fi
 	[ $(( now - start )) -lt "$secs" ] || break
 	sleep "$INTERVAL"
 done
+curl -s "$url/debug/pprof/heap?gc=1" >"$OUT-heap-end.pb.gz"
 kill -TERM $pid; wait $pid || true
+if [ -s "$OUT-heap-start.pb.gz" ]; then
+	go tool pprof -sample_index=inuse_space -top -base "$OUT-heap-start.pb.gz" bin/edge-agent "$OUT-heap-end.pb.gz" >"$OUT-heap-diff.txt" 2>&1 || true
+	echo "in-use heap growth by allocation site: $OUT-heap-diff.txt"
+fi
 bin/soakplot "$OUT.csv" "$OUT.png"
 echo "wrote $OUT.csv and $OUT.png"; tail -1 "$OUT.csv"

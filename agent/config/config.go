@@ -78,6 +78,10 @@ type Status struct {
 	// Listen is host:port for /healthz, /status, /metrics and the status
 	// page; empty disables the server.
 	Listen string `yaml:"listen"`
+	// Pprof also serves Go's profiler under /debug/pprof/ (heap, CPU,
+	// goroutines), to diagnose memory or CPU on a board. Off by default;
+	// keep listen on loopback when it is on.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Spool bounds each link's durable upload queue.
@@ -418,8 +422,11 @@ func (c *Config) validate(v *conf.Validator) {
 	v.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.OneOf("log.format", c.Log.Format, "text", "json")
 	if c.Status.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Status.Listen); err != nil {
+		host, _, err := net.SplitHostPort(c.Status.Listen)
+		if err != nil {
 			v.Errorf("status.listen", "%q is not host:port", c.Status.Listen)
+		} else if ip := net.ParseIP(host); c.Status.Pprof && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			v.Warnf("status.pprof", "the profiler is served on %s, beyond this board; listen on 127.0.0.1 while it is on", c.Status.Listen)
 		}
 	}
 	if c.Spool.MaxSize < 1<<20 {

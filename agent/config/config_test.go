@@ -130,6 +130,19 @@ func TestProblems(t *testing.T) {
 	}
 }
 
+func TestPprofBeyondLoopbackWarns(t *testing.T) {
+	for listen, warn := range map[string]bool{"127.0.0.1:8780": false, "[::1]:8780": false, "localhost:8780": false, "0.0.0.0:8780": true, ":8780": true} {
+		cfg, err := config.Parse("c.yaml", []byte("status: {listen: \""+listen+"\", pprof: true}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", listen, err)
+		}
+		got := strings.Contains(strings.Join(cfg.Warnings, "\n"), "status.pprof")
+		if got != warn {
+			t.Errorf("listen %s: warned %v, want %v (%v)", listen, got, warn, cfg.Warnings)
+		}
+	}
+}
+
 func TestSecrets(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "key")

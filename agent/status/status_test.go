@@ -103,3 +103,27 @@ func TestPageAndHealth(t *testing.T) {
 		t.Errorf("/nope = %d", resp.StatusCode)
 	}
 }
+
+// TestPprofOnlyWhenEnabled: the profiler is opt-in (status.pprof).
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	off := httptest.NewServer(status.New(snapshot, nil).Handler())
+	defer off.Close()
+	resp, err := off.Client().Get(off.URL + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("profiler served without being enabled: %s", resp.Status)
+	}
+	s := status.New(snapshot, nil)
+	s.EnablePprof()
+	on := httptest.NewServer(s.Handler())
+	defer on.Close()
+	if body, _ := get(t, on, "/debug/pprof/heap?debug=1"); !strings.Contains(body, "heap profile") {
+		t.Errorf("heap profile: %.80q", body)
+	}
+	if body, _ := get(t, on, "/debug/pprof/"); !strings.Contains(body, "goroutine") {
+		t.Errorf("index: %.80q", body)
+	}
+}

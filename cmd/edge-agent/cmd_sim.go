@@ -46,6 +46,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	statusAddr := fs.String("status", "127.0.0.1:8780", "status server address (falls back to a free port when taken)")
 	dir := fs.String("dir", "", "working directory for the generated config and state (default: a new temp dir, removed on exit)")
 	level := fs.String("log-level", "info", "debug|info|warn|error")
+	profile := fs.Bool("pprof", false, "also serve Go's profiler under /debug/pprof/ on the status address")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
@@ -81,6 +82,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFatal
 	}
 	cfg.Resolve("/proc")
+	cfg.Status.Pprof = *profile
 	var notes []string
 	if len(clouds.NotBuilt) > 0 {
 		notes = append(notes, "links not built yet: "+strings.Join(clouds.NotBuilt, ", "))
