@@ -19,6 +19,9 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1", "host to bind the fakes to (ports are ephemeral)")
+	dir := fs.String("config", "", "also write the demo's agent config for these fakes into this directory, for `edge-agent run -config DIR/demo-config.yaml` in another process")
+	statusAddr := fs.String("status", "127.0.0.1:0", "with -config: the agent's status address (port 0: a port free now)")
+	profile := fs.Bool("pprof", false, "with -config: turn on the agent's profiler (status.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
@@ -35,6 +38,23 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	for _, k := range clouds.NotBuilt {
 		_ = enc.Encode(map[string]any{"service": k, "built": false})
+	}
+	if *dir != "" {
+		if err := os.MkdirAll(*dir, 0o700); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFatal
+		}
+		addr, err := freeAddr(*statusAddr)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFatal
+		}
+		_, path, err := clouds.WriteDemoConfig(*dir, config.Status{Listen: addr, Pprof: *profile})
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFatal
+		}
+		_ = enc.Encode(map[string]any{"config": path, "status": "http://" + addr + "/"})
 	}
 	<-ctx.Done()
 	return exitOK
@@ -75,14 +95,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFatal
 		}
 	}
-	cfg, path, err := clouds.WriteDemoConfig(work, ln.Addr().String())
+	cfg, path, err := clouds.WriteDemoConfig(work, config.Status{Listen: ln.Addr().String(), Pprof: *profile})
 	if err != nil {
 		ln.Close()
 		fmt.Fprintln(stderr, err)
 		return exitFatal
 	}
 	cfg.Resolve("/proc")
-	cfg.Status.Pprof = *profile
 	var notes []string
 	if len(clouds.NotBuilt) > 0 {
 		notes = append(notes, "links not built yet: "+strings.Join(clouds.NotBuilt, ", "))
@@ -97,4 +116,19 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "press Ctrl-C to stop")
 	return runAgent(ctx, cfg, log, agent.Options{StatusListener: ln, Notes: notes}, stderr)
+}
+
+// freeAddr resolves port 0 in addr to a port free now, so that the config
+// written for another process names a port its status server can take.
+func freeAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("status address: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

@@ -28,7 +28,7 @@ func commands() []command {
 		{"sensors", "sensors [-json]               list the sensors this board has", cmdSensors},
 		{"sample", "sample -sensor NAME -seconds N [-config FILE] [-o FILE]   capture locally", cmdSample},
 		{"pair", "pair [-config FILE] [-link NAME]   pair with Frame.io", cmdPair},
-		{"sim", "sim [-listen 127.0.0.1]       run the fake clouds on loopback", cmdSim},
+		{"sim", "sim [-listen 127.0.0.1] [-config DIR [-status ADDR] [-pprof]]  run the fake clouds on loopback (and write the agent config for them)", cmdSim},
 		{"demo", "demo                          run the fake clouds and the agent together", cmdDemo},
 	}
 }

@@ -358,3 +358,43 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+// TestSimWritesAConfigForAnotherProcess: `sim -config DIR` writes the demo's
+// agent config for its fakes, with a concrete status port and the profiler
+// on, and the config passes check-config.
+func TestSimWritesAConfigForAnotherProcess(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cfg")
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- dispatch(ctx, []string{"sim", "-config", dir, "-pprof"}, out, io.Discard) }()
+	var line struct{ Config, Status string }
+	deadline := time.Now().Add(20 * time.Second)
+	for line.Config == "" {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no config line in: %s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, `"config"`) {
+				_ = json.Unmarshal([]byte(l), &line)
+			}
+		}
+	}
+	if code, msg := run(t, "check-config", line.Config); code != exitOK {
+		t.Errorf("check-config = %d: %s", code, msg)
+	}
+	b, err := os.ReadFile(line.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimSuffix(strings.TrimPrefix(line.Status, "http://"), "/")
+	if !strings.Contains(string(b), "listen: "+addr) || strings.HasSuffix(addr, ":0") || !strings.Contains(string(b), "pprof: true") {
+		t.Errorf("status %q; config:\n%s", line.Status, b)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("sim exited %d", code)
+	}
+}
