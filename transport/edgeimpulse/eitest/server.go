@@ -51,6 +51,10 @@ type Options struct {
 	// TLS serves wss:// and https:// with a fresh self-signed certificate
 	// (CertPEM returns it, for the link's ca_file).
 	TLS bool
+	// MaxHistory bounds the messages, Hellos, uploads and stored-file
+	// hashes kept, for long `sim` runs: past it the oldest half goes.
+	// 0 keeps everything (tests).
+	MaxHistory int
 }
 
 // Hello is a device's Hello as received.
@@ -112,6 +116,7 @@ type Server struct {
 	dev         *deviceConn // the live device (one per server, like one per deviceId)
 	hellos      []Hello
 	msgs        []Message
+	msgBase     int // messages trimmed by MaxHistory (absolute index of msgs[0])
 	uploads     []Upload
 	frames      []Frame
 	framesTotal int
@@ -262,22 +267,52 @@ func (s *Server) Hellos() []Hello {
 	return append([]Hello(nil), s.hellos...)
 }
 
-// Messages returns the device's messages, oldest first.
+// Messages returns the device's messages, oldest first (the newest
+// MaxHistory when bounded).
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.msgs...)
 }
 
-// MessageTypes returns the types of the device's messages from index from.
-func (s *Server) MessageTypes(from int) []string {
+// MessageCount counts every message the device sent, trimmed ones included:
+// the absolute index of the next message.
+func (s *Server) MessageCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.msgBase + len(s.msgs)
+}
+
+// MessageTypes returns the types of the device's messages from absolute
+// index from (see MessageCount) on.
+func (s *Server) MessageTypes(from int) []string {
 	var out []string
-	for i := from; i < len(s.msgs); i++ {
-		out = append(out, s.msgs[i].Type)
+	for _, m := range s.messagesFrom(from) {
+		out = append(out, m.Type)
 	}
 	return out
+}
+
+// messagesFrom returns the kept messages from absolute index from on.
+func (s *Server) messagesFrom(from int) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := max(from-s.msgBase, 0)
+	if i >= len(s.msgs) {
+		return nil
+	}
+	return append([]Message(nil), s.msgs[i:]...)
+}
+
+// trimLocked drops the oldest half of list when MaxHistory is exceeded and
+// returns how many went.
+func trimLocked[T any](list *[]T, limit int) int {
+	if limit <= 0 || len(*list) <= limit {
+		return 0
+	}
+	n := len(*list) - limit/2
+	*list = append((*list)[:0], (*list)[n:]...)
+	return n
 }
 
 // Uploads returns every ingestion request, oldest first.
@@ -520,6 +555,7 @@ func (s *Server) serveDevice(d *deviceConn) {
 	if !h.Accepted {
 		s.mu.Lock()
 		s.hellos = append(s.hellos, h)
+		trimLocked(&s.hellos, s.opts.MaxHistory)
 		s.notifyLocked()
 		s.mu.Unlock()
 		s.log.Info("hello refused: invalid API key")
@@ -533,6 +569,7 @@ func (s *Server) serveDevice(d *deviceConn) {
 	}
 	s.mu.Lock()
 	s.hellos = append(s.hellos, h)
+	trimLocked(&s.hellos, s.opts.MaxHistory)
 	old := s.dev
 	s.dev = d
 	s.notifyLocked()
@@ -629,6 +666,7 @@ func (s *Server) record(m map[string]any) {
 	}
 	s.mu.Lock()
 	s.msgs = append(s.msgs, Message{Type: t, Fields: m, At: now})
+	s.msgBase += trimLocked(&s.msgs, s.opts.MaxHistory)
 	s.notifyLocked()
 	s.mu.Unlock()
 }
@@ -650,6 +688,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Lock()
 		s.uploads = append(s.uploads, u)
+		trimLocked(&s.uploads, s.opts.MaxHistory)
 		s.notifyLocked()
 		s.mu.Unlock()
 		if code == http.StatusOK && kind == "files" {
@@ -752,6 +791,9 @@ func (s *Server) duplicate(r *http.Request, hash string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dup := s.stored[hash]
+	if limit := s.opts.MaxHistory; limit > 0 && len(s.stored) >= limit && !dup {
+		clear(s.stored) // a sim run forgets old files: a re-sent old sample is stored again
+	}
 	s.stored[hash] = true
 	return dup && r.Header.Get("x-disallow-duplicates") == "1"
 }
@@ -772,7 +814,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 		Messages  int            `json:"messages"`
 		Frames    int            `json:"snapshot_frames"`
 		Uploads   []up           `json:"uploads"`
-	}{Connected: s.dev != nil, Messages: len(s.msgs), Frames: s.framesTotal, Uploads: []up{}}
+	}{Connected: s.dev != nil, Messages: s.msgBase + len(s.msgs), Frames: s.framesTotal, Uploads: []up{}}
 	if n := len(s.hellos); n > 0 {
 		h := s.hellos[n-1]
 		out.Encoding = h.Encoding

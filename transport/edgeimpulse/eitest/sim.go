@@ -24,6 +24,10 @@ type Sim struct {
 	wg     sync.WaitGroup
 }
 
+// simHistory bounds what the sim remembers (Options.MaxHistory): a day of
+// demo at one sample per 15 s is ~30 000 messages.
+const simHistory = 2000
+
 // AutoSample is the period between scripted sample requests in the sim.
 const AutoSample = 15 * time.Second
 
@@ -33,7 +37,7 @@ func NewSim(listen string, logger *slog.Logger) (transport.SimService, error) {
 }
 
 func newSim(listen string, logger *slog.Logger, every time.Duration) (*Sim, error) {
-	srv, err := New(Options{Listen: listen, Logger: logger})
+	srv, err := New(Options{Listen: listen, Logger: logger, MaxHistory: simHistory})
 	if err != nil {
 		return nil, fmt.Errorf("edgeimpulse fake: %w", err)
 	}
@@ -86,7 +90,7 @@ func (s *Sim) autoSample(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	next := 0
-	pending := -1 // index in Messages() after which the last request's end is awaited
+	pending := -1 // absolute message index (MessageCount) after which the last request's end is awaited
 	var pendingAt time.Time
 	for {
 		select {
@@ -102,7 +106,7 @@ func (s *Sim) autoSample(ctx context.Context, every time.Duration) {
 		if pending >= 0 && !s.cycleEnded(pending) && time.Since(pendingAt) < 2*time.Minute {
 			continue // Studio waits for the device, too
 		}
-		pending, pendingAt = len(s.Messages()), time.Now()
+		pending, pendingAt = s.MessageCount(), time.Now()
 		sensors, _ := hs[len(hs)-1].Fields["sensors"].([]any)
 		if len(sensors) == 0 {
 			continue
@@ -128,11 +132,9 @@ func (s *Sim) autoSample(ctx context.Context, every time.Duration) {
 }
 
 // cycleEnded reports whether a sample cycle ended (finished or failed) in
-// the messages after index from.
+// the messages from absolute index from on.
 func (s *Server) cycleEnded(from int) bool {
-	msgs := s.Messages()
-	for i := from; i < len(msgs); i++ {
-		m := msgs[i]
+	for _, m := range s.messagesFrom(from) {
 		if m.Type == "sampleFinished" || (m.Type == "sample" && m.Fields["sample"] == false) {
 			return true
 		}
