@@ -335,15 +335,24 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
-		return
-	}
+// readClientID reads the {"client_id"} body of the REST calls, answering 400
+// when it is missing.
+func readClientID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var body struct {
 		ClientID string `json:"client_id"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil || body.ClientID == "" {
 		http.Error(w, "client_id required", http.StatusBadRequest)
+		return "", false
+	}
+	return body.ClientID, true
+}
+
+func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	if _, ok := readClientID(w, r); !ok {
 		return
 	}
 	id := fmt.Sprintf("sess-%d", s.sessionSeq.Add(1))

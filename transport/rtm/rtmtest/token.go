@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -74,15 +73,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "device key rejected", http.StatusUnauthorized)
 		return
 	}
-	var body struct {
-		ClientID string `json:"client_id"`
-	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil || body.ClientID == "" {
-		http.Error(w, "client_id required", http.StatusBadRequest)
+	clientID, ok := readClientID(w, r)
+	if !ok {
 		return
 	}
 	now := time.Now()
-	c := tokenClaims{ClientID: body.ClientID, APIID: "fake-api", JTI: s.minted.Add(1), IssuedNS: now.UnixNano(),
+	c := tokenClaims{ClientID: clientID, APIID: "fake-api", JTI: s.minted.Add(1), IssuedNS: now.UnixNano(),
 		IAT: float64(now.UnixNano()) / 1e9, EXP: float64(now.Add(s.opts.TokenTTL).UnixNano()) / 1e9}
 	tok := s.sign(c)
 	s.mu.Lock()
