@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"sort"
@@ -134,56 +135,18 @@ type kindConfig interface {
 	Validate(v *conf.Validator)
 }
 
-// SensorKinds and LinkKinds list the valid kind names.
+// SensorKinds and LinkKinds list the valid kind names (the kind fields of
+// Sensor and Link, in order).
 var (
-	SensorKinds = []string{"iio", "serial", "microphone", "v4l2", "command", "synthetic"}
-	LinkKinds   = []string{"edgeimpulse", "rtm", "frameio", "camserver"}
+	SensorKinds = kindNames(sensorFields)
+	LinkKinds   = kindNames(linkFields)
 )
 
 // Block returns the sensor's block for its kind (nil when absent).
-func (s *Sensor) Block() kindConfig {
-	switch s.Kind {
-	case "iio":
-		return nilIf(s.IIO)
-	case "serial":
-		return nilIf(s.Serial)
-	case "microphone":
-		return nilIf(s.Microphone)
-	case "v4l2":
-		return nilIf(s.V4L2)
-	case "command":
-		return nilIf(s.Command)
-	case "synthetic":
-		return nilIf(s.Synthetic)
-	}
-	return nil
-}
+func (s *Sensor) Block() kindConfig { return blockOf(reflect.ValueOf(s), sensorFields, s.Kind) }
 
 // Block returns the link's block for its kind (nil when absent).
-func (l *Link) Block() kindConfig {
-	switch l.Kind {
-	case "edgeimpulse":
-		return nilIf(l.EdgeImpulse)
-	case "rtm":
-		return nilIf(l.RTM)
-	case "frameio":
-		return nilIf(l.FrameIO)
-	case "camserver":
-		return nilIf(l.CamServer)
-	}
-	return nil
-}
-
-// nilIf turns a typed nil pointer into a nil interface.
-func nilIf[T any, P interface {
-	*T
-	kindConfig
-}](p P) kindConfig {
-	if p == nil {
-		return nil
-	}
-	return p
-}
+func (l *Link) Block() kindConfig { return blockOf(reflect.ValueOf(l), linkFields, l.Kind) }
 
 // UnmarshalYAML allocates the kind blocks present in the node with their
 // defaults before decoding over them, so an explicit value always wins and an
@@ -191,25 +154,7 @@ func nilIf[T any, P interface {
 func (s *Sensor) UnmarshalYAML(n *yaml.Node) error {
 	type plain Sensor
 	p := plain{}
-	keys := mappingKeys(n)
-	if keys["iio"] {
-		p.IIO = defaulted(new(iio.Config))
-	}
-	if keys["serial"] {
-		p.Serial = defaulted(new(serial.Config))
-	}
-	if keys["microphone"] {
-		p.Microphone = defaulted(new(audio.Config))
-	}
-	if keys["v4l2"] {
-		p.V4L2 = defaulted(new(v4l2.Config))
-	}
-	if keys["command"] {
-		p.Command = defaulted(new(command.Config))
-	}
-	if keys["synthetic"] {
-		p.Synthetic = defaulted(new(synthetic.Config))
-	}
+	allocBlocks(reflect.ValueOf(&p), sensorFields, mappingKeys(n))
 	err := n.Decode(&p)
 	*s = Sensor(p)
 	return keepElement(err, &s.decodeErrs)
@@ -219,19 +164,7 @@ func (s *Sensor) UnmarshalYAML(n *yaml.Node) error {
 func (l *Link) UnmarshalYAML(n *yaml.Node) error {
 	type plain Link
 	p := plain{}
-	keys := mappingKeys(n)
-	if keys["edgeimpulse"] {
-		p.EdgeImpulse = defaulted(new(edgeimpulse.Config))
-	}
-	if keys["rtm"] {
-		p.RTM = defaulted(new(rtm.Config))
-	}
-	if keys["frameio"] {
-		p.FrameIO = defaulted(new(frameio.Config))
-	}
-	if keys["camserver"] {
-		p.CamServer = defaulted(new(camserver.Config))
-	}
+	allocBlocks(reflect.ValueOf(&p), linkFields, mappingKeys(n))
 	err := n.Decode(&p)
 	*l = Link(p)
 	return keepElement(err, &l.decodeErrs)
@@ -248,11 +181,6 @@ func keepElement(err error, errs *[]string) error {
 		return nil
 	}
 	return err
-}
-
-func defaulted[P kindConfig](p P) P {
-	p.SetDefaults()
-	return p
 }
 
 func mappingKeys(n *yaml.Node) map[string]bool {
@@ -448,8 +376,7 @@ func (c *Config) validate(v *conf.Validator) {
 			continue
 		}
 		b.Validate(sv.At(s.Kind))
-		otherBlocks(sv, s.Kind, s.IIO != nil, "iio", s.Serial != nil, "serial", s.Microphone != nil, "microphone",
-			s.V4L2 != nil, "v4l2", s.Command != nil, "command", s.Synthetic != nil, "synthetic")
+		otherBlocks(sv, s.Kind, presentKinds(reflect.ValueOf(s), sensorFields))
 	}
 	linkNames := map[string]bool{}
 	for i := range c.Links {
@@ -472,8 +399,7 @@ func (c *Config) validate(v *conf.Validator) {
 			bv = bv.WithoutSecrets()
 		}
 		b.Validate(bv)
-		otherBlocks(lv, l.Kind, l.EdgeImpulse != nil, "edgeimpulse", l.RTM != nil, "rtm",
-			l.FrameIO != nil, "frameio", l.CamServer != nil, "camserver")
+		otherBlocks(lv, l.Kind, presentKinds(reflect.ValueOf(l), linkFields))
 		for _, ref := range SensorRefs(l) {
 			if ref.Name != "" && !sensorNames[ref.Name] {
 				lv.At(l.Kind).Errorf(ref.Field, "no sensor named %q", ref.Name)
@@ -532,12 +458,10 @@ func oneOfKinds(v *conf.Validator, kind string, kinds []string) bool {
 	return false
 }
 
-// otherBlocks flags blocks of kinds other than the instance's own; pairs are
-// (present, name).
-func otherBlocks(v *conf.Validator, kind string, pairs ...any) {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		present, name := pairs[i].(bool), pairs[i+1].(string)
-		if present && name != kind {
+// otherBlocks flags present blocks of kinds other than the instance's own.
+func otherBlocks(v *conf.Validator, kind string, present []string) {
+	for _, name := range present {
+		if name != kind {
 			v.Errorf(name, "block does not match kind %q", kind)
 		}
 	}

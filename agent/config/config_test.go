@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -259,4 +260,15 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("config.Error with no problems")
 		}
 	})
+}
+
+// TestKindTables pins the kinds read from the Sensor and Link fields: a
+// block type that stopped implementing SetDefaults/Validate would drop out.
+func TestKindTables(t *testing.T) {
+	if want := []string{"iio", "serial", "microphone", "v4l2", "command", "synthetic"}; !slices.Equal(config.SensorKinds, want) {
+		t.Errorf("SensorKinds = %v, want %v", config.SensorKinds, want)
+	}
+	if want := []string{"edgeimpulse", "rtm", "frameio", "camserver"}; !slices.Equal(config.LinkKinds, want) {
+		t.Errorf("LinkKinds = %v, want %v", config.LinkKinds, want)
+	}
 }
