@@ -305,12 +305,22 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 		}); err != nil {
 			return err
 		}
+		refused := func() int {
+			n := 0
+			for _, h := range r.server().Hellos() {
+				if !h.Accepted {
+					n++
+				}
+			}
+			return n
+		}
+		refused0 := refused()
 		r.server().Drop()
 		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
 			return err
 		}
-		if err := poll(ctx, "a refused hello", func() bool {
-			return strings.Contains(r.sr.sup.Status().LastError, "waiting for a new key")
+		if err := poll(ctx, "a refused hello, the link waiting for a new key", func() bool {
+			return refused() > refused0 && strings.Contains(r.sr.sup.Status().LastError, "waiting for a new key")
 		}); err != nil {
 			return err
 		}
