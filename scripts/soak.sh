@@ -5,7 +5,8 @@
 # memory is measured alone. Every INTERVAL it appends to a CSV the agent's RSS,
 # Go heap in use, go_held_mib (what the Go runtime holds from the OS: sys −
 # released), goroutines, CPU, sensor drops, spool depth and links up, and the
-# fakes' RSS; then plots it to PNG. Next to RSS, go_held tells page retention
+# fakes' RSS; then plots it to PNG. rss_anon_mib is RSS without the binary's
+# file-backed pages (which grow as code paths first run, up to its size). Next to RSS, go_held tells page retention
 # (RSS follows go_held) from a leak outside Go (RSS climbs alone) or in the
 # heap (heap_mib climbs too). The in-use heap is profiled after PROFILE_AFTER
 # minutes and at the end, one allocation in MEMPROFILERATE bytes sampled
@@ -40,8 +41,8 @@ for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; 
 tck=$(getconf CLK_TCK)
 # metric REGEX: the sum of the samples whose name{labels} starts with REGEX.
 metric() { awk -v m="$1" '$1 ~ "^"m {s += $2} END {printf "%.0f", s}' "$work/metrics"; }
-rss() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-echo "minutes,rss_mib,heap_mib,go_held_mib,goroutines,cpu_pct,dropped,spool_items,links_up,fakes_rss_mib" >"$OUT.csv"
+rss() { awk -v f="${2:-VmRSS}" '$1 == f":" {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+echo "minutes,rss_mib,rss_anon_mib,heap_mib,go_held_mib,goroutines,cpu_pct,dropped,spool_items,links_up,fakes_rss_mib" >"$OUT.csv"
 start=$(date +%s); prev_cpu=0; prev_t=$start
 while :; do
 	now=$(date +%s)
@@ -53,7 +54,7 @@ while :; do
 	heap=$(echo "$(metric go_memstats_heap_inuse_bytes) / 1048576" | bc -l)
 	held=$(echo "($(metric go_memstats_sys_bytes) - $(metric go_memstats_heap_released_bytes)) / 1048576" | bc -l)
 	up=$(metric 'edge_agent_link_state{[^}]*state="up"')
-	printf '%.1f,%s,%.1f,%.1f,%s,%.2f,%s,%s,%s,%s\n' "$(echo "($now - $start)/60" | bc -l)" "$(rss $pid)" "$heap" "$held" \
+	printf '%.1f,%s,%s,%.1f,%.1f,%s,%.2f,%s,%s,%s,%s\n' "$(echo "($now - $start)/60" | bc -l)" "$(rss $pid)" "$(rss $pid RssAnon)" "$heap" "$held" \
 		"$(metric go_goroutines)" "$pct" "$(metric edge_agent_sensor_dropped_total)" \
 		"$(metric edge_agent_spool_items)" "$up" "$(rss $simpid)" >>"$OUT.csv"
 	prev_cpu=$cpu; prev_t=$now
