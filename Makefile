@@ -35,7 +35,7 @@ fuzz: ## every fuzz target for FUZZTIME each (default 1m)
 deb: ## .deb packages for arm64 and armhf in dist/ (nfpm v2.45.2)
 	VERSION=$(VERSION) scripts/deb.sh
 
-soak: ## the demo under load for DURATION (default 1h): soak.csv + soak.png (not in CI)
+soak: ## the fakes and the agent (two processes) for DURATION (default 1h): soak.csv, soak.png, soak-heap-diff.txt (not in CI)
 	scripts/soak.sh
 
 bench: ## the benchmarks quoted in docs/BENCHMARKS.md
