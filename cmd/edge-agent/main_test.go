@@ -13,10 +13,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 )
 
 // TestMain lets the test binary act as edge-agent itself (EDGE_AGENT_MAIN=1),
@@ -129,7 +130,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "demo", "-status", "127.0.0.1:0", "-dir", filepath.Join(dir, "work"))
 	cmd.Env = append(os.Environ(), "EDGE_AGENT_MAIN=1", "NOTIFY_SOCKET="+sockPath, "WATCHDOG_USEC=200000")
 	stdout, _ := cmd.StdoutPipe()
-	stderr := &lockedBuffer{}
+	stderr := &logxtest.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -302,24 +303,6 @@ func checkStatePermissions(t *testing.T, state string) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the exec copier and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func waitNote(t *testing.T, notes <-chan string, want string) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
@@ -365,7 +348,7 @@ func getJSON(t *testing.T, url string, v any) {
 func TestSimWritesAConfigForAnotherProcess(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cfg")
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &logxtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- dispatch(ctx, []string{"sim", "-config", dir, "-pprof"}, out, io.Discard) }()
 	var line struct{ Config, Status string }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
@@ -30,29 +31,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// logBuf collects log output so tests can check no credential leaks.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // secretRE matches the fake's tokens, device codes and URL signatures.
 var secretRE = regexp.MustCompile(`(at|rt|dc)-[0-9a-f]{16,}|X-Amz-Signature|Authorization=`)
 
 // checkNoSecrets fails when a credential reached the logs.
-func checkNoSecrets(t *testing.T, logs *logBuf) {
+func checkNoSecrets(t *testing.T, logs *logxtest.Buffer) {
 	t.Helper()
 	if m := secretRE.FindString(logs.String()); m != "" {
 		t.Errorf("a credential reached the logs: %q", m)
@@ -95,7 +78,7 @@ type env struct {
 	spool *spool.Spool
 	// spoolClock records the spool's retry waits.
 	spoolClock *recClock
-	logs       *logBuf
+	logs       *logxtest.Buffer
 	dir        string
 }
 
@@ -104,7 +87,7 @@ type env struct {
 func newEnv(t *testing.T, fake *frameiotest.Server, paired bool) *env {
 	t.Helper()
 	dir := t.TempDir()
-	logs := &logBuf{}
+	logs := &logxtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := hub.New(hub.Options{Logger: log})
 	t.Cleanup(h.Close)

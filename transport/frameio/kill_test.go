@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
@@ -90,7 +91,7 @@ func TestKillMidUploadResumes(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"="+dir, envAPI+"="+fake.URL(), envSocket+"="+fake.SocketURL(),
 		envID+"="+fake.ClientID(), envSecret+"="+fake.ClientSecret())
-	stderr := &logBuf{}
+	stderr := &logxtest.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -128,7 +129,7 @@ func TestKillMidUploadResumes(t *testing.T) {
 	}
 
 	// Restart the uploader (in process, so the leak check covers it).
-	logs := &logBuf{}
+	logs := &logxtest.Buffer{}
 	l, err := uploaderLink(dir, fake.URL(), fake.SocketURL(), fake.ClientID(), fake.ClientSecret(),
 		slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {

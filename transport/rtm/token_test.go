@@ -1,39 +1,20 @@
 package rtm_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
-
-// syncBuf is a log sink safe for the link's goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runLink runs the link under the real supervisor until the test ends.
 func runLink(t *testing.T, e *env, cfg rtm.Config) *supervisor.Supervisor {
@@ -79,7 +60,7 @@ func tokenURLConfig(e *env) rtm.Config {
 // token_url and is up again without a failed state, each time.
 func TestTokenURLRenewsAfterExpiry(t *testing.T) {
 	e := newEnv(t, 100*time.Millisecond)
-	logs := &syncBuf{}
+	logs := &logxtest.Buffer{}
 	e.deps.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sup := runLink(t, e, tokenURLConfig(e))
 	waitActive(t, e, sup, 0)
