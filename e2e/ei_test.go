@@ -344,19 +344,16 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 	return r.healthy(ctx, post)
 }
 
-// restart starts a new fake on the same address, as a restarted service
-// behind a stable name. If the port is not free (TIME_WAIT is fine on Linux,
-// but another test may have taken it) the new fake listens elsewhere and the
-// proxy, which is the address the link knows, points at it.
+// restart starts a new fake (accepting the current key) on the same
+// address, or behind the proxy on a new one (restartFake).
 func (r *eiRig) restart() error {
-	srv, err := eitest.New(eitest.Options{Listen: r.addr, APIKey: r.key, Logger: newLogger(r.lb)})
+	srv, addr, err := restartFake(r.proxy, r.addr, func(listen string) (*eitest.Server, error) {
+		return eitest.New(eitest.Options{Listen: listen, APIKey: r.key, Logger: newLogger(r.lb)})
+	})
 	if err != nil {
-		if srv, err = eitest.New(eitest.Options{APIKey: r.key, Logger: newLogger(r.lb)}); err != nil {
-			return fmt.Errorf("restart fake: %w", err)
-		}
-		r.addr = srv.Addr()
-		r.proxy.SetTarget(r.addr)
+		return err
 	}
+	r.addr = addr
 	r.mu.Lock()
 	r.srv = srv
 	r.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
@@ -467,6 +468,23 @@ func (s *supRun) stop() {
 var errTimeout = errors.New("timed out")
 
 // poll checks cond every 2 ms until it holds or ctx ends.
+// restartFake starts a fake with start on addr, as a restarted service behind
+// a stable name. If the port is not free (TIME_WAIT is fine on Linux, but
+// another test may have taken it) the fake listens on a new port and the
+// proxy, which is the address the link knows, points at it. It returns the
+// fake and the address it listens on.
+func restartFake[F interface{ Addr() string }](proxy *faultproxy.Proxy, addr string, start func(listen string) (F, error)) (F, string, error) {
+	f, err := start(addr)
+	if err == nil {
+		return f, addr, nil
+	}
+	if f, err = start("127.0.0.1:0"); err != nil {
+		return f, addr, fmt.Errorf("restart fake: %w", err)
+	}
+	proxy.SetTarget(f.Addr())
+	return f, f.Addr(), nil
+}
+
 func poll(ctx context.Context, what string, cond func() bool) error {
 	for !cond() {
 		select {

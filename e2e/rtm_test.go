@@ -283,17 +283,14 @@ func (r *rtmRig) account(f *rtmtest.Server) {
 	r.mu.Unlock()
 }
 
-// restart starts a new fake on the same address; if the port is not free,
-// elsewhere, with the proxy (the address the link knows) pointed at it.
+// restart starts a new fake on the same address, or behind the proxy on a
+// new one (restartFake).
 func (r *rtmRig) restart() error {
-	f, err := r.newFake(r.addr)
+	f, addr, err := restartFake(r.proxy, r.addr, r.newFake)
 	if err != nil {
-		if f, err = r.newFake("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("restart fake: %w", err)
-		}
-		r.addr = f.Addr()
-		r.proxy.SetTarget(r.addr)
+		return err
 	}
+	r.addr = addr
 	r.mu.Lock()
 	r.fake = f
 	r.mu.Unlock()
