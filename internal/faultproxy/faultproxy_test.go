@@ -167,7 +167,11 @@ func TestSlow(t *testing.T) {
 	}
 }
 
-func TestStall(t *testing.T) {
+// stalledConn is a connection through a proxy to an echo server that carried
+// one round trip ("warm", 4 bytes up), then had the proxy stalled and held
+// written to it.
+func stalledConn(t *testing.T, held string) (*faultproxy.Proxy, net.Conn) {
+	t.Helper()
 	e := newEcho(t)
 	p := newProxy(t, e.ln.Addr().String())
 	c := dial(t, p)
@@ -175,9 +179,14 @@ func TestStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Stall(true)
-	if _, err := c.Write([]byte("held")); err != nil {
+	if _, err := c.Write([]byte(held)); err != nil {
 		t.Fatal(err)
 	}
+	return p, c
+}
+
+func TestStall(t *testing.T) {
+	p, c := stalledConn(t, "held")
 	_ = c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
 	n, err := c.Read(make([]byte, 4))
 	var ne net.Error
@@ -366,16 +375,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // TestDroppedCounted: bytes held by a stall when the connection is reset are
 // counted as dropped, not silently lost.
 func TestDroppedCounted(t *testing.T) {
-	e := newEcho(t)
-	p := newProxy(t, e.ln.Addr().String())
-	c := dial(t, p)
-	if _, err := roundTrip(c, []byte("warm")); err != nil {
-		t.Fatal(err)
-	}
-	p.Stall(true)
-	if _, err := c.Write([]byte("0123456789")); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := stalledConn(t, "0123456789")
 	// The stalled proxy reads the bytes into its queue, then holds them.
 	for deadline := time.Now().Add(10 * time.Second); p.Stats().Held != 10; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
