@@ -1,11 +1,9 @@
 package rtm_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,23 +18,7 @@ import (
 // reach ACTIVE and re-issue recording_start.
 func TestFaultsLeadToNewSession(t *testing.T) {
 	e := newEnv(t, 100*time.Millisecond)
-	link, err := rtm.NewWithOptions(e.cfg, e.deps, fastOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup := supervisor.New(supervisor.Options{Name: "recorder", Kind: "rtm", Link: link, Logger: e.deps.Logger,
-		Policy: retry.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, StableAfter: time.Hour}})
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = sup.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
+	sup := runLink(t, e, e.cfg)
 	waitFor(t, "first ACTIVE session", 15*time.Second, func() bool {
 		return activeSessions(e.fake) >= 1 && sup.Status().State == supervisor.Up
 	})

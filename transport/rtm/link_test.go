@@ -1,6 +1,7 @@
 package rtm_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -15,7 +16,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors/h264"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
@@ -143,6 +146,37 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// runLink runs the link under the real supervisor until the test ends.
+func runLink(t *testing.T, e *env, cfg rtm.Config) *supervisor.Supervisor {
+	t.Helper()
+	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := supervisor.New(supervisor.Options{Name: "recorder", Kind: "rtm", Link: link, Logger: e.deps.Logger,
+		Policy: retry.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, StableAfter: time.Hour}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sup.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return sup
+}
+
+// waitActive waits for a session beyond the first `before` ACTIVE ones with
+// the supervisor up.
+func waitActive(t *testing.T, e *env, sup *supervisor.Supervisor, before int) {
+	t.Helper()
+	waitFor(t, "a new ACTIVE session", 20*time.Second, func() bool {
+		return activeSessions(e.fake) > before && sup.Status().State == supervisor.Up
+	})
 }
 
 func activeSessions(f *rtmtest.Server) int {

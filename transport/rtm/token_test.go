@@ -1,7 +1,6 @@
 package rtm_test
 
 import (
-	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -15,37 +14,6 @@ import (
 	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
-
-// runLink runs the link under the real supervisor until the test ends.
-func runLink(t *testing.T, e *env, cfg rtm.Config) *supervisor.Supervisor {
-	t.Helper()
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup := supervisor.New(supervisor.Options{Name: "recorder", Kind: "rtm", Link: link, Logger: e.deps.Logger,
-		Policy: retry.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, StableAfter: time.Hour}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = sup.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return sup
-}
-
-// waitActive waits for a session beyond the first `before` ACTIVE ones with
-// the supervisor up.
-func waitActive(t *testing.T, e *env, sup *supervisor.Supervisor, before int) {
-	t.Helper()
-	waitFor(t, "a new ACTIVE session", 20*time.Second, func() bool {
-		return activeSessions(e.fake) > before && sup.Status().State == supervisor.Up
-	})
-}
 
 // tokenURLConfig points cfg at the fake's token endpoint instead of a
 // static token.
