@@ -304,8 +304,8 @@ func (s *Server) messagesFrom(from int) []Message {
 	return append([]Message(nil), s.msgs[i:]...)
 }
 
-// trimLocked drops the oldest half of list when MaxHistory is exceeded and
-// returns how many went.
+// trimLocked keeps the newest limit/2 entries of list once it holds more
+// than limit (0: no limit) and returns how many went.
 func trimLocked[T any](list *[]T, limit int) int {
 	if limit <= 0 || len(*list) <= limit {
 		return 0
@@ -651,9 +651,7 @@ func (s *Server) record(m map[string]any) {
 		s.mu.Lock()
 		s.framesTotal++
 		s.frames = append(s.frames, f)
-		if len(s.frames) > maxFrames {
-			s.frames = append(s.frames[:0], s.frames[len(s.frames)-maxFrames/2:]...)
-		}
+		trimLocked(&s.frames, maxFrames)
 		s.notifyLocked()
 		s.mu.Unlock()
 		return
