@@ -30,34 +30,46 @@ type restSession struct {
 // header only.
 func createSession(ctx context.Context, cfg *Config, tc *tls.Config) (restSession, error) {
 	var out restSession
-	body, _ := json.Marshal(map[string]string{"client_id": cfg.ClientID})
 	u := strings.TrimSuffix(cfg.APIURL, "/") + "/api/v2/session"
+	err := postClientID(ctx, tc, "rtm create session", u, cfg.Token, cfg.ClientID, func(resp *http.Response) error {
+		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+			return classifyHTTP("rtm create session", resp, nil)
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+			return fmt.Errorf("rtm create session: %w: %v", ErrBadMessage, err)
+		}
+		if out.WSEndpoint == "" {
+			return fmt.Errorf("rtm create session: %w: no ws_endpoint", ErrBadMessage)
+		}
+		if !strings.HasPrefix(out.WSEndpoint, "ws://") && !strings.HasPrefix(out.WSEndpoint, "wss://") {
+			return fmt.Errorf("rtm create session: %w: ws_endpoint scheme", ErrBadMessage)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// postClientID POSTs {"client_id"} to u with bearer in the Authorization
+// header (15 s at most) and hands the reply to handle, whose error it
+// returns. Its own errors start with op and never hold bearer. These calls
+// are one per session set-up, so each gets a transport of its own.
+func postClientID(ctx context.Context, tc *tls.Config, op, u, bearer, clientID string, handle func(*http.Response) error) error {
+	body, _ := json.Marshal(map[string]string{"client_id": clientID})
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return out, retry.Permanent(fmt.Errorf("rtm create session: %w", err))
+		return retry.Permanent(fmt.Errorf("%s: %w", op, err))
 	}
-	req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	req.Header.Set("Authorization", "Bearer "+bearer)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {
-		return out, fmt.Errorf("rtm create session: %w", redactErr(err, cfg.Token))
+		return fmt.Errorf("%s: %w", op, redactErr(err, bearer))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return out, classifyHTTP("rtm create session", resp, nil)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
-		return out, fmt.Errorf("rtm create session: %w: %v", ErrBadMessage, err)
-	}
-	if out.WSEndpoint == "" {
-		return out, fmt.Errorf("rtm create session: %w: no ws_endpoint", ErrBadMessage)
-	}
-	if !strings.HasPrefix(out.WSEndpoint, "ws://") && !strings.HasPrefix(out.WSEndpoint, "wss://") {
-		return out, fmt.Errorf("rtm create session: %w: ws_endpoint scheme", ErrBadMessage)
-	}
-	return out, nil
+	return handle(resp)
 }

@@ -1,7 +1,6 @@
 package rtm
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -160,39 +159,28 @@ type tokenReply struct {
 
 // fetchLocked asks token_url for a new token.
 func (t *tokenSource) fetchLocked(ctx context.Context, tc *tls.Config) error {
-	body, _ := json.Marshal(map[string]string{"client_id": t.cfg.ClientID})
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.TokenURL, bytes.NewReader(body))
-	if err != nil {
-		return retry.Permanent(fmt.Errorf("rtm token_url: %w", err))
-	}
-	req.Header.Set("Authorization", "Bearer "+t.cfg.TokenURLKey)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
-	defer client.CloseIdleConnections()
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("rtm token_url: %w", redactErr(redactErr(err, t.cfg.TokenURLKey), t.tok))
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return retry.Permanent(fmt.Errorf("rtm token_url: HTTP %d (device key rejected; check token_url_key_file)", resp.StatusCode))
-	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated:
-		err := fmt.Errorf("rtm token_url: HTTP %d", resp.StatusCode)
-		if d, ok := retry.ParseRetryAfter(resp.Header, t.now()); ok {
-			return retry.RetryAfter(err, d)
-		}
-		return err
-	}
 	var r tokenReply
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&r); err != nil {
-		return fmt.Errorf("rtm token_url: %w: %v", ErrBadMessage, err)
-	}
-	if err := checkToken(r.AuthToken); err != nil {
-		return fmt.Errorf("rtm token_url: %w: auth_token %v", ErrBadMessage, err)
+	err := postClientID(ctx, tc, "rtm token_url", t.cfg.TokenURL, t.cfg.TokenURLKey, t.cfg.ClientID, func(resp *http.Response) error {
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			return retry.Permanent(fmt.Errorf("rtm token_url: HTTP %d (device key rejected; check token_url_key_file)", resp.StatusCode))
+		case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated:
+			err := fmt.Errorf("rtm token_url: HTTP %d", resp.StatusCode)
+			if d, ok := retry.ParseRetryAfter(resp.Header, t.now()); ok {
+				return retry.RetryAfter(err, d)
+			}
+			return err
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&r); err != nil {
+			return fmt.Errorf("rtm token_url: %w: %v", ErrBadMessage, err)
+		}
+		if err := checkToken(r.AuthToken); err != nil {
+			return fmt.Errorf("rtm token_url: %w: auth_token %v", ErrBadMessage, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	t.setLocked(r.AuthToken)
 	if !t.exp.IsZero() && !t.now().Before(t.exp) {
