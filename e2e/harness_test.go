@@ -97,12 +97,7 @@ type ledger struct {
 
 // linkSpec describes one link for the suite.
 type linkSpec struct {
-	name string
-	// na maps a fault kind to why it does not apply to this link.
-	na map[string]string
-	// known maps a fault kind to a known link bug (the cell is skipped with
-	// the reason, and reported).
-	known map[string]string
+	name  string
 	start func(t *testing.T) (rig, error)
 }
 
@@ -110,12 +105,11 @@ type linkSpec struct {
 type result struct {
 	link, fault           string
 	n, recovered          int
-	note                  string // n/a or known-failing reason, or the failure
+	note                  string // why the cell failed
 	led                   ledger
 	gBefore, gAfter       int
 	hBefore, hMid, hAfter uint64
 	took                  time.Duration
-	ran                   bool
 }
 
 // defaultCount is the faults per cell of a plain run. 100 per cell (the
@@ -169,9 +163,6 @@ func TestFault(t *testing.T) {
 					mu.Lock()
 					results = append(results, res)
 					mu.Unlock()
-					if res.note != "" && !res.ran {
-						t.Skip(res.note)
-					}
 				})
 			}
 		})
@@ -203,15 +194,6 @@ func selected(filter, kind string) bool {
 // drains, and compares goroutines and heap.
 func runCell(t *testing.T, spec linkSpec, kind string, n int) result {
 	res := result{link: spec.name, fault: kind, n: n}
-	if why, ok := spec.na[kind]; ok {
-		res.note = "n/a: " + why
-		return res
-	}
-	if why, ok := spec.known[kind]; ok {
-		res.note = "KNOWN FAILING: " + why
-		return res
-	}
-	res.ran = true
 	start := time.Now()
 	r, err := spec.start(t)
 	if err != nil {
@@ -381,10 +363,6 @@ func renderTable(rs []result, n int) string {
 	b.WriteString("| link | fault | recovered | durable items (delivered/produced, lost) | live frames (src / recv / hub-dropped / not pushed) | goroutines before→after | heap MiB start→half→end | time |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
-		if !r.ran {
-			fmt.Fprintf(&b, "| %s | %s | %s | | | | | |\n", r.link, r.fault, r.note)
-			continue
-		}
 		rec := fmt.Sprintf("%d/%d", r.recovered, r.n)
 		if r.recovered != r.n {
 			rec += " FAILED: " + r.note
