@@ -3,9 +3,10 @@
 // process only, so the hub is the only place that runs a Source: the first
 // Subscribe starts it, the last Close stops it and releases the device.
 //
-// Concurrency: all methods are safe for concurrent use. Each running sensor
-// has one pump goroutine owned by its feed; Close on the hub cancels every
-// pump and waits for it. Delivery never blocks the pump: each subscriber has a
+// Concurrency: all methods are safe for concurrent use. Each sensor has at
+// most one worker goroutine, owned by its feed, which runs the source while
+// the feed has subscribers; Close on the hub cancels every worker and waits
+// for it. Delivery never blocks the pump: each subscriber has a
 // bounded queue with its own drop policy and drop counter, so one slow link
 // cannot stall another.
 package hub
@@ -231,8 +232,13 @@ func (h *Hub) Close() {
 	}
 }
 
-// feed is one sensor with its subscribers. Its pump goroutine runs while
-// subs is non-empty; run/done belong to the current pump.
+// feed is one sensor with its subscribers. Whether the source should run
+// is one wish (want: the feed has subscribers), and one worker goroutine at
+// a time acts on it: it runs the pump while want holds, and when the pump
+// ends it looks at want again. A burst of subscribe/close pairs (a peer
+// flooding start/stop requests) therefore only flips want and cancels the
+// current pump; it never queues one restart per pair, and the device is
+// never opened twice.
 type feed struct {
 	hub  *Hub
 	src  sensors.Source
@@ -245,46 +251,67 @@ type feed struct {
 	lastErr     string
 	restarts    uint64
 	droppedGone uint64        // drops of subscribers that already left
-	cancel      func()        // stops the current pump; nil when idle
-	done        chan struct{} // closed when the current pump has returned
+	want        bool          // the source should run (the feed has subscribers)
+	cancel      func()        // stops the current pump; nil when none runs
+	done        chan struct{} // closed when the current worker has returned; nil when none
 
 	samples    atomic.Uint64
 	lastSample atomic.Int64
 }
 
-// startLocked starts the pump; h.mu is held (so start/stop cannot race). If a
-// previous pump is still shutting down, the new one waits for it first, so the
-// device is never opened twice.
+// startLocked records the wish to run and starts the worker if none is
+// alive; h.mu is held. A worker that is still stopping the previous pump
+// sees the wish and runs the source again, so no second worker is needed.
 func (f *feed) startLocked() {
-	ctx, cancel := context.WithCancel(context.Background())
-	prev := f.done
-	done := make(chan struct{})
 	f.mu.Lock()
-	f.cancel, f.done = cancel, done
+	defer f.mu.Unlock()
+	f.want = true
 	f.state = StateRunning
-	f.mu.Unlock()
-	go func() {
-		defer close(done)
-		if prev != nil {
-			<-prev
-		}
-		f.pump(ctx)
-	}()
+	if f.done != nil {
+		return
+	}
+	done := make(chan struct{})
+	f.done = done
+	go f.work(done)
 }
 
-// stop cancels the pump if the last subscriber left. Called with no locks.
+// work runs the pump for as long as the feed wants it, then clears f.done
+// (under f.mu, so startLocked either sees this worker alive or starts a new
+// one after it decided to exit) and closes done.
+func (f *feed) work(done chan struct{}) {
+	defer close(done)
+	for {
+		f.mu.Lock()
+		if !f.want {
+			f.done, f.cancel = nil, nil
+			f.mu.Unlock()
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		f.cancel = cancel
+		f.mu.Unlock()
+		f.pump(ctx)
+		cancel()
+	}
+}
+
+// stopIfIdle cancels the pump if the last subscriber left. Called with no locks.
 func (f *feed) stopIfIdle() {
 	f.hub.mu.Lock()
 	defer f.hub.mu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.subs) == 0 && f.cancel != nil {
-		f.cancel()
-		f.cancel = nil
+	if len(f.subs) == 0 && f.want {
+		f.want = false
+		if f.cancel != nil {
+			f.cancel()
+			f.cancel = nil
+		}
 		f.state = StateIdle
 	}
 }
 
+// waitStopped waits for the worker (if any) to return.
 func (f *feed) waitStopped() {
 	f.mu.Lock()
 	done := f.done
