@@ -4,11 +4,15 @@
 package retry
 
 import (
+	"context"
 	"errors"
+	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,8 +37,15 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// MaxRetryAfter caps every wait a peer asks for (Retry-After, a rate-limit
+// window, a "retry in" hint): one `Retry-After: 315360000` once parked every
+// link, and the spool, for 87600 h. Fifteen minutes is long enough for any
+// honest rate limit or maintenance window, and short enough that a broken or
+// hostile reply costs at most that.
+const MaxRetryAfter = 15 * time.Minute
+
 // RetryAfterError carries the peer's requested wait (HTTP Retry-After, a
-// rate-limit reset, a server "retry in" hint).
+// rate-limit reset, a server "retry in" hint), at most MaxRetryAfter.
 type RetryAfterError struct {
 	Err   error
 	After time.Duration
@@ -43,12 +54,13 @@ type RetryAfterError struct {
 func (e *RetryAfterError) Error() string { return e.Err.Error() }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
-// RetryAfter wraps err with the wait the peer asked for.
+// RetryAfter wraps err with the wait the peer asked for, capped at
+// MaxRetryAfter (whatever the source of d, no reply parks a link longer).
 func RetryAfter(err error, d time.Duration) error {
 	if err == nil {
 		return nil
 	}
-	return &RetryAfterError{Err: err, After: d}
+	return &RetryAfterError{Err: err, After: min(d, MaxRetryAfter)}
 }
 
 // After returns the wait requested by err, if any.
@@ -61,22 +73,74 @@ func After(err error) (time.Duration, bool) {
 }
 
 // ParseRetryAfter reads an HTTP Retry-After header (seconds or HTTP date)
-// relative to now. It returns false when the header is absent or invalid.
+// relative to now, capped at MaxRetryAfter. It returns false when the header
+// is absent or invalid. PeerWaits.Header does the same and logs a capped
+// value.
 func ParseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	d, ok := parseRetryAfter(h, now)
+	return min(d, MaxRetryAfter), ok
+}
+
+// parseRetryAfter is ParseRetryAfter without the cap: what the peer asked
+// for, saturated at the largest Duration.
+func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if secs > uint64(math.MaxInt64/int64(time.Second)) { // ErrRange gives MaxUint64
+			return math.MaxInt64, true
+		}
 		return time.Duration(secs) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d, true
+			return d, true // Sub saturates
 		}
 		return 0, true
 	}
 	return 0, false
+}
+
+// PeerWaits applies MaxRetryAfter to the waits one link's peers ask for and
+// logs the first one it had to cap, at warn (later ones at debug): a broken
+// or hostile service shows up once in the journal without flooding it. A nil
+// *PeerWaits caps without logging.
+//
+// Concurrency: safe for concurrent use.
+type PeerWaits struct {
+	log    *slog.Logger
+	logged atomic.Bool
+}
+
+// NewPeerWaits returns a PeerWaits logging to log (nil: no logging).
+func NewPeerWaits(log *slog.Logger) *PeerWaits { return &PeerWaits{log: log} }
+
+// Header is ParseRetryAfter for h, logging a capped value.
+func (p *PeerWaits) Header(h http.Header, now time.Time) (time.Duration, bool) {
+	d, ok := parseRetryAfter(h, now)
+	if !ok {
+		return 0, false
+	}
+	return p.Cap("Retry-After", d), true
+}
+
+// Cap returns d capped at MaxRetryAfter, logging when it was over; source
+// names where the wait came from ("Retry-After", "x-ratelimit-window").
+func (p *PeerWaits) Cap(source string, d time.Duration) time.Duration {
+	if d <= MaxRetryAfter {
+		return d
+	}
+	if p != nil && p.log != nil {
+		lvl := slog.LevelDebug
+		if p.logged.CompareAndSwap(false, true) {
+			lvl = slog.LevelWarn
+		}
+		p.log.Log(context.Background(), lvl, "peer asked for a longer wait than the agent allows; waiting the cap instead (logged once at warn)",
+			"source", source, "asked", d.Round(time.Second), "cap", MaxRetryAfter)
+	}
+	return MaxRetryAfter
 }
 
 // Policy configures a Backoff. The zero value is replaced by DefaultPolicy's
@@ -159,11 +223,12 @@ func (b *Backoff) Next() time.Duration {
 
 // NextFor returns the wait after err: the peer's Retry-After when it asked for
 // one (never less than the computed backoff's jittered value would be unfair to
-// the peer, so the larger of the two is used), else Next().
+// the peer, so the larger of the two is used), else Next(). A peer's wait is
+// never more than MaxRetryAfter, even in a RetryAfterError built by hand.
 func (b *Backoff) NextFor(err error) time.Duration {
 	d := b.Next()
 	if ra, ok := After(err); ok && ra > d {
-		return ra
+		return min(ra, MaxRetryAfter)
 	}
 	return d
 }
