@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test demo cross test-arm64 test-arm lint fuzz bench deb soak clean
+.PHONY: build test demo cross test-arm64 test-arm test-board lint fuzz bench deb soak clean
 
 build: ## the host binary in bin/
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/edge-agent ./cmd/edge-agent
@@ -25,6 +25,9 @@ test-arm: ## the whole unit suite under qemu for arm64, armv7 and armv6
 	scripts/test-arm.sh arm64 $$(go list ./... | grep -v /e2e$$)
 	scripts/test-arm.sh armv7 $$(go list ./... | grep -v /e2e$$)
 	scripts/test-arm.sh armv6 $$(go list ./... | grep -v /e2e$$)
+
+test-board: ## the board cases on Debian's kernel in qemu (ARCH=arm64|amd64, PKGS=, RUN=)
+	scripts/vboard/run.sh ARCH=$${ARCH:-arm64} PKGS="$(PKGS)" RUN="$(RUN)"
 
 lint: ## gofmt, vet, import direction
 	scripts/lint.sh
