@@ -398,6 +398,28 @@ func num(v any) (float64, bool) {
 	return number(v)
 }
 
+// number converts a decoded JSON or CBOR number to float64. NaN and the
+// infinities are refused: no field of the protocol can carry them.
+func number(v any) (float64, bool) {
+	var f float64
+	switch n := v.(type) {
+	case float64:
+		f = n
+	case float32:
+		f = float64(n)
+	case uint64:
+		f = float64(n)
+	case int64:
+		f = float64(n)
+	default:
+		return 0, false
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
 // ErrBadSignature is returned by VerifyAcquisition when the HMAC does not
 // match the bytes.
 var ErrBadSignature = errors.New("signature does not match")

@@ -1,12 +1,13 @@
 package edgeimpulse
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"sort"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -31,10 +32,6 @@ const (
 	msgStopSnapshot  = "stopSnapshot"
 )
 
-// knownInbound lists the server messages the link acts on, in dispatch
-// priority: a message is typed by the first of these keys it carries.
-var knownInbound = []string{msgHello, msgSample, msgStartSnapshot, msgStopSnapshot, msgErr}
-
 // maxMessageBytes bounds one inbound frame. Server messages are small; a
 // bigger frame is a peer bug and is refused by the socket's read limit.
 const maxMessageBytes = 1 << 20
@@ -43,16 +40,16 @@ const maxMessageBytes = 1 << 20
 // fields have the wrong types. The session logs it and carries on.
 var ErrMalformed = errors.New("malformed message")
 
-// cborMsgDec decodes server messages: maps become map[string]any so JSON and
-// CBOR messages are handled by the same code, with tight limits because the
-// input is a peer's.
+// cborMsgDec decodes server messages into the typed wire structs below, with
+// tight limits because the input is a peer's. Keys match case-sensitively, as
+// in the protocol.
 var cborMsgDec = mustDecMode(cbor.DecOptions{
-	DefaultMapType:   reflect.TypeOf(map[string]any(nil)),
-	MaxNestedLevels:  16,
-	MaxArrayElements: 4096,
-	MaxMapPairs:      256,
-	DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-	IndefLength:      cbor.IndefLengthAllowed,
+	MaxNestedLevels:   16,
+	MaxArrayElements:  4096,
+	MaxMapPairs:       256,
+	DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+	IndefLength:       cbor.IndefLengthAllowed,
+	FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
 })
 
 // cborEnc encodes outbound messages. Struct fields are written in
@@ -81,7 +78,8 @@ type Inbound struct {
 	// Type is the known first-level key that names the message, or "" when
 	// the message carries none of them (unknown: logged at debug, ignored).
 	Type string
-	// Keys are all first-level keys, sorted (for logs about unknown messages).
+	// Keys are, for an unknown message only, some of its first-level keys
+	// (at most maxKeys, each cut to maxKeyLen bytes), sorted, for the log.
 	Keys []string
 
 	// HelloOK is the value of a hello reply; Err is its (or a generic) error.
@@ -92,6 +90,12 @@ type Inbound struct {
 	// Resolution is startSnapshot's "low" (default) or "high".
 	Resolution string
 }
+
+// Bounds of Inbound.Keys: a peer's frame may hold 100 000 keys.
+const (
+	maxKeys   = 8
+	maxKeyLen = 64
+)
 
 // SampleRequest is Studio's `sample` message (spec §3.4). Length and Interval
 // are milliseconds; Interval may be fractional (0.0625 for 16 kHz).
@@ -104,94 +108,136 @@ type SampleRequest struct {
 	Sensor   string  `json:"sensor"`
 }
 
+// rawValue is one field's encoded value, kept undecoded until the message's
+// type says whether (and as what) the field is read. Both decoders hand it a
+// slice of the frame and it copies only that, so a frame full of other keys
+// or deep arrays costs nothing beyond the frame itself: the old decoding into
+// map[string]any held 20 MiB (JSON) / 63 MiB (CBOR) for a 1 MiB frame.
+type rawValue []byte
+
+// UnmarshalJSON keeps the value's bytes.
+func (r *rawValue) UnmarshalJSON(b []byte) error {
+	*r = append((*r)[:0], b...)
+	return nil
+}
+
+// UnmarshalCBOR keeps the value's bytes.
+func (r *rawValue) UnmarshalCBOR(b []byte) error {
+	*r = append((*r)[:0], b...)
+	return nil
+}
+
+// wireMsg is the first level of a server message: only the keys the link
+// acts on (the json tags serve both encodings). Every other key is skipped
+// by the decoder without being materialised.
+type wireMsg struct {
+	Hello         rawValue `json:"hello"`
+	Err           rawValue `json:"err"`
+	Sample        rawValue `json:"sample"`
+	StartSnapshot rawValue `json:"startSnapshot"`
+	StopSnapshot  rawValue `json:"stopSnapshot"`
+	Resolution    rawValue `json:"resolution"`
+}
+
+// wireSample is a sample request's object, fields kept raw for type checks.
+type wireSample struct {
+	Label    rawValue `json:"label"`
+	Length   rawValue `json:"length"`
+	Path     rawValue `json:"path"`
+	HMACKey  rawValue `json:"hmacKey"`
+	Interval rawValue `json:"interval"`
+	Sensor   rawValue `json:"sensor"`
+}
+
 // DecodeMessage decodes one server message in enc. Unknown top-level and
 // nested fields are ignored (the spec asks for leniency); a message that is
 // not an object, or whose known fields have the wrong type, returns an error
-// wrapping ErrMalformed.
+// wrapping ErrMalformed. Only the known fields are decoded (into typed
+// values), so the memory a frame costs stays within a small multiple of its
+// size whatever it holds. JSON keys match as encoding/json matches them
+// (exact, else case-insensitively); CBOR keys match exactly.
 func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
-	var m map[string]any
-	var err error
-	switch enc {
-	case CBOR:
-		err = cborMsgDec.Unmarshal(b, &m)
-	default:
-		err = json.Unmarshal(b, &m)
-	}
-	if err != nil {
-		return Inbound{}, fmt.Errorf("decode %s message: %w: %v", enc, ErrMalformed, err)
-	}
-	if m == nil {
+	var w wireMsg
+	if !isObject(enc, b) {
+		// Still decoded, so that broken input reports the decoder's error.
+		if err := unmarshal(enc, b, &w); err != nil {
+			return Inbound{}, fmt.Errorf("decode %s message: %w: %v", enc, ErrMalformed, err)
+		}
 		return Inbound{}, fmt.Errorf("decode %s message: %w: not an object", enc, ErrMalformed)
 	}
-	in := Inbound{Keys: make([]string, 0, len(m))}
-	for k := range m {
-		in.Keys = append(in.Keys, k)
+	if err := unmarshal(enc, b, &w); err != nil {
+		return Inbound{}, fmt.Errorf("decode %s message: %w: %v", enc, ErrMalformed, err)
 	}
-	sort.Strings(in.Keys)
-	for _, k := range knownInbound {
-		if _, ok := m[k]; ok {
-			in.Type = k
-			break
-		}
+	// A message is typed by the first known key it carries, in this order.
+	var in Inbound
+	switch {
+	case w.Hello != nil:
+		in.Type = msgHello
+	case w.Sample != nil:
+		in.Type = msgSample
+	case w.StartSnapshot != nil:
+		in.Type = msgStartSnapshot
+	case w.StopSnapshot != nil:
+		in.Type = msgStopSnapshot
+	case w.Err != nil:
+		in.Type = msgErr
+	default:
+		in.Keys = topKeys(enc, b)
+		return in, nil
 	}
 	bad := func(field, want string) (Inbound, error) {
 		return Inbound{}, fmt.Errorf("decode %s message %q: %w: %s is not %s", enc, in.Type, ErrMalformed, field, want)
 	}
+	var ok bool
 	switch in.Type {
 	case msgHello:
-		ok, isBool := m[msgHello].(bool)
-		if !isBool {
+		if in.HelloOK, ok = decodeBool(enc, w.Hello); !ok {
 			return bad("hello", "a bool")
 		}
-		in.HelloOK = ok
-		if e, present := m["err"]; present {
-			s, isStr := e.(string)
-			if !isStr {
+		if w.Err != nil {
+			if in.Err, ok = decodeString(enc, w.Err); !ok {
 				return bad("err", "a string")
 			}
-			in.Err = s
 		}
 	case msgErr:
-		s, isStr := m[msgErr].(string)
-		if !isStr {
+		if in.Err, ok = decodeString(enc, w.Err); !ok {
 			return bad("err", "a string")
 		}
-		in.Err = s
 	case msgSample:
-		sm, isMap := m[msgSample].(map[string]any)
-		if !isMap {
+		var ws wireSample
+		if isNull(enc, w.Sample) || !isObject(enc, w.Sample) || unmarshal(enc, w.Sample, &ws) != nil {
 			return bad("sample", "an object")
 		}
 		var r SampleRequest
-		var okAll = true
-		str := func(k string, dst *string) {
-			if v, present := sm[k]; present {
-				s, isStr := v.(string)
+		okAll := true
+		str := func(v rawValue, dst *string) {
+			if v != nil {
+				s, isStr := decodeString(enc, v)
 				okAll = okAll && isStr
 				*dst = s
 			}
 		}
-		num := func(k string, dst *float64) {
-			if v, present := sm[k]; present {
-				f, isNum := number(v)
+		num := func(v rawValue, dst *float64) {
+			if v != nil {
+				f, isNum := decodeNumber(enc, v)
 				okAll = okAll && isNum
 				*dst = f
 			}
 		}
-		str("label", &r.Label)
-		str("path", &r.Path)
-		str("hmacKey", &r.HMACKey)
-		str("sensor", &r.Sensor)
-		num("length", &r.Length)
-		num("interval", &r.Interval)
+		str(ws.Label, &r.Label)
+		str(ws.Path, &r.Path)
+		str(ws.HMACKey, &r.HMACKey)
+		str(ws.Sensor, &r.Sensor)
+		num(ws.Length, &r.Length)
+		num(ws.Interval, &r.Interval)
 		if !okAll {
 			return bad("a sample field", "of the right type")
 		}
 		in.Sample = r
 	case msgStartSnapshot:
 		in.Resolution = "low"
-		if v, present := m["resolution"]; present {
-			s, isStr := v.(string)
+		if w.Resolution != nil {
+			s, isStr := decodeString(enc, w.Resolution)
 			if !isStr {
 				return bad("resolution", "a string")
 			}
@@ -203,26 +249,132 @@ func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 	return in, nil
 }
 
-// number converts a decoded JSON or CBOR number to float64. NaN and the
-// infinities are refused: no field of the protocol can carry them.
-func number(v any) (float64, bool) {
-	var f float64
-	switch n := v.(type) {
-	case float64:
-		f = n
-	case float32:
-		f = float64(n)
-	case uint64:
-		f = float64(n)
-	case int64:
-		f = float64(n)
-	default:
+func unmarshal(enc Encoding, b []byte, v any) error {
+	if enc == CBOR {
+		return cborMsgDec.Unmarshal(b, v)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// isObject reports whether b starts a JSON object or a CBOR map.
+func isObject(enc Encoding, b []byte) bool {
+	if enc == CBOR {
+		return len(b) > 0 && b[0]>>5 == 5
+	}
+	t := bytes.TrimLeft(b, " \t\r\n")
+	return len(t) > 0 && t[0] == '{'
+}
+
+// isNull reports whether a raw value is null (or CBOR undefined): both
+// decoders would leave a typed destination untouched without an error.
+func isNull(enc Encoding, v rawValue) bool {
+	if enc == CBOR {
+		return len(v) == 1 && (v[0] == 0xf6 || v[0] == 0xf7)
+	}
+	return string(bytes.TrimSpace(v)) == "null"
+}
+
+func decodeBool(enc Encoding, v rawValue) (bool, bool) {
+	var b bool
+	if isNull(enc, v) || unmarshal(enc, v, &b) != nil {
+		return false, false
+	}
+	return b, true
+}
+
+func decodeString(enc Encoding, v rawValue) (string, bool) {
+	var s string
+	if isNull(enc, v) || unmarshal(enc, v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// decodeNumber reads a JSON number or a CBOR integer or float as float64.
+// NaN and the infinities are refused: no field of the protocol can carry
+// them.
+func decodeNumber(enc Encoding, v rawValue) (float64, bool) {
+	if isNull(enc, v) {
 		return 0, false
 	}
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+	if enc == CBOR {
+		// Integers (major types 0, 1) and floats only: no tags, nothing
+		// that would have to be built to be refused.
+		if len(v) == 0 || (v[0]>>5 > 1 && v[0] != 0xf9 && v[0] != 0xfa && v[0] != 0xfb) {
+			return 0, false
+		}
+		var f float64
+		if cborMsgDec.Unmarshal(v, &f) != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return 0, false
+		}
+		return f, true
+	}
+	var f float64
+	if json.Unmarshal(v, &f) != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false
 	}
 	return f, true
+}
+
+// skipValue consumes a value without keeping it.
+type skipValue struct{}
+
+func (skipValue) UnmarshalJSON([]byte) error { return nil }
+func (skipValue) UnmarshalCBOR([]byte) error { return nil }
+
+// topKeys returns up to maxKeys first-level keys of an object, sorted and
+// each cut to maxKeyLen bytes, reading no further than needed.
+func topKeys(enc Encoding, b []byte) []string {
+	var keys []string
+	add := func(k string) {
+		if len(k) > maxKeyLen {
+			k = strings.ToValidUTF8(k[:maxKeyLen], "") + "…"
+		}
+		keys = append(keys, k)
+	}
+	if enc == CBOR {
+		// MaxMapPairs bounds the map, and skipValue keeps no value.
+		var m map[string]skipValue
+		if cborMsgDec.Unmarshal(b, &m) != nil {
+			return nil
+		}
+		for k := range m {
+			add(k)
+		}
+		sort.Strings(keys)
+		return keys[:min(len(keys), maxKeys)]
+	}
+	// b is a valid JSON object (it was decoded): walk it once, taking the
+	// strings in key position of the first level, copying nothing else.
+	depth, wantKey := 0, false
+	for i := 0; i < len(b) && len(keys) < maxKeys; i++ {
+		switch b[i] {
+		case '{', '[':
+			depth++
+			wantKey = b[i] == '{' && depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			wantKey = depth == 1
+		case '"':
+			j := i + 1
+			for ; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					j++
+				}
+			}
+			if depth == 1 && wantKey {
+				var k string
+				if json.Unmarshal(b[i:min(j+1, len(b))], &k) == nil {
+					add(k)
+				}
+				wantKey = false
+			}
+			i = j
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // EncodeMessage encodes one device message (a struct with json tags, which

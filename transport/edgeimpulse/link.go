@@ -290,7 +290,7 @@ func (l *Link) handshake(conn *websocket.Conn) (*session, error) {
 		case msgErr:
 			return nil, fmt.Errorf("edgeimpulse hello: server error: %s", in.Err)
 		default:
-			l.log.Debug("message before hello reply ignored", "keys", in.Keys)
+			l.log.Debug("message before hello reply ignored", "type", in.Type, "keys", in.Keys)
 		}
 	}
 }
