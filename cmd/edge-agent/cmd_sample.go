@@ -129,7 +129,7 @@ func capture(ctx context.Context, src sensors.Source, o captureOptions) (capture
 	}
 	info := src.Info()
 	// The file first: a bad -o should not open the device.
-	w, err := newSampleWriter(info, o.path, o.window)
+	w, err := newSampleWriter(src.Info, o.path, o.window)
 	if err != nil {
 		return captureResult{}, err
 	}

@@ -43,20 +43,24 @@ func defaultExt(c sensors.Class) string {
 	return ".bin"
 }
 
-// newSampleWriter opens path for info's class. window is the capture length;
-// 0 means one still.
-func newSampleWriter(info sensors.Info, path string, window time.Duration) (sampleWriter, error) {
-	switch info.Class {
+// newSampleWriter opens path for the class of info(). window is the capture
+// length; 0 means one still. info is the source's Info: a writer that names
+// what it writes (the CSV header) calls it again when the first sample
+// arrives, because sources that detect their shape (serial axes) only know
+// it then.
+func newSampleWriter(info func() sensors.Info, path string, window time.Duration) (sampleWriter, error) {
+	i := info()
+	switch i.Class {
 	case sensors.Motion:
 		return newCSVWriter(info, path, window)
 	case sensors.Audio:
-		return newWAVWriter(info, path, window)
+		return newWAVWriter(i, path, window)
 	case sensors.Still:
 		return newJPEGWriter(path, window)
 	case sensors.Video:
 		return newH264Writer(path, window)
 	}
-	return nil, fmt.Errorf("sensor %q has class %v, which sample cannot write", info.Name, info.Class)
+	return nil, fmt.Errorf("sensor %q has class %v, which sample cannot write", i.Name, i.Class)
 }
 
 // timeWindow decides membership by the samples' own timestamps: a sample
@@ -87,20 +91,25 @@ func (w *timeWindow) take(t time.Time, dur time.Duration) (in, past bool) {
 func (w *timeWindow) covered() time.Duration { return min(w.last, w.length) }
 
 // csvWriter writes motion rows: a timestamp column (milliseconds since the
-// first row) and one column per axis.
+// first row) and one column per axis. The header is written with the first
+// row, from the source's Info at that time: a serial board's axes are
+// detected from its first lines, so an Info taken before the capture has
+// none (defect 4 of issue 12: a header without axis columns).
 type csvWriter struct {
-	f    *os.File
-	bw   *bufio.Writer
-	win  timeWindow
-	rate float64
-	line []byte
+	f      *os.File
+	bw     *bufio.Writer
+	info   func() sensors.Info
+	header bool // written
+	win    timeWindow
+	rate   float64 // 0 until the source knows it (detected rates come late)
+	line   []byte
 	// gaps counts rows the driver reported lost (jumps in Seq), e.g. ticks
 	// an IIO poller skipped because the board was too busy to read on time.
 	gaps    uint64
 	lastSeq uint64
 }
 
-func newCSVWriter(info sensors.Info, path string, window time.Duration) (*csvWriter, error) {
+func newCSVWriter(info func() sensors.Info, path string, window time.Duration) (*csvWriter, error) {
 	if window <= 0 {
 		return nil, errors.New("motion needs -seconds > 0")
 	}
@@ -108,19 +117,38 @@ func newCSVWriter(info sensors.Info, path string, window time.Duration) (*csvWri
 	if err != nil {
 		return nil, fmt.Errorf("create output: %w", err)
 	}
-	w := &csvWriter{f: f, bw: bufio.NewWriterSize(f, 64<<10), win: timeWindow{length: window}, rate: info.Rate}
+	return &csvWriter{f: f, bw: bufio.NewWriterSize(f, 64<<10), info: info, win: timeWindow{length: window}}, nil
+}
+
+// writeHeader names the columns from Info's axes; a row with more values
+// than named axes (a source that does not name them) gets axisN names, so
+// every line of the file has the same number of fields.
+func (w *csvWriter) writeHeader(values int) error {
+	w.header = true
+	axes := w.info().Axes
 	cols := []string{"timestamp"}
-	for i, a := range info.Axes {
+	for i := range max(len(axes), values) {
+		a := ""
+		if i < len(axes) {
+			a = axes[i]
+		}
 		if a == "" {
 			a = "axis" + strconv.Itoa(i)
 		}
 		cols = append(cols, a)
 	}
-	fmt.Fprintln(w.bw, strings.Join(cols, ","))
-	return w, nil
+	if _, err := fmt.Fprintln(w.bw, strings.Join(cols, ",")); err != nil {
+		return fmt.Errorf("write csv header: %w", err)
+	}
+	return nil
 }
 
 func (w *csvWriter) add(s sensors.Sample) (bool, error) {
+	if w.rate <= 0 {
+		// Until the source reports its rate, the last row's duration is
+		// unknown and covered() counts up to its start.
+		w.rate = w.info().Rate
+	}
 	var dur time.Duration
 	if w.rate > 0 {
 		dur = time.Duration(float64(time.Second) / w.rate)
@@ -131,6 +159,11 @@ func (w *csvWriter) add(s sensors.Sample) (bool, error) {
 	}
 	if !in {
 		return false, nil
+	}
+	if !w.header {
+		if err := w.writeHeader(len(s.Values)); err != nil {
+			return false, err
+		}
 	}
 	if w.win.n > 1 && s.Seq > w.lastSeq+1 {
 		w.gaps += s.Seq - w.lastSeq - 1
@@ -157,8 +190,16 @@ func (w *csvWriter) summary() string {
 	return fmt.Sprintf("%d rows", w.win.n)
 }
 
+// close writes the header if no row came (an interrupted or failed
+// capture still leaves a CSV file that names its columns) and flushes.
 func (w *csvWriter) close() error {
-	err := w.bw.Flush()
+	var err error
+	if !w.header {
+		err = w.writeHeader(0)
+	}
+	if ferr := w.bw.Flush(); err == nil {
+		err = ferr
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
