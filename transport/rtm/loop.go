@@ -3,6 +3,8 @@ package rtm
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -10,8 +12,23 @@ import (
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
-// maxPendingCandidates bounds remote candidates buffered before the answer.
-const maxPendingCandidates = 64
+// maxRemoteCandidates bounds the distinct remote candidates one session
+// accepts, buffered before the answer and applied after it alike. Each one
+// costs pion a goroutine, a linear duplicate scan and a pair per local
+// candidate: 20 000 after the answer cost 40 s of CPU, ~15 000 goroutines and
+// 130 MiB. A real service sends a handful.
+const maxRemoteCandidates = 64
+
+// maxCandidateLen bounds one candidate line (a real one is under 200 bytes),
+// so the duplicate set stays small.
+const maxCandidateLen = 1024
+
+// Bounds of the log-once set: a peer may send any number of distinct
+// message types, each up to MaxMessageSize.
+const (
+	maxLoggedKeys = 32
+	maxLoggedType = 64
+)
 
 // loopState is owned by run.
 type loopState struct {
@@ -21,12 +38,20 @@ type loopState struct {
 	recording   bool // recording_start sent and not stopped/failed
 	stopping    bool
 	pending     []webrtc.ICECandidateInit
-	pendDrops   int
+	remote      map[candidateKey]struct{} // every remote candidate accepted (pending or applied)
+	remoteDrops int                       // candidates over maxRemoteCandidates
 	discTimer   *time.Timer
 	discC       <-chan time.Time
 	stopTimer   <-chan time.Time
 	lastState   string
-	seen        map[string]bool // log-once keys
+	seen        map[string]bool // log-once keys, at most maxLoggedKeys
+}
+
+// candidateKey identifies a remote candidate for the duplicate check.
+type candidateKey struct {
+	line  string
+	mid   string
+	index uint16
 }
 
 // run is the session's event loop: messages from the service, peer
@@ -114,15 +139,17 @@ func (s *session) handle(st *loopState, m Message) error {
 		return s.onSDP(st, sd)
 	case TypeCandidate:
 		c, err := m.Candidate()
+		if err == nil && len(c.Candidate) > maxCandidateLen {
+			err = fmt.Errorf("rtm %s: %w: candidate line of %d bytes", m.Type, ErrBadMessage, len(c.Candidate))
+		}
 		if err != nil {
 			s.badMessage(st, m, err)
 			return nil
 		}
+		if !s.acceptCandidate(st, c) {
+			return nil
+		}
 		if s.pc.RemoteDescription() == nil {
-			if len(st.pending) >= maxPendingCandidates {
-				st.pendDrops++
-				return nil
-			}
 			st.pending = append(st.pending, c)
 			return nil
 		}
@@ -157,30 +184,77 @@ func (s *session) handle(st *loopState, m Message) error {
 		return nil
 	default:
 		if !st.logged(m.Type) {
-			s.log.Info("rtm message type not handled; ignored", "type", m.Type)
+			s.log.Info("rtm message type not handled; ignored", "type", clip(m.Type, maxLoggedType))
 		}
 		return nil
 	}
+}
+
+// acceptCandidate reports whether a remote candidate is new and within the
+// session's cap (O(1): a set of the candidates taken). Duplicates are dropped
+// silently; candidates over the cap are counted, shown in /status and logged
+// once.
+func (s *session) acceptCandidate(st *loopState, c webrtc.ICECandidateInit) bool {
+	k := candidateKey{line: c.Candidate}
+	if c.SDPMid != nil {
+		k.mid = *c.SDPMid
+	}
+	if c.SDPMLineIndex != nil {
+		k.index = *c.SDPMLineIndex
+	}
+	if _, dup := st.remote[k]; dup {
+		return false
+	}
+	if len(st.remote) >= maxRemoteCandidates {
+		st.remoteDrops++
+		s.remoteDrops.Store(int64(st.remoteDrops))
+		s.l.deps.Stats.SetDetail("remote_candidates_dropped", strconv.Itoa(st.remoteDrops))
+		if st.remoteDrops == 1 {
+			s.log.Warn("rtm remote candidates over the session's cap dropped", "cap", maxRemoteCandidates)
+		}
+		return false
+	}
+	if st.remote == nil {
+		st.remote = make(map[candidateKey]struct{}, 8)
+	}
+	st.remote[k] = struct{}{}
+	return true
 }
 
 // badMessage logs a malformed message once per type and session and drops
 // it: one broken field must not cost the stream.
 func (s *session) badMessage(st *loopState, m Message, err error) {
 	if !st.logged("bad:" + m.Type) {
-		s.log.Warn("rtm malformed message ignored", "type", m.Type, "err", err)
+		s.log.Warn("rtm malformed message ignored", "type", clip(m.Type, maxLoggedType), "err", err)
 	}
 }
 
-// logged reports whether key was logged before in this session, and marks it.
+// logged reports whether key was logged before in this session, and marks
+// it. Keys are kept cut to maxLoggedType bytes, and once maxLoggedKeys are
+// kept every further key counts as logged: a peer inventing types gets a
+// bounded number of log lines and map entries.
 func (st *loopState) logged(key string) bool {
-	if st.seen == nil {
-		st.seen = map[string]bool{}
-	}
+	key = clip(key, maxLoggedType+len("bad:"))
 	if st.seen[key] {
 		return true
 	}
+	if len(st.seen) >= maxLoggedKeys {
+		return true
+	}
+	if st.seen == nil {
+		st.seen = map[string]bool{}
+	}
 	st.seen[key] = true
 	return false
+}
+
+// clip cuts s to at most n bytes (on a rune boundary), marking the cut. The
+// result does not share s's memory, so a kept key never pins a peer's frame.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return strings.Clone(s)
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // onSDP applies an answer, or answers a server-side offer (renegotiation),
@@ -206,10 +280,7 @@ func (s *session) onSDP(st *loopState, sd webrtc.SessionDescription) error {
 			s.log.Debug("rtm buffered remote candidate rejected", "err", err)
 		}
 	}
-	if st.pendDrops > 0 {
-		s.log.Warn("rtm remote candidates dropped before the answer", "dropped", st.pendDrops)
-	}
-	st.pending, st.pendDrops = nil, 0
+	st.pending = nil
 	return nil
 }
 

@@ -58,6 +58,9 @@ type session struct {
 	pcNotify  chan struct{}
 	localCand chan webrtc.ICECandidateInit
 	candDrops atomic.Int64
+	// remoteDrops counts remote candidates over maxRemoteCandidates (set
+	// by run, read by Close).
+	remoteDrops atomic.Int64
 
 	subs     []sensors.Subscription
 	counters mediaCounters
@@ -275,7 +278,8 @@ func (s *session) close() {
 	s.l.deps.Stats.SetDetail("session", StateTerminated)
 	s.log.Debug("rtm session closed", "video_frames", s.counters.videoFrames.Load(),
 		"audio_packets", s.counters.audioPackets.Load(), "keyframe_requests", s.counters.keyRequests.Load(),
-		"candidates_dropped", s.candDrops.Load(), "pongs_dropped", s.sig.pongsDroppedOrZero())
+		"candidates_dropped", s.candDrops.Load(),
+		"remote_candidates_dropped", s.remoteDrops.Load(), "pongs_dropped", s.sig.pongsDroppedOrZero())
 }
 
 func (g *signal) pongsDroppedOrZero() int64 {
