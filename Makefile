@@ -27,7 +27,7 @@ test-arm: ## the whole unit suite under qemu for arm64, armv7 and armv6
 	scripts/test-arm.sh armv6 $$(go list ./... | grep -v /e2e$$)
 
 test-board: ## the board cases on Debian's kernel in qemu (ARCH=arm64|amd64, PKGS=, RUN=)
-	scripts/vboard/run.sh ARCH=$${ARCH:-arm64} PKGS="$(PKGS)" RUN="$(RUN)"
+	scripts/vboard/run.sh ARCH=$(or $(ARCH),arm64) PKGS="$(PKGS)" RUN="$(RUN)"
 
 lint: ## gofmt, vet, import direction
 	scripts/lint.sh
