@@ -10,6 +10,9 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/pts /tmp /share
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o size=256m tmpfs /tmp
+# Loopback only (qemu runs with -nic none): the daemon case talks to the
+# fake clouds on 127.0.0.1.
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 
 say() { echo "vboard: $*"; }
 off() { sync; poweroff -f; sleep 5; }
@@ -41,7 +44,7 @@ for t in /bin/*.test; do
 	start=$(cut -d' ' -f1 /proc/uptime)
 	# Each case in its own working directory, so stray files do not meet.
 	mkdir -p "/tmp/case-$name"
-	(cd "/tmp/case-$name" && "$t" -test.v -test.timeout "${VBOARD_TIMEOUT:-6m}" ${VBOARD_RUN:+-test.run "$VBOARD_RUN"}) \
+	(cd "/tmp/case-$name" && "$t" -test.v -test.timeout "${VBOARD_TIMEOUT:-6m}" -test.run "${VBOARD_RUN:-^TestBoard}") \
 		>"/share/results/$name.log" 2>&1
 	rc=$?
 	end=$(cut -d' ' -f1 /proc/uptime)

@@ -105,19 +105,20 @@ kver=$(ls "$sysroot/lib/modules" | head -1)
 want=(virtio_pci 9pnet_virtio 9p xhci_pci xhci_plat_hcd ftdi_sio cdc_acm
 	vivid snd_aloop snd_dummy uhid hid_generic hid_sensor_hub hid_sensor_accel_3d
 	dummy_hcd libcomposite usb_f_acm usb_f_serial i2c_stub i2c_dev inv_mpu6050_i2c st_accel_i2c)
-initrd=$CACHE/$ARCH/initrd-$stamp.cpio
-if [ ! -f "$initrd" ]; then
+# The busybox applets the init script and the cases use (busybox --install
+# would have to run on the guest's architecture).
+applets=(sh ash mount umount mkdir cat cp mv rm ln ls echo sleep poweroff reboot modprobe insmod rmmod
+	lsmod depmod chmod chown basename dirname cut grep sed awk head tail tr wc sync uname dmesg
+	i2cset i2cget i2cdetect find xargs test "[" printf kill killall ps env true false date mknod
+	stty od hexdump dd timeout seq sort tee touch readlink realpath stat ip ifconfig pidof nohup)
+base=$CACHE/$ARCH/initrd-$(echo "$stamp ${want[*]} ${applets[*]}" | sha256sum | cut -c1-16).cpio
+if [ ! -f "$base" ]; then
 	log "building the initramfs for $kver"
 	fs=$(mktemp -d)
 	trap 'rm -rf "$fs"' EXIT
 	mkdir -p "$fs"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,share,etc,lib/modules/"$kver"}
 	cp "$sysroot/bin/busybox" "$fs/bin/busybox"
-	# The applets the init script and the cases use (busybox --install
-	# would have to run on the guest's architecture).
-	for applet in sh ash mount umount mkdir cat cp mv rm ln ls echo sleep poweroff reboot modprobe insmod rmmod \
-		lsmod depmod chmod chown basename dirname cut grep sed awk head tail tr wc sync uname dmesg \
-		i2cset i2cget i2cdetect find xargs test "[" printf kill killall ps env true false date mknod \
-		stty od hexdump dd timeout seq sort tee touch readlink realpath stat; do
+	for applet in "${applets[@]}"; do
 		ln -sf busybox "$fs/bin/$applet"
 	done
 	# Modules and their dependencies, resolved against the real modules.dep.
@@ -139,15 +140,11 @@ if [ ! -f "$initrd" ]; then
 	cp -a "$sysroot/lib"/ld-linux* "$fs/lib/" 2>/dev/null || true
 	cp -a "$sysroot/usr/share/alsa" "$fs/usr/share/"
 	for b in aplay arecord amixer; do cp "$sysroot/usr/bin/$b" "$fs/usr/bin/"; done
-	cp scripts/vboard/init.sh "$fs/init"
-	chmod 0755 "$fs/init"
-	(cd "$fs" && find . | cpio -o -H newc --quiet) >"$initrd.tmp"
-	mv "$initrd.tmp" "$initrd"
+	(cd "$fs" && find . | cpio -o -H newc --quiet) >"$base.tmp"
+	mv "$base.tmp" "$base"
 	rm -rf "$fs"
 	trap - EXIT
 fi
-# The init script is small and changes more often than the rest: it goes in
-# a second archive the kernel lays over the first.
 kernel=$CACHE/$ARCH/kernel-$kver
 if [ ! -f "$kernel" ]; then
 	if [ "$ARCH" = amd64 ]; then
@@ -188,9 +185,16 @@ for p in $PKGS; do
 	[ -f "$bin/$name.test" ] && ncases=$((ncases + 1))
 done
 [ "$ncases" -gt 0 ] || die "no case binaries were built for: $PKGS"
+# The init script changes more often than the cached archive: it goes in a
+# second archive that the kernel lays over the first.
+initfs=$WORK/initfs
+mkdir -p "$initfs"
+install -m 0755 scripts/vboard/init.sh "$initfs/init"
+initrd=$WORK/initrd.cpio
+{ cat "$base"; (cd "$initfs" && echo init | cpio -o -H newc --quiet); } >"$initrd"
 cat >"$WORK/share/env" <<EOF
 export VBOARD_ARCH=$ARCH VBOARD_TIMEOUT=$TIMEOUT
-${RUN:+export VBOARD_RUN='$RUN'}
+export VBOARD_RUN='${RUN:-^TestBoard}'
 EOF
 t_build=$(now)
 
