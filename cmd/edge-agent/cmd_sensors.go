@@ -82,9 +82,13 @@ func printInventory(w io.Writer, inv inventory) {
 		}
 		fmt.Fprintln(tw)
 	}
-	if section("ALSA capture devices (kind: microphone)", len(inv.Audio), inv.AudioError, "ID\tNAME\tDEFAULT") {
+	if section("ALSA capture devices (kind: microphone; device: default is ALSA's default PCM)", len(inv.Audio), inv.AudioError, "DEVICE\tCARD\tNAME") {
 		for _, d := range inv.Audio {
-			fmt.Fprintf(tw, "  %s\t%s\t%v\n", d.ID, d.Name, d.Default)
+			card := "-"
+			if d.Card != nil {
+				card = fmt.Sprintf("%d [%s] %s", *d.Card, d.CardID, d.CardName)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.ID, card, d.Name)
 		}
 		fmt.Fprintln(tw)
 	}

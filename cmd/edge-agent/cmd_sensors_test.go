@@ -50,7 +50,8 @@ func testDiscoverers(audioErr error) discoverers {
 			if audioErr != nil {
 				return nil, audioErr
 			}
-			return []audio.Device{{ID: "hw:1,0", Name: "USB mic", Default: true}}, nil
+			return []audio.Device{{ID: "hw:Device,0", Name: "USB Audio", Card: 1, CardID: "Device", CardName: "USB PnP Sound Device", PCM: 0},
+				{ID: "null", Name: "Discard all samples", Card: -1, PCM: -1}}, nil
 		},
 		serial: func() ([]serial.Port, error) {
 			return []serial.Port{{Path: "/dev/ttyACM0", Description: "2341:0043 Arduino Uno"}}, nil
@@ -75,7 +76,9 @@ func TestSensorsJSON(t *testing.T) {
 	if len(inv.Video) != 1 || inv.Video[0].Path != filepath.Join(dev, "video0") || inv.Video[0].Error == "" {
 		t.Errorf("video = %+v (a non-V4L2 node must be listed with its error)", inv.Video)
 	}
-	if len(inv.Audio) != 1 || inv.Audio[0].ID != "hw:1,0" || len(inv.Serial) != 1 {
+	if len(inv.Audio) != 2 || inv.Audio[0].ID != "hw:Device,0" || inv.Audio[0].Card == nil || *inv.Audio[0].Card != 1 ||
+		inv.Audio[0].CardID != "Device" || inv.Audio[0].Device == nil || *inv.Audio[0].Device != 0 ||
+		inv.Audio[1].ID != "null" || inv.Audio[1].Card != nil || len(inv.Serial) != 1 {
 		t.Errorf("audio %+v serial %+v", inv.Audio, inv.Serial)
 	}
 	for _, key := range []string{`"sampling_frequency"`, `"channels"`, `"path"`} {
@@ -94,7 +97,7 @@ func TestSensorsTable(t *testing.T) {
 		audioErr error
 		want     []string
 	}{
-		{name: "full board", dev: "", want: []string{"IIO devices", "mpu6050", "accel_x", "50 100 200", "USB mic", "/dev/ttyACM0", "(none found)"}},
+		{name: "full board", dev: "", want: []string{"IIO devices", "mpu6050", "accel_x", "50 100 200", "hw:Device,0  1 [Device] USB PnP Sound Device  USB Audio", "Discard all samples", "/dev/ttyACM0", "(none found)"}},
 		{name: "no audio", dev: "", audioErr: errors.New("microphone support not compiled in"), want: []string{"unavailable: microphone support not compiled in", "mpu6050"}},
 	}
 	for _, tc := range tests {

@@ -35,10 +35,16 @@ type iioEntry struct {
 	Buffered          bool      `json:"buffered"`
 }
 
+// audioEntry is one ALSA capture device: id is what microphone.device
+// takes (hw:CARD,DEV for a card's device); the card fields are absent for
+// PCMs that are not one card's device ("null", "pulse").
 type audioEntry struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Default bool   `json:"default"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Card     *int   `json:"card,omitempty"`
+	CardID   string `json:"card_id,omitempty"`
+	CardName string `json:"card_name,omitempty"`
+	Device   *int   `json:"device,omitempty"`
 }
 
 type serialEntry struct {
@@ -78,7 +84,11 @@ func takeInventory(d discoverers, sysRoot, devRoot string) inventory {
 		inv.AudioError = err.Error()
 	} else {
 		for _, x := range devs {
-			inv.Audio = append(inv.Audio, audioEntry{ID: x.ID, Name: x.Name, Default: x.Default})
+			e := audioEntry{ID: x.ID, Name: x.Name}
+			if x.Card >= 0 {
+				e.Card, e.CardID, e.CardName, e.Device = &x.Card, x.CardID, x.CardName, &x.PCM
+			}
+			inv.Audio = append(inv.Audio, e)
 		}
 	}
 	if ports, err := d.serial(); err != nil {

@@ -13,8 +13,12 @@ import (
 
 // Config is the `microphone:` block of a sensor.
 type Config struct {
-	// Device is the ALSA capture device as listed by `edge-agent sensors`
-	// (its ID such as "hw:1,0", or its name), or "default".
+	// Device is the ALSA capture device: "default" (ALSA's default PCM, as
+	// `arecord -D default` opens it); "hw:CARD,DEV" as `edge-agent sensors`
+	// lists it, CARD being a card's id or index ("hw:Device,0", "hw:1,0");
+	// "plughw:CARD,DEV"; "hw:CARD" (device 0); "sysdefault:CARD"; a card's id
+	// or index alone (its first capture device); or another ALSA PCM name,
+	// e.g. one defined in /etc/asound.conf.
 	Device          string        `yaml:"device"`
 	SampleRate      int           `yaml:"sample_rate"`       // capture rate in Hz; miniaudio converts when the card runs at another rate
 	MaxSampleLength conf.Duration `yaml:"max_sample_length"` // longest sample a link may record from this sensor
@@ -35,7 +39,11 @@ func (c *Config) SetDefaults() {
 
 // Validate records every problem with the block.
 func (c *Config) Validate(v *conf.Validator) {
-	v.Required("device", c.Device)
+	if v.Required("device", c.Device) {
+		if _, err := parseDevice(c.Device); err != nil {
+			v.Errorf("device", "%v", err)
+		}
+	}
 	if c.SampleRate < 8000 || c.SampleRate > 192000 {
 		v.Errorf("sample_rate", "must be between 8000 and 192000")
 	}

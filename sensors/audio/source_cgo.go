@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +38,11 @@ const (
 type Source struct {
 	name string
 	cfg  Config
+	spec deviceSpec
 	log  *slog.Logger
 
-	backends  []malgo.Backend
-	allowNull bool // tests run on the null backend
+	backends []malgo.Backend
+	procRoot string // /proc/asound: the cards that device names resolve against
 
 	mu   sync.Mutex
 	info sensors.Info
@@ -47,22 +50,27 @@ type Source struct {
 	dropped atomic.Uint64 // callback periods lost to a full queue
 }
 
-// New returns the sensor; the device is opened by Run.
+// New returns the sensor; the device is resolved and opened by Run, so a
+// USB microphone plugged in later is found on the next attempt.
 func New(name string, cfg Config, env sensors.Env) (sensors.Source, error) {
-	return newSource(name, cfg, env, []malgo.Backend{malgo.BackendAlsa}, false)
+	return newSource(name, cfg, env, []malgo.Backend{malgo.BackendAlsa}, ProcRoot)
 }
 
-func newSource(name string, cfg Config, env sensors.Env, backends []malgo.Backend, allowNull bool) (*Source, error) {
+func newSource(name string, cfg Config, env sensors.Env, backends []malgo.Backend, procRoot string) (*Source, error) {
 	cfg.SetDefaults()
 	if cfg.SampleRate < 8000 || cfg.SampleRate > 192000 {
 		return nil, fmt.Errorf("microphone sensor %q: sample_rate %d out of range", name, cfg.SampleRate)
+	}
+	spec, err := parseDevice(cfg.Device)
+	if err != nil {
+		return nil, fmt.Errorf("microphone sensor %q: %w", name, err)
 	}
 	log := env.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Source{
-		name: name, cfg: cfg, backends: backends, allowNull: allowNull,
+		name: name, cfg: cfg, spec: spec, backends: backends, procRoot: procRoot,
 		log: log.With("sensor", name, "kind", "microphone"),
 		info: sensors.Info{
 			Name: name, Kind: "microphone", Class: sensors.Audio,
@@ -82,47 +90,48 @@ func (s *Source) Info() sensors.Info {
 // Dropped counts callback periods lost because Run fell a second behind.
 func (s *Source) Dropped() uint64 { return s.dropped.Load() }
 
-// pickDevice resolves cfg.Device against the backend's capture devices:
-// "default" is the backend's default device, anything else must equal a
-// device's ID or name. The null backend's device is refused unless allowed:
-// it is what a missing libasound silently falls back to.
-func (s *Source) pickDevice(mctx malgo.Context) (*malgo.DeviceInfo, error) {
-	infos, err := mctx.Devices(malgo.Capture)
+// pick resolves cfg.Device to the PCM to open (see resolve); cards are the
+// sound cards it was resolved against, for errors. A bare word that names no
+// card is looked up among the PCMs of ALSA's configuration by ID, then by
+// name (when one PCM has it), and is otherwise opened as given: a PCM
+// defined in /etc/asound.conf need not carry a hint.
+func (s *Source) pick(mctx malgo.Context) (choice, []card, error) {
+	cards, err := readCards(s.procRoot)
 	if err != nil {
-		return nil, fmt.Errorf("list capture devices: %w", err)
+		return choice{}, nil, err
 	}
-	var pick *malgo.DeviceInfo
-	for i := range infos {
-		d := &infos[i]
-		if s.cfg.Device == "default" {
-			if pick == nil || (pick.IsDefault == 0 && d.IsDefault != 0) {
-				pick = d
-			}
-		} else if s.cfg.Device == deviceIDString(d.ID) || s.cfg.Device == d.Name() {
-			pick = d
-			break
+	c, ok, err := resolve(s.spec, cards)
+	if ok || err != nil {
+		return c, cards, err
+	}
+	pcms, err := configuredPCMs(mctx)
+	if err != nil {
+		return choice{}, cards, fmt.Errorf("list capture devices: %w", err)
+	}
+	var named []Device
+	for _, p := range pcms {
+		if p.ID == s.cfg.Device {
+			return choice{pcm: p.ID, desc: fmt.Sprintf("%s (%s)", p.ID, p.Name)}, cards, nil
+		}
+		if p.Name == s.cfg.Device {
+			named = append(named, p)
 		}
 	}
-	if pick == nil {
-		names := make([]string, 0, len(infos))
-		for i := range infos {
-			names = append(names, fmt.Sprintf("%s (%s)", deviceIDString(infos[i].ID), infos[i].Name()))
-		}
-		return nil, fmt.Errorf("capture device %q not found; have %v", s.cfg.Device, names)
+	switch len(named) {
+	case 0:
+		return choice{pcm: s.cfg.Device, desc: strconv.Quote(s.cfg.Device)}, cards, nil
+	case 1:
+		return choice{pcm: named[0].ID, desc: fmt.Sprintf("%s (%s)", named[0].ID, named[0].Name)}, cards, nil
 	}
-	if pick.Name() == nullDeviceName && !s.allowNull {
-		return nil, retry.Permanent(fmt.Errorf("capture device is miniaudio's %q (no real audio backend): refusing to record silence", nullDeviceName))
+	ids := make([]string, len(named))
+	for i, p := range named {
+		ids[i] = p.ID
 	}
-	// ALSA's "null" PCM produces unpaced zeros; it is what "default" finds
-	// on a machine without a sound card. Naming it explicitly is allowed.
-	if s.cfg.Device == "default" && deviceIDString(pick.ID) == "null" && !s.allowNull {
-		return nil, retry.Permanent(fmt.Errorf("default capture device is ALSA's null PCM (no sound card?): refusing to record silence; name a device from `edge-agent sensors`"))
-	}
-	return pick, nil
+	return choice{}, cards, retry.Permanent(fmt.Errorf("device %q names %d PCMs (%s): name one by its ID", s.cfg.Device, len(named), strings.Join(ids, ", ")))
 }
 
-// Run opens the device, sends 20 ms blocks until ctx ends (nil) or the
-// device fails, stops or stalls (an error: the hub restarts it).
+// Run resolves and opens the device, sends 20 ms blocks until ctx ends (nil)
+// or the device fails, stops or stalls (an error: the hub restarts it).
 func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	mctx, err := malgo.InitContext(s.backends, malgo.ContextConfig{}, nil)
 	if err != nil {
@@ -132,7 +141,7 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 		_ = mctx.Uninit()
 		mctx.Free()
 	}()
-	info, err := s.pickDevice(mctx.Context)
+	pick, cards, err := s.pick(mctx.Context)
 	if err != nil {
 		return fmt.Errorf("microphone %s: %w", s.name, err)
 	}
@@ -144,9 +153,15 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	dcfg.Capture.Channels = 1
 	dcfg.SampleRate = uint32(s.cfg.SampleRate)
 	dcfg.PeriodSizeInMilliseconds = uint32(BlockDuration / time.Millisecond)
-	idC := C.CBytes(info.ID[:]) // C memory: miniaudio reads the ID during init
-	defer C.free(idC)
-	dcfg.Capture.DeviceID = unsafe.Pointer(idC)
+	if pick.pcm != "" { // nil opens ALSA's default PCM ("default" first)
+		id, err := alsaDeviceID(pick.pcm)
+		if err != nil {
+			return retry.Permanent(fmt.Errorf("microphone %s: %w", s.name, err))
+		}
+		idC := C.CBytes(id[:]) // C memory: miniaudio reads the ID during init
+		defer C.free(idC)
+		dcfg.Capture.DeviceID = unsafe.Pointer(idC)
+	}
 	cb := malgo.DeviceCallbacks{
 		Data: func(_, in []byte, _ uint32) {
 			c := capture{at: time.Now(), pcm: append([]byte(nil), in...)}
@@ -165,7 +180,8 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	}
 	dev, err := malgo.InitDevice(mctx.Context, dcfg, cb)
 	if err != nil {
-		return fmt.Errorf("microphone %s: open %q: %w", s.name, info.Name(), err)
+		// The listing tells a typo from a card that is not there.
+		return fmt.Errorf("microphone %s: open %s: %w; %s", s.name, pick.desc, err, describeCards(cards))
 	}
 	// Uninit stops the device and waits for miniaudio's thread, so no
 	// callback runs after it returns.
@@ -174,12 +190,12 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 		return retry.Permanent(fmt.Errorf("microphone %s: device gives format %v × %d channels, want s16 mono", s.name, dev.CaptureFormat(), dev.CaptureChannels()))
 	}
 	if err := dev.Start(); err != nil {
-		return fmt.Errorf("microphone %s: start %q: %w", s.name, info.Name(), err)
+		return fmt.Errorf("microphone %s: start %s: %w", s.name, pick.desc, err)
 	}
-	s.log.Info("microphone opened", "device", info.Name(), "rate_hz", s.cfg.SampleRate)
+	s.log.Info("microphone opened", "device", s.cfg.Device, "pcm", pick.desc, "rate_hz", s.cfg.SampleRate)
 
 	if err := pump(ctx, out, newChunker(s.cfg.SampleRate, 1), blocks, stopped, stallTimeout); err != nil {
-		return fmt.Errorf("microphone %s: %q: %w", s.name, info.Name(), err)
+		return fmt.Errorf("microphone %s: %s: %w", s.name, pick.desc, err)
 	}
 	return nil
 }

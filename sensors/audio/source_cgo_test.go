@@ -19,12 +19,18 @@ import (
 // *custom* backend in malgo v0.11.24, whose enum lacks "custom".
 var nullBackend = []malgo.Backend{malgo.Backend(14)}
 
-func TestListCaptureDevicesNull(t *testing.T) {
-	devs, err := listCaptureDevices(nullBackend)
+// nullDeviceName is what miniaudio's null backend calls its capture device.
+const nullDeviceName = "NULL Capture Device"
+
+// TestListCaptureDevices: the cards' devices from /proc/asound first, as
+// hw:CARD,DEV, then the backend's own PCMs.
+func TestListCaptureDevices(t *testing.T) {
+	devs, err := listCaptureDevices(writeProc(t, testCards[:2]), nullBackend)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(devs) == 0 || devs[0].Name != nullDeviceName || devs[0].ID == "" {
+	if len(devs) != 3 || devs[0].ID != "hw:Loopback,0" || devs[1].ID != "hw:Loopback,1" ||
+		devs[2].Name != nullDeviceName || devs[2].Card != -1 || devs[2].ID == "" {
 		t.Fatalf("devices %+v", devs)
 	}
 }
@@ -35,7 +41,7 @@ func TestListCaptureDevicesNull(t *testing.T) {
 func TestNullCapture(t *testing.T) {
 	for _, rate := range []int{16000, 48000} {
 		t.Run(strconv.Itoa(rate)+"Hz", func(t *testing.T) {
-			src, err := newSource("mic", Config{SampleRate: rate}, sensors.Env{}, nullBackend, true)
+			src, err := newSource("mic", Config{SampleRate: rate}, sensors.Env{}, nullBackend, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,28 +81,44 @@ func TestNullCapture(t *testing.T) {
 	}
 }
 
-func TestRejectNullDevice(t *testing.T) {
-	src, err := newSource("mic", Config{}, sensors.Env{}, nullBackend, false)
-	if err != nil {
-		t.Fatal(err)
+// TestUnknownDevice: a card that is not there is a transient error naming
+// what is there; a device the card lacks is permanent.
+func TestUnknownDevice(t *testing.T) {
+	root := writeProc(t, testCards[:2])
+	for _, tc := range []struct {
+		device, want string
+		permanent    bool
+	}{
+		{"hw:9,9", `no sound card "9"; capture devices: hw:Loopback,0 (Loopback: Loopback PCM), hw:Loopback,1`, false},
+		{"hw:Loopback,4", "card 1 [Loopback] has no capture device 4", true},
+	} {
+		src, err := newSource("mic", Config{Device: tc.device}, sensors.Env{}, nullBackend, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = src.Run(context.Background(), make(chan sensors.Sample))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || retry.IsPermanent(err) != tc.permanent {
+			t.Errorf("device %q: Run = %v; want %q (permanent %v)", tc.device, err, tc.want, tc.permanent)
+		}
 	}
-	err = src.Run(context.Background(), make(chan sensors.Sample))
-	if err == nil || !retry.IsPermanent(err) || !strings.Contains(err.Error(), nullDeviceName) {
-		t.Fatalf("Run = %v, want a permanent refusal of the null device", err)
+	if _, err := newSource("mic", Config{Device: "hw:1,x"}, sensors.Env{}, nullBackend, root); err == nil {
+		t.Error("New accepted hw:1,x")
 	}
 }
 
-func TestUnknownDevice(t *testing.T) {
-	src, _ := newSource("mic", Config{Device: "hw:9,9"}, sensors.Env{}, nullBackend, true)
-	err := src.Run(context.Background(), make(chan sensors.Sample))
-	if err == nil || !strings.Contains(err.Error(), `"hw:9,9" not found`) {
-		t.Fatalf("Run = %v", err)
+func TestALSADeviceID(t *testing.T) {
+	id, err := alsaDeviceID("hw:1,0")
+	if err != nil || deviceIDString(id) != "hw:1,0" {
+		t.Fatalf("alsaDeviceID = %q, %v", deviceIDString(id), err)
+	}
+	if _, err := alsaDeviceID(strings.Repeat("x", 256)); err == nil {
+		t.Fatal("a 256-byte PCM name fits in ALSA's char[256]")
 	}
 }
 
 // TestALSANullPCM exercises the production backend (ALSA) where the machine
-// has libasound and its "null" PCM (Debian's default alsa.conf): named
-// explicitly it captures; reached through "default" it is refused.
+// has libasound and its "null" PCM (Debian's default alsa.conf): named, it
+// captures zeros.
 func TestALSANullPCM(t *testing.T) {
 	devs, err := ListCaptureDevices()
 	if err != nil {
@@ -134,10 +156,40 @@ func TestALSANullPCM(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	if len(devs) == 1 {
-		def, _ := New("mic", Config{}, sensors.Env{})
-		if err := def.Run(context.Background(), make(chan sensors.Sample)); !retry.IsPermanent(err) {
-			t.Fatalf("default = ALSA null: Run = %v, want a permanent refusal", err)
-		}
+}
+
+// TestALSADefaultWithoutCard: on a machine without a sound card, "default"
+// is ALSA's default PCM, which fails to open; it is never the null PCM
+// (which would record silence). The error says there is no card.
+func TestALSADefaultWithoutCard(t *testing.T) {
+	if _, err := ListCaptureDevices(); err != nil {
+		t.Skip("no ALSA here:", err)
+	}
+	if cards, err := readCards(ProcRoot); err != nil || len(cards) != 0 {
+		t.Skipf("this machine has sound cards (%d) or no readable list (%v)", len(cards), err)
+	}
+	src, err := New("mic", Config{}, sensors.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Run(context.Background(), make(chan sensors.Sample))
+	if err == nil || !strings.Contains(err.Error(), "open ALSA's default PCM") || !strings.Contains(err.Error(), "no sound card is present") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+// TestALSAUnknownPCM: a word that is neither a card nor a configured PCM is
+// handed to ALSA, whose refusal comes back with what exists.
+func TestALSAUnknownPCM(t *testing.T) {
+	if _, err := ListCaptureDevices(); err != nil {
+		t.Skip("no ALSA here:", err)
+	}
+	src, err := newSource("mic", Config{Device: "no_such_pcm"}, sensors.Env{}, []malgo.Backend{malgo.BackendAlsa}, writeProc(t, testCards[:2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Run(context.Background(), make(chan sensors.Sample))
+	if err == nil || !strings.Contains(err.Error(), `open "no_such_pcm"`) || !strings.Contains(err.Error(), "capture devices: hw:Loopback,0") {
+		t.Fatalf("Run = %v", err)
 	}
 }
