@@ -14,6 +14,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -124,7 +125,8 @@ type captureResult struct {
 func capture(ctx context.Context, src sensors.Source, o captureOptions) (captureResult, error) {
 	h := hub.New(hub.Options{Logger: o.log})
 	defer h.Close()
-	if err := h.Add(src); err != nil {
+	ff := &failFast{Source: src, perm: make(chan error, 1)}
+	if err := h.Add(ff); err != nil {
 		return captureResult{}, err
 	}
 	info := src.Info()
@@ -175,6 +177,9 @@ loop:
 			if done {
 				break loop
 			}
+		case err := <-ff.perm:
+			runErr = err
+			break loop
 		case <-ctx.Done():
 			runErr = errInterrupted
 			break loop
@@ -195,6 +200,36 @@ loop:
 		runErr = fmt.Errorf("the writer fell behind and %d samples were lost; the file is incomplete", sub.Dropped())
 	}
 	return res, runErr
+}
+
+// failFast passes a source through to the hub and hands capture its first
+// permanent error (a port that is not a tty, a camera without the asked
+// format): the hub rightly stops retrying and waits for its subscribers to
+// leave, and sample should then stop at once with the reason instead of
+// waiting out its time limit. RequestKeyframe is forwarded because the hub
+// finds it by a type assertion on the source it holds. Run is called by the
+// hub's pump, one call at a time.
+type failFast struct {
+	sensors.Source
+	perm chan error // capacity 1: the first permanent error
+}
+
+func (f *failFast) Run(ctx context.Context, out chan<- sensors.Sample) error {
+	err := f.Source.Run(ctx, out)
+	if retry.IsPermanent(err) {
+		select {
+		case f.perm <- err:
+		default:
+		}
+	}
+	return err
+}
+
+func (f *failFast) RequestKeyframe() error {
+	if k, ok := f.Source.(sensors.KeyframeRequester); ok {
+		return k.RequestKeyframe()
+	}
+	return sensors.ErrNoKeyframeControl
 }
 
 // queueFor sizes the NoDrop queue to hold the whole window (with 10 %

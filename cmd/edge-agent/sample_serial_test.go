@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 	"go.uber.org/goleak"
@@ -82,5 +83,19 @@ func TestSampleCSVHeaderWithoutRows(t *testing.T) {
 	}
 	if string(b) != "timestamp,x,y\n" {
 		t.Fatalf("file %q, want only the header", b)
+	}
+}
+
+// TestSampleFailsAtOnceOnPermanentError: a serial port path that is not a
+// tty can never work; sample stops with the reason instead of retrying until
+// its time limit (here 1.5 × 60 s + 10 s, far beyond the test's context).
+func TestSampleFailsAtOnceOnPermanentError(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := writeConfig(t, "  - name: board\n    kind: serial\n    serial: { port: "+strconv.Quote(t.TempDir())+" }\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, _, stderr := runSample(t, ctx, "-config", cfg, "-sensor", "board", "-seconds", "60", "-o", filepath.Join(t.TempDir(), "b.csv"))
+	if code != sampleFailed || !strings.Contains(stderr, "a directory, not a serial port") {
+		t.Fatalf("exit %d, want %d with the reason; stderr: %s", code, sampleFailed, stderr)
 	}
 }

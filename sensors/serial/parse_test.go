@@ -185,3 +185,39 @@ func TestFeedRateIgnoresNonReadings(t *testing.T) {
 		t.Fatalf("%d rows, %d malformed; want 300 and %d", len(out), src.Malformed(), status)
 	}
 }
+
+// TestRateEstimatorBacklog: a device that buffered readings while the port
+// was closed (a CDC gadget holds kilobytes, an FTDI some hundred bytes)
+// delivers them in one burst at open, then the live stream follows. The
+// burst takes line numbers but no time; the estimate must still be the
+// board's rate.
+func TestRateEstimatorBacklog(t *testing.T) {
+	for _, backlog := range []int{0, 20, 320, 1000} {
+		t.Run(fmt.Sprint(backlog, " lines"), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(2, uint64(backlog)))
+			start := time.Unix(1000, 0)
+			e := rateEstimator{window: defaultDetectWindow}
+			const rate = 100.0
+			for i := uint64(1); ; i++ {
+				var at time.Time
+				if int(i) <= backlog {
+					// 64-byte packets, ~2 lines each, one per 1 ms frame.
+					at = start.Add(time.Duration(i/2) * time.Millisecond)
+				} else {
+					emitted := float64(int(i)-backlog) / rate
+					at = start.Add(time.Duration(emitted*float64(time.Second)) + time.Duration(rng.Float64()*float64(2*time.Millisecond)))
+				}
+				e.add(i, at)
+				if r, ok := e.estimate(at); ok {
+					if math.Abs(r-rate)/rate > 0.02 {
+						t.Fatalf("estimated %g Hz, board runs at %g Hz", r, rate)
+					}
+					return
+				}
+				if i > 100_000 {
+					t.Fatal("no estimate")
+				}
+			}
+		})
+	}
+}

@@ -22,6 +22,15 @@ const maxRatePoints = 1 << 16
 // linear program of Moon, Skelly & Towsley's clock-skew estimator). Late
 // points never move it; only the least-delayed ones do.
 //
+// One kind of input breaks the mean: a device that buffered readings while
+// the port was closed (a CDC-ACM gadget holds kilobytes, an FTDI a few
+// hundred bytes) sends them in one burst at open. That backlog takes line
+// numbers but no time, so the mean line number can fall inside it, where
+// the hull is flat (a rate of 30 kHz from a 100 Hz board). The edge is
+// therefore taken above the line that arrived at mid-window instead: for a
+// steady board that is the mean line number, and a backlog at the start
+// cannot reach it.
+//
 // Not safe for concurrent use: one Run owns it. Memory is the hull, which
 // stays small for a steady board (bursts collapse to their last line).
 type rateEstimator struct {
@@ -30,6 +39,8 @@ type rateEstimator struct {
 	n      int
 	sumX   float64
 	hull   []point
+	midX   float64 // line number of the first arrival at or after window/2
+	midSet bool
 }
 
 type point struct{ x, y float64 } // line number, seconds since first arrival
@@ -42,6 +53,9 @@ func (e *rateEstimator) add(idx uint64, t time.Time) {
 	p := point{float64(idx), t.Sub(e.first).Seconds()}
 	e.n++
 	e.sumX += p.x
+	if !e.midSet && p.y >= e.window.Seconds()/2 {
+		e.midX, e.midSet = p.x, true
+	}
 	for len(e.hull) >= 2 && cross(e.hull[len(e.hull)-2], e.hull[len(e.hull)-1], p) <= 0 {
 		e.hull = e.hull[:len(e.hull)-1]
 	}
@@ -60,10 +74,13 @@ func (e *rateEstimator) estimate(now time.Time) (float64, bool) {
 	if e.n < 3 || (now.Sub(e.first) < e.window && e.n < maxRatePoints) {
 		return 0, false
 	}
-	xbar := e.sumX / float64(e.n)
+	at := e.sumX / float64(e.n) // only when maxRatePoints ended the window early
+	if e.midSet {
+		at = e.midX
+	}
 	for i := 0; i+1 < len(e.hull); i++ {
 		a, b := e.hull[i], e.hull[i+1]
-		if b.x < xbar && i+2 < len(e.hull) {
+		if b.x < at && i+2 < len(e.hull) {
 			continue
 		}
 		slope := (b.y - a.y) / (b.x - a.x) // seconds per line

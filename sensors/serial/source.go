@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	bugserial "go.bug.st/serial"
-
 	"github.com/edge-agent/edge-agent/internal/logx"
 	"github.com/edge-agent/edge-agent/sensors"
 )
@@ -34,10 +32,11 @@ const (
 // Run is called by one goroutine at a time, owns the port while it runs and
 // closes it before returning.
 type Source struct {
-	name   string
-	cfg    Config
-	log    *slog.Logger
-	window time.Duration
+	name    string
+	cfg     Config
+	sysRoot string
+	log     *slog.Logger
+	window  time.Duration
 
 	mu   sync.Mutex
 	info sensors.Info
@@ -69,8 +68,12 @@ func NewSource(name string, cfg Config, env sensors.Env, opts ...Option) (*Sourc
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	sysRoot := env.SysRoot
+	if sysRoot == "" {
+		sysRoot = "/sys"
+	}
 	s := &Source{
-		name: name, cfg: cfg, window: defaultDetectWindow,
+		name: name, cfg: cfg, sysRoot: sysRoot, window: defaultDetectWindow,
 		log:    log.With("sensor", name, "kind", "serial"),
 		badLog: logx.Every{Interval: 10 * time.Second},
 		info: sensors.Info{
@@ -110,12 +113,15 @@ func (s *Source) Malformed() uint64 { return s.malformed.Load() }
 func (s *Source) Rows() uint64 { return s.rows.Load() }
 
 // Run opens the port and sends one row per line until ctx ends (nil) or the
-// port fails (an error: the board was unplugged or reset). The port is
-// opened without touching DTR/RTS (a pty has no modem lines) and without a
-// read timeout: cancellation closes the port from a context.AfterFunc, which
-// unblocks the pending Read at once, and Run waits for that close.
+// port fails (an error: the board was unplugged or reset). A port that can
+// never work (the path is not a tty, the line settings are refused) is a
+// retry.Permanent error; a missing device node is not, the board may be
+// plugged back. The port is opened raw (see openPort for the echo) without
+// touching DTR/RTS (a pty has no modem lines) and without a read timeout:
+// cancellation closes the port from a context.AfterFunc, which unblocks the
+// pending Read at once, and Run waits for that close.
 func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
-	port, err := bugserial.Open(s.cfg.Port, &bugserial.Mode{BaudRate: s.cfg.Baud})
+	port, err := openPort(s.cfg.Port, s.cfg.Baud, s.sysRoot)
 	if err != nil {
 		return fmt.Errorf("serial %s: open %s: %w", s.name, s.cfg.Port, err)
 	}
@@ -128,9 +134,6 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 			<-closed
 		}
 	}()
-	// Lines queued before we opened are stale: their arrival times would
-	// spoil rate detection.
-	_ = port.ResetInputBuffer()
 	s.log.Info("serial port opened", "port", s.cfg.Port, "baud", s.cfg.Baud)
 
 	st := s.newRunState()
