@@ -33,6 +33,13 @@ func TestChoose(t *testing.T) {
 			want: Format{FourCC: FourCCYUYV, Width: 640, Height: 480, FPS: 5}},
 		{name: "auto never picks h264", cfg: Config{Format: "auto"}, offered: cam[5:], wantErr: ErrNoFormat},
 		{name: "format not offered", cfg: Config{Format: "h264"}, offered: cam[:2], wantErr: ErrNoFormat},
+		{name: "size beyond every offered size", cfg: Config{Format: "yuyv", Width: 1920, Height: 1080}, offered: cam,
+			wantErr: ErrNoSize},
+		{name: "taller than any offered size", cfg: Config{Format: "mjpeg", Width: 640, Height: 1200}, offered: cam,
+			wantErr: ErrNoSize},
+		{name: "auto skips a format that cannot do the size", cfg: Config{Format: "auto", Width: 1280, Height: 720},
+			offered: append([]Format{{FourCC: FourCCMJPEG, Width: 640, Height: 480}}, cam[:2]...),
+			want:    Format{FourCC: FourCCYUYV, Width: 1280, Height: 720}},
 		{name: "no sizes listed keeps the request", cfg: Config{Format: "mjpeg", Width: 800, Height: 600},
 			offered: []Format{{FourCC: FourCCMJPEG}}, want: Format{FourCC: FourCCMJPEG, Width: 800, Height: 600}},
 	}

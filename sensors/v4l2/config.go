@@ -1,7 +1,8 @@
-// Package v4l2 captures a V4L2 camera (blackjack/webcam): MJPEG or YUYV stills
-// and H.264 access units.
+// Package v4l2 captures a V4L2 camera: MJPEG or YUYV stills and H.264 access
+// units.
 //
-// The device calls live in device_linux.go behind the FrameSource interface;
+// The device calls live in device_linux.go (through the videodev ioctl
+// layer) behind the FrameSource interface;
 // everything else (format choice, MJPEG passthrough, YUYV to JPEG, H.264
 // access units, releasing the device when the hub stops the source) is
 // plain Go tested against v4l2test's replaying fake.

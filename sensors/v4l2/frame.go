@@ -6,8 +6,7 @@ import (
 	"time"
 )
 
-// FourCC is a V4L2 pixel format code. blackjack/webcam exports no constants,
-// so the ones this driver understands are defined here.
+// FourCC is a V4L2 pixel format code (struct v4l2_pix_format's pixelformat).
 type FourCC uint32
 
 // Pixel formats the driver can deliver.
@@ -51,17 +50,23 @@ type Frame struct {
 	Seq    uint64
 	Time   time.Time // capture time, monotonic
 	Data   []byte
+	// Corrupt says the driver flagged the buffer as damaged
+	// (V4L2_BUF_FLAG_ERROR: a USB transfer error, a torn frame). Source
+	// drops it and counts it in BadFrames; Data may be empty.
+	Corrupt bool
 }
 
 // FrameSource is the seam between the Source logic and the V4L2 device. The
-// only implementation that touches a device is in device_linux.go
-// (blackjack/webcam); tests use v4l2test's replaying fake, because V4L2's
-// ioctls cannot be faked at the file level.
+// only implementation that touches a device is in device_linux.go (through
+// the videodev ioctl layer); tests use v4l2test's replaying fake, because
+// V4L2's ioctls cannot be faked at the file level, and the board tests run
+// device_linux.go against the kernel's vivid driver.
 //
 // Concurrency: Formats and Configure are called before Run, from one
 // goroutine. Run blocks until ctx ends (returning nil) or the device fails
-// (returning an error). Close releases the device and may be called after Run
-// has returned; it must be safe to call once Run has returned, and only then.
+// (returning an error that wraps the errno, e.g. ENODEV for an unplugged
+// camera). Close releases the device, however far set-up got; it is called
+// once, after Run has returned or when Run was never called.
 type FrameSource interface {
 	Formats() ([]Format, error)
 	Configure(want Format) (got Format, err error)

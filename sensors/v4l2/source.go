@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/logx"
+	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/v4l2/mjpeg"
 )
@@ -73,8 +74,9 @@ func (s *Source) Info() sensors.Info {
 	return s.info
 }
 
-// BadFrames counts frames dropped because they were not usable (a broken
-// JPEG, a short YUYV buffer, an H.264 buffer with no picture).
+// BadFrames counts frames dropped because they were not usable (flagged
+// corrupt by the driver, a broken JPEG, a short YUYV buffer, an H.264 buffer
+// with no picture).
 func (s *Source) BadFrames() uint64 { return s.bad.Load() }
 
 // RequestKeyframe asks the camera's H.264 encoder for an IDR frame. It
@@ -98,11 +100,15 @@ func (s *Source) RequestKeyframe() error {
 }
 
 // Run opens the device, negotiates the format, and sends samples until ctx
-// ends (nil) or the device fails (an error; the hub restarts it).
+// ends (nil) or the device fails (an error; the hub restarts it). A
+// configuration the camera cannot satisfy (ErrNoFormat, ErrNoSize,
+// ErrNotCapture) is returned at once as a permanent error (retry.Permanent)
+// with the reason; everything else (a busy or absent node, a failed
+// STREAMON, an unplug) is transient.
 func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	dev, err := s.open(s.cfg.Device)
 	if err != nil {
-		return fmt.Errorf("v4l2 open %s: %w", s.cfg.Device, err)
+		return classify(fmt.Errorf("v4l2 open %s: %w", s.cfg.Device, err))
 	}
 	defer func() {
 		s.mu.Lock()
@@ -120,14 +126,21 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	if err != nil {
 		// Another camera could be plugged in at the same path; still, no
 		// amount of retrying makes this camera speak another format soon.
-		return fmt.Errorf("v4l2 %s: %w", s.cfg.Device, err)
+		return classify(fmt.Errorf("v4l2 %s: %w", s.cfg.Device, err))
 	}
 	got, err := dev.Configure(want)
 	if err != nil {
-		return fmt.Errorf("v4l2 %s: configure %s: %w", s.cfg.Device, want, err)
+		return classify(fmt.Errorf("v4l2 %s: configure %s: %w", s.cfg.Device, want, err))
 	}
 	if got.FourCC != want.FourCC {
-		return fmt.Errorf("v4l2 %s: asked for %s, driver chose %s: %w", s.cfg.Device, want.FourCC, got.FourCC, ErrNoFormat)
+		return classify(fmt.Errorf("v4l2 %s: asked for %s, driver chose %s: %w", s.cfg.Device, want.FourCC, got.FourCC, ErrNoFormat))
+	}
+	if got.Width <= 0 || got.Height <= 0 || got.FourCC == FourCCYUYV && got.Width%2 != 0 {
+		return classify(fmt.Errorf("v4l2 %s: asked for %s, driver chose %dx%d: %w", s.cfg.Device, want, got.Width, got.Height, ErrNoSize))
+	}
+	if s.cfg.Width > 0 && s.cfg.Height > 0 && (got.Width != s.cfg.Width || got.Height != s.cfg.Height) {
+		s.log.Warn("camera does not offer the configured size; using the nearest", "configured",
+			fmt.Sprintf("%dx%d", s.cfg.Width, s.cfg.Height), "got", fmt.Sprintf("%dx%d", got.Width, got.Height))
 	}
 	if got.FPS <= 0 {
 		got.FPS = want.FPS
@@ -183,6 +196,16 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	}
 }
 
+// classify marks configuration mismatches permanent: retrying cannot make
+// the camera offer another format or size, so the hub should report the
+// reason instead of reopening the device with backoff.
+func classify(err error) error {
+	if errors.Is(err, ErrNoFormat) || errors.Is(err, ErrNoSize) || errors.Is(err, ErrNotCapture) {
+		return retry.Permanent(err)
+	}
+	return err
+}
+
 // processor turns device frames into samples for one negotiated format.
 // Used by Run's goroutine only. process reports false for a frame that
 // yields no sample; unusable frames are also counted in bad.
@@ -195,6 +218,11 @@ type processor struct {
 }
 
 func (p *processor) process(fr Frame) (sensors.Sample, bool) {
+	if fr.Corrupt {
+		p.warn.Warn("driver flagged a frame as corrupt (V4L2_BUF_FLAG_ERROR); dropped", "bytes", len(fr.Data))
+		p.bad.Add(1)
+		return sensors.Sample{}, false
+	}
 	f := p.fmt
 	if fr.Format.FourCC != 0 {
 		f = fr.Format

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/jpeg"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,32 +208,104 @@ func TestBadFramesAreDropped(t *testing.T) {
 	}
 }
 
+// TestCorruptFramesAreDropped: buffers the driver flags with
+// V4L2_BUF_FLAG_ERROR never reach subscribers, even when their bytes look
+// like a JPEG, and are counted.
+func TestCorruptFramesAreDropped(t *testing.T) {
+	frames := v4l2test.MJPEGFrames(t)
+	fake := &v4l2test.Fake{Offered: camFormats, CorruptEvery: 2, Frames: map[v4l2.FourCC][][]byte{v4l2.FourCCMJPEG: frames}}
+	src := newSource(fake, "mjpeg")
+	got, err := collect(t, src, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Frames 1, 3, ... (the 2nd, 4th, ... sent) are flagged.
+	for i, s := range got {
+		if !bytes.Equal(s.Data, frames[2*i]) {
+			t.Fatalf("sample %d is not frame %d: a corrupt frame was passed on", i, 2*i)
+		}
+	}
+	if n := src.BadFrames(); n < 2 {
+		t.Errorf("BadFrames = %d, want >= 2", n)
+	}
+}
+
 func TestRunErrors(t *testing.T) {
 	frames := v4l2test.MJPEGFrames(t)
 	tests := []struct {
-		name    string
-		fake    *v4l2test.Fake
-		format  string
-		wantErr error
+		name      string
+		fake      *v4l2test.Fake
+		cfg       v4l2.Config
+		wantErr   error
+		permanent bool // a configuration mismatch: the hub must not retry
 	}{
-		{name: "open fails", fake: &v4l2test.Fake{Offered: camFormats, FailOpens: 1}, format: "auto"},
-		{name: "format not offered", fake: &v4l2test.Fake{Offered: camFormats[:1]}, format: "h264", wantErr: v4l2.ErrNoFormat},
+		{name: "open fails", fake: &v4l2test.Fake{Offered: camFormats, FailOpens: 1},
+			cfg: v4l2.Config{Format: "auto"}},
+		{name: "open gets EBUSY", fake: &v4l2test.Fake{Offered: camFormats, FailOpens: 1, OpenErr: fmt.Errorf("open: %w", syscall.EBUSY)},
+			cfg: v4l2.Config{Format: "auto"}, wantErr: syscall.EBUSY},
+		{name: "not a capture node", fake: &v4l2test.Fake{Offered: camFormats, FailOpens: 1,
+			OpenErr: fmt.Errorf("/dev/video1 is a metadata capture node: %w", v4l2.ErrNotCapture)},
+			cfg: v4l2.Config{Format: "auto"}, wantErr: v4l2.ErrNotCapture, permanent: true},
+		{name: "format not offered", fake: &v4l2test.Fake{Offered: camFormats[:1]},
+			cfg: v4l2.Config{Format: "h264"}, wantErr: v4l2.ErrNoFormat, permanent: true},
+		{name: "no mjpeg offered", fake: &v4l2test.Fake{Offered: camFormats[1:3]},
+			cfg: v4l2.Config{Format: "mjpeg"}, wantErr: v4l2.ErrNoFormat, permanent: true},
+		{name: "size beyond the camera", fake: &v4l2test.Fake{Offered: camFormats},
+			cfg: v4l2.Config{Format: "yuyv", Width: 1920, Height: 1080}, wantErr: v4l2.ErrNoSize, permanent: true},
 		{name: "device unplugged", fake: &v4l2test.Fake{Offered: camFormats, FailAfter: 2,
-			Frames: map[v4l2.FourCC][][]byte{v4l2.FourCCMJPEG: frames}}, format: "mjpeg", wantErr: v4l2test.ErrDeviceGone},
+			Frames: map[v4l2.FourCC][][]byte{v4l2.FourCCMJPEG: frames}}, cfg: v4l2.Config{Format: "mjpeg"}, wantErr: v4l2test.ErrDeviceGone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := collect(t, newSource(tc.fake, tc.format), 1000)
+			cfg := tc.cfg
+			cfg.Device, cfg.FPS = "/dev/video0", 15
+			src := v4l2.NewSource("cam", cfg, sensors.Env{}, v4l2.WithOpener(tc.fake.Opener()))
+			_, err := collect(t, src, 1000)
 			if err == nil {
 				t.Fatal("Run returned nil")
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
+			if got := retry.IsPermanent(err); got != tc.permanent {
+				t.Errorf("permanent = %v, want %v (err %v)", got, tc.permanent, err)
+			}
 			if tc.fake.IsOpen() {
 				t.Error("device left open after a failure")
 			}
 		})
+	}
+}
+
+// TestHubFailsAtOnceOnMismatch: a camera that does not offer the configured
+// format is opened once and the hub shows the reason, without restarts.
+func TestHubFailsAtOnceOnMismatch(t *testing.T) {
+	fake := &v4l2test.Fake{Offered: camFormats[1:3]} // YUYV only
+	h := hub.New(hub.Options{Restart: retry.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}})
+	defer h.Close()
+	if err := h.Add(newSource(fake, "mjpeg")); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := h.Subscribe("cam", sensors.SubscribeOptions{Queue: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Stats()[0].State != hub.StateError && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st := h.Stats()[0]
+	// A transient failure sets the error state and counts a restart in one
+	// step, so none counted here means the hub took it as permanent.
+	if st.State != hub.StateError || st.Restarts != 0 {
+		t.Fatalf("state %s restarts %d, want error with no restarts", st.State, st.Restarts)
+	}
+	if !strings.Contains(st.LastError, "YUYV") || !strings.Contains(st.LastError, v4l2.ErrNoFormat.Error()) {
+		t.Errorf("last error %q does not give the reason", st.LastError)
+	}
+	if fake.Opens() != 1 || fake.IsOpen() {
+		t.Errorf("opens %d, open %v", fake.Opens(), fake.IsOpen())
 	}
 }
 

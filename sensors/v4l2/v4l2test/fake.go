@@ -33,9 +33,14 @@ type Fake struct {
 	Frames   map[v4l2.FourCC][][]byte
 	Interval time.Duration // default 1ms
 	// FailAfter makes Run return ErrDeviceGone after that many frames of
-	// each open (0: never). FailOpens makes the next n opens fail.
+	// each open (0: never). FailOpens makes the next n opens fail, with
+	// OpenErr when set (a test wraps v4l2.ErrNotCapture in it, say).
 	FailAfter int
 	FailOpens int
+	OpenErr   error
+	// CorruptEvery flags every n-th frame of each open (the n-th, 2n-th, ...)
+	// as Corrupt, as a driver does with V4L2_BUF_FLAG_ERROR (0: none).
+	CorruptEvery int
 	// NoLoop stops Run's output after one pass (Run then waits for ctx).
 	NoLoop bool
 
@@ -56,6 +61,9 @@ func (f *Fake) Opener() v4l2.Opener {
 		defer f.mu.Unlock()
 		if f.FailOpens > 0 {
 			f.FailOpens--
+			if f.OpenErr != nil {
+				return nil, f.OpenErr
+			}
 			return nil, errors.New("fake: open failed")
 		}
 		if f.open {
@@ -154,11 +162,12 @@ func (h *handle) Run(ctx context.Context, out chan<- v4l2.Frame) error {
 		if !fail {
 			f.sent++
 		}
+		corrupt := f.CorruptEvery > 0 && f.sent%f.CorruptEvery == 0
 		f.mu.Unlock()
 		if fail {
 			return ErrDeviceGone
 		}
-		fr := v4l2.Frame{Format: format, Seq: uint64(i), Time: time.Now(), Data: bytes.Clone(frames[i%len(frames)])}
+		fr := v4l2.Frame{Format: format, Seq: uint64(i), Time: time.Now(), Data: bytes.Clone(frames[i%len(frames)]), Corrupt: corrupt}
 		select {
 		case out <- fr:
 		case <-ctx.Done():
