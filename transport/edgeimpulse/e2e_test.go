@@ -61,8 +61,10 @@ type rigOpts struct {
 	srv              *eitest.Server
 	tls              bool
 	caFile, insecure bool
-	// spoolDir reuses a spool directory (an agent restart).
-	spoolDir string
+	// spoolDir reuses a spool directory (an agent restart); spoolClock
+	// paces the spool's retries (nil: the real clock).
+	spoolDir   string
+	spoolClock clock.Clock
 	// keyFile gives the key as api_key_file (its path in rig.keyFile).
 	keyFile bool
 }
@@ -104,7 +106,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	if o.spoolDir == "" {
 		o.spoolDir = t.TempDir()
 	}
-	sp, err := spool.Open(o.spoolDir, spool.Options{Logger: log})
+	sp, err := spool.Open(o.spoolDir, spool.Options{Logger: log, Clock: o.spoolClock})
 	if err != nil {
 		t.Fatal(err)
 	}

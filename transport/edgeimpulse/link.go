@@ -2,8 +2,6 @@ package edgeimpulse
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
@@ -55,6 +54,7 @@ type Link struct {
 	ingest  *url.URL
 	logRate *rateLimiter
 	key     *apiKey
+	waits   *retry.PeerWaits // caps (and logs) the waits the service asks for
 
 	wmu     sync.Mutex
 	waiters map[string]chan error // spool id → the session waiting for its first attempt
@@ -127,39 +127,21 @@ func newLink(cfg Config, deps transport.Deps) (*Link, error) {
 	if l.ingest, err = url.Parse(cfg.IngestionURL); err != nil {
 		return nil, fmt.Errorf("%s: ingestion_url: %w", op, err)
 	}
-	tc, err := tlsConfig(cfg)
+	// One HTTP policy for every link (internal/httpx): ca_file adds to the
+	// system roots, and ingestion never follows a redirect (the POST
+	// carries x-api-key, which Go would forward to another host).
+	tc, err := httpx.TLSConfig(httpx.TLS{CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	l.dialer = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: handshakeTimeout,
 		TLSClientConfig: tc, ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
-	l.httpTr = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tc.Clone(),
-		ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: handshakeTimeout,
-		ResponseHeaderTimeout: 2 * time.Minute, MaxIdleConnsPerHost: 2}
-	l.http = &http.Client{Transport: l.httpTr}
+	l.httpTr = httpx.NewTransport(tc.Clone())
+	l.httpTr.IdleConnTimeout, l.httpTr.TLSHandshakeTimeout = 90*time.Second, handshakeTimeout
+	l.httpTr.ResponseHeaderTimeout, l.httpTr.MaxIdleConnsPerHost = 2*time.Minute, 2
+	l.http = httpx.NewClient(l.httpTr)
+	l.waits = retry.NewPeerWaits(l.log)
 	return l, nil
-}
-
-// tlsConfig verifies peers unless insecure_skip_verify, trusting ca_file in
-// addition to the system roots.
-func tlsConfig(cfg Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in per link
-	if cfg.CAFile == "" {
-		return tc, nil
-	}
-	pem, err := os.ReadFile(cfg.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("ca_file: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("ca_file %s: no PEM certificate found", cfg.CAFile)
-	}
-	tc.RootCAs = pool
-	return tc, nil
 }
 
 // hello builds the v3 Hello from the sensors' current descriptions (a driver
@@ -229,7 +211,7 @@ func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 		if resp != nil {
 			resp.Body.Close()
 			err = fmt.Errorf("edgeimpulse dial: %s: %w", resp.Status, err)
-			if d, ok := retry.ParseRetryAfter(resp.Header, l.deps.Clock.Now()); ok {
+			if d, ok := l.waits.Header(resp.Header, l.deps.Clock.Now()); ok {
 				return nil, retry.RetryAfter(err, d)
 			}
 			return nil, err

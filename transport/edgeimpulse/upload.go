@@ -151,7 +151,7 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 		return err
 	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500:
 		err := fmt.Errorf("ingestion post %s: %s: %s", m.Path, resp.Status, reason)
-		if d, ok := retry.ParseRetryAfter(resp.Header, l.deps.Clock.Now()); ok {
+		if d, ok := l.waits.Header(resp.Header, l.deps.Clock.Now()); ok {
 			return retry.RetryAfter(err, d)
 		}
 		return err

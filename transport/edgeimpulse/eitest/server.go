@@ -35,6 +35,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/gorilla/websocket"
 
+	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
 	"github.com/edge-agent/edge-agent/internal/selfsigned"
 )
 
@@ -110,6 +111,8 @@ type Server struct {
 	cert []byte // PEM, when TLS
 	up   websocket.Upgrader
 	wg   sync.WaitGroup
+	// redirect answers ingestion with a redirect (RedirectUploads).
+	redirect httpxtest.Redirect
 
 	mu          sync.Mutex
 	conns       map[*deviceConn]struct{}
@@ -121,7 +124,8 @@ type Server struct {
 	frames      []Frame
 	framesTotal int
 	malformed   int
-	uploadFail  int // status to answer uploads with; 0 = normal
+	uploadFail  int    // status to answer uploads with; 0 = normal
+	retryAfter  string // Retry-After of the uploadFail answers ("" none)
 	stalled     bool
 	stallCh     chan struct{} // closed when the stall ends
 	stored      map[string]bool
@@ -167,7 +171,7 @@ func New(opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.root)
 	mux.HandleFunc("GET /status", s.status)
-	mux.HandleFunc("POST /api/{category}/{kind}", s.ingest)
+	mux.Handle("POST /api/{category}/{kind}", s.redirect.Wrap(http.HandlerFunc(s.ingest)))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.wg.Go(func() { _ = s.srv.Serve(s.ln) })
@@ -349,6 +353,26 @@ func (s *Server) FailUploads(status int) {
 	s.uploadFail = status
 	s.mu.Unlock()
 }
+
+// SetUploadRetryAfter sets the Retry-After header of the answers FailUploads
+// makes ("" sends none), e.g. "315360000" or an HTTP date years ahead, as a
+// broken or hostile service would.
+func (s *Server) SetUploadRetryAfter(v string) {
+	s.mu.Lock()
+	s.retryAfter = v
+	s.mu.Unlock()
+}
+
+// RedirectUploads makes ingestion answer every upload with status (301, 302,
+// 303, 307 or 308) and Location target + the request's path, like a front
+// redirecting to another host, until called with status 0. Redirected
+// requests are not recorded as uploads.
+func (s *Server) RedirectUploads(status int, target string) {
+	s.redirect.Set(httpxtest.Rule{Prefix: "/api/", Status: status, Target: target})
+}
+
+// Redirected counts the uploads answered with a redirect.
+func (s *Server) Redirected() int { return s.redirect.Count() }
 
 // Stall stops (true) or resumes (false) reading from the device socket: no
 // messages are handled and no pongs are sent while stalled, like a server
@@ -700,8 +724,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, msg)
 	}
 	s.mu.Lock()
-	fail := s.uploadFail
+	fail, retryAfter := s.uploadFail, s.retryAfter
 	s.mu.Unlock()
+	if fail != 0 && retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	switch {
 	case err != nil:
 		reply(http.StatusBadRequest, "cannot read body")
