@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gen2brain/malgo"
+
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 )
@@ -309,15 +311,23 @@ func TestBoardDefault(t *testing.T) {
 	if c.index != 0 {
 		t.Fatalf("Loopback is card %d, want 0", c.index)
 	}
-	if devs, err := ListCaptureDevices(); err != nil {
+	// The defect's precondition: miniaudio's enumeration (ALSA's name
+	// hints) flags no default, so the old code took its first entry.
+	mctx, err := malgo.InitContext([]malgo.Backend{malgo.BackendAlsa}, malgo.ContextConfig{}, nil)
+	if err != nil {
 		t.Fatal(err)
-	} else {
-		for _, d := range devs {
-			if d.ID == "default" {
-				t.Logf("ALSA hints list a plain default PCM here (%s): the defect's precondition does not hold", d.Name)
-			}
-		}
 	}
+	infos, err := mctx.Devices(malgo.Capture)
+	_ = mctx.Uninit()
+	mctx.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hints []string
+	for i := range infos {
+		hints = append(hints, fmt.Sprintf("%s (default %v)", deviceIDString(infos[i].ID), infos[i].IsDefault != 0))
+	}
+	t.Logf("miniaudio's capture devices, in order: %s", strings.Join(hints, ", "))
 	playTone(t, c, 1)
 	status := fmt.Sprintf("%s/card0/pcm0c/sub0/status", ProcRoot)
 	running := false
