@@ -31,6 +31,11 @@ TIMEOUT=${VBOARD_TIMEOUT:-6m}       # one case, inside the guest
 VM_TIMEOUT=${VBOARD_VM_TIMEOUT:-900} # the whole boot, in seconds
 
 die() { echo "run.sh: $*" >&2; exit 1; }
+# One board per architecture at a time: a second run waits for the first
+# instead of wiping its share.
+mkdir -p "$root/build/vboard"
+exec 9>"$root/build/vboard/$ARCH.lock"
+flock 9
 log() { printf 'vboard[%s]: %s\n' "$ARCH" "$*"; }
 now() { date +%s.%N; }
 t0=$(now)

@@ -37,6 +37,24 @@ type Config struct {
 	// Heartbeat is the idle time after which heartBit is sent; 0 derives it
 	// from the account's dead-session timeout: min(timeout/4, 2m).
 	Heartbeat conf.Duration `yaml:"heartbeat"`
+	// Commands limits who may command this board through messages, and how
+	// often: any device of the account can send them, broadcasts included.
+	Commands Commands `yaml:"commands"`
+}
+
+// Commands is the `commands:` block: which devices' messages are taken as
+// commands, and a token bucket per sender.
+type Commands struct {
+	// From lists the device names whose messages are taken as commands;
+	// empty means any device of the account. Messages from others are
+	// ignored and counted (commands_refused).
+	From []string `yaml:"from"`
+	// PerMinute is how many commands one sender may have handled per minute
+	// once its burst is spent; the rest are dropped and counted
+	// (commands_rate_limited).
+	PerMinute int `yaml:"per_minute"`
+	// Burst is how many commands one sender may send at once.
+	Burst int `yaml:"burst"`
 }
 
 // Stream configures the raw stream pushed with PUT input.raw.
@@ -69,6 +87,12 @@ func (c *Config) SetDefaults() {
 	if c.Poll == 0 {
 		c.Poll = conf.Duration(10 * time.Second)
 	}
+	if c.Commands.PerMinute == 0 {
+		c.Commands.PerMinute = 12
+	}
+	if c.Commands.Burst == 0 {
+		c.Commands.Burst = 6
+	}
 }
 
 // Validate records every problem with the block and resolves secrets.
@@ -95,6 +119,17 @@ func (c *Config) Validate(v *conf.Validator) {
 	}
 	if c.Heartbeat != 0 && c.Heartbeat.D() < time.Second {
 		v.Errorf("heartbeat", "must be >= 1s or 0 (derived)")
+	}
+	for i, d := range c.Commands.From {
+		if err := checkName("device name", d); err != nil {
+			v.Errorf(fmt.Sprintf("commands.from[%d]", i), "%v", err)
+		}
+	}
+	if c.Commands.PerMinute < 1 || c.Commands.PerMinute > 600 {
+		v.Errorf("commands.per_minute", "must be between 1 and 600")
+	}
+	if c.Commands.Burst < 1 || c.Commands.Burst > 100 {
+		v.Errorf("commands.burst", "must be between 1 and 100")
 	}
 	if c.CAFile != "" && c.InsecureSkipVerify {
 		v.Warnf("insecure_skip_verify", "set together with ca_file; the CA is ignored")

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -88,6 +89,7 @@ type rigOpts struct {
 	prespool func(*spool.Spool)
 	stateDir string
 	srv      *camservertest.Server // reuse a server (a restarted agent)
+	log      io.Writer             // the link's log at info (default: warnings to stderr)
 }
 
 func newServer(t *testing.T, o camservertest.Options) *camservertest.Server {
@@ -110,6 +112,9 @@ func startRig(t *testing.T, o rigOpts) *rig {
 		srv = newServer(t, o.srvOpts)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if o.log != nil {
+		logger = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	h := hub.New(hub.Options{Logger: logger})
 	camCfg := synthetic.Config{Signal: synthetic.SignalCamera, FPS: 20}
 	camCfg.SetDefaults()

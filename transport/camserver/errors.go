@@ -86,7 +86,9 @@ var (
 	ErrEmptyRequest     = &APIError{Code: CodeEmptyRequest}
 )
 
-// HTTPError is a non-200 answer (404/405 mean a wrong path or method: our bug).
+// HTTPError is a non-200 answer. The server itself sends 404/405 only for a
+// wrong path or method, but a proxy or a deploy in between sends them too,
+// so none is taken as final.
 type HTTPError struct {
 	Op     string
 	Status int

@@ -2,6 +2,7 @@ package camserver
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/logx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -53,6 +55,12 @@ type Link struct {
 
 	streamOn  atomic.Bool
 	streamReq chan struct{} // wakes the stream loop after stream_start/stop
+
+	gate       *commandGate // who may command this board, and how often
+	ignoredLog logx.Every   // "message ignored" at most once a minute
+	refusedLog logx.Every   // "command dropped" at most once a minute
+
+	lastTLS *tls.Config // the last settings built from a readable ca_file (guarded by mu)
 
 	framesSent   atomic.Uint64
 	framesDrop   atomic.Uint64
@@ -114,7 +122,9 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 		opts.SnapshotTimeout = 10 * time.Second
 	}
 	l := &Link{cfg: cfg, deps: deps, opts: opts, base: u, dev: dev,
-		log: deps.Logger, changed: make(chan struct{}), streamReq: make(chan struct{}, 1)}
+		log: deps.Logger, changed: make(chan struct{}), streamReq: make(chan struct{}, 1),
+		gate: newCommandGate(cfg.Commands), ignoredLog: logx.Every{Interval: time.Minute},
+		refusedLog: logx.Every{Interval: time.Minute}}
 	l.streamOn.Store(cfg.Stream.Sensor != "" && cfg.Stream.Start == "auto")
 	return l, nil
 }
@@ -157,8 +167,8 @@ func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 	}
 	p := &pinnedDialer{addr: addr}
 	if l.base.Scheme == "https" {
-		if p.tls, err = newTLSConfig(&l.cfg, l.base.Hostname()); err != nil {
-			return nil, retry.Permanent(err)
+		if p.tls, err = l.tlsConfig(); err != nil {
+			return nil, err
 		}
 	}
 	jsonRT, streamRT := newTransport(p), newTransport(p)
@@ -174,13 +184,42 @@ func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 	return &session{l: l, c: c, jsonRT: jsonRT, streamRT: streamRT}, nil
 }
 
-// classify marks errors that retrying soon cannot fix.
+// tlsConfig returns the TLS settings for a new session. ca_file is read at
+// every dial, so a replaced certificate takes effect without a restart; a
+// file that is missing or unreadable at that moment (an operator replacing
+// it) keeps the last good settings, says so in the status detail "ca_file"
+// and is read again at the next dial. Without good settings yet it is a
+// transient error: the supervisor retries, the file may appear.
+func (l *Link) tlsConfig() (*tls.Config, error) {
+	tc, err := newTLSConfig(&l.cfg, l.base.Hostname())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		if l.deps.Stats.Details()["ca_file"] != "" {
+			l.log.Info("camserver: ca_file readable again", "file", l.cfg.CAFile)
+			l.deps.Stats.SetDetail("ca_file", "")
+		}
+		l.lastTLS = tc
+		return tc, nil
+	}
+	if l.lastTLS == nil {
+		l.deps.Stats.SetDetail("ca_file", "unreadable; retrying")
+		return nil, fmt.Errorf("camserver: %w (retrying; is the file being replaced?)", err)
+	}
+	if l.deps.Stats.Details()["ca_file"] == "" {
+		l.log.Warn("camserver: ca_file unreadable; using the CA read before", "err", err)
+	}
+	l.deps.Stats.SetDetail("ca_file", "unreadable; using the CA read before")
+	return l.lastTLS.Clone(), nil
+}
+
+// classify marks errors that retrying soon cannot fix. Only answers the
+// camera server itself gives (a BAD code in a JSON body) decide that: an
+// HTTP 404/405 at authorize is what a proxy or a server being redeployed
+// answers for minutes, so it is retried with the normal backoff.
 func classify(err error) error {
-	var he *HTTPError
 	var ae *APIError
 	switch {
-	case errors.As(err, &he) && (he.Status == 404 || he.Status == 405):
-		return retry.Permanent(err)
 	case errors.As(err, &ae) && ae.Code == CodeNoSuchUser:
 		// The server DB may be restored: retry, but slowly (spec 6.1).
 		return retry.RetryAfter(err, 10*time.Minute)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,29 +53,52 @@ func (l *Link) saveStamp(stamp string) {
 // stamp, 32 per page, at once again while pages are full; once drained, the
 // next poll is getMsgsAndSync so the server bookmark follows us. Every
 // message is handled at most once per stamp (stamps only grow).
+//
+// A getMsgs the server cannot answer (a BAD code that retrying may fix, or
+// JSON_PARSER_FAIL from a stored message with bad params) does not end the
+// session: the poll backs off on its own (poll interval doubling to
+// maxPollBackoff) while the heartbeat and the stream go on, and the status
+// detail "messages" says why. The real server answers DATABASE_FAIL to every
+// device's getMsgs after one message with "params":"abc", until it restarts;
+// ending the session for it kept the stream off for minutes.
 func (s *session) pollMessages(ctx context.Context) error {
 	l := s.l
 	stamp := l.loadStamp()
 	sync := false
-	parseFailures := 0
+	bo := retry.New(retry.Policy{Min: l.cfg.Poll.D(), Max: max(maxPollBackoff, l.cfg.Poll.D())})
+	var failing Code = -1 // the code getMsgs fails with, -1 while it works
+	defer l.deps.Stats.SetDetail("messages", "")
 	for {
 		msgs, err := s.c.GetMsgs(ctx, stamp, sync && stamp != SyncToken)
+		var ae *APIError
 		switch {
-		case errors.Is(err, ErrJSONParserFail):
-			// Someone stored a message with non-object params: every getMsgs
-			// fails until it expires. Keep polling, slowly, and say so once.
-			if parseFailures == 0 {
-				l.log.Error("camserver: server cannot list messages (a stored message has bad params); polling slowly", "err", err)
+		case err == nil:
+		case errors.As(err, &ae) && (ae.Code == CodeJSONParserFail || (ae.Code.Transient() && ae.Code != CodeNoSuchSession)):
+			wait := bo.Next()
+			if ae.Code != failing {
+				if ae.Code == CodeJSONParserFail {
+					// Someone stored a message with non-object params: every
+					// getMsgs fails until it expires.
+					l.log.Error("camserver: server cannot list messages (a stored message has bad params); polling slowly", "err", err)
+				} else {
+					l.log.Warn("camserver: server cannot list messages; polling with backoff, the stream goes on", "err", err)
+				}
+				failing = ae.Code
 			}
-			parseFailures++
-			if err := l.deps.Clock.Sleep(ctx, 6*l.cfg.Poll.D()); err != nil {
+			l.deps.Stats.SetDetail("messages", fmt.Sprintf("getMsgs failing: %v (code %d); next try in %v", ae.Code, int(ae.Code), wait.Round(time.Second)))
+			if err := l.deps.Clock.Sleep(ctx, wait); err != nil {
 				return err
 			}
 			continue
-		case err != nil:
+		default:
 			return fmt.Errorf("poll messages: %w", err)
 		}
-		parseFailures = 0
+		if failing >= 0 {
+			l.log.Info("camserver: messages can be listed again", "was", failing)
+			l.deps.Stats.SetDetail("messages", "")
+			failing = -1
+		}
+		bo.Reset()
 		last := stamp
 		for _, m := range msgs {
 			if stamp != SyncToken && m.Stamp <= stamp {
@@ -103,10 +127,22 @@ func (s *session) pollMessages(ctx context.Context) error {
 	}
 }
 
+// maxPollBackoff caps the message poll's own backoff while getMsgs fails.
+const maxPollBackoff = 5 * time.Minute
+
 // commandParams are the fields of a command's params we look at.
 type commandParams struct {
-	ID     string `json:"id"`
-	Device string `json:"device"` // when set, the command is for that device only
+	ID     commandID `json:"id"`
+	Device string    `json:"device"` // when set, the command is for that device only
+}
+
+// isCommand reports whether msg names a command the link acts on.
+func isCommand(msg string) bool {
+	switch msg {
+	case CmdSnapshot, CmdStreamStart, CmdStreamStop, CmdStatus:
+		return true
+	}
+	return false
 }
 
 func (s *session) handle(ctx context.Context, m Message) error {
@@ -118,10 +154,27 @@ func (s *session) handle(ctx context.Context, m Message) error {
 	if p.Device != "" && p.Device != l.dev {
 		return nil
 	}
+	if !isCommand(m.Msg) {
+		if ok, held := l.ignoredLog.Allow(l.deps.Clock.Now()); ok {
+			l.log.Info("camserver: message ignored", "msg", m.Msg, "from", m.Device, "held_back", held)
+		}
+		return nil
+	}
+	if verdict, n := l.gate.allow(m.Device, l.deps.Clock.Now()); verdict != gateOK {
+		l.deps.Stats.SetDetail(verdict, strconv.FormatUint(n, 10))
+		if ok, held := l.refusedLog.Allow(l.deps.Clock.Now()); ok {
+			why := "sender over its rate (commands.per_minute, commands.burst)"
+			if verdict == gateRefused {
+				why = "sender not in commands.from"
+			}
+			l.log.Warn("camserver: command dropped", "msg", m.Msg, "from", m.Device, "why", why, "held_back", held)
+		}
+		return nil
+	}
 	switch m.Msg {
 	case CmdSnapshot:
 		l.log.Info("camserver: snapshot requested", "from", m.Device)
-		return l.snapshot(ctx, m.Device, p.ID)
+		return l.snapshot(ctx, m.Device, p.ID.String())
 	case CmdStreamStart, CmdStreamStop:
 		on := m.Msg == CmdStreamStart
 		if on && l.cfg.Stream.Sensor == "" {
@@ -135,7 +188,7 @@ func (s *session) handle(ctx context.Context, m Message) error {
 			}
 		}
 		return nil
-	case CmdStatus:
+	default: // CmdStatus
 		b, err := json.Marshal(l.statusReport(p.ID))
 		if err != nil {
 			return err
@@ -146,13 +199,13 @@ func (s *session) handle(ctx context.Context, m Message) error {
 		}
 		return err
 	}
-	l.log.Info("camserver: message ignored", "msg", m.Msg, "from", m.Device)
-	return nil
 }
 
 // Status is the reply to a status command.
 type Status struct {
-	ID      string            `json:"id,omitempty"`
+	// ID is the command's params.id echoed as it was sent (a JSON string or
+	// number; decoded, a string or a float64).
+	ID      any               `json:"id,omitempty"`
 	Device  string            `json:"device"`
 	Version string            `json:"version"`
 	Stream  bool              `json:"stream"`
@@ -169,9 +222,12 @@ type SensorStatus struct {
 	Kind  string `json:"kind"`
 }
 
-func (l *Link) statusReport(id string) Status {
-	st := Status{ID: id, Device: l.dev, Version: l.deps.Version, Stream: l.streamOn.Load(),
+func (l *Link) statusReport(id commandID) Status {
+	st := Status{Device: l.dev, Version: l.deps.Version, Stream: l.streamOn.Load(),
 		Frames: l.framesSent.Load(), Dropped: l.framesDrop.Load(), Details: l.deps.Stats.Details()}
+	if raw := id.JSON(); raw != nil {
+		st.ID = raw
+	}
 	if l.deps.Hub != nil {
 		for _, in := range l.deps.Hub.Sensors() {
 			st.Sensors = append(st.Sensors, SensorStatus{Name: in.Name, Class: in.Class.String(), Kind: in.Kind})

@@ -12,14 +12,16 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/edge-agent/edge-agent/transport/camserver"
+	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 )
 
 // TestPoisonedMessageQueue: another device stores a message with bare-string
-// params, which makes every getMsgs fail with JSON_PARSER_FAIL until it
-// expires. The agent must keep its session, keep streaming and keep polling
-// (slowly) instead of reconnecting in a loop.
+// params, which (as the server's source reads) makes every getMsgs fail with
+// JSON_PARSER_FAIL until it expires. The agent must keep its session, keep
+// streaming and keep polling (slowly) instead of reconnecting in a loop.
+// TestTrustGetMsgsDatabaseFail covers what the running server does instead.
 func TestPoisonedMessageQueue(t *testing.T) {
-	r := startRig(t, rigOpts{})
+	r := startRig(t, rigOpts{srvOpts: camservertest.Options{PoisonParserFail: true}})
 	waitFor(t, "stream frames", func() bool { return r.frames.n() >= 2 })
 	op := operator(t, r.srv, "bad-sender")
 	shash, _ := op.Shash()

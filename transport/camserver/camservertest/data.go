@@ -133,6 +133,10 @@ func (s *Server) addMsgs(_ *http.Request, p params, ss *session) (any, int) {
 		}
 		msg := &message{from: ss.device, target: m.Target, msg: m.Msg, params: paramsJSON(m.Params),
 			stamp: s.stampLocked(), at: s.now()}
+		if !s.opts.PoisonParserFail && !isObject(msg.params) && !s.dbFailed {
+			s.dbFailed = true
+			s.log.Warn("camserver fake: message with non-object params; getMsgs answers DATABASE_FAIL until restart", "from", ss.device)
+		}
 		s.msgs = append(s.msgs, msg)
 		s.log.Info("camserver fake: message", "from", ss.device, "to", m.Target, "msg", m.Msg)
 	}
@@ -151,6 +155,9 @@ func (s *Server) getMsgs(p params, ss *session, sync bool) (any, int) {
 	stamp := p.str("stamp")
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.dbFailed {
+		return nil, codeDatabaseFail
+	}
 	if sync {
 		s.syncLocked(ss.device)
 	}
@@ -165,11 +172,19 @@ func (s *Server) getMsgs(p params, ss *session, sync bool) (any, int) {
 		if len(list) == pageSize {
 			break
 		}
-		var obj map[string]any
-		if json.Unmarshal([]byte(m.params), &obj) != nil {
-			return nil, codeJSONParserFail
+		if !isObject(m.params) {
+			if s.opts.PoisonParserFail {
+				return nil, codeJSONParserFail
+			}
+			continue // the running server: DATABASE_FAIL until a restart, not listed after it
 		}
 		list = append(list, map[string]any{"msg": m.msg, "device": m.from, "params": json.RawMessage(m.params), "stamp": m.stamp})
 	}
 	return map[string]any{"msgs": list}, 0
+}
+
+// isObject reports whether stored params are a JSON object.
+func isObject(params string) bool {
+	var obj map[string]json.RawMessage
+	return json.Unmarshal([]byte(params), &obj) == nil
 }

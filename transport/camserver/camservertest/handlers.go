@@ -10,6 +10,7 @@ import (
 
 // Result codes the fake sends (the link package names them).
 const (
+	codeDatabaseFail   = 3
 	codeJSONParserFail = 4
 	codeNoSuchSession  = 6
 	codeNoSuchUser     = 7
@@ -46,7 +47,17 @@ var jsonTable = map[string]handler{
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls[r.URL.Path]++
+	fail := 0
+	if s.failLeft[r.URL.Path] > 0 {
+		s.failLeft[r.URL.Path]--
+		fail = s.failNext[r.URL.Path]
+	}
 	s.mu.Unlock()
+	if fail != 0 {
+		drain(r)
+		w.WriteHeader(fail)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html") // as the real server; never dispatch on it
 	if r.Method == http.MethodPost {
 		h, ok := jsonTable[r.URL.Path]

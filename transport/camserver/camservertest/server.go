@@ -68,6 +68,14 @@ type Options struct {
 	// ViewerMinGap is the least time between frames sent to an output.raw
 	// viewer; 0 means the server's 400 ms.
 	ViewerMinGap time.Duration
+	// PoisonParserFail selects how a message stored with non-object params
+	// (addMsgs with "params":"abc") breaks getMsgs. By default it is what
+	// the running server does: getMsgs of every device answers
+	// DATABASE_FAIL (code 3) until the server restarts (Restart), and the
+	// message is not listed after that. With
+	// PoisonParserFail it is what the server's source reads: the message's
+	// recipients get JSON_PARSER_FAIL (code 4) until it expires.
+	PoisonParserFail bool
 }
 
 // Server is the fake.
@@ -102,6 +110,9 @@ type Server struct {
 	stats     Stats
 	frameHook func(device string, payload []byte)
 	calls     map[string]int
+	dbFailed  bool           // getMsgs answers DATABASE_FAIL until Restart
+	failNext  map[string]int // path → HTTP status for the next requests (FailNext)
+	failLeft  map[string]int // path → how many more
 }
 
 // Stats counts what the fake saw.
@@ -227,10 +238,26 @@ func (s *Server) CAPEM() []byte { return s.caPEM }
 
 // Restart drops every connection and stream and listens again on the same
 // address; the database (sessions, messages, records) survives, as the real
-// server's SQLite file does.
+// server's SQLite file does, and a DATABASE_FAIL state (see
+// Options.PoisonParserFail) ends.
 func (s *Server) Restart() error {
 	s.shutdown()
+	s.mu.Lock()
+	s.dbFailed = false
+	s.mu.Unlock()
 	return s.listen(s.addr)
+}
+
+// FailNext answers the next n requests to path (e.g. "/authorize.json")
+// with HTTP status and no body, as a proxy or a server being redeployed
+// does; n <= 0 stops it.
+func (s *Server) FailNext(path string, status, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failNext == nil {
+		s.failNext, s.failLeft = map[string]int{}, map[string]int{}
+	}
+	s.failNext[path], s.failLeft[path] = status, max(n, 0)
 }
 
 // shutdown closes the listener and every connection.
