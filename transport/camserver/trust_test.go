@@ -269,4 +269,3 @@ func TestTrustCommandsRateLimited(t *testing.T) {
 		t.Errorf("%d \"command dropped\" lines, want at most 2", n)
 	}
 }
-
