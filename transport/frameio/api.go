@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
@@ -59,7 +60,7 @@ type errorBody struct {
 // maxErrorBody bounds how much of an error response is read.
 const maxErrorBody = 64 << 10
 
-func parseAPIError(op string, resp *http.Response, now time.Time) *APIError {
+func parseAPIError(op string, resp *http.Response, now time.Time, waits *retry.PeerWaits) *APIError {
 	e := &APIError{Op: op, Status: resp.StatusCode}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var eb errorBody
@@ -70,7 +71,7 @@ func parseAPIError(op string, resp *http.Response, now time.Time) *APIError {
 			e.Message = safeText(eb.Errors[0].Title)
 		}
 	}
-	e.Wait = rateLimitWait(resp.Header, now)
+	e.Wait = rateLimitWait(resp.Header, now, waits)
 	return e
 }
 
@@ -89,14 +90,15 @@ func safeText(s string) string {
 }
 
 // rateLimitWait reads Retry-After, or the x-ratelimit-window (ms) when
-// x-ratelimit-remaining is 0 (§0). Zero means no hint.
-func rateLimitWait(h http.Header, now time.Time) time.Duration {
-	if d, ok := retry.ParseRetryAfter(h, now); ok {
+// x-ratelimit-remaining is 0 (§0). Zero means no hint. Either is capped at
+// retry.MaxRetryAfter (waits logs the first capped one; nil: no log).
+func rateLimitWait(h http.Header, now time.Time, waits *retry.PeerWaits) time.Duration {
+	if d, ok := waits.Header(h, now); ok {
 		return d
 	}
 	if strings.TrimSpace(h.Get("x-ratelimit-remaining")) == "0" {
-		if ms, err := strconv.ParseInt(strings.TrimSpace(h.Get("x-ratelimit-window")), 10, 64); err == nil && ms > 0 && ms <= 3600_000 {
-			return time.Duration(ms) * time.Millisecond
+		if ms, err := strconv.ParseInt(strings.TrimSpace(h.Get("x-ratelimit-window")), 10, 64); err == nil && ms > 0 {
+			return waits.Cap("x-ratelimit-window", time.Duration(min(ms, math.MaxInt64/int64(time.Millisecond)))*time.Millisecond)
 		}
 	}
 	return 0
@@ -149,32 +151,25 @@ type api struct {
 	version string
 	client  *http.Client
 	now     func() time.Time
+	// waits caps the waits Frame.io asks for (nil: capped, not logged).
+	waits *retry.PeerWaits
 }
 
-// newHTTPClient builds the client for cfg: system roots plus ca_file, and no
-// verification only when insecure_skip_verify says so. No overall timeout:
-// part uploads can take minutes; every call carries a context instead.
+// newHTTPClient builds the client for cfg with the policy every link shares
+// (internal/httpx): ca_file added to the system roots, no verification only
+// when insecure_skip_verify says so, and no redirect of the OAuth POSTs
+// (client_secret, refresh token), of the API calls to another host or to
+// http, or of a part PUT. No overall timeout: part uploads can take
+// minutes; every call carries a context instead.
 func newHTTPClient(cfg *Config) (*http.Client, *tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in via config
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("frameio: ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("frameio: ca_file %s: no PEM certificates", cfg.CAFile)
-		}
-		tc.RootCAs = pool
+	tc, err := httpx.TLSConfig(httpx.TLS{CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify})
+	if err != nil {
+		return nil, nil, fmt.Errorf("frameio: %w", err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
+	tr := httpx.NewTransport(tc)
 	tr.ResponseHeaderTimeout = 60 * time.Second
 	tr.MaxIdleConnsPerHost = 8
-	return &http.Client{Transport: tr}, tc, nil
+	return httpx.NewClient(tr), tc, nil
 }
 
 // userAgentVersion returns a valid semver for x-client-version (§0): Frame.io
@@ -226,7 +221,7 @@ func (a *api) do(ctx context.Context, op, method, path, bearer string, body io.R
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return parseAPIError(op, resp, a.now())
+		return parseAPIError(op, resp, a.now(), a.waits)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))

@@ -113,6 +113,8 @@ type Link struct {
 	unknownEv map[string]bool
 
 	hbAcked atomic.Uint64 // heartbeat replies received, all sessions
+
+	urlsGC sync.Once // removeStaleURLs, before the first delivery
 }
 
 // HeartbeatsAcked counts heartbeat replies received over the link's life.
@@ -148,6 +150,9 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 	if (cfg.Upload.Every.D() > 0 || cfg.Upload.WatchDir != "") && deps.Spool == nil {
 		return nil, fmt.Errorf("frameio link %q: uploads configured but no spool", deps.Name)
 	}
+	if deps.Spool != nil && deps.StateDir == "" {
+		return nil, fmt.Errorf("frameio link %q: a spool but no state directory for the upload URLs", deps.Name)
+	}
 	a, err := newAPI(&cfg, deps.Version, deps.Clock)
 	if err != nil {
 		return nil, fmt.Errorf("frameio link %q: %w", deps.Name, err)
@@ -159,7 +164,9 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(), log: deps.Logger, api: a,
 		unknownEv: map[string]bool{}}
 	l.tokens = newTokenSource(TokenPath(&cfg, deps.StateDir), a, cfg.ClientID, cfg.ClientSecret, deps.Clock, deps.Logger)
+	a.waits = retry.NewPeerWaits(deps.Logger)
 	l.dialer = newWSDialer(tc, a.version)
+	l.dialer.waits = a.waits
 	l.log.Info("frameio link configured", "x-client-version", a.version, "client_id", cfg.ClientID)
 	l.setPaused(false, "")
 	return l, nil

@@ -24,6 +24,7 @@ var errSocketForbidden = errors.New("socket: HTTP 403 on upgrade (token expired 
 type wsDialer struct {
 	d       *websocket.Dialer
 	version string
+	waits   *retry.PeerWaits // caps a refused upgrade's wait (nil: no log)
 }
 
 func newWSDialer(tc *tls.Config, version string) wsDialer {
@@ -59,7 +60,7 @@ func (w wsDialer) dial(ctx context.Context, base, access string) (*websocket.Con
 			return nil, errSocketForbidden
 		}
 		if resp != nil {
-			if d := rateLimitWait(resp.Header, time.Now()); d > 0 {
+			if d := rateLimitWait(resp.Header, time.Now(), w.waits); d > 0 {
 				return nil, retry.RetryAfter(fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode), d)
 			}
 			return nil, fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode)

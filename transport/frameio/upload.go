@@ -3,29 +3,41 @@ package frameio
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // assetProgress is the resumable state of one asset, stored with the spool
 // item (0600, fsynced) after the create and after every finished part, so a
-// restart resumes without re-sending finished parts. URLs are credentials
-// for ~24 h and are never logged.
+// restart resumes without re-sending finished parts. The upload URLs are not
+// in it: they are written once, at the create, to their own file (see
+// saveURLs), so a finished part rewrites a record of a few bytes per part,
+// not every URL (1000 URLs of 1 KB once made a 10-byte asset cost ~1 GB of
+// fsynced writes). URLs are credentials for ~24 h and are never logged.
 type assetProgress struct {
 	AssetID string    `json:"asset_id"`
-	URLs    []string  `json:"upload_urls"`
 	Created time.Time `json:"created"`
-	Done    []bool    `json:"done"`
+	Parts   int       `json:"parts"`
+	// URLsSum is the SHA-256 of the URLs file, binding it to this asset.
+	URLsSum string `json:"urls_sha256"`
+	Done    []bool `json:"done"`
+
+	urls []string // from the URLs file (or the create), never in the record
 }
 
 type createRequest struct {
@@ -81,8 +93,12 @@ const heldWait = time.Minute
 // problem of the link holds the queue instead: nothing captured is dropped
 // because a token died.
 func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {
+	l.urlsGC.Do(l.removeStaleURLs)
 	err := l.deliverItem(ctx, it, body)
 	var refused *itemRefused
+	if err == nil || errors.As(err, &refused) {
+		l.removeURLs(it.ID) // the spool drops the item now
+	}
 	if retry.IsPermanent(err) && !errors.As(err, &refused) {
 		wait := heldWait
 		if l.opts.NotPairedWait < wait {
@@ -105,9 +121,16 @@ func (l *Link) deliverItem(ctx context.Context, it spool.Item, body *os.File) er
 		}
 	}
 	now := l.deps.Clock.Now()
-	if prog.AssetID != "" && (now.Sub(prog.Created) > l.opts.URLLifetime || len(prog.Done) != len(prog.URLs)) {
+	switch {
+	case prog.AssetID == "":
+	case now.Sub(prog.Created) > l.opts.URLLifetime:
 		l.log.Warn("asset upload URLs expired; creating the asset again", "name", meta.Name)
 		prog = assetProgress{}
+	default:
+		if err := l.loadURLs(it.ID, &prog); err != nil {
+			l.log.Warn("asset upload URLs unusable; creating the asset again", "name", meta.Name, "err", err)
+			prog = assetProgress{}
+		}
 	}
 	if prog.AssetID == "" {
 		p, err := l.createAsset(ctx, it, meta)
@@ -115,10 +138,14 @@ func (l *Link) deliverItem(ctx context.Context, it spool.Item, body *os.File) er
 			return err
 		}
 		prog = *p
+		if err := l.saveURLs(it.ID, &prog); err != nil {
+			return fmt.Errorf("asset %s: %w", meta.Name, err)
+		}
 		if err := l.deps.Spool.SetProgress(it.ID, prog); err != nil {
 			return fmt.Errorf("asset %s: %w", meta.Name, err)
 		}
 	}
+
 	start := l.deps.Clock.Now()
 	if err := l.putParts(ctx, it, meta, body, &prog); err != nil {
 		if errors.Is(err, errURLExpired) {
@@ -181,11 +208,104 @@ func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (
 		}
 		return nil, l.explainNetErr(ctx, err)
 	}
-	if resp.ID == "" || len(resp.UploadURLs) == 0 || len(resp.UploadURLs) > 10000 {
-		return nil, fmt.Errorf("asset create: response with id %q and %d upload_urls", safeText(resp.ID), len(resp.UploadURLs))
+	if resp.ID == "" || len(resp.UploadURLs) != req.Parts {
+		return nil, fmt.Errorf("asset create: response with id %q and %d upload_urls for the %d parts asked", safeText(resp.ID), len(resp.UploadURLs), req.Parts)
+	}
+	if err := l.checkUploadURLs(resp.UploadURLs); err != nil {
+		return nil, fmt.Errorf("asset create %q: %w", safeText(resp.ID), err)
 	}
 	l.log.Info("asset_created", "id", safeText(resp.ID), "name", meta.Name, "size", it.Size, "parts", len(resp.UploadURLs), "offset", offset)
-	return &assetProgress{AssetID: resp.ID, URLs: resp.UploadURLs, Created: now, Done: make([]bool, len(resp.UploadURLs))}, nil
+	return &assetProgress{AssetID: resp.ID, urls: resp.UploadURLs, Created: now, Parts: req.Parts, Done: make([]bool, req.Parts)}, nil
+}
+
+// checkUploadURLs refuses upload URLs that would send the media in clear
+// text or to a malformed place: https only, unless api_url itself is plain
+// http (tests, a LAN fake), and then http only on its host name. Errors
+// name the part and the origin, never the URL (its query is a credential).
+func (l *Link) checkUploadURLs(urls []string) error {
+	base, err := url.Parse(l.cfg.APIURL)
+	if err != nil {
+		return fmt.Errorf("api_url: %w", err)
+	}
+	for i, u := range urls {
+		if _, err := httpx.CheckServerURL(fmt.Sprintf("upload_urls[%d]", i), u, base, "https", "http"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// urlsDir holds one file of upload URLs per asset being uploaded, in the
+// link's private state directory.
+func (l *Link) urlsDir() string { return filepath.Join(l.deps.StateDir, "upload-urls") }
+
+func (l *Link) urlsPath(id string) string { return filepath.Join(l.urlsDir(), id+".json") }
+
+// saveURLs writes prog's URLs once (0600, fsynced, atomic) for spool item
+// id and records their checksum in prog.
+func (l *Link) saveURLs(id string, prog *assetProgress) error {
+	b, err := json.Marshal(prog.urls)
+	if err != nil {
+		return fmt.Errorf("upload URLs: %w", err)
+	}
+	if err := os.MkdirAll(l.urlsDir(), 0o700); err != nil {
+		return fmt.Errorf("upload URLs: %w", err)
+	}
+	if err := spool.WriteFileAtomic(l.urlsPath(id), b, 0o600); err != nil {
+		return fmt.Errorf("upload URLs: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	prog.URLsSum = hex.EncodeToString(sum[:])
+	return nil
+}
+
+// loadURLs reads the URLs file of spool item id into prog, checking that it
+// is the one prog's asset was created with and has one URL per part. A
+// record from an earlier version (URLs inline, no checksum) fails, so that
+// asset is created again.
+func (l *Link) loadURLs(id string, prog *assetProgress) error {
+	b, err := os.ReadFile(l.urlsPath(id))
+	if err != nil {
+		return fmt.Errorf("upload URLs: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	if prog.URLsSum == "" || hex.EncodeToString(sum[:]) != prog.URLsSum {
+		return errors.New("upload URLs: file does not match the progress record")
+	}
+	var urls []string
+	if err := json.Unmarshal(b, &urls); err != nil {
+		return fmt.Errorf("upload URLs: %w", err)
+	}
+	if len(urls) != prog.Parts || len(prog.Done) != prog.Parts {
+		return fmt.Errorf("upload URLs: %d URLs and %d part marks for %d parts", len(urls), len(prog.Done), prog.Parts)
+	}
+	prog.urls = urls
+	return nil
+}
+
+// removeURLs deletes the URLs file of spool item id (gone or never made is
+// fine). A failure only leaves a file removeStaleURLs deletes later.
+func (l *Link) removeURLs(id string) {
+	if err := removeFile(l.urlsPath(id)); err != nil {
+		l.log.Warn("frameio: cannot remove an asset's upload URLs", "err", err)
+	}
+}
+
+// removeStaleURLs deletes URLs files whose spool item is gone (a crash
+// between the spool's removal and removeURLs). Run once per link life,
+// before the first delivery.
+func (l *Link) removeStaleURLs() {
+	ents, err := os.ReadDir(l.urlsDir())
+	if err != nil {
+		return // none yet
+	}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if _, queued := l.deps.Spool.Get(id); ok && queued {
+			continue
+		}
+		_ = os.Remove(filepath.Join(l.urlsDir(), e.Name()))
+	}
 }
 
 // putParts uploads the parts not yet done with upload.parallel workers. Each
@@ -194,7 +314,7 @@ func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (
 func (l *Link) putParts(ctx context.Context, it spool.Item, meta assetMeta, body *os.File, prog *assetProgress) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	n := len(prog.URLs)
+	n := len(prog.urls)
 	todo := make(chan int, n)
 	for i, done := range prog.Done {
 		if !done {
@@ -214,7 +334,7 @@ func (l *Link) putParts(ctx context.Context, it spool.Item, meta assetMeta, body
 			defer wg.Done()
 			for i := range todo {
 				off, length := partRange(it.Size, n, i)
-				err := l.putPart(ctx, prog.URLs[i], meta.Filetype, io.NewSectionReader(body, off, length), length)
+				err := l.putPart(ctx, prog.urls[i], meta.Filetype, io.NewSectionReader(body, off, length), length)
 				mu.Lock()
 				if err == nil {
 					prog.Done[i] = true
@@ -279,7 +399,7 @@ func (l *Link) putOnce(ctx context.Context, url, filetype string, r *io.SectionR
 		return errURLExpired
 	}
 	err = fmt.Errorf("part put: HTTP %d", resp.StatusCode)
-	if d := rateLimitWait(resp.Header, l.deps.Clock.Now()); d > 0 {
+	if d := rateLimitWait(resp.Header, l.deps.Clock.Now(), l.api.waits); d > 0 {
 		return retry.RetryAfter(err, d)
 	}
 	return err

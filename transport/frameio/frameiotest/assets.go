@@ -85,6 +85,9 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		urls[i] = fmt.Sprintf("%s/s3/%s/%d?X-Amz-Expires=86400&X-Amz-SignedHeaders=content-type%%3Bhost%%3Bx-amz-acl&X-Amz-Signature=%s",
 			s.URL(), a.ID, i+1, a.sig)
 	}
+	if s.rewriteURLs != nil {
+		urls = s.rewriteURLs(urls)
+	}
 	s.mu.Unlock()
 	s.log.Info("frameio fake: asset created", "name", req.Name, "size", req.Filesize, "parts", n, "offset", req.Offset)
 	w.Header().Set("x-ratelimit-limit", "100")

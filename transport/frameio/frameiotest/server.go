@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
 )
 
 // Options configures a Server. Zero values are Frame.io's figures.
@@ -137,6 +139,11 @@ type Server struct {
 	assets map[string]*asset
 	order  []string
 	stats  Stats
+
+	// redirect answers matching requests with a redirect (Redirect);
+	// rewriteURLs changes the upload_urls of asset creates (SetUploadURLs).
+	redirect    httpxtest.Redirect
+	rewriteURLs func([]string) []string
 }
 
 // New starts the fake.
@@ -194,10 +201,11 @@ func (s *Server) start(ln net.Listener) {
 	mux.HandleFunc("GET /{$}", s.handleStatus)
 	// Every handler is counted, so stop can wait for them: http.Server.Close
 	// does not wait for running handlers.
+	front := s.redirect.Wrap(mux)
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.handlerWG.Add(1)
 		defer s.handlerWG.Done()
-		mux.ServeHTTP(w, r)
+		front.ServeHTTP(w, r)
 	})
 	srv := &http.Server{Handler: counted, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
@@ -380,6 +388,25 @@ func (s *Server) FailCreates(f ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.createFaults = append(s.createFaults, f...)
+}
+
+// Redirect makes every request whose path starts with prefix ("/v2/auth/",
+// "/v2/devices/me", "/v2/devices/assets", "/s3/") be answered with status
+// (301, 302, 303, 307 or 308) and Location target + its path and query, like
+// a front redirecting to another host, until called with status 0.
+func (s *Server) Redirect(prefix string, status int, target string) {
+	s.redirect.Set(httpxtest.Rule{Prefix: prefix, Status: status, Target: target})
+}
+
+// Redirected counts the requests answered with a redirect.
+func (s *Server) Redirected() int { return s.redirect.Count() }
+
+// SetUploadURLs makes asset creates answer f(the real upload_urls) (more
+// URLs than parts, http URLs, padded ones); nil restores the real ones.
+func (s *Server) SetUploadURLs(f func(urls []string) []string) {
+	s.mu.Lock()
+	s.rewriteURLs = f
+	s.mu.Unlock()
 }
 
 // FailParts makes the next n part PUTs answer 500.
