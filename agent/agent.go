@@ -17,10 +17,17 @@ import (
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/agent/systemd"
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+// Bounds of the text /status shows per link.
+const (
+	maxStatusText   = 1024
+	maxStatusDetail = 256
 )
 
 // ShutdownTimeout bounds the orderly part of shutdown; systemd's
@@ -40,6 +47,10 @@ type Options struct {
 	Notifier *systemd.Notifier
 	// Notes are shown on the status page (the demo lists fakes not built).
 	Notes []string
+	// Secrets is the set of secrets kept out of logs and status; nil makes
+	// a new one. The config's secrets are added to it either way, and the
+	// links add the tokens they obtain.
+	Secrets *redact.Secrets
 }
 
 // Agent is a configured daemon, ready to Run.
@@ -74,6 +85,13 @@ func New(cfg *config.Config, opts Options) (*Agent, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
+	if opts.Secrets == nil {
+		opts.Secrets = redact.New()
+	}
+	opts.Secrets.Add(cfg.Secrets...)
+	// Every log line of the agent, its sensors and links passes the
+	// scrubber: a peer's echo of a token must not reach the journal.
+	opts.Logger = slog.New(opts.Secrets.Handler(opts.Logger.Handler()))
 	if opts.Env.Logger == nil {
 		opts.Env.Logger = opts.Logger
 	}
@@ -140,7 +158,7 @@ func (a *Agent) buildLink(l config.Link) *linkRunner {
 	r.spool = sp
 	deps := transport.Deps{
 		Name: l.Name, Logger: log, Hub: a.hub, StateDir: dir, Spool: sp, Stats: r.stats,
-		Clock: a.opts.Clock, Version: a.opts.Version,
+		Clock: a.opts.Clock, Version: a.opts.Version, Secrets: a.opts.Secrets,
 		Device: transport.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type},
 	}
 	link, err := NewLink(l, deps)
@@ -178,6 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if ln != nil {
 		statusAddr = ln.Addr().String()
 		srv := status.New(a.Snapshot, a.log)
+		srv.AllowHost(statusHosts(a.cfg.Status.Listen)...)
 		if a.cfg.Status.Pprof {
 			srv.EnablePprof()
 			a.log.Info("profiler enabled", "url", "http://"+statusAddr+"/debug/pprof/")
@@ -244,6 +263,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// statusHosts are the names the status server answers to besides localhost
+// and IP literals: status.listen's host and this board's host name (plain
+// and .local, as mDNS resolves it).
+func statusHosts(listen string) []string {
+	var out []string
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
+		out = append(out, host)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		out = append(out, h, h+".local")
+	}
+	return out
+}
+
 // Healthy is the watchdog's progress check: the hub and supervisors answer
 // (no deadlock), and every sensor that is running for a subscriber produced
 // a sample recently.
@@ -287,6 +320,12 @@ func (a *Agent) Snapshot() status.Snapshot {
 			ls.State, ls.Since, ls.LastError, ls.Reconnects = string(st.State), st.Since, st.LastError, st.Reconnects
 		} else {
 			ls.State, ls.Since, ls.LastError = string(supervisor.Failed), r.since, r.buildErr.Error()
+		}
+		// A backstop behind the links' own cleaning: no registered secret
+		// and no unbounded text reaches /status or the page.
+		ls.LastError = a.opts.Secrets.Peer(ls.LastError, maxStatusText)
+		for k, v := range ls.Details {
+			ls.Details[k] = a.opts.Secrets.Peer(v, maxStatusDetail)
 		}
 		if r.spool != nil {
 			sp := r.spool.Stats()

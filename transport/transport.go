@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
@@ -62,6 +63,11 @@ type Deps struct {
 	Stats    *Stats
 	Clock    clock.Clock
 	Version  string // agent version, sent where a service wants a client version
+	// Secrets holds the agent's secrets: a link registers the tokens it
+	// obtains (Set) and passes every peer-supplied string through Peer
+	// before it logs it, returns it in an error or shows it as a detail.
+	// Nil is valid (text is still cleaned and bounded).
+	Secrets *redact.Secrets
 }
 
 // Stats are a link's counters and status details, read by /status and

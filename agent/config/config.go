@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 
@@ -52,8 +54,15 @@ type Config struct {
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
-	// Warnings are non-fatal findings (inline secrets, readable secret files).
+	// Warnings are non-fatal findings (inline secrets, readable secret files,
+	// TLS verification off).
 	Warnings []string `yaml:"-"`
+	// Secrets are every secret the config names, inline or read from its
+	// *_file, so the agent can keep them out of logs and status.
+	Secrets []string `yaml:"-"`
+	// inlineAt locates each secret given inline ("file:line: path"), for
+	// Load's check of the file's mode.
+	inlineAt []string
 }
 
 // Device is the board's identity; "auto" values are resolved by Resolve.
@@ -234,7 +243,49 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	cfg, err := Parse(path, data)
+	if cfg != nil {
+		if fi, serr := os.Stat(path); serr == nil {
+			cfg.Warnings = append(cfg.Warnings, inlineReadable(cfg.inlineAt, fi, ownGroup)...)
+		}
+	}
+	return cfg, err
+}
+
+// AgentGroup is the service's group (deploy/sysusers.conf): the shipped
+// config is 0640 root:edge-agent, so the agent may read it and nobody else.
+const AgentGroup = "edge-agent"
+
+// ownGroup reports whether gid is the agent's own group: the group this
+// process runs as, or the service's group (check-config runs as root).
+func ownGroup(gid uint32) bool {
+	if int(gid) == os.Getegid() {
+		return true
+	}
+	g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10))
+	return err == nil && g.Name == AgentGroup
+}
+
+// inlineReadable warns about each inline secret when the config file that
+// holds it can be read beyond the agent: by others, or by a group that is
+// not the agent's own.
+func inlineReadable(inlineAt []string, fi os.FileInfo, own func(gid uint32) bool) []string {
+	perm := fi.Mode().Perm()
+	beyond := perm&0o004 != 0
+	if !beyond && perm&0o040 != 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && !own(st.Gid) {
+			beyond = true
+		}
+	}
+	if !beyond {
+		return nil
+	}
+	var out []string
+	for _, at := range inlineAt {
+		out = append(out, fmt.Sprintf("%s: secret given inline in a config file readable by group or others (mode %04o); "+
+			"move it to its *_file (mode 0600) or chmod 0640 the config with group %s", at, perm, AgentGroup))
+	}
+	return out
 }
 
 // Parse is Load on bytes already read; name is used in messages.
@@ -327,6 +378,15 @@ func validate(cfg *Config, root *yaml.Node) error {
 	for _, w := range v.Warnings() {
 		cfg.Warnings = append(cfg.Warnings, locate(cfg.File, root, w))
 	}
+	for _, path := range insecureTLS(reflect.ValueOf(cfg).Elem(), "") {
+		cfg.Warnings = append(cfg.Warnings, locate(cfg.File, root, conf.Problem{Path: path,
+			Msg: "TLS certificate verification is off: anyone on the network path can read this link's credentials and data; trust the server with ca_file instead"}))
+	}
+	cfg.Secrets = v.Secrets()
+	cfg.inlineAt = nil
+	for _, path := range v.Inline() {
+		cfg.inlineAt = append(cfg.inlineAt, where(cfg.File, root, path))
+	}
 	if len(problems) > 0 {
 		sortProblems(problems)
 		return &Error{File: cfg.File, Problems: problems}
@@ -335,11 +395,63 @@ func validate(cfg *Config, root *yaml.Node) error {
 }
 
 func locate(file string, root *yaml.Node, p conf.Problem) string {
-	line := lineOfPath(root, p.Path)
+	return where(file, root, p.Path) + ": " + p.Msg
+}
+
+// where is "file:line: path" (just the path when there is no file).
+func where(file string, root *yaml.Node, path string) string {
 	if file == "" {
-		return fmt.Sprintf("%s: %s", p.Path, p.Msg)
+		return path
 	}
-	return fmt.Sprintf("%s:%d: %s: %s", file, line, p.Path, p.Msg)
+	return fmt.Sprintf("%s:%d: %s", file, lineOfPath(root, path), path)
+}
+
+// insecureTLS returns the path of every insecure_skip_verify: true in v,
+// found by the yaml tag wherever a kind's block keeps it (nested or inline
+// structs included), so a new link kind cannot forget the warning.
+func insecureTLS(v reflect.Value, path string) []string {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return insecureTLS(v.Elem(), path)
+	case reflect.Slice:
+		var out []string
+		for i := 0; i < v.Len(); i++ {
+			out = append(out, insecureTLS(v.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	case reflect.Struct:
+		var out []string
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "insecure_skip_verify" && f.Type.Kind() == reflect.Bool {
+				if v.Field(i).Bool() {
+					out = append(out, joinPath(path, name))
+				}
+				continue
+			}
+			p := path
+			if !strings.Contains(opts, "inline") {
+				if name == "" {
+					name = strings.ToLower(f.Name)
+				}
+				p = joinPath(path, name)
+			}
+			out = append(out, insecureTLS(v.Field(i), p)...)
+		}
+		return out
+	}
+	return nil
 }
 
 func (c *Config) validate(v *conf.Validator) {
@@ -353,8 +465,12 @@ func (c *Config) validate(v *conf.Validator) {
 		host, _, err := net.SplitHostPort(c.Status.Listen)
 		if err != nil {
 			v.Errorf("status.listen", "%q is not host:port", c.Status.Listen)
-		} else if ip := net.ParseIP(host); c.Status.Pprof && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			v.Warnf("status.pprof", "the profiler is served on %s, beyond this board; listen on 127.0.0.1 while it is on", c.Status.Listen)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			v.Warnf("status.listen", "%s is reachable beyond this board: anyone on the network can read /status and /metrics; "+
+				"listen on 127.0.0.1 unless a firewall limits who connects", c.Status.Listen)
+			if c.Status.Pprof {
+				v.Warnf("status.pprof", "the profiler is served on %s, beyond this board; listen on 127.0.0.1 while it is on", c.Status.Listen)
+			}
 		}
 	}
 	if c.Spool.MaxSize < 1<<20 {

@@ -3,8 +3,15 @@
 // endpoint renders one Snapshot taken at request time, so the numbers on the
 // page, in JSON and in metrics always agree.
 //
+// Only requests naming this board in their Host header are answered: the
+// listen address, localhost, an IP literal or a name given to AllowHost. A
+// web page elsewhere can make a browser on the LAN resolve its own domain to
+// this board (DNS rebinding) and read the answers as same-origin; the Host
+// header still carries that domain, so such requests get 421.
+//
 // Concurrency: the Server is safe for concurrent requests; the snapshot
-// function it is given must be too.
+// function it is given must be too. AllowHost and EnablePprof are called
+// before Serve.
 package status
 
 import (
@@ -17,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +99,8 @@ type Server struct {
 	reg      *prometheus.Registry
 	mux      *http.ServeMux
 
+	hosts map[string]bool // names accepted in Host besides localhost and IP literals
+
 	mu  sync.Mutex
 	srv *http.Server
 }
@@ -102,7 +112,8 @@ func New(snapshot func() Snapshot, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{snapshot: snapshot, log: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	s := &Server{snapshot: snapshot, log: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(),
+		hosts: map[string]bool{"localhost": true}}
 	s.reg.MustRegister(&collector{snapshot: snapshot},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -125,13 +136,57 @@ func (s *Server) EnablePprof() {
 	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
-// Handler returns the HTTP handler (for tests and embedding).
-func (s *Server) Handler() http.Handler { return s.mux }
+// AllowHost adds names accepted in the Host header (status.listen's host,
+// the board's host name). Call before Serve.
+func (s *Server) AllowHost(names ...string) {
+	for _, n := range names {
+		if n = normHost(n); n != "" {
+			s.hosts[n] = true
+		}
+	}
+}
+
+// Handler returns the HTTP handler (for tests and embedding), with the Host
+// check in front of every endpoint.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r.Host) {
+			s.log.Debug("status request for another host refused", "host", r.Host, "remote", r.RemoteAddr)
+			http.Error(w, "misdirected request: this is edge-agent's status server; use its IP address or localhost",
+				http.StatusMisdirectedRequest)
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+// hostAllowed reports whether a request's Host names this board. An empty
+// Host (HTTP/1.0 without one) is no browser's and is let through.
+func (s *Server) hostAllowed(hostport string) bool {
+	if hostport == "" {
+		return true
+	}
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = normHost(h)
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	return s.hosts[h]
+}
+
+// normHost lower-cases a host name and drops IPv6 brackets and a trailing dot.
+func normHost(h string) string {
+	h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
 
 // Serve serves on ln until ctx ends, then shuts down gracefully (in-flight
 // requests get up to 2 s). It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

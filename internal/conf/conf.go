@@ -165,6 +165,8 @@ type Validator struct {
 type lists struct {
 	problems []Problem
 	warnings []Problem
+	secrets  []string
+	inline   []string // paths of secrets given inline
 }
 
 // NewValidator returns an empty validator rooted at the top of the config.
@@ -218,6 +220,14 @@ func (v *Validator) Problems() []Problem { return v.list.problems }
 
 // Warnings returns every warning recorded so far.
 func (v *Validator) Warnings() []Problem { return v.list.warnings }
+
+// Secrets returns every secret Secret resolved so far (inline or read from
+// its file), so the agent can keep them out of logs and status.
+func (v *Validator) Secrets() []string { return v.list.secrets }
+
+// Inline returns the paths of the secrets given inline in the config file,
+// so the loader can warn when that file is readable by others.
+func (v *Validator) Inline() []string { return v.list.inline }
 
 // Required records "required" when value is empty.
 func (v *Validator) Required(field, value string) bool {
@@ -276,7 +286,10 @@ func (v *Validator) Secret(field, inline, fileField, file string, required bool)
 		return ""
 	case inline != "":
 		v.Warnf(field, "secret given inline; prefer %s (a file readable only by the agent)", fileField)
-		return strings.TrimSpace(inline)
+		s := strings.TrimSpace(inline)
+		v.list.secrets = append(v.list.secrets, s)
+		v.list.inline = append(v.list.inline, v.Path(field))
+		return s
 	case file == "":
 		if required {
 			v.Errorf(fileField, "required (or %s)", field)
@@ -297,5 +310,6 @@ func (v *Validator) Secret(field, inline, fileField, file string, required bool)
 	if s == "" {
 		v.Errorf(fileField, "%s is empty", file)
 	}
+	v.list.secrets = append(v.list.secrets, s)
 	return s
 }

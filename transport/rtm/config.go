@@ -52,7 +52,10 @@ type Config struct {
 type ICEServer struct {
 	URLs       []string `yaml:"urls"`       // stun: or turn: URLs
 	Username   string   `yaml:"username"`   // TURN user name
-	Credential string   `yaml:"credential"` // TURN credential
+	Credential string   `yaml:"credential"` // TURN credential inline (discouraged: use credential_file)
+	// CredentialFile holds the TURN credential (mode 0600), read when the
+	// config is loaded.
+	CredentialFile string `yaml:"credential_file"`
 }
 
 // Record configures recording.
@@ -98,10 +101,13 @@ func (c *Config) Validate(v *conf.Validator) {
 	}
 	v.URL("record.webhook_url", c.Record.WebhookURL, false, "http", "https")
 	v.URL("webhook_url", c.WebhookURL, false, "http", "https")
-	for i, s := range c.ICEServers {
+	for i := range c.ICEServers {
+		s := &c.ICEServers[i]
+		at := fmt.Sprintf("ice_servers[%d].", i)
 		if len(s.URLs) == 0 {
-			v.Errorf(fmt.Sprintf("ice_servers[%d].urls", i), "required")
+			v.Errorf(at+"urls", "required")
 		}
+		s.Credential = v.Secret(at+"credential", s.Credential, at+"credential_file", s.CredentialFile, false)
 	}
 }
 

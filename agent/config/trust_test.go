@@ -1,0 +1,113 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edge-agent/edge-agent/agent/config"
+)
+
+// TestTrustInsecureSkipVerifyWarned: insecure_skip_verify: true turns off
+// what protects every credential a link sends; only camserver said so, and
+// only together with ca_file. Every occurrence is a warning now.
+func TestTrustInsecureSkipVerifyWarned(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("s3cret-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.ReplaceAll(`
+sensors:
+  - {name: cam, kind: synthetic, synthetic: {signal: camera}}
+  - {name: m, kind: synthetic, synthetic: {signal: motion}}
+links:
+  - name: ei
+    kind: edgeimpulse
+    edgeimpulse: {api_key_file: SECRET, sensors: [m], insecure_skip_verify: true}
+  - name: rtm
+    kind: rtm
+    rtm: {url: "wss://x/io", token_file: SECRET, client_id: c, video: cam, insecure_skip_verify: true}
+  - name: fio
+    kind: frameio
+    frameio: {client_id: c, client_secret_file: SECRET, insecure_skip_verify: true}
+  - name: cs
+    kind: camserver
+    camserver: {url: "https://cs", user: u, password_file: SECRET, insecure_skip_verify: true}
+  - name: cs-off
+    kind: camserver
+    camserver: {url: "https://cs", user: u, password_file: SECRET, insecure_skip_verify: false}
+`, "SECRET", secret)
+	cfg, err := config.Parse("c.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(cfg.Warnings, "\n")
+	for _, path := range []string{"links[0].edgeimpulse", "links[1].rtm", "links[2].frameio", "links[3].camserver"} {
+		want := path + ".insecure_skip_verify: TLS certificate verification is off"
+		if !strings.Contains(all, want) {
+			t.Errorf("no warning %q in:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "links[4]") {
+		t.Errorf("insecure_skip_verify: false warned:\n%s", all)
+	}
+	if !strings.Contains(all, "c.yaml:8: links[0].edgeimpulse.insecure_skip_verify") {
+		t.Errorf("the warning does not name file:line:\n%s", all)
+	}
+}
+
+// TestTrustInlineSecretInReadableConfig: a secret written inline in a
+// config file that the group or others can read is readable by every local
+// user; the .deb used to ship config.yaml 0644. Load warns, unless the group
+// is the agent's own (0640 root:edge-agent as shipped).
+func TestTrustInlineSecretInReadableConfig(t *testing.T) {
+	const yaml = "sensors:\n  - {name: m, kind: synthetic, synthetic: {}}\nlinks:\n  - name: s\n    kind: edgeimpulse\n" +
+		"    edgeimpulse: {api_key: inline-s3cret, sensors: [m]}\n"
+	for _, tc := range []struct {
+		mode os.FileMode
+		warn bool
+	}{
+		{0o644, true},  // others read it
+		{0o604, true},  // others read it
+		{0o640, false}, // the group is this process's own (the agent's, as shipped)
+		{0o600, false},
+	} {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(yaml), tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, tc.mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := strings.Join(cfg.Warnings, "\n")
+		got := strings.Contains(all, "links[0].edgeimpulse.api_key: secret given inline in a config file readable by group or others")
+		if got != tc.warn {
+			t.Errorf("mode %04o: warned %v, want %v:\n%s", tc.mode, got, tc.warn, all)
+		}
+		if strings.Contains(all, "inline-s3cret") {
+			t.Errorf("mode %04o: a warning holds the secret", tc.mode)
+		}
+	}
+}
+
+// TestTrustStatusBeyondLoopbackWarned: the status server answers anyone who
+// can reach it; that was only said when the profiler was on.
+func TestTrustStatusBeyondLoopbackWarned(t *testing.T) {
+	for listen, warn := range map[string]bool{"127.0.0.1:8780": false, "[::1]:8780": false, "localhost:8780": false,
+		"0.0.0.0:8780": true, ":8780": true, "192.168.1.20:8780": true} {
+		cfg, err := config.Parse("c.yaml", []byte("status: {listen: \""+listen+"\"}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", listen, err)
+		}
+		got := strings.Contains(strings.Join(cfg.Warnings, "\n"), "status.listen: "+listen+" is reachable beyond this board")
+		if got != warn {
+			t.Errorf("listen %s: warned %v, want %v (%v)", listen, got, warn, cfg.Warnings)
+		}
+	}
+}
