@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
 // Limits are the account limits that shape our request pattern, derived from
@@ -60,6 +62,8 @@ type Client struct {
 	meta   string
 	budget float64 // fraction of the per-minute limit we use
 	now    func() time.Time
+	// secrets learns each shash (nil: none).
+	secrets *redact.Secrets
 
 	authMu  sync.Mutex // serialises authorize
 	mu      sync.Mutex
@@ -82,6 +86,9 @@ type ClientOptions struct {
 	Budget float64
 	// Now is the clock for LastOK (the heartbeat's reference); nil is time.Now.
 	Now func() time.Time
+	// Secrets learns each session id (shash: it authenticates every
+	// request) so an echo of it never reaches a log; nil learns nothing.
+	Secrets *redact.Secrets
 }
 
 // NewClient returns a client for base using rt (an HTTP/2 transport).
@@ -93,7 +100,8 @@ func NewClient(base *url.URL, rt http.RoundTripper, o ClientOptions) *Client {
 		o.Now = time.Now
 	}
 	c := &Client{base: base, hc: &http.Client{Transport: rt}, user: o.User, pass: o.Password,
-		device: o.Device, meta: o.Meta, budget: o.Budget, now: o.Now, authCh: make(chan struct{})}
+		device: o.Device, meta: o.Meta, budget: o.Budget, now: o.Now, authCh: make(chan struct{}), secrets: o.Secrets}
+	o.Secrets.Add(o.Password)
 	c.setLimitsLocked(DefaultLimits)
 	return c
 }
@@ -156,6 +164,7 @@ func (c *Client) reauth(ctx context.Context, seen uint64) error {
 	if r.Shash == "" {
 		return fmt.Errorf("authorize.json: %w: no shash", ErrBadResponse)
 	}
+	c.secrets.Set("camserver/"+c.device+"/shash", r.Shash)
 	c.mu.Lock()
 	c.shash, c.used = r.Shash, 0
 	c.gen++

@@ -17,6 +17,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/logx"
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -80,6 +81,9 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Secrets == nil { // a link alone still keeps its own secrets out of its logs
+		deps.Secrets = redact.New()
 	}
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
@@ -174,7 +178,7 @@ func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 	jsonRT, streamRT := newTransport(p), newTransport(p)
 	meta, _ := json.Marshal(map[string]string{"agent": "edge-agent", "version": l.deps.Version})
 	c := NewClient(l.base, jsonRT, ClientOptions{User: l.cfg.User, Password: l.cfg.Password,
-		Device: l.dev, Meta: string(meta), Budget: l.opts.Budget, Now: l.deps.Clock.Now})
+		Device: l.dev, Meta: string(meta), Budget: l.opts.Budget, Now: l.deps.Clock.Now, Secrets: l.deps.Secrets})
 	if err := c.Authorize(ctx); err != nil {
 		jsonRT.CloseIdleConnections()
 		return nil, classify(err)

@@ -105,6 +105,8 @@ func (s *session) pollMessages(ctx context.Context) error {
 				continue // already handled (defensive: the server pages by stamp)
 			}
 			l.deps.Stats.MsgsIn.Add(1)
+			// Any device on the account writes these; they are logged.
+			m.Msg, m.Device = l.peer(m.Msg), l.peer(m.Device)
 			if err := s.handle(ctx, m); err != nil && ctx.Err() == nil {
 				l.log.Warn("camserver: command failed", "msg", m.Msg, "from", m.Device, "err", err)
 			}

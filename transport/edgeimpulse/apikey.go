@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
 // apiKey is the project API key. Edge Impulse keys do not expire, but a
@@ -17,6 +19,10 @@ import (
 // Concurrency: safe for concurrent use (Dial and the upload worker).
 type apiKey struct {
 	file string
+	// secrets learns every key read, under slot, so a service's echo of
+	// it never reaches a log (nil: none).
+	secrets *redact.Secrets
+	slot    string
 
 	mu  sync.Mutex
 	cur string
@@ -43,6 +49,7 @@ func (k *apiKey) reload() (changed bool, err error) {
 	if key == "" {
 		return false, fmt.Errorf("api_key_file %s is empty", k.file)
 	}
+	k.secrets.Set(k.slot, key)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	changed, k.cur = key != k.cur, key

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edge-agent/edge-agent/internal/httpx"
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
@@ -80,13 +81,17 @@ func newLink(cfg Config, deps transport.Deps) (*Link, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
+	if deps.Secrets == nil { // a link alone still keeps its own secrets out of its logs
+		deps.Secrets = redact.New()
+	}
 	cfg.SetDefaults()
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("%s: no api key (Validate resolves api_key_file)", op)
 	}
 	l := &Link{cfg: cfg, deps: deps, log: deps.Logger, // the agent scopes it to the link
 		enc: Encoding(cfg.Encoding), waiters: map[string]chan error{}, logRate: newRateLimiter(time.Minute),
-		key: &apiKey{file: cfg.APIKeyFile, cur: cfg.APIKey}}
+		key: &apiKey{file: cfg.APIKeyFile, cur: cfg.APIKey, secrets: deps.Secrets, slot: "edgeimpulse/" + deps.Name + "/api_key"}}
+	deps.Secrets.Set(l.key.slot, cfg.APIKey)
 	if l.enc != JSON && l.enc != CBOR {
 		return nil, fmt.Errorf("%s: unknown encoding %q", op, cfg.Encoding)
 	}
@@ -255,7 +260,7 @@ func (l *Link) handshake(conn *websocket.Conn) (*session, error) {
 		switch in.Type {
 		case msgHello:
 			if !in.HelloOK {
-				reason := in.Err
+				reason := l.peer(in.Err)
 				if reason == "" {
 					reason = "no reason given"
 				}
@@ -270,7 +275,7 @@ func (l *Link) handshake(conn *websocket.Conn) (*session, error) {
 			l.deps.Stats.SetDetail("encoding", string(l.enc))
 			return s, nil
 		case msgErr:
-			return nil, fmt.Errorf("edgeimpulse hello: server error: %s", in.Err)
+			return nil, fmt.Errorf("edgeimpulse hello: server error: %s", l.peer(in.Err))
 		default:
 			l.log.Debug("message before hello reply ignored", "type", in.Type, "keys", in.Keys)
 		}

@@ -123,15 +123,12 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	reason := strings.TrimSpace(string(rb))
-	if len(reason) > 200 {
-		reason = reason[:200]
-	}
+	reason := l.peer(strings.TrimSpace(string(rb)))
 	code := resp.StatusCode
 	switch {
 	case code >= 200 && code < 300:
 		if m.Files {
-			if err := filesVerdict(rb); err != nil {
+			if err := filesVerdict(rb, l.peer); err != nil {
 				return retry.Permanent(fmt.Errorf("ingestion post %s: %w", m.Path, err))
 			}
 		}
@@ -160,7 +157,8 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 }
 
 // filesVerdict checks a /files reply: {"success":true,"files":[{"success":true},…]}.
-func filesVerdict(b []byte) error {
+// The service's error texts pass through peer before they go in the error.
+func filesVerdict(b []byte, peer func(string) string) error {
 	var r struct {
 		Success bool   `json:"success"`
 		Error   string `json:"error"`
@@ -173,11 +171,11 @@ func filesVerdict(b []byte) error {
 		return fmt.Errorf("unreadable reply: %w", err)
 	}
 	if !r.Success {
-		return fmt.Errorf("refused: %s", r.Error)
+		return fmt.Errorf("refused: %s", peer(r.Error))
 	}
 	for i, f := range r.Files {
 		if !f.Success {
-			return fmt.Errorf("file %d refused: %s", i, f.Error)
+			return fmt.Errorf("file %d refused: %s", i, peer(f.Error))
 		}
 	}
 	return nil

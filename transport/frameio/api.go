@@ -19,6 +19,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/httpx"
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
@@ -60,34 +61,29 @@ type errorBody struct {
 // maxErrorBody bounds how much of an error response is read.
 const maxErrorBody = 64 << 10
 
-func parseAPIError(op string, resp *http.Response, now time.Time, waits *retry.PeerWaits) *APIError {
+func parseAPIError(op string, resp *http.Response, now time.Time, sec *redact.Secrets, waits *retry.PeerWaits) *APIError {
 	e := &APIError{Op: op, Status: resp.StatusCode}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var eb errorBody
 	if json.Unmarshal(b, &eb) == nil {
-		e.Code = safeText(eb.Error)
-		e.Message = safeText(eb.Message)
+		e.Code = sec.Peer(eb.Error, maxPeerText)
+		e.Message = sec.Peer(eb.Message, maxPeerText)
 		if e.Message == "" && len(eb.Errors) > 0 {
-			e.Message = safeText(eb.Errors[0].Title)
+			e.Message = sec.Peer(eb.Errors[0].Title, maxPeerText)
 		}
 	}
 	e.Wait = rateLimitWait(resp.Header, now, waits)
 	return e
 }
 
-// safeText keeps short printable codes only: error texts are logged, and a
-// misbehaving server must not be able to inject a credential or a log line.
-func safeText(s string) string {
-	if len(s) > 80 {
-		s = s[:80]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-}
+// maxPeerText bounds each string Frame.io supplies (error codes and
+// messages, reasons, names) before it is logged or shown.
+const maxPeerText = 80
+
+// safeText keeps short printable text only: error texts are logged, and a
+// misbehaving server must not be able to inject a log line. Text that may
+// echo a credential goes through the link's secrets first (Link.peer).
+func safeText(s string) string { return redact.Clean(s, maxPeerText) }
 
 // rateLimitWait reads Retry-After, or the x-ratelimit-window (ms) when
 // x-ratelimit-remaining is 0 (§0). Zero means no hint. Either is capped at
@@ -151,6 +147,8 @@ type api struct {
 	version string
 	client  *http.Client
 	now     func() time.Time
+	// secrets are masked in the server's error texts (nil: none known).
+	secrets *redact.Secrets
 	// waits caps the waits Frame.io asks for (nil: capped, not logged).
 	waits *retry.PeerWaits
 }
@@ -221,7 +219,7 @@ func (a *api) do(ctx context.Context, op, method, path, bearer string, body io.R
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return parseAPIError(op, resp, a.now(), a.waits)
+		return parseAPIError(op, resp, a.now(), a.secrets, a.waits)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))

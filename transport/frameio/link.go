@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -135,6 +136,9 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
+	if deps.Secrets == nil { // a link alone still keeps its own secrets out of its logs
+		deps.Secrets = redact.New()
+	}
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
 	}
@@ -161,9 +165,12 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 	if err != nil {
 		return nil, fmt.Errorf("frameio link %q: %w", deps.Name, err)
 	}
+	a.secrets = deps.Secrets
+	deps.Secrets.Add(cfg.ClientSecret)
 	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(), log: deps.Logger, api: a,
 		unknownEv: map[string]bool{}}
 	l.tokens = newTokenSource(TokenPath(&cfg, deps.StateDir), a, cfg.ClientID, cfg.ClientSecret, deps.Clock, deps.Logger)
+	l.tokens.secrets, l.tokens.slot = deps.Secrets, "frameio/"+deps.Name
 	a.waits = retry.NewPeerWaits(deps.Logger)
 	l.dialer = newWSDialer(tc, a.version)
 	l.dialer.waits = a.waits
@@ -259,9 +266,10 @@ func (l *Link) identity(ctx context.Context, access string) (*Identity, string, 
 	l.ident, l.identAt = id, l.deps.Clock.Now()
 	l.mu.Unlock()
 	if first {
-		l.log.Info("frameio identity", "device_id", id.ID, "project", id.Project.Name, "authorized_by", id.Authorization.Creator.Name)
+		l.log.Info("frameio identity", "device_id", l.peer(id.ID), "project", l.peer(id.Project.Name),
+			"authorized_by", l.peer(id.Authorization.Creator.Name))
 	}
-	l.deps.Stats.SetDetail("project", id.Project.Name)
+	l.deps.Stats.SetDetail("project", l.peer(id.Project.Name))
 	l.setPaused(id.Status == "paused", "devices/me")
 	return id, access, nil
 }
@@ -297,6 +305,10 @@ func (l *Link) logEventOnce(ev string) {
 	}
 	l.mu.Unlock()
 	if !seen {
-		l.log.Info("frameio: ignoring unknown event", "event", safeText(ev))
+		l.log.Info("frameio: ignoring unknown event", "event", l.peer(ev))
 	}
 }
+
+// peer makes a string Frame.io supplied safe to log or show: registered
+// secrets masked, control characters removed, at most maxPeerText bytes.
+func (l *Link) peer(s string) string { return l.deps.Secrets.Peer(s, maxPeerText) }

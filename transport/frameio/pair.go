@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
 // PairOptions configures Pair and Revoke.
@@ -29,6 +30,10 @@ type PairOptions struct {
 	// MaxCodes bounds how many codes are issued before giving up (0: 10), so
 	// a board left alone does not poll forever.
 	MaxCodes int
+	// Secrets are masked in everything the server says; the client secret,
+	// the device code and the tokens obtained are added to it. Nil makes a
+	// new set.
+	Secrets *redact.Secrets
 }
 
 func (o *PairOptions) defaults() {
@@ -44,7 +49,19 @@ func (o *PairOptions) defaults() {
 	if o.MaxCodes <= 0 {
 		o.MaxCodes = 10
 	}
+	if o.Secrets == nil {
+		o.Secrets = redact.New()
+	}
 }
+
+// maxShown bounds a server string printed to the terminal (a URL fits).
+const maxShown = 256
+
+// shown makes a server-supplied string safe to print on a terminal: escape
+// sequences (which can set the window title, clear the screen or rewrite
+// earlier lines) and every other control character are removed, secrets
+// masked and the length bounded.
+func (o *PairOptions) shown(s string) string { return o.Secrets.Peer(s, maxShown) }
 
 // Pair runs the device-code grant (§1.2–1.4): it shows the code with a
 // countdown, polls at the server's interval (slow_down raises it by 5 s for
@@ -57,6 +74,8 @@ func Pair(ctx context.Context, cfg Config, opts PairOptions) (*Identity, error) 
 	if err != nil {
 		return nil, err
 	}
+	a.secrets = opts.Secrets
+	opts.Secrets.Add(cfg.ClientSecret)
 	out := opts.Out
 	for codes := 0; codes < opts.MaxCodes; codes++ {
 		dc, err := a.requestCode(ctx, cfg.ClientID, cfg.ClientSecret)
@@ -67,6 +86,7 @@ func Pair(ctx context.Context, cfg Config, opts PairOptions) (*Identity, error) 
 			}
 			return nil, fmt.Errorf("pair: %w", err)
 		}
+		opts.Secrets.Set("frameio/pair/device_code", dc.DeviceCode)
 		tr, err := pollCode(ctx, a, &cfg, dc, &opts)
 		if errors.Is(err, errCodeExpired) {
 			fmt.Fprintln(out, "\nThe code expired; here is a new one.")
@@ -76,16 +96,18 @@ func Pair(ctx context.Context, cfg Config, opts PairOptions) (*Identity, error) 
 			return nil, err
 		}
 		t := tokensFrom(tr, opts.Clock.Now())
+		opts.Secrets.Set("frameio/pair/access", t.AccessToken)
+		opts.Secrets.Set("frameio/pair/refresh", t.RefreshToken)
 		if err := SaveTokens(opts.TokenPath, t); err != nil {
 			return nil, fmt.Errorf("pair: %w", err)
 		}
 		id, err := a.me(ctx, t.AccessToken)
 		if err != nil {
-			fmt.Fprintf(out, "\nPaired (tokens saved), but reading the device identity failed: %v\n", err)
+			fmt.Fprintf(out, "\nPaired (tokens saved), but reading the device identity failed: %v\n", opts.Secrets.Err(err))
 			return nil, nil
 		}
 		fmt.Fprintf(out, "\nPaired: project %q, authorized by %s. Tokens saved to %s.\n",
-			id.Project.Name, id.Authorization.Creator.Name, opts.TokenPath)
+			opts.shown(id.Project.Name), opts.shown(id.Authorization.Creator.Name), opts.TokenPath)
 		return id, nil
 	}
 	return nil, fmt.Errorf("pair: gave up after %d codes; run `edge-agent pair` again", opts.MaxCodes)
@@ -106,12 +128,13 @@ func pollCode(ctx context.Context, a *api, cfg *Config, dc *deviceCode, o *PairO
 		life = 120 * time.Second
 	}
 	deadline := clk.Now().Add(life)
-	fmt.Fprintf(out, "Device:  %s (Frame.io shows it as %q)\n", o.DeviceName, dc.Name)
-	fmt.Fprintf(out, "Code:    %s\n", dc.UserCode)
+	code := o.shown(dc.UserCode)
+	fmt.Fprintf(out, "Device:  %s (Frame.io shows it as %q)\n", o.DeviceName, o.shown(dc.Name))
+	fmt.Fprintf(out, "Code:    %s\n", code)
 	if dc.VerificationURIComplete != "" {
-		fmt.Fprintf(out, "Open:    %s\n", dc.VerificationURIComplete)
+		fmt.Fprintf(out, "Open:    %s\n", o.shown(dc.VerificationURIComplete))
 	} else if dc.VerificationURI != "" {
-		fmt.Fprintf(out, "Open:    %s\n", dc.VerificationURI)
+		fmt.Fprintf(out, "Open:    %s\n", o.shown(dc.VerificationURI))
 	}
 	fmt.Fprintln(out, "Enter the code in Frame.io: project > C2C Connections > New C2C Connection. Ctrl-C cancels.")
 	lastLine := clk.Now()
@@ -123,10 +146,10 @@ func pollCode(ctx context.Context, a *api, cfg *Config, dc *deviceCode, o *PairO
 		}
 		switch {
 		case o.Terminal:
-			fmt.Fprintf(out, "\r  code %s expires in %3ds ", dc.UserCode, int(left.Round(time.Second)/time.Second))
+			fmt.Fprintf(out, "\r  code %s expires in %3ds ", code, int(left.Round(time.Second)/time.Second))
 		case clk.Now().Sub(lastLine) >= o.CountdownEvery:
 			lastLine = clk.Now()
-			fmt.Fprintf(out, "  code %s expires in %ds\n", dc.UserCode, int(left.Round(time.Second)/time.Second))
+			fmt.Fprintf(out, "  code %s expires in %ds\n", code, int(left.Round(time.Second)/time.Second))
 		}
 		if err := clk.Sleep(ctx, min(interval, left)); err != nil {
 			fmt.Fprintln(out, "\nPairing cancelled.")
@@ -144,7 +167,7 @@ func pollCode(ctx context.Context, a *api, cfg *Config, dc *deviceCode, o *PairO
 			// Network or server trouble: keep the code while it lasts.
 			if !warned {
 				warned = true
-				fmt.Fprintf(out, "\n  Frame.io did not answer (%v); still trying\n", err)
+				fmt.Fprintf(out, "\n  Frame.io did not answer (%v); still trying\n", o.Secrets.Err(err))
 			}
 			continue
 		}
@@ -179,6 +202,8 @@ func Revoke(ctx context.Context, cfg Config, opts PairOptions) error {
 	if err != nil {
 		return err
 	}
+	a.secrets = opts.Secrets
+	opts.Secrets.Add(cfg.ClientSecret, t.AccessToken, t.RefreshToken)
 	err = a.revoke(ctx, cfg.ClientID, cfg.ClientSecret, t.RefreshToken)
 	var ae *APIError
 	if err != nil && !(errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != 429) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
 // Phoenix V1 (vsn 1.0.0) object frames (§2.2): {"topic","event","payload","ref"}.
@@ -133,13 +135,14 @@ func (m Message) Reply() (Reply, error) {
 	return r, nil
 }
 
-// Reason returns the "reason" of an error reply or phx_error payload.
-func reason(raw json.RawMessage) string {
+// Reason returns the "reason" of an error reply or phx_error payload, with
+// sec's secrets masked, cleaned and bounded (it is logged).
+func reason(raw json.RawMessage, sec *redact.Secrets) string {
 	var r struct {
 		Reason string `json:"reason"`
 	}
 	if json.Unmarshal(raw, &r) == nil && r.Reason != "" {
-		return safeText(r.Reason)
+		return sec.Peer(r.Reason, maxPeerText)
 	}
 	return ""
 }

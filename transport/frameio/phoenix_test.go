@@ -141,6 +141,6 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("round trip changed %+v into %+v", m, m2)
 		}
 		_, _ = pausedState(m.Payload)
-		_ = reason(m.Payload)
+		_ = reason(m.Payload, nil)
 	})
 }

@@ -187,7 +187,7 @@ func (s *session) join(ctx context.Context, topics []string) error {
 				s.l.log.Info("socket_joined", "topic", topic)
 				return nil
 			}
-			last = fmt.Errorf("join %s refused: %s", topic, reason(r.Response))
+			last = fmt.Errorf("join %s refused: %s", topic, reason(r.Response, s.l.deps.Secrets))
 			break
 		}
 		if !strings.Contains(last.Error(), "unmatched topic") {
@@ -310,7 +310,7 @@ func (s *session) handle(ctx context.Context, r readResult, st *serveState) erro
 			s.l.log.Info("socket_joined", "topic", s.topic, "rejoin", true)
 		} else {
 			d := st.rejoinBO.Next()
-			s.l.log.Warn("socket: rejoin refused", "reason", reason(rep.Response), "retry_in", d)
+			s.l.log.Warn("socket: rejoin refused", "reason", reason(rep.Response, s.l.deps.Secrets), "retry_in", d)
 			st.rejoin.Reset(d)
 		}
 	case m.Event == evReply:
@@ -320,7 +320,7 @@ func (s *session) handle(ctx context.Context, r readResult, st *serveState) erro
 	case m.Event == evError:
 		s.l.deps.Stats.SetDetail("socket", "rejoining")
 		d := st.rejoinBO.Next()
-		s.l.log.Warn("socket: channel error; rejoining", "reason", reason(m.Payload), "retry_in", d)
+		s.l.log.Warn("socket: channel error; rejoining", "reason", reason(m.Payload, s.l.deps.Secrets), "retry_in", d)
 		st.rejoin.Reset(d)
 	case m.Event == evClose:
 		// Phoenix clients do not rejoin after phx_close: check that we are

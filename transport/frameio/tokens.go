@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
@@ -104,6 +105,11 @@ type tokenSource struct {
 	// ~80 %); jitter spreads a fleet.
 	refreshFraction float64
 
+	// secrets learns every token loaded or obtained, under slot/access and
+	// slot/refresh, so an echo of one never reaches a log (nil: none).
+	secrets *redact.Secrets
+	slot    string
+
 	flight sync.Mutex // serialises refreshes
 
 	mu        sync.Mutex
@@ -134,6 +140,7 @@ func (s *tokenSource) current() (*Tokens, error) {
 			return nil, lerr
 		}
 		s.tok, s.mod, s.dead = t, fi.ModTime(), false
+		s.register(t)
 	}
 	if s.tok == nil {
 		return nil, fmt.Errorf("tokens: %w", err)
@@ -142,6 +149,12 @@ func (s *tokenSource) current() (*Tokens, error) {
 		return nil, retry.Permanent(ErrRepairNeeded)
 	}
 	return s.tok, nil
+}
+
+// register adds t's tokens to the secrets kept out of logs.
+func (s *tokenSource) register(t *Tokens) {
+	s.secrets.Set(s.slot+"/access", t.AccessToken)
+	s.secrets.Set(s.slot+"/refresh", t.RefreshToken)
 }
 
 // dueAt is when the proactive refresh of t is due.
@@ -189,7 +202,7 @@ func (s *tokenSource) Refresh(ctx context.Context, stale string) (string, error)
 	tr, err := s.api.refresh(ctx, s.clientID, s.secret, t.RefreshToken)
 	if err != nil {
 		var ae *APIError
-		if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != 429 {
+		if errors.As(err, &ae) && refreshRejected(ae) {
 			// invalid_grant / invalid_client: the authorization is gone.
 			s.mu.Lock()
 			s.dead = true
@@ -207,6 +220,7 @@ func (s *tokenSource) Refresh(ctx context.Context, stale string) (string, error)
 	if nt.RefreshToken == "" {
 		nt.RefreshToken = t.RefreshToken // not rotated this time
 	}
+	s.register(nt)
 	// Durable before use: a crash now must not strand us on a dead token.
 	if err := SaveTokens(s.path, nt); err != nil {
 		return "", err

@@ -209,12 +209,12 @@ func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (
 		return nil, l.explainNetErr(ctx, err)
 	}
 	if resp.ID == "" || len(resp.UploadURLs) != req.Parts {
-		return nil, fmt.Errorf("asset create: response with id %q and %d upload_urls for the %d parts asked", safeText(resp.ID), len(resp.UploadURLs), req.Parts)
+		return nil, fmt.Errorf("asset create: response with id %q and %d upload_urls for the %d parts asked", l.peer(resp.ID), len(resp.UploadURLs), req.Parts)
 	}
 	if err := l.checkUploadURLs(resp.UploadURLs); err != nil {
-		return nil, fmt.Errorf("asset create %q: %w", safeText(resp.ID), err)
+		return nil, fmt.Errorf("asset create %q: %w", l.peer(resp.ID), err)
 	}
-	l.log.Info("asset_created", "id", safeText(resp.ID), "name", meta.Name, "size", it.Size, "parts", len(resp.UploadURLs), "offset", offset)
+	l.log.Info("asset_created", "id", l.peer(resp.ID), "name", meta.Name, "size", it.Size, "parts", len(resp.UploadURLs), "offset", offset)
 	return &assetProgress{AssetID: resp.ID, urls: resp.UploadURLs, Created: now, Parts: req.Parts, Done: make([]bool, req.Parts)}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -104,6 +105,9 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
+	if deps.Secrets == nil { // a link alone still keeps its own secrets out of its logs
+		deps.Secrets = redact.New()
+	}
 	if deps.Stats == nil {
 		deps.Stats = &transport.Stats{}
 	}
@@ -116,6 +120,11 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 		now = deps.Clock.Now
 	}
 	l.tokens = newTokenSource(&l.cfg, l.log, now)
+	l.tokens.secrets, l.tokens.slot = deps.Secrets, "rtm/"+deps.Name+"/token"
+	deps.Secrets.Add(cfg.Token, cfg.TokenURLKey)
+	for _, s := range cfg.ICEServers {
+		deps.Secrets.Add(s.Credential)
+	}
 	l.wantRecord.Store(cfg.Record.Start != "manual")
 	return l, nil
 }

@@ -170,6 +170,7 @@ func (s *session) handle(st *loopState, m Message) error {
 			s.badMessage(st, m, err)
 			return nil
 		}
+		d.RecordingID = s.l.peer(d.RecordingID)
 		s.l.deps.Stats.SetDetail("recording", d.State)
 		switch d.State {
 		case RecordingStarted:
@@ -285,6 +286,8 @@ func (s *session) onSDP(st *loopState, sd webrtc.SessionDescription) error {
 }
 
 func (s *session) onSessionState(st *loopState, d SessionStateData) error {
+	// Both are logged, shown in /status and kept in the session's error.
+	d.State, d.TerminationCause = s.l.peer(d.State), s.l.peer(d.TerminationCause)
 	if d.State != st.lastState {
 		s.log.Info("rtm session state", "state", d.State, "termination_cause", d.TerminationCause)
 		st.lastState = d.State

@@ -129,7 +129,7 @@ func (l *Link) dial(ctx context.Context, tc *tls.Config, token string) (_ *sessi
 	s.sig.start(func(raw []byte) {
 		// The ping's shape is not documented (spec §3): show it once per link.
 		if l.pingLogged.CompareAndSwap(false, true) {
-			s.log.Info("rtm first ping from the service", "frame", string(raw))
+			s.log.Info("rtm first ping from the service", "frame", l.peer(string(raw)))
 		}
 	})
 

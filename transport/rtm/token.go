@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
@@ -44,6 +45,10 @@ type tokenSource struct {
 	tc  *tls.Config
 	log *slog.Logger
 	now func() time.Time
+	// secrets learns every token read or fetched, under slot, so an echo
+	// of one never reaches a log (nil: none).
+	secrets *redact.Secrets
+	slot    string
 
 	mu       sync.Mutex
 	tok      string
@@ -191,6 +196,7 @@ func (t *tokenSource) fetchLocked(ctx context.Context, tc *tls.Config) error {
 }
 
 func (t *tokenSource) setLocked(tok string) {
+	t.secrets.Set(t.slot, tok)
 	t.tok = tok
 	t.iat, t.exp = jwtTimes(tok)
 }

@@ -127,6 +127,7 @@ type Server struct {
 	uploadFail  int    // status to answer uploads with; 0 = normal
 	retryAfter  string // Retry-After of the uploadFail answers ("" none)
 	stalled     bool
+	echo        bool          // EchoCredentials
 	stallCh     chan struct{} // closed when the stall ends
 	stored      map[string]bool
 	changed     chan struct{}
@@ -345,6 +346,25 @@ func (s *Server) Connected() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.dev != nil
+}
+
+// EchoCredentials makes the fake hostile (or just careless): a refused
+// Hello's reason and a failed upload's body repeat the API key the device
+// sent, followed by terminal escape sequences (set the window title, clear
+// the screen) and a newline, as a server echoing its input would.
+func (s *Server) EchoCredentials(on bool) {
+	s.mu.Lock()
+	s.echo = on
+	s.mu.Unlock()
+}
+
+// echoTail is what EchoCredentials appends after the echoed credential.
+const echoTail = "\x1b]0;pwned\x07\x1b[2J\nforged log line"
+
+func (s *Server) echoing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.echo
 }
 
 // FailUploads makes ingestion answer status (e.g. 503) until called with 0.
@@ -583,7 +603,11 @@ func (s *Server) serveDevice(d *deviceConn) {
 		s.notifyLocked()
 		s.mu.Unlock()
 		s.log.Info("hello refused: invalid API key")
-		_ = d.write(map[string]any{"hello": false, "err": "Invalid API key"})
+		reason := "Invalid API key"
+		if s.echoing() {
+			reason += " " + key + echoTail
+		}
+		_ = d.write(map[string]any{"hello": false, "err": reason})
 		return
 	}
 	// Reply before the device becomes scriptable, so no Studio request can
@@ -738,7 +762,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusUnauthorized, "invalid API key")
 	case fail != 0:
 		s.log.Info("upload failed on purpose", "status", fail, "path", u.Path)
-		reply(fail, "simulated failure")
+		msg := "simulated failure"
+		if s.echoing() {
+			msg += " for key " + r.Header.Get("x-api-key") + echoTail
+		}
+		reply(fail, msg)
 	case kind == "data":
 		s.ingestData(r, &u, body, reply)
 	default:

@@ -135,6 +135,7 @@ type Server struct {
 	blocked      chan struct{} // closed to release a blocked part
 	partStarted  chan int
 	swallowHB    bool
+	hostile      hostile // EchoCredentials
 
 	assets map[string]*asset
 	order  []string
@@ -190,11 +191,11 @@ func New(opts Options) (*Server, error) {
 
 func (s *Server) start(ln net.Listener) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v2/auth/device/code", s.handleCode)
+	mux.HandleFunc("POST /v2/auth/device/code", s.hostileCode(s.handleCode))
 	mux.HandleFunc("POST /v2/auth/token", s.handleToken)
 	mux.HandleFunc("POST /v2/auth/revoke", s.handleRevoke)
-	mux.HandleFunc("GET /v2/devices/me", s.handleMe)
-	mux.HandleFunc("POST /v2/devices/assets", s.handleCreate)
+	mux.HandleFunc("GET /v2/devices/me", s.echoBearer(s.handleMe))
+	mux.HandleFunc("POST /v2/devices/assets", s.echoBearer(s.handleCreate))
 	mux.HandleFunc("PUT /s3/{id}/{part}", s.handlePut)
 	mux.HandleFunc("GET /health", s.handleHealth)
 	mux.HandleFunc("GET /devices/websocket", s.handleSocket)

@@ -1,0 +1,11 @@
+package rtm
+
+// maxPeerText bounds a string the service supplies (a session state, a
+// termination cause, a recording id, the first ping) before it is logged,
+// kept in an error or shown in /status.
+const maxPeerText = 200
+
+// peer makes a service-supplied string safe to log or show: the agent's
+// secrets (tokens among them) masked first, then control characters removed
+// and the length bounded.
+func (l *Link) peer(s string) string { return l.deps.Secrets.Peer(s, maxPeerText) }
