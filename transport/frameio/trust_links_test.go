@@ -1,0 +1,90 @@
+package frameio_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/faultproxy"
+	"github.com/edge-agent/edge-agent/transport/frameio"
+	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
+)
+
+// frontEnv is newEnv with the API behind a faultproxy.Front that can answer
+// single requests itself (the socket still goes to the fake).
+func frontEnv(t *testing.T) (*frameiotest.Server, *env, *faultproxy.Front) {
+	t.Helper()
+	fake := newFake(t, frameiotest.Options{})
+	front, err := faultproxy.NewFront(fake.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(front.Close)
+	e := newEnv(t, fake, true)
+	e.cfg.APIURL = front.URL()
+	return fake, e, front
+}
+
+// notFailed fails the test at once if the link failed for good.
+func notFailed(t *testing.T, sup *supervisor.Supervisor) {
+	t.Helper()
+	if st := sup.Status(); st.State == supervisor.Failed {
+		t.Fatalf("link failed for good: %s", st.LastError)
+	}
+}
+
+// TestTrustDevicesMe400IsRetried: a 400 on GET /v2/devices/me at dial made
+// the link failed for good (it was classified like the refusal of one
+// asset). A proxy or a deploy answers that for minutes: retried now.
+func TestTrustDevicesMe400IsRetried(t *testing.T) {
+	fake, e, front := frontEnv(t)
+	front.FailNext("/v2/devices/me", http.StatusBadRequest, 2, "<html><body>400 Bad Request</body></html>")
+	sup := supervise(t, e, e.link(t, fastOptions()))
+	waitFor(t, "a join after the refusals", func() bool {
+		notFailed(t, sup)
+		return fake.Stats().Joins >= 1
+	})
+	if st := sup.Status(); st.Reconnects < 2 {
+		t.Errorf("status %+v: want 2 retries before the join", st)
+	}
+}
+
+// TestTrustRefreshSingle4xxIsRetried: any non-429 4xx on the refresh made
+// the link failed for good ("re-pair needed"). Only Frame.io's own
+// invalid_grant / invalid_client mean that (TestRefreshRefusedFailsLink);
+// a 404, a 408, a 400 or 401 without that code are retried, and the tokens
+// are kept.
+func TestTrustRefreshSingle4xxIsRetried(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+	}{
+		{http.StatusNotFound, "404 page not found"},
+		{http.StatusRequestTimeout, ""},
+		{http.StatusBadRequest, "<html>bad gateway config</html>"},
+		{http.StatusUnauthorized, `{"message":"Unauthorized"}`},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			fake, e, front := frontEnv(t)
+			sup := supervise(t, e, e.link(t, fastOptions()))
+			waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+			front.FailNext("/v2/auth/token", tc.status, 2, tc.body)
+			fake.ExpireAccessTokens()
+			fake.DropSockets()
+			waitFor(t, "a second join after the refusals", func() bool {
+				notFailed(t, sup)
+				return fake.Stats().Joins >= 2
+			})
+			if front.Failed() != 2 || fake.Stats().Refreshes != 1 {
+				t.Errorf("front answered %d refreshes, the fake %d; want 2 and 1", front.Failed(), fake.Stats().Refreshes)
+			}
+			if d := e.stats.Details()["pairing"]; d != "paired" {
+				t.Errorf("pairing detail = %q, want paired", d)
+			}
+			if _, err := frameio.LoadTokens(frameio.TokenPath(&e.cfg, e.deps.StateDir)); err != nil {
+				t.Errorf("tokens: %v", err)
+			}
+		})
+	}
+}
