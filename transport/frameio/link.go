@@ -257,7 +257,7 @@ func (l *Link) identity(ctx context.Context, access string) (*Identity, string, 
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) {
-			return nil, "", classify(ae)
+			return nil, "", classifyLink(ae)
 		}
 		return nil, "", l.explainNetErr(ctx, err)
 	}
