@@ -31,6 +31,8 @@ var errTokenRejected = errors.New("token rejected")
 //   - token_url: POST {client_id} with the device key to our backend, which
 //     answers {"auth_token": JWT} like the service's /auth_v2/client. Renewed
 //     when the JWT is within token_refresh_before of its exp, and on a 401.
+//     The backend refusing the device key (401/403) is retried, never final
+//     (token_url_key_file is read again then).
 //   - token_file: re-read before every session and after a 401, so that a
 //     helper outside the agent can keep the file fresh.
 //   - token: inline and static; a 401 is permanent.
@@ -53,10 +55,13 @@ type tokenSource struct {
 	mu       sync.Mutex
 	tok      string
 	iat, exp time.Time // from the JWT's claims; zero when unknown
+	// key is the device key for token_url: token_url_key, or what
+	// token_url_key_file held when last read (re-read after a refusal).
+	key string
 }
 
 func newTokenSource(cfg *Config, log *slog.Logger, now func() time.Time) *tokenSource {
-	return &tokenSource{cfg: cfg, log: log, now: now, tok: cfg.Token}
+	return &tokenSource{cfg: cfg, log: log, now: now, tok: cfg.Token, key: cfg.TokenURLKey}
 }
 
 // current returns the token for the next session, renewing it first when it
@@ -165,10 +170,10 @@ type tokenReply struct {
 // fetchLocked asks token_url for a new token.
 func (t *tokenSource) fetchLocked(ctx context.Context, tc *tls.Config) error {
 	var r tokenReply
-	err := postClientID(ctx, tc, "rtm token_url", t.cfg.TokenURL, t.cfg.TokenURLKey, t.cfg.ClientID, func(resp *http.Response) error {
+	err := postClientID(ctx, tc, "rtm token_url", t.cfg.TokenURL, t.key, t.cfg.ClientID, func(resp *http.Response) error {
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			return retry.Permanent(fmt.Errorf("rtm token_url: HTTP %d (device key rejected; check token_url_key_file)", resp.StatusCode))
+			return t.keyRefusedLocked(resp.StatusCode)
 		case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated:
 			err := fmt.Errorf("rtm token_url: HTTP %d", resp.StatusCode)
 			if d, ok := retry.ParseRetryAfter(resp.Header, t.now()); ok {
@@ -193,6 +198,30 @@ func (t *tokenSource) fetchLocked(ctx context.Context, tc *tls.Config) error {
 	}
 	t.log.Info("rtm token renewed", "source", "token_url", "expires", t.exp)
 	return nil
+}
+
+// keyRefusedLocked is token_url answering 401/403. That is not final: our
+// backend, or a proxy or a deploy in front of it, may answer so for
+// minutes, and the key may have been rotated in token_url_key_file, which
+// is read again here for the next try. The error is retried with the
+// supervisor's backoff and says what to check; the key never appears in it.
+func (t *tokenSource) keyRefusedLocked(status int) error {
+	err := fmt.Errorf("rtm token_url: HTTP %d (device key rejected; check token_url_key_file); retrying", status)
+	if t.cfg.TokenURLKeyFile == "" {
+		return err
+	}
+	b, rerr := os.ReadFile(t.cfg.TokenURLKeyFile)
+	if rerr != nil {
+		return fmt.Errorf("%w; re-reading the key: %w", err, rerr)
+	}
+	key := strings.TrimSpace(string(b))
+	if key == "" || key == t.key {
+		return err
+	}
+	t.key = key
+	t.secrets.Add(key)
+	t.log.Info("rtm device key changed in token_url_key_file; using it from the next try")
+	return fmt.Errorf("%w; a new key was read from the file", err)
 }
 
 func (t *tokenSource) setLocked(tok string) {

@@ -133,8 +133,9 @@ func TestTokenInlineRejectionIsPermanent(t *testing.T) {
 	}
 }
 
-// TestTokenURLDeviceKeyRejected: a wrong device key is a configuration
-// error: permanent, named, and the key is not in the message.
+// TestTokenURLDeviceKeyRejected: a refused device key is named in the
+// error (retried: TestTrustTokenURLRefusalIsRetried), and the key is not
+// in the message.
 func TestTokenURLDeviceKeyRejected(t *testing.T) {
 	e := newEnv(t, time.Second)
 	cfg := tokenURLConfig(e)
@@ -144,8 +145,8 @@ func TestTokenURLDeviceKeyRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = link.Dial(t.Context())
-	if err == nil || !retry.IsPermanent(err) || !strings.Contains(err.Error(), "device key rejected") {
-		t.Fatalf("dial = %v, want a permanent device key error", err)
+	if err == nil || retry.IsPermanent(err) || !strings.Contains(err.Error(), "device key rejected") {
+		t.Fatalf("dial = %v, want a (retried) device key error", err)
 	}
 	if strings.Contains(err.Error(), cfg.TokenURLKey) {
 		t.Errorf("error leaks the key: %v", err)

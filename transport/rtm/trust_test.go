@@ -3,6 +3,9 @@ package rtm_test
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -10,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/transport/rtm"
+	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
 )
 
 // trustSession dials one session against the fake, logging into a buffer,
@@ -119,4 +125,56 @@ func TestTrustUnknownTypesBounded(t *testing.T) {
 	if lines == 0 || lines > 32 {
 		t.Errorf("%d log lines for %d distinct unknown types, want 1..32", lines, n)
 	}
+}
+
+// TestTrustTokenURLRefusalIsRetried: token_url answering 401/403 made the
+// link failed for good. Our backend or a proxy in front of it may answer so
+// for minutes, and the device key may be rotated in token_url_key_file: the
+// link retries with backoff and reads the file again.
+func TestTrustTokenURLRefusalIsRetried(t *testing.T) {
+	t.Run("refusals then ok", func(t *testing.T) {
+		e := newEnv(t, time.Second)
+		front, err := faultproxy.NewFront("http://" + e.fake.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(front.Close)
+		front.FailNext(rtmtest.TokenPath, http.StatusUnauthorized, 2, "<html>401 Authorization Required</html>")
+		cfg := tokenURLConfig(e)
+		cfg.TokenURL = front.URL() + rtmtest.TokenPath
+		sup := runLink(t, e, cfg)
+		waitFor(t, "the link up after the refusals", 20*time.Second, func() bool {
+			if st := sup.Status(); st.State == supervisor.Failed {
+				t.Fatalf("link failed for good: %s", st.LastError)
+			}
+			return activeSessions(e.fake) >= 1 && sup.Status().State == supervisor.Up
+		})
+		if front.Failed() != 2 || e.fake.Minted() != 1 {
+			t.Errorf("front refused %d, fake minted %d; want 2 and 1", front.Failed(), e.fake.Minted())
+		}
+	})
+	t.Run("rotated key file", func(t *testing.T) {
+		e := newEnv(t, time.Second)
+		keyFile := filepath.Join(t.TempDir(), "device-key")
+		if err := os.WriteFile(keyFile, []byte("an-old-revoked-device-key\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := tokenURLConfig(e)
+		cfg.TokenURLKey, cfg.TokenURLKeyFile = "an-old-revoked-device-key", keyFile // as Validate reads it
+		sup := runLink(t, e, cfg)
+		waitFor(t, "a few refused tries", 20*time.Second, func() bool {
+			if st := sup.Status(); st.State == supervisor.Failed {
+				t.Fatalf("link failed for good: %s", st.LastError)
+			}
+			st := sup.Status()
+			return st.Reconnects >= 2 && strings.Contains(st.LastError, "device key rejected")
+		})
+		if err := os.WriteFile(keyFile, []byte(e.fake.DeviceKey()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitActive(t, e, sup, 0)
+		if msg := sup.Status().LastError; strings.Contains(msg, e.fake.DeviceKey()) || strings.Contains(msg, "an-old-revoked") {
+			t.Errorf("last error leaks a key: %q", msg)
+		}
+	})
 }
