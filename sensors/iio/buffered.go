@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -27,7 +28,9 @@ func bufferDirs(dir string) (ctl, scan string) {
 }
 
 // setupBuffer enables x, y, z and the timestamp (every other channel off),
-// returns the resulting scan layout. The buffer must be disabled.
+// returns the resulting scan layout. The buffer must be disabled. A scan the
+// decoder cannot read (no accel channel, a type or layout it does not
+// handle) is a retry.Permanent error: the device will not change.
 func setupBuffer(scanDir string) (Layout, error) {
 	ents, err := os.ReadDir(scanDir)
 	if err != nil {
@@ -66,17 +69,17 @@ func setupBuffer(scanDir string) (Layout, error) {
 		}
 		typ, err := ParseScanType(typS)
 		if err != nil {
-			return Layout{}, err
+			return Layout{}, retry.Permanent(err)
 		}
 		chans = append(chans, Channel{Name: name, Index: idx, Type: typ})
 	}
 	l, err := NewLayout(chans)
 	if err != nil {
-		return l, err
+		return l, retry.Permanent(err)
 	}
 	for _, ax := range axes {
 		if l.Find(ax) < 0 {
-			return l, fmt.Errorf("scan elements: no %s channel", ax)
+			return l, retry.Permanent(fmt.Errorf("scan elements: no %s channel", ax))
 		}
 	}
 	return l, nil
@@ -88,9 +91,20 @@ func setupBuffer(scanDir string) (Layout, error) {
 // goes through the runtime poller: ctx cancellation sets a past read
 // deadline, which unblocks Read at once, without a goroutine parked in a
 // syscall. Reads may return partial scans (a FIFO in tests, never the
-// kernel): leftover bytes are carried to the next read. EOF means the device
-// is gone. Gaps in the kernel timestamps (FIFO overflow) are counted in Lost
-// and advance Seq.
+// kernel): leftover bytes are carried to the next read. Rows missing from the
+// kernel timestamps (FIFO overflow, reports the device never sent) are
+// counted in Lost and advance Seq, judged against the rate over a window so
+// that late arrivals are not loss (see lossMeter).
+//
+// Device loss: EOF (a FIFO) or a read error ends the run. An unregistered
+// IIO device gives neither: its buffer's poll reports no event, so a reader
+// waiting for readiness waits forever. Reads therefore carry a deadline of
+// presenceCheck; whenever it passes (and at least that often while data
+// flows) the run checks that the device's sysfs directory and /dev node are
+// still the ones it opened, and the next Read makes a fresh read(2), which
+// an unregistered device answers with ENODEV. Either way Run returns an
+// error, and the hub's restart finds the device again by name (it may come
+// back as another iio:deviceN).
 func (s *Source) runBuffered(ctx context.Context, out chan<- sensors.Sample, dev Device, cal calibration, want float64) error {
 	ctl, scanDir := bufferDirs(dev.Dir)
 	enable := filepath.Join(ctl, "enable")
@@ -144,8 +158,14 @@ func (s *Source) runBuffered(ctx context.Context, out chan<- sensors.Sample, dev
 		return fmt.Errorf("iio %s: open %s: %w", s.name, path, err)
 	}
 	defer f.Close()
+	id, err := pinDevice(dev.Dir, f, path)
+	if err != nil {
+		return fmt.Errorf("iio %s: %w", s.name, err)
+	}
 	// Cancellation: a past deadline unblocks Read. Run waits for the
-	// AfterFunc goroutine if it started, so nothing outlives Run.
+	// AfterFunc goroutine if it started, so nothing outlives Run. The
+	// periodic deadlines below are set before ctx is checked, so they can
+	// never undo a cancellation's past deadline.
 	woken := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)); close(woken) })
 	defer func() {
@@ -155,22 +175,39 @@ func (s *Source) runBuffered(ctx context.Context, out chan<- sensors.Sample, dev
 	}()
 	s.opened(dev, "buffered", want, rate)
 
+	check := s.presenceEvery
+	if check <= 0 {
+		check = presenceCheck
+	}
+	// Rows may legitimately pause (a HID sensor reporting on change
+	// only), so silence alone is not an error; it is logged once.
+	silence := max(5*time.Second, time.Duration(50*float64(time.Second)/rate))
 	d := newScanDecoder(layout, cal, rate, tsClock)
 	buf := make([]byte, layout.Size*max(64, watermark))
 	fill := 0
+	lastData, lastCheck := time.Now(), time.Now()
+	quiet := false
 	for {
+		if err := f.SetReadDeadline(time.Now().Add(check)); err != nil {
+			return fmt.Errorf("iio %s: %s: %w", s.name, path, err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
 		n, rerr := f.Read(buf[fill:])
+		now := time.Now()
 		fill += n
 		whole := fill / layout.Size * layout.Size
 		if whole > 0 {
-			batch := d.decode(buf[:whole], time.Now())
+			lastData, quiet = now, false
+			batch := d.decode(buf[:whole], now)
 			for _, smp := range batch {
 				if !send(ctx, out, smp) {
 					return nil
 				}
 			}
 			if d.lost > 0 {
-				s.noteLost(d.lost, "kernel buffer overflow (timestamp gap)")
+				s.noteLost(d.lost, "rows missing from the kernel timestamps (FIFO overflow or not sent)")
 				d.lost = 0
 			}
 			if d.jumps > 0 {
@@ -179,16 +216,77 @@ func (s *Source) runBuffered(ctx context.Context, out chan<- sensors.Sample, dev
 			}
 			fill = copy(buf, buf[whole:fill])
 		}
-		if rerr != nil {
-			if ctx.Err() != nil {
-				return nil
+		if ctx.Err() != nil {
+			return nil
+		}
+		if now.Sub(lastCheck) >= check {
+			lastCheck = now
+			if err := id.check(); err != nil {
+				return fmt.Errorf("iio %s: device %s gone: %w", s.name, dev.Name, err)
 			}
-			if errors.Is(rerr, io.EOF) {
-				return fmt.Errorf("iio %s: read %s: device gone: %w", s.name, path, io.ErrUnexpectedEOF)
+		}
+		if rerr == nil {
+			continue
+		}
+		if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			// No data for a check period: the device was verified above;
+			// the next Read's read(2) also surfaces ENODEV.
+			if !quiet && now.Sub(lastData) >= silence {
+				quiet = true
+				s.log.Warn("iio device present but sends no data", "device", dev.Name, "for", now.Sub(lastData).Round(time.Second))
 			}
-			return fmt.Errorf("iio %s: read %s: %w", s.name, path, rerr)
+			continue
+		}
+		if errors.Is(rerr, io.EOF) {
+			return fmt.Errorf("iio %s: read %s: device gone: %w", s.name, path, io.ErrUnexpectedEOF)
+		}
+		if errors.Is(rerr, syscall.ENODEV) {
+			return fmt.Errorf("iio %s: read %s: device gone: %w", s.name, path, rerr)
+		}
+		return fmt.Errorf("iio %s: read %s: %w", s.name, path, rerr)
+	}
+}
+
+// deviceID pins the device a run opened: its sysfs directory and its /dev
+// node as they were at open. A device that is unplugged and comes back, even
+// under the same iio:deviceN and major:minor, has new inodes, so the check
+// tells it from the one whose buffer this run holds.
+type deviceID struct {
+	dir, node     string
+	dirFI, nodeFI os.FileInfo
+}
+
+func pinDevice(dir string, f *os.File, node string) (deviceID, error) {
+	dfi, err := os.Stat(dir)
+	if err != nil {
+		return deviceID{}, fmt.Errorf("stat %s: %w", dir, err)
+	}
+	nfi, err := f.Stat()
+	if err != nil {
+		return deviceID{}, fmt.Errorf("stat %s: %w", node, err)
+	}
+	return deviceID{dir: dir, node: node, dirFI: dfi, nodeFI: nfi}, nil
+}
+
+// errReplaced says a path now names another device than the one opened.
+var errReplaced = errors.New("replaced by another device")
+
+// check returns an error when the directory or the node is gone or is no
+// longer the one pinned.
+func (id deviceID) check() error {
+	for _, p := range []struct {
+		path string
+		was  os.FileInfo
+	}{{id.dir, id.dirFI}, {id.node, id.nodeFI}} {
+		fi, err := os.Stat(p.path)
+		if err != nil {
+			return err
+		}
+		if !os.SameFile(fi, p.was) {
+			return fmt.Errorf("%s: %w", p.path, errReplaced)
 		}
 	}
+	return nil
 }
 
 func fileExists(p string) bool {
@@ -209,17 +307,18 @@ type scanDecoder struct {
 	seq    uint64
 	prevTS int64
 	havePr bool
+	loss   *lossMeter
 	lost   uint64 // rows missing since the caller last reset it
 	jumps  uint64 // timestamp discontinuities since the caller last reset it
 }
 
 // maxGapNs bounds what a timestamp gap may mean as lost rows: the kernel
-// ring holds >= 2 s, so a reader stalled far longer than that has had its
-// device reset, not an overflow of 10⁹ rows.
+// ring holds >= 2 s, so a gap far longer than that is a reset device or a
+// stepped clock, not an overflow of 10⁹ rows.
 const maxGapNs = 60e9
 
 func newScanDecoder(l Layout, cal calibration, rate float64, tsClock string) *scanDecoder {
-	d := &scanDecoder{l: l, cal: cal, ts: l.Find("timestamp"), periodN: 1e9 / rate}
+	d := &scanDecoder{l: l, cal: cal, ts: l.Find("timestamp"), periodN: 1e9 / rate, loss: newLossMeter(rate)}
 	for i, ax := range axes {
 		d.ax[i] = l.Find(ax)
 	}
@@ -245,17 +344,19 @@ func (d *scanDecoder) decode(b []byte, readAt time.Time) []sensors.Sample {
 		if d.ts >= 0 {
 			ts := d.l.Value(scan, d.ts)
 			if d.havePr {
-				switch gap := float64(ts - d.prevTS); {
-				case gap > maxGapNs || gap < 0:
-					// Not an overflow: the clock was switched or stepped,
-					// or the device sent garbage. Counting billions of
-					// "lost" rows would be wrong; note the discontinuity.
+				if gap := float64(ts - d.prevTS); gap > maxGapNs || gap < 0 {
+					// The clock was switched or stepped, or the device
+					// sent garbage: elapsed time says nothing about rows
+					// lost. Note the discontinuity and start over.
 					d.jumps++
-				case gap > 1.5*d.periodN:
-					missed := uint64(math.Round(gap/d.periodN)) - 1
-					d.seq += missed
-					d.lost += missed
+					d.loss.reset()
 				}
+			}
+			// A loss is confirmed a horizon after its gap: Seq jumps at
+			// the row that confirms it.
+			if missed := d.loss.add(ts); missed > 0 {
+				d.seq += missed
+				d.lost += missed
 			}
 			d.prevTS, d.havePr = ts, true
 			if d.hasBase {

@@ -7,8 +7,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
 // axes are the accelerometer channels the driver reads, in Info.Axes order.
@@ -32,7 +36,7 @@ func Find(sysRoot, name string) (Device, error) {
 		}
 		if d.Name == name {
 			if !d.HasAccel() {
-				return Device{}, fmt.Errorf("iio device %q (%s) has no accel_x/y/z channels", name, filepath.Base(d.Dir))
+				return Device{}, retry.Permanent(fmt.Errorf("iio device %q (%s) has no accel_x/y/z channels", name, filepath.Base(d.Dir)))
 			}
 			return d, nil
 		}
@@ -135,20 +139,32 @@ func ParseMountMatrix(s string) ([3][3]float64, error) {
 }
 
 // writeAttr writes a sysfs attribute without O_CREATE, so that a misspelt
-// attribute fails in tests the way it fails on sysfs.
+// attribute fails in tests the way it fails on sysfs. Errors read
+// "write <path>: <errno>" whether the open or the write failed (sysfs
+// reports a rejected value on either), and keep the errno for errors.Is.
 func writeAttr(path, value string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return writeErr(path, err)
 	}
 	_, err = f.WriteString(value + "\n")
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return writeErr(path, err)
 	}
 	return nil
+}
+
+// writeErr names the write once: os errors already carry their op and path,
+// which would otherwise read "write X: write X: invalid argument".
+func writeErr(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: "write", Path: path, Err: pe.Err}
+	}
+	return &fs.PathError{Op: "write", Path: path, Err: err}
 }
 
 // chooseRate picks what to ask the driver for: want itself when the device
@@ -175,15 +191,32 @@ func chooseRate(want float64, available []float64) float64 {
 	return fastest
 }
 
+// rateShortfall is how far below the requested rate the driver may run the
+// chip before the rate counts as one the device cannot do: drivers round (an
+// MPU6050 asked for 62.5 Hz runs at 62), but a chip that tops out at half the
+// rate is a configuration mismatch that no retry fixes.
+const rateShortfall = 0.05
+
 // setRate writes the sampling frequency and reads it back: drivers round
 // (an MPU6050 takes integers only, so 62.5 becomes 62), and the rate the
 // chip really runs at is what Info reports. An integer-only driver answers a
 // fractional write with EINVAL; the rounded value is tried once more. A device
 // without a frequency attribute runs at want.
+//
+// A rate the device cannot do at all is a retry.Permanent error with the
+// reason: the fastest rate in sampling_frequency_available is too slow, the
+// driver rejects the value (EINVAL while the device is still there), or it
+// reads back a rate well below want.
 func setRate(dev Device, want float64) (float64, error) {
 	p, ok := freqFile(dev.Dir)
 	if !ok {
 		return want, nil
+	}
+	if len(dev.Available) > 0 {
+		if fastest := slices.Max(dev.Available); fastest < want*(1-rateShortfall) {
+			return 0, retry.Permanent(fmt.Errorf("device %s cannot run at %g Hz: its fastest rate is %g Hz (sampling_frequency_available: %s)",
+				dev.Name, want, fastest, formatRates(dev.Available)))
+		}
 	}
 	target := chooseRate(want, dev.Available)
 	err := writeAttr(p, formatFloat(target))
@@ -191,7 +224,11 @@ func setRate(dev Device, want float64) (float64, error) {
 		err = writeAttr(p, formatFloat(math.Round(target)))
 	}
 	if err != nil {
-		return 0, fmt.Errorf("set sampling frequency %g Hz: %w", target, err)
+		err = fmt.Errorf("set sampling frequency %g Hz: %w", target, err)
+		if errors.Is(err, syscall.EINVAL) && present(dev) {
+			return 0, retry.Permanent(fmt.Errorf("device %s rejects the rate: %w", dev.Name, err))
+		}
+		return 0, err
 	}
 	got, err := readFloat(p)
 	if err != nil {
@@ -200,7 +237,25 @@ func setRate(dev Device, want float64) (float64, error) {
 	if got <= 0 || math.IsNaN(got) || math.IsInf(got, 0) {
 		return 0, fmt.Errorf("read back sampling frequency: driver reports %q", formatFloat(got))
 	}
+	if got < want*(1-rateShortfall) {
+		return 0, retry.Permanent(fmt.Errorf("device %s cannot run at %g Hz: asked for %g Hz, the driver set %g Hz", dev.Name, want, target, got))
+	}
 	return got, nil
+}
+
+// present reports whether the device's sysfs directory is still there (an
+// error seen while it vanishes is not the device's answer to our request).
+func present(dev Device) bool {
+	_, err := os.Stat(filepath.Join(dev.Dir, "name"))
+	return err == nil
+}
+
+func formatRates(r []float64) string {
+	s := make([]string, len(r))
+	for i, f := range r {
+		s[i] = formatFloat(f)
+	}
+	return strings.Join(s, " ")
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

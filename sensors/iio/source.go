@@ -28,7 +28,10 @@ type Source struct {
 	mu   sync.Mutex
 	info sensors.Info
 
-	lost    atomic.Uint64 // rows lost (kernel FIFO overflow, poll ticks skipped)
+	// presenceEvery overrides presenceCheck (tests).
+	presenceEvery time.Duration
+
+	lost    atomic.Uint64 // rows lost (missing from kernel timestamps, poll ticks skipped)
 	badRead atomic.Uint64 // sysfs reads that did not parse
 	jumps   atomic.Uint64 // buffered timestamp discontinuities
 	lostLog logx.Every
@@ -96,9 +99,12 @@ func (s *Source) Info() sensors.Info {
 	return i
 }
 
-// Lost counts rows lost since the source was created: kernel FIFO overflows
-// seen as timestamp gaps, and poll ticks skipped after a stall. Seq jumps by
-// the same amount, so a recording can tell.
+// Lost counts rows lost since the source was created: in buffered mode rows
+// missing from the kernel timestamps at the configured rate (FIFO overflow,
+// reports the device never sent; not rows that merely arrived late), judged
+// over a window and reported up to a second after the gap; in poll mode
+// ticks skipped after a stall. Seq jumps by the same amount, so a recording
+// can tell.
 func (s *Source) Lost() uint64 { return s.lost.Load() }
 
 // BadReads counts sysfs reads that did not parse as integers.
@@ -111,9 +117,12 @@ func (s *Source) setRate(r float64) {
 }
 
 // Run opens the device, streams rows until ctx ends and releases the device.
-// It returns nil when ctx ended, and an error when the device is missing,
-// misconfigured or vanished (the hub restarts it with backoff); a mode the
-// device cannot serve is retry.Permanent.
+// It returns nil when ctx ended, and an error when the device is missing or
+// vanished (the hub restarts it with backoff, and the restart finds the
+// device again by name). A configuration the device cannot serve (a mode it
+// lacks, a rate it cannot run at, a named device without accelerometer
+// channels, a scan format the decoder cannot read) is retry.Permanent, with
+// the reason: retrying would not change the answer.
 func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	dev, err := Find(s.env.SysRoot, s.cfg.Device)
 	if err != nil {

@@ -4,10 +4,11 @@
 // iio driver use it, and so can end-to-end runs of `edge-agent sample` on a
 // machine without an accelerometer (point sensors.Env.SysRoot/DevRoot at it).
 //
-// A fake cannot reproduce four kernel behaviours: EINVAL for out-of-range
-// values, EBUSY while buffering, values rounded on read-back, and a reader
-// that never sees EOF. The driver validates against *_available itself and
-// treats EOF as "device gone".
+// A fake cannot reproduce three kernel behaviours: EINVAL for out-of-range
+// values, EBUSY while buffering, and values rounded on read-back. The
+// driver validates against *_available itself. Device loss comes in two
+// forms: closing the writer (EOF) and Remove, which leaves the reader
+// waiting with no EOF, as an unregistered IIO device does.
 package iiotest
 
 import (
@@ -72,11 +73,16 @@ func Put(path, v string) error {
 	return nil
 }
 
+// realDir is where Add puts device index's attributes.
+func (t *Tree) realDir(index int) string {
+	return filepath.Join(t.Sys, "devices", "platform", "i2c-1", "1-00"+strconv.Itoa(50+index), "iio:device"+strconv.Itoa(index))
+}
+
 // Add creates the device and returns its directory as Discover reports it
 // (the symlink under bus/iio/devices).
 func (t *Tree) Add(d Device) (string, error) {
 	node := "iio:device" + strconv.Itoa(d.Index)
-	real := filepath.Join(t.Sys, "devices", "platform", "i2c-1", "1-00"+strconv.Itoa(50+d.Index), node)
+	real := t.realDir(d.Index)
 	files := map[string]string{"name": d.Name}
 	if d.Accel {
 		for i, ax := range []string{"x", "y", "z"} {
@@ -144,6 +150,24 @@ func (t *Tree) Add(d Device) (string, error) {
 		return "", fmt.Errorf("iiotest: %w", err)
 	}
 	return link, nil
+}
+
+// Remove unregisters device index the way the kernel does: its sysfs
+// directory and its /dev node disappear. Unlike closing the writer, a reader
+// of the old FIFO sees no EOF while a writer still holds it open, which is
+// how an unregistered IIO buffer behaves (poll reports nothing). Add with the
+// same index afterwards creates a new device (new inodes) under the old name.
+func (t *Tree) Remove(index int) error {
+	node := "iio:device" + strconv.Itoa(index)
+	for _, p := range []string{filepath.Join(t.Sys, "bus", "iio", "devices", node), filepath.Join(t.Dev, node)} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("iiotest: %w", err)
+		}
+	}
+	if err := os.RemoveAll(t.realDir(index)); err != nil {
+		return fmt.Errorf("iiotest: %w", err)
+	}
+	return nil
 }
 
 // OpenWriter opens the FIFO standing in for /dev/iio:deviceN read-write,
