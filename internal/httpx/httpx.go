@@ -76,7 +76,7 @@ func TLSConfig(t TLS) (*tls.Config, error) {
 		pool = x509.NewCertPool() // no system roots on this board: ca_file alone
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("ca_file %s: no PEM certificate found", t.CAFile)
+		return nil, fmt.Errorf("ca_file %s: no certificate found (want PEM)", t.CAFile)
 	}
 	tc.RootCAs = pool
 	return tc, nil

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
@@ -27,13 +29,25 @@ type restSession struct {
 
 // createSession asks the REST API for a session: its id, short-lived ICE
 // servers and the WebSocket endpoint. The token goes in the Authorization
-// header only.
-func createSession(ctx context.Context, cfg *Config, tc *tls.Config) (restSession, error) {
+// header only. waits caps a Retry-After (nil: not logged).
+//
+// ws_endpoint is where the token goes next, so it is checked first
+// (httpx.CheckServerURL): wss:// whenever api_url is https, on any host (the
+// service names its signalling host, spec §2, and the token then only
+// travels over TLS verified like api_url's); ws:// only when api_url itself
+// is plain http, and then only on api_url's host name. On main a ws://
+// endpoint on another host got the Bearer token in clear text, at every
+// retry.
+func createSession(ctx context.Context, cfg *Config, tc *tls.Config, waits *retry.PeerWaits) (restSession, error) {
 	var out restSession
 	u := strings.TrimSuffix(cfg.APIURL, "/") + "/api/v2/session"
-	err := postClientID(ctx, tc, "rtm create session", u, cfg.Token, cfg.ClientID, func(resp *http.Response) error {
+	base, err := url.Parse(cfg.APIURL)
+	if err != nil {
+		return out, retry.Permanent(fmt.Errorf("rtm api_url: %w", err))
+	}
+	err = postClientID(ctx, tc, "rtm create session", u, cfg.Token, cfg.ClientID, func(resp *http.Response) error {
 		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-			return classifyHTTP("rtm create session", resp, nil)
+			return classifyHTTP("rtm create session", resp, nil, waits)
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
 			return fmt.Errorf("rtm create session: %w: %v", ErrBadMessage, err)
@@ -41,8 +55,8 @@ func createSession(ctx context.Context, cfg *Config, tc *tls.Config) (restSessio
 		if out.WSEndpoint == "" {
 			return fmt.Errorf("rtm create session: %w: no ws_endpoint", ErrBadMessage)
 		}
-		if !strings.HasPrefix(out.WSEndpoint, "ws://") && !strings.HasPrefix(out.WSEndpoint, "wss://") {
-			return fmt.Errorf("rtm create session: %w: ws_endpoint scheme", ErrBadMessage)
+		if _, err := httpx.CheckServerURL("ws_endpoint", out.WSEndpoint, base, "wss", "ws"); err != nil {
+			return fmt.Errorf("rtm create session: %w: %w", ErrBadMessage, err)
 		}
 		return nil
 	})
@@ -64,7 +78,9 @@ func postClientID(ctx context.Context, tc *tls.Config, op, u, bearer, clientID s
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
+	// The shared policy (internal/httpx): this POST, carrying the Bearer
+	// token and client_id, is never redirected.
+	client := httpx.NewClient(httpx.NewTransport(tc))
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {

@@ -87,6 +87,7 @@ type Link struct {
 	twoTimers      atomic.Int32 // consecutive TWO_TIMER terminations
 
 	tokens *tokenSource
+	waits  *retry.PeerWaits // caps (and logs) the waits the service asks for
 
 	mu  sync.Mutex
 	cur *session
@@ -120,6 +121,8 @@ func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error
 		now = deps.Clock.Now
 	}
 	l.tokens = newTokenSource(&l.cfg, l.log, now)
+	l.waits = retry.NewPeerWaits(l.log)
+	l.tokens.waits = l.waits
 	l.tokens.secrets, l.tokens.slot = deps.Secrets, "rtm/"+deps.Name+"/token"
 	deps.Secrets.Add(cfg.Token, cfg.TokenURLKey)
 	for _, s := range cfg.ICEServers {

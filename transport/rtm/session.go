@@ -76,7 +76,7 @@ func (l *Link) dial(ctx context.Context, tc *tls.Config, token string) (_ *sessi
 	cfg.Token = token
 	wsURL, ice, sessionID := cfg.URL, iceServers(cfg.ICEServers), ""
 	if cfg.APIURL != "" {
-		rs, err := createSession(ctx, &cfg, tc)
+		rs, err := createSession(ctx, &cfg, tc, l.waits)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +119,7 @@ func (l *Link) dial(ctx context.Context, tc *tls.Config, token string) (_ *sessi
 		return s, err
 	}
 
-	s.sig, err = dialSignal(ctx, &cfg, wsURL, tc, l.deps.Stats, l.opts.FirstPingTimeout)
+	s.sig, err = dialSignal(ctx, &cfg, wsURL, tc, l.deps.Stats, l.opts.FirstPingTimeout, l.waits)
 	if err != nil {
 		return s, err
 	}

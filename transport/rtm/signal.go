@@ -3,13 +3,11 @@ package rtm
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -66,8 +65,9 @@ var errDead = errors.New("signalling silent: link dead")
 
 // dialSignal opens the WebSocket with the Bearer token. A 401/403 is
 // errTokenRejected (Dial renews the token); a 429/503 with Retry-After asks
-// the supervisor to wait.
-func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Config, stats *transport.Stats, firstPing time.Duration) (*signal, error) {
+// the supervisor to wait (capped by waits). The dialer follows no
+// redirect: any answer but 101 is an error.
+func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Config, stats *transport.Stats, firstPing time.Duration, waits *retry.PeerWaits) (*signal, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, retry.Permanent(fmt.Errorf("rtm dial: bad url: %w", err))
@@ -89,7 +89,7 @@ func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Con
 		// Never include u: it may carry the token as a query parameter.
 		if resp != nil {
 			resp.Body.Close()
-			return nil, classifyHTTP("rtm dial", resp, err)
+			return nil, classifyHTTP("rtm dial", resp, err, waits)
 		}
 		return nil, fmt.Errorf("rtm dial %s: %w", u.Host, redactErr(err, cfg.Token))
 	}
@@ -276,8 +276,9 @@ func (s *signal) writeLoop() {
 	}
 }
 
-// classifyHTTP maps a refused upgrade or REST call to a retry decision.
-func classifyHTTP(op string, resp *http.Response, err error) error {
+// classifyHTTP maps a refused upgrade or REST call to a retry decision;
+// waits caps a Retry-After (nil: capped, not logged).
+func classifyHTTP(op string, resp *http.Response, err error, waits *retry.PeerWaits) error {
 	base := fmt.Errorf("%s: HTTP %d", op, resp.StatusCode)
 	if err != nil && !errors.Is(err, websocket.ErrBadHandshake) {
 		base = fmt.Errorf("%s: HTTP %d: %w", op, resp.StatusCode, err)
@@ -286,7 +287,7 @@ func classifyHTTP(op string, resp *http.Response, err error) error {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%w (%w)", base, errTokenRejected)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		if d, ok := retry.ParseRetryAfter(resp.Header, time.Now()); ok {
+		if d, ok := waits.Header(resp.Header, time.Now()); ok {
 			return retry.RetryAfter(base, d)
 		}
 	}
@@ -306,23 +307,14 @@ func redactErr(err error, token string) error {
 	return errors.New(strings.ReplaceAll(msg, token, "REDACTED"))
 }
 
-// tlsConfig builds the client TLS config: verified unless
-// insecure_skip_verify, with ca_file added to the system roots.
+// tlsConfig builds the client TLS config with the policy every link shares
+// (internal/httpx): verified unless insecure_skip_verify, with ca_file
+// added to the system roots. It is read at every Dial, so a replaced
+// certificate needs no restart.
 func tlsConfig(cfg *Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in by config
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, retry.Permanent(fmt.Errorf("rtm ca_file: %w", err))
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, retry.Permanent(fmt.Errorf("rtm ca_file %s: no certificate found", cfg.CAFile))
-		}
-		tc.RootCAs = pool
+	tc, err := httpx.TLSConfig(httpx.TLS{CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify})
+	if err != nil {
+		return nil, retry.Permanent(fmt.Errorf("rtm %w", err))
 	}
 	return tc, nil
 }

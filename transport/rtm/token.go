@@ -47,6 +47,8 @@ type tokenSource struct {
 	tc  *tls.Config
 	log *slog.Logger
 	now func() time.Time
+	// waits caps a Retry-After from token_url (nil: capped, not logged).
+	waits *retry.PeerWaits
 	// secrets learns every token read or fetched, under slot, so an echo
 	// of one never reaches a log (nil: none).
 	secrets *redact.Secrets
@@ -176,7 +178,7 @@ func (t *tokenSource) fetchLocked(ctx context.Context, tc *tls.Config) error {
 			return t.keyRefusedLocked(resp.StatusCode)
 		case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated:
 			err := fmt.Errorf("rtm token_url: HTTP %d", resp.StatusCode)
-			if d, ok := retry.ParseRetryAfter(resp.Header, t.now()); ok {
+			if d, ok := t.waits.Header(resp.Header, t.now()); ok {
 				return retry.RetryAfter(err, d)
 			}
 			return err

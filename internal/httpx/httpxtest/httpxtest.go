@@ -10,12 +10,13 @@ package httpxtest
 import (
 	"bytes"
 	"crypto/tls"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+
+	"github.com/edge-agent/edge-agent/internal/selfsigned"
 )
 
 // Rule is what Redirect answers: requests whose path starts with Prefix get
@@ -88,14 +89,16 @@ type Request struct {
 // 200 with a JSON body that would satisfy a careless client ({"success":true,
 // "files":[]}, as if the upload had been taken).
 type Sink struct {
-	srv *httptest.Server
+	srv  *httptest.Server
+	cert []byte // PEM of the TLS sink's certificate
 
 	mu   sync.Mutex
 	reqs []Request
 }
 
-// NewSink starts a sink over plain HTTP, or HTTPS with httptest's
-// certificate when tls is set (CertPEM gives it, for a ca_file). Close it.
+// NewSink starts a sink over plain HTTP, or HTTPS when useTLS is set, with
+// a certificate for 127.0.0.1, ::1 and localhost (CertPEM gives it, for a
+// ca_file). Close it.
 func NewSink(useTLS bool) *Sink {
 	s := &Sink{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -106,11 +109,18 @@ func NewSink(useTLS bool) *Sink {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"success":true,"files":[]}`)
 	})
-	if useTLS {
-		s.srv = httptest.NewTLSServer(h)
-	} else {
+	if !useTLS {
 		s.srv = httptest.NewServer(h)
+		return s
 	}
+	cert, pemBytes, err := selfsigned.Localhost("httpxtest")
+	if err != nil {
+		panic(err) // crypto/rand failing: no test can run
+	}
+	s.srv = httptest.NewUnstartedServer(h)
+	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.srv.StartTLS()
+	s.cert = pemBytes
 	return s
 }
 
@@ -118,21 +128,7 @@ func NewSink(useTLS bool) *Sink {
 func (s *Sink) URL() string { return s.srv.URL }
 
 // CertPEM is the TLS sink's certificate (nil for a plain one).
-func (s *Sink) CertPEM() []byte {
-	if s.srv.TLS == nil {
-		return nil
-	}
-	c := s.srv.Certificate()
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-}
-
-// TLSConfig returns a client TLS config trusting the sink (nil when plain).
-func (s *Sink) TLSConfig() *tls.Config {
-	if s.srv.TLS == nil {
-		return nil
-	}
-	return s.srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-}
+func (s *Sink) CertPEM() []byte { return s.cert }
 
 // Requests returns what reached the sink, oldest first.
 func (s *Sink) Requests() []Request {

@@ -36,6 +36,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 )
 
@@ -83,7 +84,14 @@ type Server struct {
 	rejected    atomic.Int64
 	expiredUpTo atomic.Int64 // tokens issued at or before this (unix ns) are expired (ExpireTokens)
 
-	silent     atomic.Bool
+	silent atomic.Bool
+	// Hostile switches: redirect answers matching requests with a redirect
+	// (Redirect), wsEndpoint replaces the ws_endpoint of session creates
+	// (SetWSEndpoint), failCreate answers creates with a status and
+	// Retry-After (FailSessions).
+	redirect   httpxtest.Redirect
+	wsEndpoint atomic.Pointer[string]
+	failCreate atomic.Pointer[failure]
 	rejectSDP  atomic.Bool
 	uploadSeq  atomic.Int64
 	sessionSeq atomic.Int64
@@ -158,7 +166,7 @@ func New(listen string, opts Options) (*Server, error) {
 	mux.HandleFunc("POST "+TokenPath, s.serveToken)
 	mux.HandleFunc("PUT /upload/", s.serveUpload)
 	mux.HandleFunc("GET /status", s.serveStatus)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.redirect.Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -348,7 +356,51 @@ func readClientID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return body.ClientID, true
 }
 
+// failure is a scripted answer of FailSessions.
+type failure struct {
+	status     int
+	retryAfter string
+}
+
+// Redirect makes every request whose path starts with prefix (TokenPath,
+// "/api/v2/session") be answered with status (301, 302, 303, 307 or 308)
+// and Location target + its path, like a front redirecting to another host,
+// until called with status 0.
+func (s *Server) Redirect(prefix string, status int, target string) {
+	s.redirect.Set(httpxtest.Rule{Prefix: prefix, Status: status, Target: target})
+}
+
+// Redirected counts the requests answered with a redirect.
+func (s *Server) Redirected() int { return s.redirect.Count() }
+
+// SetWSEndpoint makes session creates hand out u as ws_endpoint ("" restores
+// the fake's own), as a compromised or misconfigured service would.
+func (s *Server) SetWSEndpoint(u string) {
+	if u == "" {
+		s.wsEndpoint.Store(nil)
+		return
+	}
+	s.wsEndpoint.Store(&u)
+}
+
+// FailSessions makes session creates answer status with Retry-After
+// retryAfter ("" none), e.g. 503 and "315360000", until called with 0.
+func (s *Server) FailSessions(status int, retryAfter string) {
+	if status == 0 {
+		s.failCreate.Store(nil)
+		return
+	}
+	s.failCreate.Store(&failure{status: status, retryAfter: retryAfter})
+}
+
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
+	if f := s.failCreate.Load(); f != nil {
+		if f.retryAfter != "" {
+			w.Header().Set("Retry-After", f.retryAfter)
+		}
+		http.Error(w, "session create failed on purpose", f.status)
+		return
+	}
 	if !s.authorized(w, r) {
 		return
 	}
@@ -356,11 +408,15 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := fmt.Sprintf("sess-%d", s.sessionSeq.Add(1))
+	ws := s.WSURL()
+	if p := s.wsEndpoint.Load(); p != nil {
+		ws = *p
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"session_id":      id,
-		"ws_endpoint":     s.WSURL(),
+		"ws_endpoint":     ws,
 		"ice_credentials": map[string]any{"iceServers": []any{}},
 	})
 }
