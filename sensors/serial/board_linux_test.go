@@ -51,6 +51,7 @@ const (
 func TestBoardFTDI(t *testing.T) {
 	const port = "/dev/ttyUSB0"
 	waitPath(t, port, 15*time.Second)
+	listed(t, port, "USB 0403:6001") // qemu's usb-serial is an FT232
 	log, opened := openedSignal()
 	src, err := NewSource("board", Config{Port: port}, sensors.Env{Logger: log})
 	if err != nil {
@@ -90,6 +91,7 @@ func TestBoardCDCACM(t *testing.T) {
 	dev := startDevice(t, g.ttyGS)
 	g.bind(t)
 	port := g.hostPort(t, 15*time.Second)
+	listed(t, port, "USB 2341:8037 CSV board serial "+gadgetSerial)
 	// Let the board print while the host port is closed: the gadget holds
 	// it (kilobytes, unlike an Arduino) and delivers it at the first open.
 	for deadline := time.Now().Add(20 * time.Second); dev.lines() < backlog; time.Sleep(20 * time.Millisecond) {
@@ -113,7 +115,8 @@ func TestBoardCDCACM(t *testing.T) {
 	}
 	detect(t, src, sub)
 	echoed := dev.echoed()
-	t.Logf("the host sent %d bytes back to the board (echo of the backlog at the port's first open); raw from reading %d", len(echoed), mark)
+	t.Logf("the host sent %d bytes back to the board (echo of the backlog at the port's first open), readings %v; raw from reading %d: %q",
+		len(echoed), echoCounters(echoed), mark, echoed[:min(len(echoed), 400)])
 	for _, c := range echoCounters(echoed) {
 		if c >= mark {
 			t.Fatalf("reading %d, printed after the port was opened (from %d on), came back to the board: the tty echoed in raw mode", c, mark)
@@ -124,6 +127,63 @@ func TestBoardCDCACM(t *testing.T) {
 	sub.Close()
 	h.Close()
 	sampleHeader(t, g.hostPort(t, 15*time.Second))
+}
+
+// TestBoardListPortsLeavesUARTsAlone: listing the serial ports (edge-agent
+// sensors) opens none of them. go.bug.st/serial's enumerator opened every
+// ttyS* to tell real UARTs from placeholders, which set them to 9600 baud
+// raw: on amd64 the board's console is ttyS0, as a Pi's can be.
+func TestBoardListPortsLeavesUARTsAlone(t *testing.T) {
+	uarts, _ := filepath.Glob("/dev/ttyS*")
+	before := map[string]*unix.Termios{}
+	for _, u := range uarts {
+		if tio, err := termiosOf(u); err == nil { // placeholders cannot be opened
+			before[u] = tio
+		}
+	}
+	ports, err := ListPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ports %+v; %d UARTs with a termios", ports, len(before))
+	for u, b := range before {
+		a, err := termiosOf(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *a != *b {
+			t.Errorf("listing changed %s's termios: %+v → %+v", u, *b, *a)
+		}
+	}
+}
+
+// termiosOf reads a tty's settings without changing them (O_NONBLOCK: no
+// wait for carrier; O_NOCTTY: not our controlling tty).
+func termiosOf(path string) (*unix.Termios, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return unix.IoctlGetTermios(fd, unix.TCGETS)
+}
+
+// listed checks that ListPorts shows the port with its USB details.
+func listed(t *testing.T, port, desc string) {
+	t.Helper()
+	ports, err := ListPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ports {
+		if p.Path == port {
+			if !strings.HasPrefix(p.Description, desc) {
+				t.Errorf("%s listed as %q, want %q…", port, p.Description, desc)
+			}
+			return
+		}
+	}
+	t.Errorf("%s not listed: %+v", port, ports)
 }
 
 // runHub runs src through agent/hub as the agent does, with restarts fast
@@ -256,16 +316,23 @@ func sampleHeader(t *testing.T, port string) {
 	}
 }
 
-// echoCounters extracts the reading numbers (the last field) from echoed
-// bytes, whatever the cooked tty made of the line ends.
+// echoCounters returns the readings found whole in echoed bytes: a line
+// whose sine and cosine are those of its reading number (a cooked tty
+// echoes fragments too, which this ignores: only a whole reading proves
+// what was echoed).
 func echoCounters(b []byte) []uint64 {
 	var out []uint64
 	for _, line := range strings.FieldsFunc(string(b), func(r rune) bool { return r == '\r' || r == '\n' }) {
-		i := strings.LastIndexByte(line, ',')
-		if i < 0 {
+		f := strings.Split(line, ",")
+		if len(f) != serialtest.Axes {
 			continue
 		}
-		if c, err := strconv.ParseUint(line[i+1:], 10, 64); err == nil {
+		c, err := strconv.ParseUint(f[2], 10, 64)
+		if err != nil {
+			continue
+		}
+		want := strings.TrimSuffix(string(serialtest.AppendLine(nil, c, boardRate)), "\r\n")
+		if line == want {
 			out = append(out, c)
 		}
 	}
