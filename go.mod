@@ -3,7 +3,6 @@ module github.com/edge-agent/edge-agent
 go 1.26.8
 
 require (
-	github.com/blackjack/webcam v0.6.1
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/creack/pty v1.1.24
 	github.com/fxamacker/cbor/v2 v2.9.6

@@ -6,7 +6,6 @@
 package tools
 
 import (
-	_ "github.com/blackjack/webcam"
 	_ "github.com/coreos/go-systemd/v22/daemon"
 	_ "github.com/creack/pty"
 	_ "github.com/fxamacker/cbor/v2"

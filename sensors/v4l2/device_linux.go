@@ -50,7 +50,8 @@ type device struct {
 }
 
 // OpenDevice opens a V4L2 video capture node. A node that is not one (a UVC
-// camera's metadata node, an output or codec node) is ErrNotCapture.
+// camera's metadata node, an output or codec node) is ErrNotCapture. Errors
+// do not repeat the path: Source.Run puts it in front.
 func OpenDevice(path string) (FrameSource, error) {
 	vd, err := videodev.Open(path)
 	if err != nil {
@@ -67,7 +68,7 @@ func OpenDevice(path string) (FrameSource, error) {
 		if c.Caps()&videodev.CapStreaming == 0 {
 			kind += " without streaming I/O"
 		}
-		return nil, fmt.Errorf("%s (%s, driver %s) is a %s node: %w", path, c.Card, c.Driver, kind, ErrNotCapture)
+		return nil, fmt.Errorf("a %s node (card %q, driver %s): %w", kind, c.Card, c.Driver, ErrNotCapture)
 	}
 	return &device{path: path, vd: vd}, nil
 }
@@ -200,7 +201,7 @@ func (d *device) Run(ctx context.Context, out chan<- Frame) (err error) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("dequeue: %w", err)
+			return err // "VIDIOC_DQBUF: no such device"
 		}
 		fr := Frame{Format: d.fmt, Seq: seq, Time: time.Now(), Corrupt: buf.Flags&videodev.BufFlagError != 0}
 		// The buffer is the driver's mmap memory: copy before re-queueing.

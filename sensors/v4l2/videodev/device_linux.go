@@ -63,11 +63,12 @@ type Device struct {
 }
 
 // Open opens path (O_RDWR, non-blocking: Dequeue never blocks, callers wait
-// with poll on Fd).
+// with poll on Fd). Its error is the bare errno (ENOENT, EACCES, EBUSY);
+// callers name the path.
 func Open(path string) (*Device, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	return &Device{path: path, fd: fd, k: sysKernel{}}, nil
 }
