@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/edge-agent/edge-agent/internal/httpx"
+
 	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
@@ -91,7 +93,11 @@ type ClientOptions struct {
 	Secrets *redact.Secrets
 }
 
-// NewClient returns a client for base using rt (an HTTP/2 transport).
+// NewClient returns a client for base using rt (an HTTP/2 transport). It
+// follows the redirect policy of every link (internal/httpx): the JSON
+// POSTs (the password at authorize, the session id in every query) are
+// never redirected; a 3xx is a transient error naming the status and the
+// target origin.
 func NewClient(base *url.URL, rt http.RoundTripper, o ClientOptions) *Client {
 	if o.Budget <= 0 {
 		o.Budget = 0.6
@@ -99,7 +105,7 @@ func NewClient(base *url.URL, rt http.RoundTripper, o ClientOptions) *Client {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Client{base: base, hc: &http.Client{Transport: rt}, user: o.User, pass: o.Password,
+	c := &Client{base: base, hc: httpx.NewClient(rt), user: o.User, pass: o.Password,
 		device: o.Device, meta: o.Meta, budget: o.Budget, now: o.Now, authCh: make(chan struct{}), secrets: o.Secrets}
 	o.Secrets.Add(o.Password)
 	c.setLimitsLocked(DefaultLimits)

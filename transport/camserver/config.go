@@ -20,7 +20,7 @@ import (
 // Config is the `camserver:` block of a link.
 type Config struct {
 	URL                string `yaml:"url"`                  // server base URL, https:// (HTTP/2 over TLS) or http:// (h2c)
-	CAFile             string `yaml:"ca_file"`              // PEM file of CAs (or the server certificate) to trust
+	CAFile             string `yaml:"ca_file"`              // PEM file of CAs (or the server certificate) trusted in addition to the system roots
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // skip TLS certificate verification (testing only)
 	User               string `yaml:"user"`                 // the user name sent to authorize.json
 	Password           string `yaml:"password"`             // the password inline (discouraged: use password_file)

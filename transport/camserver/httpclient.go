@@ -3,34 +3,28 @@ package camserver
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/edge-agent/edge-agent/internal/httpx"
 )
 
-// newTLSConfig builds the client TLS settings: verified by default, ca_file
-// replaces the system roots, insecure_skip_verify only when configured.
+// newTLSConfig builds the client TLS settings with the policy every link
+// shares (internal/httpx): verified by default, ca_file ADDED to the system
+// roots (until issue 13 this link alone replaced them), insecure_skip_verify
+// only when configured; plus the server name and ALPN h2 of this link.
 func newTLSConfig(cfg *Config, host string) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: host, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificates", cfg.CAFile)
-		}
-		tc.RootCAs = pool
+	tc, err := httpx.TLSConfig(httpx.TLS{CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify})
+	if err != nil {
+		return nil, err
 	}
-	tc.InsecureSkipVerify = cfg.InsecureSkipVerify
+	tc.ServerName, tc.NextProtos = host, []string{"h2"}
 	return tc, nil
 }
 

@@ -46,6 +46,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
 	"github.com/edge-agent/edge-agent/internal/selfsigned"
 )
 
@@ -113,6 +114,9 @@ type Server struct {
 	dbFailed  bool           // getMsgs answers DATABASE_FAIL until Restart
 	failNext  map[string]int // path → HTTP status for the next requests (FailNext)
 	failLeft  map[string]int // path → how many more
+
+	// redirect answers matching requests with a redirect (Redirect).
+	redirect httpxtest.Redirect
 }
 
 // Stats counts what the fake saw.
@@ -212,7 +216,7 @@ func (s *Server) accept(ln net.Listener) {
 			fc := newFlowConn(conn)
 			ctx := context.WithValue(context.Background(), connKey{}, c)
 			ctx = context.WithValue(ctx, flowKey{}, fc)
-			h2.ServeConn(fc, &http2.ServeConnOpts{Context: ctx, Handler: http.HandlerFunc(s.route)})
+			h2.ServeConn(fc, &http2.ServeConnOpts{Context: ctx, Handler: s.redirect.Wrap(http.HandlerFunc(s.route))})
 		}()
 	}
 }
@@ -259,6 +263,17 @@ func (s *Server) FailNext(path string, status, n int) {
 	}
 	s.failNext[path], s.failLeft[path] = status, max(n, 0)
 }
+
+// Redirect makes every request whose path starts with prefix (e.g.
+// "/authorize.json") be answered with status (301, 302, 303, 307 or 308)
+// and Location target + its path and query, like a front redirecting to
+// another host, until called with status 0.
+func (s *Server) Redirect(prefix string, status int, target string) {
+	s.redirect.Set(httpxtest.Rule{Prefix: prefix, Status: status, Target: target})
+}
+
+// Redirected counts the requests answered with a redirect.
+func (s *Server) Redirected() int { return s.redirect.Count() }
 
 // shutdown closes the listener and every connection.
 func (s *Server) shutdown() {
