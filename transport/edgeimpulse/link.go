@@ -56,6 +56,7 @@ type Link struct {
 	logRate *rateLimiter
 	key     *apiKey
 	waits   *retry.PeerWaits // caps (and logs) the waits the service asks for
+	drops   drops            // samples dropped, by reason
 
 	wmu     sync.Mutex
 	waiters map[string]chan error // spool id → the session waiting for its first attempt

@@ -90,12 +90,17 @@ func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error 
 // the JSON verdict of every file must be success too); 409 means an identical
 // file is already stored (x-disallow-duplicates), which for a retried upload
 // is success; 401/403 are retried with api_key_file re-read (the key may have
-// been rotated; the sample must not be lost meanwhile); other 4xx are permanent
-// refusals; 5xx, 408, 429 and network errors are retried.
+// been rotated; the sample must not be lost meanwhile). A captured sample is
+// dropped only when ingestion said the sample itself is invalid: a 400, 413
+// or 422 with a reason, or a /files verdict refusing it; each drop is counted
+// by reason (drops). Every other answer (any 3xx, other 4xx, a bare 400 or a
+// proxy's HTML page, 5xx, 408, 429, an unreadable verdict) and network errors
+// keep the sample spooled and are retried with backoff: a proxy or a deploy
+// in between answers those for minutes.
 func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 	var m uploadMeta
 	if err := json.Unmarshal(it.Meta, &m); err != nil || it.Kind != spoolKind {
-		return retry.Permanent(fmt.Errorf("ingestion: item %s is not an Edge Impulse sample", it.ID))
+		return l.drops.drop(l.deps.Stats, dropDamaged, fmt.Errorf("ingestion: item %s is not an Edge Impulse sample", it.ID))
 	}
 	u := *l.ingest
 	u.Path = strings.TrimRight(u.Path, "/") + m.Path
@@ -128,8 +133,12 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 	switch {
 	case code >= 200 && code < 300:
 		if m.Files {
-			if err := filesVerdict(rb, l.peer); err != nil {
-				return retry.Permanent(fmt.Errorf("ingestion post %s: %w", m.Path, err))
+			if refused, err := filesVerdict(rb, l.peer); err != nil {
+				err = fmt.Errorf("ingestion post %s: %w", m.Path, err)
+				if refused {
+					return l.drops.drop(l.deps.Stats, dropRefused, err)
+				}
+				return err
 			}
 		}
 		l.deps.Stats.BytesOut.Add(it.Size)
@@ -153,12 +162,21 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 		}
 		return err
 	}
-	return retry.Permanent(fmt.Errorf("ingestion post %s: refused: %s: %s", m.Path, resp.Status, reason))
+	if sampleInvalid(code, resp.Header.Get("Content-Type"), rb) {
+		why := dropInvalid
+		if code == http.StatusRequestEntityTooLarge {
+			why = dropTooLarge
+		}
+		return l.drops.drop(l.deps.Stats, why, fmt.Errorf("ingestion post %s: sample refused: %s: %s", m.Path, resp.Status, reason))
+	}
+	return fmt.Errorf("ingestion post %s: %s: %s (sample kept; retrying)", m.Path, resp.Status, reason)
 }
 
 // filesVerdict checks a /files reply: {"success":true,"files":[{"success":true},…]}.
 // The service's error texts pass through peer before they go in the error.
-func filesVerdict(b []byte, peer func(string) string) error {
+// It reports refused when the reply is a verdict refusing the file (the
+// sample is then dropped) rather than something unreadable (kept).
+func filesVerdict(b []byte, peer func(string) string) (refused bool, err error) {
 	var r struct {
 		Success bool   `json:"success"`
 		Error   string `json:"error"`
@@ -168,15 +186,15 @@ func filesVerdict(b []byte, peer func(string) string) error {
 		} `json:"files"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("unreadable reply: %w", err)
+		return false, fmt.Errorf("unreadable reply: %w", err)
 	}
 	if !r.Success {
-		return fmt.Errorf("refused: %s", peer(r.Error))
+		return true, fmt.Errorf("refused: %s", peer(r.Error))
 	}
 	for i, f := range r.Files {
 		if !f.Success {
-			return fmt.Errorf("file %d refused: %s", i, peer(f.Error))
+			return true, fmt.Errorf("file %d refused: %s", i, peer(f.Error))
 		}
 	}
-	return nil
+	return false, nil
 }
