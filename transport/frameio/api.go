@@ -103,7 +103,8 @@ func rateLimitWait(h http.Header, now time.Time, waits *retry.PeerWaits) time.Du
 // classify turns an API error into a retry decision for the spool and the
 // supervisor: 429 and slow_down wait, 5xx and unexpected statuses (which may
 // come from infrastructure in between) are transient, 409 Channel Paused and
-// malformed-request statuses are permanent for the item.
+// malformed-request statuses that carry Frame.io's reason are permanent for
+// the item (the same statuses without a reason are transient).
 func classify(e *APIError) error {
 	switch {
 	case e.Status == http.StatusTooManyRequests || e.Message == "slow_down" || e.Code == "slow_down":
@@ -116,8 +117,11 @@ func classify(e *APIError) error {
 		return retry.Permanent(&itemRefused{fmt.Errorf("%w (captured while paused; kept on local storage)", e)})
 	case e.Code == "invalid_client" || e.Message == "invalid_client":
 		return retry.Permanent(e)
-	case e.Status == http.StatusBadRequest, e.Status == http.StatusRequestEntityTooLarge,
-		e.Status == http.StatusUnsupportedMediaType, e.Status == http.StatusUnprocessableEntity:
+	case (e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge ||
+		e.Status == http.StatusUnsupportedMediaType || e.Status == http.StatusUnprocessableEntity) &&
+		(e.Code != "" || e.Message != ""):
+		// Frame.io's own refusal says why (§0 error shapes); a bare status
+		// or a proxy's HTML page says nothing about the item: retried.
 		return retry.Permanent(&itemRefused{e})
 	}
 	if e.Wait > 0 {

@@ -1,9 +1,11 @@
 package frameio_test
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
@@ -86,5 +88,30 @@ func TestTrustRefreshSingle4xxIsRetried(t *testing.T) {
 				t.Errorf("tokens: %v", err)
 			}
 		})
+	}
+}
+
+// TestTrustAssetCreateBare4xxKeepsAsset: a 400/413/415/422 on asset create
+// dropped the captured asset whatever said it. A bare status or a proxy's
+// HTML page says nothing about the asset: it is retried and delivered now;
+// Frame.io's own refusal (a JSON reason) still drops it.
+func TestTrustAssetCreateBare4xxKeepsAsset(t *testing.T) {
+	fake, e, front := frontEnv(t)
+	front.FailNext("/v2/devices/assets", http.StatusBadRequest, 1, "<html><body>400 Bad Request</body></html>")
+	putAsset(t, e.spool, "kept.jpg", "image/jpeg", time.Now(), randomBytes(100))
+	l := e.link(t, fastOptions())
+	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
+	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	if st := e.spool.Stats(); st.Delivered != 1 || st.Rejected != 0 {
+		t.Errorf("spool %+v: want the asset delivered after the 400 page", st)
+	}
+	front.FailNext("/v2/devices/assets", http.StatusUnprocessableEntity, 1, `{"code":422,"message":"Invalid filetype","errors":[]}`)
+	putAsset(t, e.spool, "refused.jpg", "image/jpeg", time.Now(), randomBytes(100))
+	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	if st := e.spool.Stats(); st.Rejected != 1 {
+		t.Errorf("spool %+v: want Frame.io's 422 with a reason to drop the asset", st)
+	}
+	if a := fake.Assets(); len(a) != 1 || a[0].Name != "kept.jpg" {
+		t.Errorf("assets = %+v", a)
 	}
 }
