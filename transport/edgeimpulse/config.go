@@ -11,6 +11,11 @@
 // snapshot.go and scale.go (snapshot streaming), upload.go (spool and
 // ingestion), apikey.go (api_key_file re-read, for a rotated key). eitest is
 // the in-process fake of the service.
+//
+// Trust (internal/httpx, the same for every link): ca_file is added to the
+// system roots; an ingestion POST (it carries x-api-key, which Go would
+// forward to any host) is never redirected: the refused redirect is retried
+// and the sample stays spooled. A Retry-After is honoured up to 15 minutes.
 package edgeimpulse
 
 import (

@@ -8,6 +8,16 @@
 // delivers them over plain HTTPS, so uploads continue while the socket is
 // down. Both share one token source, which refreshes single-flight and writes
 // rotated tokens to disk before using them.
+//
+// Trust (internal/httpx, the same for every link): ca_file is added to the
+// system roots (presigned S3 URLs keep working with a private api_url CA);
+// no redirect of the OAuth POSTs, the asset create or a part PUT is
+// followed, nor of a GET to another origin or from https to http; a refused
+// redirect is retried, the asset stays spooled. upload_urls must be one per
+// part asked for and https (http only when api_url is http, on its host
+// name); they are written once per asset to state_dir/upload-urls, not with
+// every part's progress. A server's wait (Retry-After, x-ratelimit-window,
+// a device code's interval) is capped.
 package frameio
 
 import (

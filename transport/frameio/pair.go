@@ -115,15 +115,22 @@ func Pair(ctx context.Context, cfg Config, opts PairOptions) (*Identity, error) 
 
 var errCodeExpired = errors.New("code expired")
 
+// Bounds on the waits a device-code answer sets: a poll interval or a code
+// lifetime of years (or one that overflows) must not park pairing.
+const (
+	maxPollInterval = time.Minute
+	maxCodeLife     = 30 * time.Minute
+)
+
 // pollCode shows dc and polls until a token, a code expiry (errCodeExpired)
 // or a failure.
 func pollCode(ctx context.Context, a *api, cfg *Config, dc *deviceCode, o *PairOptions) (*tokenResponse, error) {
 	out, clk := o.Out, o.Clock
-	interval := time.Duration(dc.Interval) * time.Second
+	interval := time.Duration(min(max(dc.Interval, 0), int(maxPollInterval/time.Second))) * time.Second
 	if interval <= 0 {
 		interval = 5 * time.Second // §7: fall back to 5 s
 	}
-	life := time.Duration(dc.ExpiresIn) * time.Second
+	life := time.Duration(min(max(dc.ExpiresIn, 0), int(maxCodeLife/time.Second))) * time.Second
 	if life <= 0 {
 		life = 120 * time.Second
 	}
@@ -174,7 +181,7 @@ func pollCode(ctx context.Context, a *api, cfg *Config, dc *deviceCode, o *PairO
 		switch ae.Code {
 		case "authorization_pending":
 		case "slow_down":
-			interval += 5 * time.Second
+			interval = min(interval+5*time.Second, maxPollInterval)
 		case "expired_token":
 			return nil, errCodeExpired
 		case "invalid_grant":

@@ -365,3 +365,27 @@ func TestTrustFrameioHugeRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestTrustPairServerWaitsCapped: a device-code answer with an interval and
+// a lifetime of ten years made `edge-agent pair` sleep ten years before its
+// first poll. Both are bounded now (a minute between polls, 30 min a code).
+func TestTrustPairServerWaitsCapped(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{Interval: 315360000, CodeTTL: 315360000})
+	fake.SetPairScript("authorization_pending", "slow_down")
+	cfg := frameio.Config{APIURL: fake.URL(), SocketURL: fake.SocketURL(), ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret()}
+	clk := clock.NewFake(time.Now())
+	if _, err := frameio.Pair(context.Background(), cfg, frameio.PairOptions{TokenPath: filepath.Join(t.TempDir(), "tokens.json"),
+		DeviceName: "pi", Version: "1.0.0", Clock: clk}); err != nil {
+		t.Fatal(err)
+	}
+	sleeps := clk.Sleeps()
+	if len(sleeps) != 3 {
+		t.Fatalf("sleeps %v, want three polls", sleeps)
+	}
+	for _, d := range sleeps {
+		if d != time.Minute {
+			t.Errorf("poll waits %v, want each capped at 1m", sleeps)
+			break
+		}
+	}
+}
