@@ -2,6 +2,7 @@ package rtm
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,8 +90,10 @@ type Link struct {
 	tokens *tokenSource
 	waits  *retry.PeerWaits // caps (and logs) the waits the service asks for
 
-	mu  sync.Mutex
-	cur *session
+	mu       sync.Mutex
+	cur      *session
+	lastTLS  *tls.Config // built from the last readable ca_file (dialTLS)
+	caUnread bool        // ca_file was unreadable at the last dial
 }
 
 // New returns the link.
@@ -161,7 +164,7 @@ func (l *Link) command(on bool) error {
 // tokenSource) and the session dialled once more at once, so an expired
 // token costs no backoff step.
 func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
-	tc, err := tlsConfig(&l.cfg)
+	tc, err := l.dialTLS()
 	if err != nil {
 		return nil, err
 	}

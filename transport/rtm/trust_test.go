@@ -1,9 +1,11 @@
 package rtm_test
 
 import (
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +18,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
+	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
 )
@@ -177,4 +180,45 @@ func TestTrustTokenURLRefusalIsRetried(t *testing.T) {
 			t.Errorf("last error leaks a key: %q", msg)
 		}
 	})
+}
+
+// TestTrustCAFileMissingAtRedial: ca_file is read at every dial; missing
+// (being replaced) it made the link failed for good. Now the CA read before
+// is used (said in the status), and at the first dial it is retried. The
+// server is a TLS endpoint that refuses the token: reaching its 401 means
+// the handshake was verified.
+func TestTrustCAFileMissingAtRedial(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	e := newEnv(t, time.Second)
+	cfg := e.cfg
+	cfg.URL = "wss" + strings.TrimPrefix(srv.URL, "https") + "/api/v2/io"
+	cfg.CAFile = caFile
+	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = link.Dial(t.Context())
+	if err == nil || retry.IsPermanent(err) || !strings.Contains(err.Error(), "ca_file") {
+		t.Fatalf("first dial without the file = %v, want a retried ca_file error", err)
+	}
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = link.Dial(t.Context()); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("dial with the file = %v, want the server's 401", err)
+	}
+	if err := os.Remove(caFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = link.Dial(t.Context()); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("re-dial with the file missing = %v, want the server's 401 (the CA read before)", err)
+	}
+	if d := e.stats.Details()["ca_file"]; !strings.Contains(d, "read before") {
+		t.Errorf("ca_file detail = %q", d)
+	}
 }
