@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,4 +111,73 @@ func TestTrustStatusBeyondLoopbackWarned(t *testing.T) {
 			t.Errorf("listen %s: warned %v, want %v (%v)", listen, got, warn, cfg.Warnings)
 		}
 	}
+}
+
+// TestTrustUnitCanWriteExampleWatchDir: the shipped unit gave the agent no
+// writable watch_dir (no ReadWritePaths, ProtectHome=yes), so a watched file
+// could not be moved aside and was queued again after every restart. The
+// example config's watch_dir must lie in a directory the unit makes
+// writable, and the documented drop-in must add its path the same way.
+func TestTrustUnitCanWriteExampleWatchDir(t *testing.T) {
+	cfg, err := config.Load(repoFile(t, "deploy/config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var watch string
+	for _, l := range cfg.Links {
+		if l.FrameIO != nil {
+			watch = l.FrameIO.Upload.WatchDir
+		}
+	}
+	if watch == "" {
+		t.Fatal("the example config has no frameio watch_dir to show where it works")
+	}
+	unit := unitWritable(t, repoFile(t, "deploy/edge-agent.service"))
+	if !under(watch, unit) {
+		t.Errorf("watch_dir %s is read-only under the unit (writable: %v)", watch, unit)
+	}
+	if !slices.Contains(unit, watch) {
+		t.Errorf("the unit does not create watch_dir %s (StateDirectory=): the agent could not move files aside", watch)
+	}
+	dropIn := unitWritable(t, repoFile(t, "deploy/watch-dir.conf"))
+	if len(dropIn) != 1 || under("/srv/footage/A001.mov", unit) || !under("/srv/footage/A001.mov", dropIn) {
+		t.Errorf("deploy/watch-dir.conf adds %v; want the one path it documents", dropIn)
+	}
+}
+
+// unitWritable lists the directories a unit (or drop-in) file makes
+// writable: StateDirectory=, CacheDirectory=, LogsDirectory= (under their
+// /var roots) and ReadWritePaths=.
+func unitWritable(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := map[string]string{"StateDirectory": "/var/lib/", "CacheDirectory": "/var/cache/", "LogsDirectory": "/var/log/"}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		for _, f := range strings.Fields(v) {
+			switch {
+			case roots[k] != "":
+				out = append(out, roots[k]+f)
+			case k == "ReadWritePaths":
+				out = append(out, strings.TrimPrefix(f, "-"))
+			}
+		}
+	}
+	return out
+}
+
+func under(path string, dirs []string) bool {
+	for _, d := range dirs {
+		if path == d || strings.HasPrefix(path, strings.TrimSuffix(d, "/")+"/") {
+			return true
+		}
+	}
+	return false
 }

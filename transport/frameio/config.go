@@ -53,7 +53,12 @@ type Upload struct {
 	Every  conf.Duration `yaml:"every"` // capture a still from upload.sensor this often; 0 disables
 	// WatchDir is scanned for finished files (size stable across two scans);
 	// each is spooled and then moved to WatchDir/.spooled so it stays on
-	// user-accessible storage.
+	// user-accessible storage. Only plain files are taken (no links, FIFOs
+	// or files with a second hard link); one larger than the spool's free
+	// room waits, reported in /status. The agent must be able to write here:
+	// under the shipped systemd unit use /var/lib/edge-agent/watch, or add
+	// ReadWritePaths= in a drop-in (deploy/watch-dir.conf); otherwise nothing
+	// is queued.
 	WatchDir string `yaml:"watch_dir"`
 	// Parallel is how many parts of one asset are PUT at once (default 2).
 	Parallel int `yaml:"parallel"`

@@ -5,10 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"mime"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,10 +14,6 @@ import (
 
 // assetKind is the spool item kind of a Frame.io asset.
 const assetKind = "frameio-asset"
-
-// spooledDir is where watched files go once they are safely in the spool;
-// they stay on user-accessible storage (§4.4) for manual upload.
-const spooledDir = ".spooled"
 
 // assetMeta is what the producer records with a spooled asset. Captured is
 // the capture time, so offset is computed when the create is sent (§4.3).
@@ -160,117 +152,4 @@ func (l *Link) captureOnce(ctx context.Context) error {
 		return fmt.Errorf("capture: %w", err)
 	}
 	return nil
-}
-
-// fileState is a watched file's size and mtime at the last scan.
-type fileState struct {
-	size int64
-	mod  time.Time
-}
-
-// watchLoop polls watch_dir: a file whose size and mtime did not change
-// between two scans is finished; it is spooled and then moved to .spooled.
-// Polling needs no inotify and copes with files copied in from SD cards.
-func (l *Link) watchLoop(ctx context.Context) {
-	dir := l.cfg.Upload.WatchDir
-	seen := map[string]fileState{}
-	queued := map[string]fileState{} // spooled but not yet moved aside
-	reported := map[string]bool{}    // errors already logged, per file
-	for {
-		if l.deps.Clock.Sleep(ctx, l.opts.WatchEvery) != nil {
-			return
-		}
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			if !reported[""] {
-				reported[""] = true
-				l.log.Warn("frameio: watch_dir unreadable", "dir", dir, "err", err)
-			}
-			continue
-		}
-		delete(reported, "")
-		now := map[string]fileState{}
-		for _, e := range ents {
-			name := e.Name()
-			if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
-				continue
-			}
-			fi, err := e.Info()
-			if err != nil || fi.Size() == 0 {
-				continue
-			}
-			st := fileState{size: fi.Size(), mod: fi.ModTime()}
-			now[name] = st
-			if prev, ok := seen[name]; !ok || prev != st {
-				continue // new or still growing
-			}
-			if q, ok := queued[name]; ok && q == st {
-				err = l.moveAside(filepath.Join(dir, name))
-			} else {
-				err = l.spoolFile(filepath.Join(dir, name), fi)
-				if errors.Is(err, errNotMoved) {
-					queued[name] = st
-				}
-			}
-			if err != nil {
-				if !reported[name] {
-					reported[name] = true
-					l.log.Warn("frameio: cannot queue file; will retry", "file", name, "err", err)
-				}
-				continue
-			}
-			delete(reported, name)
-			delete(queued, name)
-			delete(now, name)
-		}
-		seen = now
-		for name := range queued {
-			if _, ok := now[name]; !ok {
-				delete(queued, name)
-			}
-		}
-		for name := range reported { // forget files that went away
-			if _, ok := now[name]; !ok && name != "" {
-				delete(reported, name)
-			}
-		}
-	}
-}
-
-func (l *Link) spoolFile(path string, fi os.FileInfo) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	ft := mime.TypeByExtension(strings.ToLower(filepath.Ext(path)))
-	if i := strings.IndexByte(ft, ';'); i >= 0 {
-		ft = ft[:i]
-	}
-	if ft == "" {
-		ft = "application/octet-stream"
-	}
-	meta := assetMeta{Name: filepath.Base(path), Filetype: ft, Captured: fi.ModTime(), Source: "watch"}
-	if _, err := l.deps.Spool.Put(assetKind, meta, f); err != nil {
-		return err
-	}
-	l.log.Info("frameio: file queued", "file", filepath.Base(path), "bytes", fi.Size())
-	// Queued durably; move it aside so it is not queued again. A crash
-	// between the two steps uploads the file twice rather than never.
-	if err := l.moveAside(path); err != nil {
-		return fmt.Errorf("%w: %w", errNotMoved, err)
-	}
-	return nil
-}
-
-// errNotMoved: the file is in the spool but could not be moved aside; the
-// watcher must not queue it again.
-var errNotMoved = errors.New("queued, but not moved aside")
-
-func (l *Link) moveAside(path string) error {
-	dst := filepath.Join(filepath.Dir(path), spooledDir)
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	return os.Rename(path, filepath.Join(dst, filepath.Base(path)))
 }

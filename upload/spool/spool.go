@@ -238,6 +238,13 @@ func (s *Spool) Put(kind string, meta any, body io.Reader) (Item, error) {
 	return it, nil
 }
 
+// Room is how many more bytes the spool takes now. A producer with a large
+// item checks it first rather than copy the item only to be refused.
+func (s *Spool) Room() int64 { return s.room() }
+
+// MaxBytes is the spool's bound on the data it holds.
+func (s *Spool) MaxBytes() int64 { return s.max }
+
 func (s *Spool) room() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
