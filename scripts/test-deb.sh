@@ -16,9 +16,15 @@ mode() { stat -c %a "$root$1"; }
 [ "$(mode /usr/bin/edge-agent)" = 755 ] || fail "binary mode $(mode /usr/bin/edge-agent)"
 [ "$(mode /usr/lib/edge-agent/iio-perms)" = 755 ] || fail "iio-perms not executable"
 for f in /usr/lib/systemd/system/edge-agent.service /usr/lib/sysusers.d/edge-agent.conf \
-	/usr/lib/udev/rules.d/60-edge-agent.rules /etc/edge-agent/config.yaml; do
+	/usr/lib/udev/rules.d/60-edge-agent.rules /usr/share/doc/edge-agent/watch-dir.conf; do
 	[ "$(mode "$f")" = 644 ] || fail "$f mode $(mode "$f")"
 done
+# The config may hold inline secrets: 0640 root:edge-agent in the archive,
+# and postinst sets the group where dpkg could not (first install).
+[ "$(mode /etc/edge-agent/config.yaml)" = 640 ] || fail "config mode $(mode /etc/edge-agent/config.yaml), want 640"
+dpkg-deb -c "$deb" | grep -E '^-rw-r----- root/edge-agent .* \./etc/edge-agent/config\.yaml$' >/dev/null \
+	|| fail "config is not root/edge-agent 0640 in the archive: $(dpkg-deb -c "$deb" | grep config.yaml)"
+grep -q 'chgrp edge-agent "$cfg" && chmod 0640 "$cfg"' "$ctl/postinst" || fail "postinst does not give the config to group edge-agent"
 grep -qx /etc/edge-agent/config.yaml "$ctl/conffiles" || fail "config is not a conffile"
 for s in postinst prerm postrm; do
 	[ -x "$ctl/$s" ] || fail "$s missing"
