@@ -235,15 +235,16 @@ cleanup
 # ---- results --------------------------------------------------------------
 res=$WORK/share/results
 pass=0 fail=0 skip=0 bad=0
-for log_ in "$res"/*.log; do
-	[ -e "$log_" ] || continue
-	name=$(basename "$log_" .log)
-	rc=$(cut -d' ' -f1 "$res/$name.rc" 2>/dev/null || echo missing)
+for rcf in "$res"/*.rc; do
+	[ -e "$rcf" ] || continue
+	name=$(basename "$rcf" .rc)
+	log_=$res/$name.log
+	rc=$(cut -d' ' -f1 "$rcf")
 	p=$(grep -c '^\s*--- PASS' "$log_" || true)
 	f=$(grep -c '^\s*--- FAIL' "$log_" || true)
 	s=$(grep -c '^\s*--- SKIP' "$log_" || true)
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
-	secs=$(awk '{printf "%.1f", $3-$2}' "$res/$name.rc" 2>/dev/null || echo '?')
+	secs=$(awk '{printf "%.1f", $3-$2}' "$rcf")
 	if [ "$rc" != 0 ]; then
 		bad=$((bad + 1))
 		log "FAIL $name (exit $rc, ${secs}s): $p passed, $f failed"

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/edge-agent/edge-agent/internal/vboard"
 )
 
 // TestBoardEnvironment: the variables, the share and the agent binaries.
@@ -38,17 +40,13 @@ func TestBoardModules(t *testing.T) {
 		mods = append(mods, "snd-dummy", "i2c-stub", "i2c-dev", "inv-mpu6050-i2c", "st_accel_i2c")
 	}
 	for _, m := range mods {
-		args := []string{m}
-		if m == "i2c-stub" {
-			args = append(args, "chip_addr=0x50") // it refuses to load with no chip
-		}
-		if out, err := exec.Command("modprobe", args...).CombinedOutput(); err != nil {
-			t.Errorf("modprobe %s: %v: %s", m, err, out)
-			continue
-		}
-		if out, err := exec.Command("rmmod", m).CombinedOutput(); err != nil {
-			t.Errorf("rmmod %s: %v: %s", m, err, out)
-		}
+		t.Run(m, func(t *testing.T) {
+			var params []string
+			if m == "i2c-stub" {
+				params = []string{"chip_addr=0x50"} // it refuses to load with no chip
+			}
+			vboard.Modprobe(t, m, params...) // and unloads it with its dependencies
+		})
 	}
 }
 
