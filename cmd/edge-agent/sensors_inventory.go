@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -122,14 +123,31 @@ func formatRates(v []float64) string {
 	return strings.Join(s, " ")
 }
 
+// formatFormats shows the formats the agent can capture (MJPG, YUYV, H264)
+// with their sizes, and only counts the rest: a test pattern generator or
+// a capture card lists dozens of raw formats nobody can configure here.
+// -json keeps them all.
 func formatFormats(fs []v4l2.FormatInfo) string {
 	var parts []string
+	others := 0
 	for _, f := range fs {
+		switch f.FourCC {
+		case v4l2.FourCCMJPEG.String(), v4l2.FourCCYUYV.String(), v4l2.FourCCH264.String():
+		default:
+			others++
+			continue
+		}
 		sizes := f.Sizes
 		if len(sizes) > 6 {
 			sizes = append(append([]string{}, sizes[:5]...), "…+"+strconv.Itoa(len(f.Sizes)-5))
 		}
 		parts = append(parts, f.FourCC+" "+strings.Join(sizes, ","))
+	}
+	switch {
+	case others > 0 && len(parts) == 0:
+		parts = append(parts, fmt.Sprintf("none usable (%d other formats)", others))
+	case others > 0:
+		parts = append(parts, fmt.Sprintf("+%d other formats", others))
 	}
 	return strings.Join(parts, "; ")
 }
