@@ -168,6 +168,15 @@ func refuse(method string, from, to *url.URL) string {
 // might take for the service's verdict on what it sent.
 type guard struct{ rt http.RoundTripper }
 
+// CloseIdleConnections passes http.Client.CloseIdleConnections on to the
+// transport (without it the client cannot reach it, and a caller that makes
+// a transport per request leaks its idle connection each time).
+func (g guard) CloseIdleConnections() {
+	if c, ok := g.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (g guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := g.rt.RoundTrip(req)
 	if err != nil || !isRedirect(resp.StatusCode) {
