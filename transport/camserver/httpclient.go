@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -31,10 +32,78 @@ func newTLSConfig(cfg *Config, host string) (*tls.Config, error) {
 // pinnedDialer dials one resolved address for the whole session, so that the
 // JSON connection and the stream connection leave from the same source
 // address family: the server binds a session to the client IP (spec 4.2).
+//
+// It also tracks every connection it made, so that closeAll ends them all
+// when the session closes: CloseIdleConnections spares a connection a
+// request still holds (a cancelled input.raw whose reset is still being
+// written, a record delivery in flight), and such a connection then stayed
+// open with its goroutines after the session that owned it was gone (one
+// per session ended by a single HTTP error).
 type pinnedDialer struct {
 	addr string // ip:port
 	tls  *tls.Config
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
 }
+
+// closeAll closes every connection of the session and refuses new ones.
+func (p *pinnedDialer) closeAll() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns, p.closed = nil, true
+	p.mu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
+}
+
+// track records c for closeAll and returns it wrapped so that closing it
+// forgets it.
+func (p *pinnedDialer) track(c net.Conn) (net.Conn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		_ = c.Close()
+		return nil, fmt.Errorf("dial %s: %w (session closed)", p.addr, net.ErrClosed)
+	}
+	if p.conns == nil {
+		p.conns = map[net.Conn]struct{}{}
+	}
+	p.conns[c] = struct{}{}
+	sc := sessionConn{Conn: c, p: p}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &sessionTLSConn{sessionConn: sc, tc: tc}, nil
+	}
+	return &sc, nil
+}
+
+func (p *pinnedDialer) forget(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+// sessionConn is a connection pinnedDialer tracks.
+type sessionConn struct {
+	net.Conn
+	p *pinnedDialer
+}
+
+func (c *sessionConn) Close() error {
+	c.p.forget(c.Conn)
+	return c.Conn.Close()
+}
+
+// sessionTLSConn keeps the TLS state visible (x/net/http2 reads it through
+// ConnectionState).
+type sessionTLSConn struct {
+	sessionConn
+	tc *tls.Conn
+}
+
+func (c *sessionTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // resolve picks the server address once per session, preferring IPv4.
 func resolve(ctx context.Context, u *url.URL) (string, error) {
@@ -69,7 +138,7 @@ func (p *pinnedDialer) dial(ctx context.Context) (net.Conn, error) {
 		return nil, err
 	}
 	if p.tls == nil {
-		return c, nil
+		return p.track(c)
 	}
 	tc := tls.Client(c, p.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -80,7 +149,7 @@ func (p *pinnedDialer) dial(ctx context.Context) (net.Conn, error) {
 		tc.Close()
 		return nil, fmt.Errorf("server did not negotiate HTTP/2 (ALPN %q)", tc.ConnectionState().NegotiatedProtocol)
 	}
-	return tc, nil
+	return p.track(tc)
 }
 
 // newTransport returns an HTTP/2-only transport: TLS with ALPN h2, or h2c

@@ -180,12 +180,12 @@ func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 	c := NewClient(l.base, jsonRT, ClientOptions{User: l.cfg.User, Password: l.cfg.Password,
 		Device: l.dev, Meta: string(meta), Budget: l.opts.Budget, Now: l.deps.Clock.Now, Secrets: l.deps.Secrets})
 	if err := c.Authorize(ctx); err != nil {
-		jsonRT.CloseIdleConnections()
+		p.closeAll()
 		return nil, classify(err)
 	}
 	l.log.Info("camserver session authorized", "device", l.dev, "limits", c.Limits())
 	l.deps.Stats.SetDetail("session", "up")
-	return &session{l: l, c: c, jsonRT: jsonRT, streamRT: streamRT}, nil
+	return &session{l: l, c: c, jsonRT: jsonRT, streamRT: streamRT, conns: p}, nil
 }
 
 // tlsConfig returns the TLS settings for a new session. ca_file is read at
@@ -238,6 +238,7 @@ type session struct {
 	c        *Client
 	jsonRT   *http2.Transport
 	streamRT *http2.Transport
+	conns    *pinnedDialer // every connection of both transports
 	once     sync.Once
 }
 
@@ -259,11 +260,12 @@ func (s *session) Serve(ctx context.Context) error {
 	return err
 }
 
-// Close drops both connections.
+// Close drops both connections, idle or not.
 func (s *session) Close() error {
 	s.once.Do(func() {
 		s.jsonRT.CloseIdleConnections()
 		s.streamRT.CloseIdleConnections()
+		s.conns.closeAll()
 		s.l.deps.Stats.SetDetail("session", "down")
 		s.l.deps.Stats.SetDetail("stream", "off")
 	})

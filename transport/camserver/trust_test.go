@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -267,5 +269,42 @@ func TestTrustCommandsRateLimited(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "command dropped"); n > 2 {
 		t.Errorf("%d \"command dropped\" lines, want at most 2", n)
+	}
+}
+
+// TestTrustSessionEndClosesConnections: a session ended by one HTTP error
+// (a 502 on heartBit) while a request still held a connection (the stream's
+// reset being written, a record in flight) left that connection open with
+// its goroutines: CloseIdleConnections spares busy connections. Close now
+// ends every connection of the session's transports.
+func TestTrustSessionEndClosesConnections(t *testing.T) {
+	r := startRig(t, rigOpts{})
+	waitFor(t, "stream frames", func() bool { return r.frames.n() >= 2 })
+	settle := func() int {
+		var n int
+		for range 100 {
+			runtime.GC()
+			n = runtime.NumGoroutine()
+			time.Sleep(20 * time.Millisecond)
+			if m := runtime.NumGoroutine(); m == n {
+				break
+			}
+		}
+		return n
+	}
+	base := settle()
+	const ends = 10
+	for i := range ends {
+		sessions := r.sup.Status().Sessions
+		r.srv.FailNext("/heartBit.json", http.StatusBadGateway, 1)
+		waitFor(t, fmt.Sprintf("session %d up", i+2), func() bool {
+			st := r.sup.Status()
+			return st.Sessions > sessions && st.State == supervisor.Up
+		})
+		n := r.frames.n()
+		waitFor(t, "frames on the new session", func() bool { return r.frames.n() >= n+2 })
+	}
+	if grow := settle() - base; grow > 8 {
+		t.Errorf("goroutines grew by %d over %d sessions ended by a 502 (want bounded)", grow, ends)
 	}
 }
