@@ -45,16 +45,27 @@ type csRig struct {
 	sr     *supRun
 	tr     *tracker
 	frames atomic.Int64
+	caFile string // the CA file of a TLS rig (startCamserverWith)
 
 	mu   sync.Mutex
 	want map[string]string // record payload → name
 }
 
 func startCamserver(t *testing.T) (rig, error) {
+	r, err := startCamserverWith(t, false)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// startCamserverWith is startCamserver, over TLS (https through the proxy,
+// the fake's CA in ca_file, r.caFile) when tls is set.
+func startCamserverWith(t *testing.T, tls bool) (*csRig, error) {
 	r := &csRig{lb: &logBuf{}, tr: newTracker(), want: map[string]string{}, stats: &transport.Stats{}}
 	log := newLogger(r.lb)
 	var err error
-	if r.srv, err = camservertest.New("127.0.0.1:0", camservertest.Options{Logger: log}); err != nil {
+	if r.srv, err = camservertest.New("127.0.0.1:0", camservertest.Options{Logger: log, TLS: tls}); err != nil {
 		return nil, err
 	}
 	// A per-minute budget large enough for 50 ms polls and heartbeats: the
@@ -85,6 +96,14 @@ func startCamserver(t *testing.T) (rig, error) {
 	cfg := camserver.Config{URL: "http://" + r.proxy.Addr(), User: camservertest.DemoUser, Password: camservertest.DemoPassword,
 		Device: csDevice, Poll: conf.Duration(50 * time.Millisecond), Heartbeat: conf.Duration(40 * time.Millisecond),
 		Stream: camserver.Stream{Sensor: "cam"}}
+	if tls {
+		r.caFile = filepath.Join(dir, "ca.pem")
+		if err := os.WriteFile(r.caFile, r.srv.CAPEM(), 0o600); err != nil {
+			r.closeAll()
+			return nil, err
+		}
+		cfg.URL, cfg.CAFile = "https://"+r.proxy.Addr(), r.caFile
+	}
 	cfg.SetDefaults()
 	cfg.Stream.Delta = conf.Duration(50 * time.Millisecond) // below Validate's floor: faster detection
 	link, err := camserver.NewWithOptions(cfg, transport.Deps{Name: "cs", Logger: log, Hub: r.hub,

@@ -2,6 +2,7 @@ package faultproxy
 
 import (
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -23,6 +24,7 @@ type Front struct {
 	srv *httptest.Server
 
 	mu     sync.Mutex
+	rp     *httputil.ReverseProxy // to the current target
 	rules  []frontRule
 	failed int
 }
@@ -37,13 +39,10 @@ type frontRule struct {
 // NewFront starts a front on 127.0.0.1 for target, a base URL such as
 // http://127.0.0.1:4810.
 func NewFront(target string) (*Front, error) {
-	u, err := url.Parse(target)
-	if err != nil {
+	f := &Front{}
+	if err := f.SetTarget(target); err != nil {
 		return nil, err
 	}
-	f := &Front{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ErrorLog = nil
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if st, body, ok := f.take(r.URL.Path); ok {
 			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
@@ -59,10 +58,30 @@ func NewFront(target string) (*Front, error) {
 			_, _ = io.WriteString(w, body)
 			return
 		}
+		f.mu.Lock()
+		rp := f.rp
+		f.mu.Unlock()
 		rp.ServeHTTP(w, r)
 	}))
 	return f, nil
 }
+
+// SetTarget sends later requests to target (a restarted fake on a new port).
+func (f *Front) SetTarget(target string) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return err
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a target going away is the point of the tests
+	f.mu.Lock()
+	f.rp = rp
+	f.mu.Unlock()
+	return nil
+}
+
+// Addr is the front's host:port.
+func (f *Front) Addr() string { return f.srv.Listener.Addr().String() }
 
 // URL is the front's base URL (http://127.0.0.1:port).
 func (f *Front) URL() string { return f.srv.URL }
