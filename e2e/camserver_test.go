@@ -45,7 +45,8 @@ type csRig struct {
 	sr     *supRun
 	tr     *tracker
 	frames atomic.Int64
-	caFile string // the CA file of a TLS rig (startCamserverWith)
+	clk    *capClock // the supervisor's and the spool's
+	caFile string    // the CA file of a TLS rig (startCamserverWith)
 
 	mu   sync.Mutex
 	want map[string]string // record payload → name
@@ -62,7 +63,7 @@ func startCamserver(t *testing.T) (rig, error) {
 // startCamserverWith is startCamserver, over TLS (https through the proxy,
 // the fake's CA in ca_file, r.caFile) when tls is set.
 func startCamserverWith(t *testing.T, tls bool) (*csRig, error) {
-	r := &csRig{lb: &logBuf{}, tr: newTracker(), want: map[string]string{}, stats: &transport.Stats{}}
+	r := &csRig{lb: &logBuf{}, tr: newTracker(), want: map[string]string{}, stats: &transport.Stats{}, clk: &capClock{}}
 	log := newLogger(r.lb)
 	var err error
 	if r.srv, err = camservertest.New("127.0.0.1:0", camservertest.Options{Logger: log, TLS: tls}); err != nil {
@@ -89,7 +90,7 @@ func startCamserverWith(t *testing.T, tls bool) (*csRig, error) {
 		r.closeAll()
 		return nil, err
 	}
-	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log}); err != nil {
+	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log, Clock: r.clk}); err != nil {
 		r.closeAll()
 		return nil, err
 	}
@@ -114,7 +115,7 @@ func startCamserverWith(t *testing.T, tls bool) (*csRig, error) {
 		r.closeAll()
 		return nil, err
 	}
-	r.sr = runSupervisor("cs", "camserver", link, log)
+	r.sr = runSupervisor("cs", "camserver", link, log, r.clk)
 	return r, nil
 }
 
@@ -251,7 +252,7 @@ func (r *csRig) once(ctx context.Context, kind string, i int) error {
 		}
 		return r.healthy(ctx, post)
 	default:
-		return fmt.Errorf("fault %q not implemented for camserver", kind)
+		return r.trustOnce(ctx, kind, i, st, ss, pre, post) // trust_http_test.go
 	}
 	if reauth {
 		if err := poll(ctx, "re-authorization", func() bool { return r.srv.Stats().Authorizations > ss.Authorizations }); err != nil {

@@ -40,6 +40,7 @@ type fioRig struct {
 	sr    *supRun
 	tr    *tracker
 	watch string
+	clk   *capClock // the supervisor's and the spool's
 
 	mu   sync.Mutex
 	want map[string]string // asset name → SHA-256 of the file written
@@ -63,7 +64,7 @@ func fioOptions() frameio.Options {
 }
 
 func startFrameio(t *testing.T) (rig, error) {
-	r := &fioRig{lb: &logBuf{}, tr: newTracker(), want: map[string]string{}}
+	r := &fioRig{lb: &logBuf{}, tr: newTracker(), want: map[string]string{}, clk: &capClock{}}
 	log := newLogger(r.lb)
 	var err error
 	if r.fake, err = frameiotest.New(frameiotest.Options{Logger: log}); err != nil {
@@ -83,7 +84,7 @@ func startFrameio(t *testing.T) (rig, error) {
 			return nil, err
 		}
 	}
-	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log}); err != nil {
+	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log, Clock: r.clk}); err != nil {
 		r.closeAll()
 		return nil, err
 	}
@@ -107,7 +108,7 @@ func startFrameio(t *testing.T) (rig, error) {
 		r.closeAll()
 		return nil, err
 	}
-	r.sr = runSupervisor("fio", "frameio", link, log)
+	r.sr = runSupervisor("fio", "frameio", link, log, r.clk)
 	return r, nil
 }
 
@@ -235,7 +236,7 @@ func (r *fioRig) once(ctx context.Context, kind string, i int) error {
 		}
 		return r.healthy(ctx, post)
 	default:
-		return fmt.Errorf("fault %q not implemented for frameio", kind)
+		return r.trustOnce(ctx, kind, i, pre, post) // trust_http_test.go
 	}
 	if err := waitNewSession(ctx, r.sr.sup, st.Sessions); err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -427,8 +428,9 @@ type supRun struct {
 	done   chan struct{}
 }
 
-func runSupervisor(name, kind string, link transport.Link, log *slog.Logger) *supRun {
-	sup := supervisor.New(supervisor.Options{Name: name, Kind: kind, Link: link, Policy: supPolicy, Logger: log})
+// runSupervisor runs link's supervisor with clk (the rig's capClock).
+func runSupervisor(name, kind string, link transport.Link, log *slog.Logger, clk clock.Clock) *supRun {
+	sup := supervisor.New(supervisor.Options{Name: name, Kind: kind, Link: link, Policy: supPolicy, Logger: log, Clock: clk})
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &supRun{sup: sup, cancel: cancel, done: make(chan struct{})}
 	go func() {

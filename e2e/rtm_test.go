@@ -49,6 +49,7 @@ type rtmRig struct {
 	sr    *supRun
 	addr  string
 	dir   string
+	clk   *capClock // the supervisor's
 
 	secret []byte // signs the fakes' tokens, so they outlive a restart like the service's
 
@@ -58,7 +59,7 @@ type rtmRig struct {
 }
 
 func startRTM(t *testing.T) (rig, error) {
-	r := &rtmRig{lb: &logBuf{}, dir: t.TempDir(), secret: []byte("e2e-rtm-token-signing-secret")}
+	r := &rtmRig{lb: &logBuf{}, dir: t.TempDir(), secret: []byte("e2e-rtm-token-signing-secret"), clk: &capClock{}}
 	log := newLogger(r.lb)
 	fake, err := r.newFake("127.0.0.1:0")
 	if err != nil {
@@ -117,7 +118,7 @@ func startRTM(t *testing.T) (rig, error) {
 		r.closeAll()
 		return nil, err
 	}
-	r.sr = runSupervisor("recorder", "rtm", link, log)
+	r.sr = runSupervisor("recorder", "rtm", link, log, r.clk)
 	return r, nil
 }
 
@@ -252,7 +253,7 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 		}
 		return nil
 	default:
-		return fmt.Errorf("fault %q not implemented for rtm", kind)
+		return r.trustOnce(ctx, kind, i, st, active0) // trust_http_test.go
 	}
 	return r.healthy(ctx, active0, st.Sessions)
 }

@@ -47,7 +47,7 @@ var jsonTable = map[string]handler{
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls[r.URL.Path]++
-	fail := 0
+	fail, retryAfter := 0, s.failRetryAfter
 	if s.failLeft[r.URL.Path] > 0 {
 		s.failLeft[r.URL.Path]--
 		fail = s.failNext[r.URL.Path]
@@ -55,6 +55,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if fail != 0 {
 		drain(r)
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
 		w.WriteHeader(fail)
 		return
 	}

@@ -115,8 +115,10 @@ type Server struct {
 	failNext  map[string]int // path → HTTP status for the next requests (FailNext)
 	failLeft  map[string]int // path → how many more
 
-	// redirect answers matching requests with a redirect (Redirect).
-	redirect httpxtest.Redirect
+	// redirect answers matching requests with a redirect (Redirect);
+	// failRetryAfter is the Retry-After of FailNext's answers.
+	redirect       httpxtest.Redirect
+	failRetryAfter string
 }
 
 // Stats counts what the fake saw.
@@ -262,6 +264,14 @@ func (s *Server) FailNext(path string, status, n int) {
 		s.failNext, s.failLeft = map[string]int{}, map[string]int{}
 	}
 	s.failNext[path], s.failLeft[path] = status, max(n, 0)
+}
+
+// SetFailRetryAfter makes FailNext's answers carry Retry-After v ("" none),
+// e.g. "315360000", as a proxy in front of the server might.
+func (s *Server) SetFailRetryAfter(v string) {
+	s.mu.Lock()
+	s.failRetryAfter = v
+	s.mu.Unlock()
 }
 
 // Redirect makes every request whose path starts with prefix (e.g.

@@ -92,6 +92,7 @@ type Server struct {
 	redirect   httpxtest.Redirect
 	wsEndpoint atomic.Pointer[string]
 	failCreate atomic.Pointer[failure]
+	failToken  atomic.Pointer[failure] // FailTokens
 	rejectSDP  atomic.Bool
 	uploadSeq  atomic.Int64
 	sessionSeq atomic.Int64
@@ -393,12 +394,32 @@ func (s *Server) FailSessions(status int, retryAfter string) {
 	s.failCreate.Store(&failure{status: status, retryAfter: retryAfter})
 }
 
+// FailTokens makes the token endpoint answer status with Retry-After
+// retryAfter ("" none) until called with 0, as our backend (or a proxy in
+// front of it) might.
+func (s *Server) FailTokens(status int, retryAfter string) {
+	if status == 0 {
+		s.failToken.Store(nil)
+		return
+	}
+	s.failToken.Store(&failure{status: status, retryAfter: retryAfter})
+}
+
+// answer writes f (status and Retry-After) when f is set and reports
+// whether it did.
+func (f *failure) answer(w http.ResponseWriter, what string) bool {
+	if f == nil {
+		return false
+	}
+	if f.retryAfter != "" {
+		w.Header().Set("Retry-After", f.retryAfter)
+	}
+	http.Error(w, what+" failed on purpose", f.status)
+	return true
+}
+
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
-	if f := s.failCreate.Load(); f != nil {
-		if f.retryAfter != "" {
-			w.Header().Set("Retry-After", f.retryAfter)
-		}
-		http.Error(w, "session create failed on purpose", f.status)
+	if s.failCreate.Load().answer(w, "session create") {
 		return
 	}
 	if !s.authorized(w, r) {

@@ -69,6 +69,9 @@ func (s *Server) ExpireTokens() {
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	if s.failToken.Load().answer(w, "token") {
+		return
+	}
 	if r.Header.Get("Authorization") != "Bearer "+s.opts.DeviceKey {
 		http.Error(w, "device key rejected", http.StatusUnauthorized)
 		return
