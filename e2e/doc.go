@@ -12,4 +12,8 @@
 // as Markdown, FAULT_LINKS and FAULT_KINDS select cells (comma-separated
 // words), FAULT_LOG=1 logs to stderr and FAULT_HEAPPROFILE=dir writes a heap
 // profile per cell.
+//
+// TestTrustFaultHTTP runs the trust-boundary cells (a redirect to another
+// host, a ten-year Retry-After; issue 13) over every link with the same
+// machinery and variables; its table goes to FAULT_TABLE's name + "-trust".
 package e2e

@@ -35,7 +35,8 @@ const (
 )
 
 // TestTrustFaultHTTP runs the redirect and huge Retry-After cells over every
-// link, FAULT_COUNT times each (FAULT_LINKS selects links as for TestFault).
+// link, FAULT_COUNT times each (FAULT_LINKS and FAULT_KINDS select cells as
+// for TestFault; FAULT_TABLE=x.md writes this table to x-trust.md).
 func TestTrustFaultHTTP(t *testing.T) {
 	n := faultCount(t)
 	var (
@@ -60,7 +61,14 @@ func TestTrustFaultHTTP(t *testing.T) {
 			}
 		})
 	}
-	t.Log("\n" + renderTable(results, n))
+	table := renderTable(results, n)
+	t.Log("\n" + table)
+	if path := os.Getenv("FAULT_TABLE"); path != "" { // beside TestFault's: x.md → x-trust.md
+		trust := strings.TrimSuffix(path, ".md") + "-trust.md"
+		if err := os.WriteFile(trust, []byte(table), 0o644); err != nil {
+			t.Errorf("write %s: %v", trust, err)
+		}
+	}
 }
 
 // capClock is the rigs' clock for their supervisor and spool: the real
