@@ -215,3 +215,34 @@ func TestTrustRTMHugeRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestTrustRTMHTTPSToHTTPSameHost: an https api_url redirects the session
+// create to http on the same host name. Go keeps Authorization on such a
+// hop (main re-POSTed the token there in clear text on 307/308); now the
+// redirect is refused and nothing reaches the plain endpoint.
+func TestTrustRTMHTTPSToHTTPSameHost(t *testing.T) {
+	sink := httpxtest.NewSink(false) // http://127.0.0.1:<port>
+	defer sink.Close()
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			e := newEnv(t, 100*time.Millisecond)
+			api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, sink.URL()+r.URL.Path, status)
+			}))
+			defer api.Close()
+			ca := filepath.Join(t.TempDir(), "ca.pem")
+			if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := e.cfg
+			cfg.URL, cfg.APIURL, cfg.CAFile = "", api.URL, ca
+			err := dialOnce(t, e, cfg)
+			if err == nil || !strings.Contains(err.Error(), "redirect refused") {
+				t.Fatalf("Dial err = %v, want a refused redirect", err)
+			}
+			if n := len(sink.Requests()); n != 0 || sink.Saw(e.cfg.Token) {
+				t.Errorf("%d requests reached the plain endpoint", n)
+			}
+		})
+	}
+}
