@@ -18,6 +18,12 @@ import (
 // with an error: one torn read is a glitch, a run of them is a broken device.
 const maxBadReads = 10
 
+// maxPollLag is how far polling may fall behind before it skips ticks
+// instead of catching up: a busy board (or a virtual one whose host is
+// busy) stalls a process for tens to hundreds of milliseconds, and those
+// ticks can still be read; a stall of seconds is better reported as loss.
+const maxPollLag = time.Second
+
 // presenceCheck is how often polling checks that the device directory still
 // exists. On a real board a read from an unbound device fails at once; a
 // fake tree keeps answering from the open inode, so the check also makes
@@ -26,9 +32,11 @@ const presenceCheck = time.Second
 
 // runPoll reads the three _raw files at the configured rate. Ticks are paced
 // against start + n/rate (not sleep-after-read), so read time and scheduler
-// latency never accumulate and rate × seconds rows arrive. After a stall of
-// more than a few periods it skips the missed ticks (counted in Lost, Seq
-// jumps) instead of emitting a burst of stale reads.
+// latency never accumulate and rate × seconds rows arrive. A tick served late
+// still gets its own reading, so it is not lost: after a delay of up to
+// maxPollLag the loop reads the overdue ticks back to back. Only after a
+// longer stall does it skip the missed ticks (counted in Lost, Seq jumps)
+// instead of emitting a long burst of readings taken long after their time.
 func (s *Source) runPoll(ctx context.Context, out chan<- sensors.Sample, dev Device, cal calibration, want float64) error {
 	rate, err := setRate(dev, want)
 	if err != nil {
@@ -56,7 +64,7 @@ func (s *Source) runPoll(ctx context.Context, out chan<- sensors.Sample, dev Dev
 	s.opened(dev, "poll", want, pollRate)
 
 	period := time.Duration(float64(time.Second) / pollRate)
-	maxLag := max(5*period, 100*time.Millisecond)
+	maxLag := max(5*period, maxPollLag)
 	start := s.clk.Now()
 	lastCheck := start
 	buf := make([]byte, 32)

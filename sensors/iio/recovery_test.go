@@ -274,13 +274,14 @@ func TestWriteAttrError(t *testing.T) {
 	}
 }
 
-// TestPollLateTicksAreNotLost: ticks served late (60 ms, less than the
-// catch-up limit) still get their own reading, so no row is lost and Seq has
-// no gap; only a stall beyond the limit skips ticks (TestPollStall).
+// TestPollLateTicksAreNotLost: ticks served late (stalls of 60 and 400 ms,
+// less than the catch-up limit) still get their own reading, so no row is
+// lost and Seq has no gap; only a stall beyond the limit skips ticks
+// (TestPollStall).
 func TestPollLateTicksAreNotLost(t *testing.T) {
 	ft := newTree(t)
 	ft.add(t, fakeDev{Name: "adxl345", Accel: true, Scale: "1"})
-	clk := &workClock{now: time.Unix(1000, 0), jumps: map[int]time.Duration{30: 60 * time.Millisecond, 90: 60 * time.Millisecond}}
+	clk := &workClock{now: time.Unix(1000, 0), jumps: map[int]time.Duration{30: 60 * time.Millisecond, 90: 400 * time.Millisecond}}
 	src, err := NewSource("accel", Config{Frequencies: []float64{100}, Mode: "poll"}, sensors.Env{SysRoot: ft.sys}, WithClock(clk))
 	if err != nil {
 		t.Fatal(err)

@@ -124,6 +124,9 @@ func (s *Source) setRate(r float64) {
 // channels, a scan format the decoder cannot read) is retry.Permanent, with
 // the reason: retrying would not change the answer.
 func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
+	// All of the run's sysfs and device I/O happens on one thread that the
+	// process's own signals do not interrupt (see shieldSignals).
+	defer shieldSignals()()
 	dev, err := Find(s.env.SysRoot, s.cfg.Device)
 	if err != nil {
 		return fmt.Errorf("iio %s: %w", s.name, err)
