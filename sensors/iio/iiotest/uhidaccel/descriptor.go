@@ -25,7 +25,7 @@ const (
 	inputReportID   = 2
 
 	featureLen = 1 + 1 + 1 + 4 + 2 // id, reporting, power, interval u32, sensitivity u16
-	inputLen   = 1 + 3*2           // id, x, y, z as s16
+	inputLen   = 1 + 3*2 + 8       // id, x, y, z as s16, timestamp u64 (µs)
 )
 
 // UnitExponent is the exponent of the acceleration fields: -3 with the
@@ -43,7 +43,8 @@ const Scale = 9.80665e-3
 // hid-sensor-accel-3d drives), with the properties the driver looks up
 // (reporting state, power state, report interval, change sensitivity) in
 // feature report 1 and acceleration X/Y/Z as signed 16-bit milli-g in input
-// report 2. The driver reads the scan type from the field size: le:s16/32>>0.
+// report 2, followed by an optional timestamp. The driver reads the scan
+// type from the field size: le:s16/32>>0.
 var descriptor = []byte{
 	0x05, 0x20, //            Usage Page (Sensors)
 	0x09, 0x73, //            Usage (Motion: Accelerometer 3D)
@@ -96,6 +97,14 @@ var descriptor = []byte{
 	0x81, 0x02, //            Input (Data, Variable, Absolute)
 	0x0A, 0x55, 0x04, //      Usage (Acceleration Z)
 	0x81, 0x02, //            Input (Data, Variable, Absolute)
+	// The time the sample was taken, in µs on the IIO device's clock; 0
+	// lets the driver stamp the report when it arrives.
+	0x0A, 0x29, 0x05, //      Usage (Time: Timestamp)
+	0x15, 0x00, //            Logical Minimum (0)
+	0x27, 0xFF, 0xFF, 0xFF, 0x7F, // Logical Maximum (2^31-1; the field is wider)
+	0x75, 0x40, //            Report Size (64)
+	0x55, 0x0A, //            Unit Exponent (-6)
+	0x81, 0x02, //            Input (Data, Variable, Absolute)
 
 	0xC0, // End Collection
 }
@@ -134,13 +143,14 @@ func decodeFeatures(b []byte) (features, bool) {
 	}, true
 }
 
-// encodeInput builds input report 2.
-func encodeInput(v [3]int16) []byte {
+// encodeInput builds input report 2; tsMicros 0 means "no timestamp".
+func encodeInput(v [3]int16, tsMicros uint64) []byte {
 	b := make([]byte, inputLen)
 	b[0] = inputReportID
 	for i, x := range v {
 		binary.LittleEndian.PutUint16(b[1+2*i:], uint16(x))
 	}
+	binary.LittleEndian.PutUint64(b[7:], tsMicros)
 	return b
 }
 

@@ -53,6 +53,14 @@ type Options struct {
 	// Values returns the counts (milli-g) of input report n; nil uses the
 	// values last given to Set.
 	Values func(n uint64) [3]int16
+	// DeviceTimestamps makes every report carry the CLOCK_MONOTONIC time
+	// it was due (lateness included), as sensor hubs with a timestamp
+	// field do; the driver then stamps the scan with it instead of the
+	// arrival time, so a board too busy to send on time still yields
+	// evenly spaced timestamps. The IIO device's current_timestamp_clock
+	// must be monotonic (the iio source sets it). Off: the driver stamps
+	// each report when it arrives.
+	DeviceTimestamps bool
 }
 
 // DefaultInterval is the report interval before the driver sets one, and
@@ -124,13 +132,13 @@ func Open(opts Options) (*Device, error) {
 	if opts.Path == "" {
 		opts.Path = "/dev/uhid"
 	}
-	f, err := os.OpenFile(opts.Path, os.O_RDWR, 0)
+	c, err := openFD(opts.Path)
 	if err != nil {
 		return nil, fmt.Errorf("uhidaccel: %w", err)
 	}
-	d, err := newDevice(f, opts)
+	d, err := newDevice(c, opts)
 	if err != nil {
-		_ = f.Close()
+		c.release()
 		return nil, err
 	}
 	return d, nil
@@ -295,7 +303,7 @@ func (d *Device) getReport(rnum, rtype byte) ([]byte, uint16) {
 	case rnum == featureReportID && rtype == rtypeFeature:
 		return d.feat.encode(), 0
 	case rnum == inputReportID && rtype == rtypeInput:
-		return encodeInput(d.values), 0
+		return encodeInput(d.values, 0), 0
 	}
 	return nil, errnoEINVAL
 }
@@ -384,7 +392,7 @@ func (d *Device) sendLoop() {
 				continue
 			}
 		}
-		anchor := time.Now()
+		anchor, anchorMono := time.Now(), monotonicNow()
 		for k := int64(0); ; k++ {
 			due := anchor.Add(time.Duration(k) * period)
 			if d.opts.Late != nil {
@@ -403,7 +411,11 @@ func (d *Device) sendLoop() {
 					continue
 				}
 			case <-timer.C:
-				if !d.sendOne(n) {
+				var ts uint64
+				if d.opts.DeviceTimestamps && anchorMono > 0 {
+					ts = uint64((anchorMono + int64(due.Sub(anchor))) / 1000)
+				}
+				if !d.sendOne(n, ts) {
 					return
 				}
 				n++
@@ -414,8 +426,9 @@ func (d *Device) sendLoop() {
 	}
 }
 
-// sendOne sends (or drops) report n; false when writing failed.
-func (d *Device) sendOne(n uint64) bool {
+// sendOne sends (or drops) report n stamped tsMicros (0: none); false when
+// writing failed.
+func (d *Device) sendOne(n, tsMicros uint64) bool {
 	if d.opts.Drop != nil && d.opts.Drop(n) {
 		d.dropped.Add(1)
 		return true
@@ -426,7 +439,7 @@ func (d *Device) sendOne(n uint64) bool {
 	if d.opts.Values != nil {
 		v = d.opts.Values(n)
 	}
-	if _, err := d.c.Write(input2(encodeInput(v))); err != nil {
+	if _, err := d.c.Write(input2(encodeInput(v, tsMicros))); err != nil {
 		d.mu.Lock()
 		if d.err == nil {
 			d.err = fmt.Errorf("uhidaccel: input report %d: %w", n, err)

@@ -177,7 +177,7 @@ func TestProtocol(t *testing.T) {
 	}
 	d.Set(1, 2, 3)
 	k.send(getReport(10, inputReportID, rtypeInput))
-	if got := checkReply(t, k.next(t, evGetReportReply), 10); !bytes.Equal(got, encodeInput([3]int16{1, 2, 3})) {
+	if got := checkReply(t, k.next(t, evGetReportReply), 10); !bytes.Equal(got, encodeInput([3]int16{1, 2, 3}, 0)) {
 		t.Fatalf("input report read %v", got)
 	}
 	k.send(getReport(11, 5, rtypeFeature))
@@ -193,10 +193,11 @@ func TestProtocol(t *testing.T) {
 
 // TestFixedRateAndLateness: with Options.Rate the device ignores the
 // driver's interval; a late report does not shift the grid, so the count
-// over a span is rate × span.
+// over a span is rate × span; device timestamps are the grid's times, the
+// late ones late.
 func TestFixedRateAndLateness(t *testing.T) {
 	k := newFakeKernel()
-	d, err := newDevice(k, Options{Rate: 200, Late: func(n uint64) time.Duration {
+	d, err := newDevice(k, Options{Rate: 200, DeviceTimestamps: true, Late: func(n uint64) time.Duration {
 		if n%10 == 9 {
 			return 3 * time.Millisecond
 		}
@@ -211,8 +212,20 @@ func TestFixedRateAndLateness(t *testing.T) {
 	k.next(t, evSetReportReply)
 	k.send(event(evOpen))
 	start := time.Now()
-	for range 100 {
-		k.next(t, evInput2)
+	var t0 uint64
+	for n := range uint64(100) {
+		in := k.next(t, evInput2)
+		ts := binary.LittleEndian.Uint64(in[6+7:])
+		if n == 0 {
+			t0 = ts
+		}
+		want := t0 + n*5000
+		if n%10 == 9 {
+			want += 3000
+		}
+		if monotonicNow() > 0 && ts != want {
+			t.Fatalf("report %d stamped %d µs, want %d", n, ts, want)
+		}
 	}
 	// 100 reports at 200 Hz take 0.5 s on the grid; the scheduler can only
 	// make them later, and a 10 Hz interval would take 10 s.
