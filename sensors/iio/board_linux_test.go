@@ -410,14 +410,14 @@ func TestBoardHIDLoss(t *testing.T) {
 // The hang needs an empty kernel buffer at the unplug: a buffer still holding
 // rows turns readable once when it is disabled, and the read after that
 // fails with ENODEV. So the capture runs at 10 Hz (watermark 1: every row is
-// read as it arrives), the first device goes quiet after 20 reports, and it
+// read as it arrives), the first device goes quiet after 8 reports, and it
 // is unplugged only once the source has read everything; before the fix the
 // run then waited forever.
 func TestBoardHIDReplug(t *testing.T) {
 	hidDrivers(t)
 	for _, mode := range []string{"buffered", "poll"} {
 		t.Run(mode, func(t *testing.T) {
-			d1, _ := plug(t, uhidaccel.Options{Drop: func(n uint64) bool { return n >= 20 }}, 111, 0, 1000)
+			d1, _ := plug(t, uhidaccel.Options{Drop: func(n uint64) bool { return n >= 8 }}, 111, 0, 1000)
 			src, err := NewSource("accel", Config{Device: "accel_3d", Frequencies: []float64{10}, Mode: mode}, boardEnv)
 			if err != nil {
 				t.Fatal(err)
