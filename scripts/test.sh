@@ -38,3 +38,12 @@ if command -v qemu-aarch64-static >/dev/null 2>&1 && command -v qemu-arm-static 
 else
 	echo "skipped: qemu-user-static not installed (apt-get install qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf)"
 fi
+
+step "virtual boards: the sensors against real kernel drivers in qemu (scripts/vboard)"
+if command -v qemu-system-aarch64 >/dev/null 2>&1 || [ "$(id -u)" = 0 ]; then
+	for arch in ${VBOARD_ARCHS:-arm64 amd64}; do
+		scripts/vboard/run.sh ARCH="$arch"
+	done
+else
+	echo "skipped: qemu-system-arm not installed (make test-board installs what it needs when run as root)"
+fi
