@@ -169,8 +169,41 @@ func (s *Secrets) Contains(text string) bool {
 // control and format characters are removed (a terminal must not take them
 // as commands) and the result is cut to at most max bytes on a character
 // boundary, with "…" when something was cut. max <= 0 means no bound.
+// Secrets are masked again once the control characters are gone: a secret
+// with one of them inside would otherwise come out whole.
 func (s *Secrets) Peer(text string, max int) string {
-	return Clean(s.Scrub(text), max)
+	return Clean(s.Scrub(Clean(s.Scrub(text), 0)), max)
+}
+
+// PeerHead is Peer for text that is only the head of a longer peer text (a
+// reply body read up to a limit). That cut came before any masking, so text
+// may end in the first bytes of a secret, which Scrub cannot recognise: the
+// longest tail of text that begins a registered secret is dropped too, and
+// the result always ends in "…".
+func (s *Secrets) PeerHead(text string, max int) string {
+	text = s.Scrub(Clean(s.Scrub(text), 0))
+	return Clean(s.dropSecretStart(text)+"…", max)
+}
+
+// dropSecretStart removes the longest suffix of text that is a proper
+// prefix of a registered secret (a whole one was masked before).
+func (s *Secrets) dropSecretStart(text string) string {
+	if s == nil || text == "" {
+		return text
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	last := text[len(text)-1]
+	cut := 0
+	for _, v := range s.list {
+		for n := min(len(v)-1, len(text)); n > cut; n-- {
+			if v[n-1] == last && strings.HasSuffix(text, v[:n]) {
+				cut = n
+				break
+			}
+		}
+	}
+	return text[:len(text)-cut]
 }
 
 // Clean removes control and format characters (C0, DEL, C1, bidi overrides,

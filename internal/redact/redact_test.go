@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -63,6 +64,77 @@ func TestTrustPeerScrubsBeforeBounding(t *testing.T) {
 	if !strings.HasSuffix(got, redact.Mask) {
 		t.Errorf("Peer(%q) = %q", in, got)
 	}
+}
+
+// TestTrustPeerMasksAcrossControlChars: Peer masked before it removed
+// control characters, so a secret echoed with one inside it (a NUL, an
+// escape) matched no mask and came out whole once they were stripped.
+func TestTrustPeerMasksAcrossControlChars(t *testing.T) {
+	s := redact.New()
+	tok := secret100()
+	s.Add(tok)
+	in := "echo " + tok[:40] + "\x00\x1b" + tok[40:] + " end"
+	got := s.Peer(in, 0)
+	if leak := leakedPrefix(got, tok); leak != "" {
+		t.Errorf("Peer(%q) = %q: leaks %q", in, got, leak)
+	}
+	if got != "echo "+redact.Mask+" end" {
+		t.Errorf("Peer(%q) = %q", in, got)
+	}
+}
+
+// TestTrustPeerHeadDropsACutSecret: a reply body read up to a limit may end
+// in the start of a secret the peer echoed; masking cannot match it, so
+// Peer alone let it through (here once the control characters padding the
+// body were stripped, well within the bound).
+func TestTrustPeerHeadDropsACutSecret(t *testing.T) {
+	s := redact.New()
+	tok := secret100()
+	s.Add(tok)
+	for _, tc := range []struct {
+		name, head string
+	}{
+		{"after text", "error: " + tok[:40]},
+		{"after padding stripped", strings.Repeat("\x01", 4000) + tok[:40]},
+		{"after a whole echo", tok + " and " + tok[:40]},
+		{"percent-encoded", "key=" + url.QueryEscape(tok)[:40]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := s.PeerHead(tc.head, 200)
+			if leak := leakedPrefix(got, tok); leak != "" {
+				t.Errorf("PeerHead = %q: leaks %q", got, leak)
+			}
+			if !strings.HasSuffix(got, "…") {
+				t.Errorf("PeerHead = %q: not marked as cut", got)
+			}
+		})
+	}
+	if got := s.PeerHead("plain reason", 0); got != "plain reason…" {
+		t.Errorf("PeerHead kept %q of text without a secret", got)
+	}
+}
+
+// secret100 is a 100-character secret with no repeated 8-character run, so
+// any 8 of its characters in a row identify it.
+func secret100() string {
+	var b strings.Builder
+	for i := 0; b.Len() < 100; i++ {
+		fmt.Fprintf(&b, "%02x", (i*37+11)%256)
+	}
+	return b.String()[:100]
+}
+
+// leakedPrefix returns the longest prefix of secret, 8 characters or more,
+// found in text ("" when none).
+func leakedPrefix(text, secret string) string {
+	if !strings.Contains(text, secret[:8]) {
+		return ""
+	}
+	n := 8
+	for n < len(secret) && strings.Contains(text, secret[:n+1]) {
+		n++
+	}
+	return secret[:n]
 }
 
 func TestTrustCleanStripsControlAndBounds(t *testing.T) {
