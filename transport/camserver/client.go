@@ -213,7 +213,7 @@ func (c *Client) do(ctx context.Context, op string, params map[string]any, blob 
 			}
 			raw, err = c.send(ctx, op, q, blob)
 			if err == nil {
-				r, err = DecodeResponse(op, raw)
+				r, err = DecodeResponse(op, raw, c.secrets)
 			}
 		default:
 			p := map[string]any{"shash": shash}
@@ -279,7 +279,7 @@ func (c *Client) post(ctx context.Context, op string, params map[string]any) (*R
 	if err != nil {
 		return nil, err
 	}
-	return DecodeResponse(op, raw)
+	return DecodeResponse(op, raw, c.secrets)
 }
 
 // maxAnswer bounds a JSON answer or record body we read into memory.

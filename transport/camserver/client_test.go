@@ -38,7 +38,7 @@ func TestDecodeResponse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := camserver.DecodeResponse("op.json", []byte(tc.body))
+			r, err := camserver.DecodeResponse("op.json", []byte(tc.body), nil)
 			var ae *camserver.APIError
 			switch {
 			case tc.wantBad:
@@ -70,7 +70,7 @@ func FuzzDecodeResponse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := camserver.DecodeResponse("fuzz.json", b)
+		r, err := camserver.DecodeResponse("fuzz.json", b, nil)
 		if err == nil && (r == nil || r.Result != "OK") {
 			t.Fatalf("nil error without an OK response: %+v", r)
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
 // Code is a camera server `BAD` result code (spec section 6.1).
@@ -152,8 +154,10 @@ type DeviceInfo struct {
 
 // DecodeResponse parses a JSON endpoint's body. A `BAD` result becomes an
 // *APIError; anything that is not an object with result OK or BAD is
-// ErrBadResponse. The server's body is untrusted input: this never panics.
-func DecodeResponse(op string, body []byte) (*Response, error) {
+// ErrBadResponse, naming the result with sec's secrets masked before it is
+// cut (nil sec: cleaned and cut only). The server's body is untrusted
+// input: this never panics.
+func DecodeResponse(op string, body []byte, sec *redact.Secrets) (*Response, error) {
 	var r Response
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", op, ErrBadResponse, err)
@@ -167,7 +171,9 @@ func DecodeResponse(op string, body []byte) (*Response, error) {
 		}
 		return nil, &APIError{Op: op, Code: Code(*r.Code)}
 	}
-	return nil, fmt.Errorf("%s: %w: result %q", op, ErrBadResponse, truncate(r.Result, 32))
+	// Masked first: cut first, an echoed password or session id would keep
+	// its first bytes, which no mask matches any more.
+	return nil, fmt.Errorf("%s: %w: result %q", op, ErrBadResponse, sec.Peer(r.Result, maxResultText))
 }
 
 // badRecordData reports whether a getRecordData body is the JSON BAD object
@@ -186,9 +192,5 @@ func badRecordData(op string, body []byte) error {
 	return &APIError{Op: op, Code: Code(*r.Code)}
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
+// maxResultText bounds an unexpected `result` quoted in an error.
+const maxResultText = 32

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
+	"strconv"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -79,7 +79,10 @@ type Inbound struct {
 	// the message carries none of them (unknown: logged at debug, ignored).
 	Type string
 	// Keys are, for an unknown message only, some of its first-level keys
-	// (at most maxKeys, each cut to maxKeyLen bytes), sorted, for the log.
+	// (at most maxKeys), sorted, for the log. A key longer than maxKeyLen is
+	// named by its length only: the decoder knows no secret to mask, and a
+	// key cut here could end in the start of an echoed API key, which no
+	// mask matches any more.
 	Keys []string
 
 	// HelloOK is the value of a hello reply; Err is its (or a generic) error.
@@ -322,13 +325,14 @@ type skipValue struct{}
 func (skipValue) UnmarshalJSON([]byte) error { return nil }
 func (skipValue) UnmarshalCBOR([]byte) error { return nil }
 
-// topKeys returns up to maxKeys first-level keys of an object, sorted and
-// each cut to maxKeyLen bytes, reading no further than needed.
+// topKeys returns up to maxKeys first-level keys of an object, sorted, a
+// key over maxKeyLen bytes replaced by its length, reading no further than
+// needed.
 func topKeys(enc Encoding, b []byte) []string {
 	var keys []string
 	add := func(k string) {
 		if len(k) > maxKeyLen {
-			k = strings.ToValidUTF8(k[:maxKeyLen], "") + "…"
+			k = "(key of " + strconv.Itoa(len(k)) + " bytes)"
 		}
 		keys = append(keys, k)
 	}

@@ -278,7 +278,7 @@ func (l *Link) handshake(conn *websocket.Conn) (*session, error) {
 		case msgErr:
 			return nil, fmt.Errorf("edgeimpulse hello: server error: %s", l.peer(in.Err))
 		default:
-			l.log.Debug("message before hello reply ignored", "type", in.Type, "keys", in.Keys)
+			l.log.Debug("message before hello reply ignored", "type", in.Type, "keys", l.peerKeys(in.Keys))
 		}
 	}
 }

@@ -9,3 +9,12 @@ const maxPeerText = 200
 // secrets (the API key among them) masked first, then control characters
 // removed and the length bounded.
 func (l *Link) peer(s string) string { return l.deps.Secrets.Peer(s, maxPeerText) }
+
+// peerKeys is peer for an unknown message's keys in a log line.
+func (l *Link) peerKeys(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = l.peer(k)
+	}
+	return out
+}

@@ -163,7 +163,7 @@ func (s *session) dispatch(ctx context.Context, in Inbound) {
 	case msgHello:
 		s.l.log.Debug("late hello reply ignored")
 	default:
-		s.l.log.Debug("unknown message ignored", "keys", in.Keys)
+		s.l.log.Debug("unknown message ignored", "keys", s.l.peerKeys(in.Keys))
 	}
 }
 

@@ -22,6 +22,10 @@ const spoolKind = "edgeimpulse-sample"
 // uploadTimeout bounds one ingestion request.
 const uploadTimeout = 5 * time.Minute
 
+// maxReplyBody bounds how much of an ingestion reply is read (its verdict,
+// its reason for a refusal).
+const maxReplyBody = 64 << 10
+
 // uploadMeta is what the spool keeps next to a sample's bytes: everything
 // needed to POST it later, except the API key (a secret, taken from the
 // config at send time so it never lands on disk twice).
@@ -127,8 +131,16 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 		return fmt.Errorf("ingestion post %s: %w", m.Path, err)
 	}
 	defer resp.Body.Close()
-	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	reason := l.peer(strings.TrimSpace(string(rb)))
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody+1))
+	var reason string
+	if len(rb) > maxReplyBody {
+		// Cut before it could be masked: the head may end in the first
+		// bytes of an echoed key, which PeerHead drops.
+		rb = rb[:maxReplyBody]
+		reason = l.deps.Secrets.PeerHead(strings.TrimSpace(string(rb)), maxPeerText)
+	} else {
+		reason = l.peer(strings.TrimSpace(string(rb)))
+	}
 	code := resp.StatusCode
 	switch {
 	case code >= 200 && code < 300:

@@ -185,7 +185,7 @@ func (s *session) handle(st *loopState, m Message) error {
 		return nil
 	default:
 		if !st.logged(m.Type) {
-			s.log.Info("rtm message type not handled; ignored", "type", clip(m.Type, maxLoggedType))
+			s.log.Info("rtm message type not handled; ignored", "type", s.l.peerType(m.Type))
 		}
 		return nil
 	}
@@ -226,14 +226,15 @@ func (s *session) acceptCandidate(st *loopState, c webrtc.ICECandidateInit) bool
 // it: one broken field must not cost the stream.
 func (s *session) badMessage(st *loopState, m Message, err error) {
 	if !st.logged("bad:" + m.Type) {
-		s.log.Warn("rtm malformed message ignored", "type", clip(m.Type, maxLoggedType), "err", err)
+		s.log.Warn("rtm malformed message ignored", "type", s.l.peerType(m.Type), "err", err)
 	}
 }
 
 // logged reports whether key was logged before in this session, and marks
 // it. Keys are kept cut to maxLoggedType bytes, and once maxLoggedKeys are
 // kept every further key counts as logged: a peer inventing types gets a
-// bounded number of log lines and map entries.
+// bounded number of log lines and map entries. A kept key is never logged
+// or shown (the log line takes peerType), so cutting it unmasked is safe.
 func (st *loopState) logged(key string) bool {
 	key = clip(key, maxLoggedType+len("bad:"))
 	if st.seen[key] {

@@ -18,18 +18,22 @@ import (
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
+	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
 )
 
 // trustSession dials one session against the fake, logging into a buffer,
-// and serves it until the test ends.
-func trustSession(t *testing.T) (*env, *logxtest.Buffer, <-chan error) {
+// and serves it until the test ends. setup may change the env first.
+func trustSession(t *testing.T, setup ...func(*env)) (*env, *logxtest.Buffer, <-chan error) {
 	t.Helper()
 	e := newEnv(t, time.Second)
 	logs := &logxtest.Buffer{}
 	e.deps.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, f := range setup {
+		f(e)
+	}
 	cfg := e.cfg
 	cfg.Record.Start = "manual"
 	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
@@ -128,6 +132,53 @@ func TestTrustUnknownTypesBounded(t *testing.T) {
 	if lines == 0 || lines > 32 {
 		t.Errorf("%d log lines for %d distinct unknown types, want 1..32", lines, n)
 	}
+}
+
+// TestTrustUnknownTypeMaskedBeforeCut: an unknown type was cut to 64 bytes
+// and then masked, so a token the service echoed in it, cut in the middle,
+// matched no mask and its first 40 characters reached the journal (the
+// agent's logging backstop masks whole secrets only). Now the type is
+// masked first, then cut.
+func TestTrustUnknownTypeMaskedBeforeCut(t *testing.T) {
+	secret := secret100()
+	e, logs, served := trustSession(t, func(e *env) {
+		e.deps.Secrets = redact.New()
+		e.deps.Secrets.Add(secret)
+	})
+	marker(t, e, served, rtm.RecordingStopped)
+	// 24 bytes before it: a 64-byte cut keeps the secret's first 40.
+	e.fake.SendRaw([]byte(`{"type":"` + strings.Repeat("t", 24) + secret + `","data":{}}`))
+	marker(t, e, served, rtm.RecordingFailed)
+	out := logs.String()
+	if !strings.Contains(out, "message type not handled") {
+		t.Fatalf("the unknown type was not logged:\n%s", out)
+	}
+	if leak := leakedPrefix(out, secret); leak != "" {
+		t.Errorf("the log holds %d characters of the secret (%q):\n%s", len(leak), leak, out)
+	}
+}
+
+// secret100 is a 100-character secret with no repeated 8-character run, so
+// any 8 of its characters in a row identify it.
+func secret100() string {
+	var b strings.Builder
+	for i := 0; b.Len() < 100; i++ {
+		fmt.Fprintf(&b, "%02x", (i*37+11)%256)
+	}
+	return b.String()[:100]
+}
+
+// leakedPrefix returns the longest prefix of secret, 8 characters or more,
+// found in text ("" when none).
+func leakedPrefix(text, secret string) string {
+	if !strings.Contains(text, secret[:8]) {
+		return ""
+	}
+	n := 8
+	for n < len(secret) && strings.Contains(text, secret[:n+1]) {
+		n++
+	}
+	return secret[:n]
 }
 
 // TestTrustTokenURLRefusalIsRetried: token_url answering 401/403 made the

@@ -1,0 +1,127 @@
+package edgeimpulse
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/redact"
+	"github.com/edge-agent/edge-agent/sensors/synthetic"
+	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/upload/spool"
+)
+
+// TestTrustUnknownKeyNotCutUnmasked: an unknown message's keys were cut to
+// 64 bytes in the decoder, which knows no secret, and logged; a key holding
+// an echoed API key kept its first 40 characters, which no mask matches.
+// A long key is now named by its length, and the rest go through the link's
+// masking before the log.
+func TestTrustUnknownKeyNotCutUnmasked(t *testing.T) {
+	secret := secret100()
+	key := strings.Repeat("k", 24) + secret // a 64-byte cut keeps the secret's first 40
+	for _, enc := range []Encoding{JSON, CBOR} {
+		t.Run(string(enc), func(t *testing.T) {
+			b, err := EncodeMessage(enc, map[string]int{key: 1, "other": 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := DecodeMessage(enc, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(in.Keys, " ")
+			if !strings.Contains(got, "other") {
+				t.Fatalf("keys %q: the short key is missing", in.Keys)
+			}
+			if leak := leakedPrefix(got, secret); leak != "" {
+				t.Errorf("keys %q hold %d characters of the secret", in.Keys, len(leak))
+			}
+		})
+	}
+}
+
+// TestTrustIngestionReplyHeadNoSecretPrefix: only the first 64 KiB of an
+// ingestion reply are read, a cut made before masking. A reply whose first
+// 64 KiB end in the start of the echoed API key, after padding that
+// cleaning strips, put that start into the upload error (logged, sent to
+// Studio, kept as the spool's last error). The head's tail that begins a
+// secret is dropped now.
+func TestTrustIngestionReplyHeadNoSecretPrefix(t *testing.T) {
+	secret := secret100()
+	for _, pad := range []string{"\x01", "x"} {
+		t.Run(fmt.Sprintf("%q", pad), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				key := r.Header.Get("x-api-key")
+				// The 64 KiB read ends 40 characters into the echoed key.
+				w.Write([]byte(strings.Repeat(pad, 64<<10-40) + key + " more text"))
+			}))
+			defer srv.Close()
+			h := hub.New(hub.Options{})
+			defer h.Close()
+			mc := synthetic.Config{Signal: "motion"}
+			mc.SetDefaults()
+			if err := h.Add(synthetic.NewMotion("accel", mc)); err != nil {
+				t.Fatal(err)
+			}
+			sp, err := spool.Open(t.TempDir(), spool.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := newLink(Config{APIKey: secret, IngestionURL: srv.URL, Sensors: []string{"accel"}},
+				transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{},
+					StateDir: t.TempDir(), Secrets: redact.New()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.httpTr.CloseIdleConnections()
+			meta := uploadMeta{Path: "/api/training/data", FileName: "x.json", Label: "x", ContentType: "application/json"}
+			it, err := sp.Put(spoolKind, meta, bytes.NewReader([]byte("{}")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := sp.Open(it.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = l.post(context.Background(), it, f)
+			if err == nil {
+				t.Fatal("delivered")
+			}
+			if leak := leakedPrefix(err.Error(), secret); leak != "" {
+				t.Errorf("the upload error holds %d characters of the API key (%q): %.300s", len(leak), leak, err)
+			}
+		})
+	}
+}
+
+// secret100 is a 100-character secret with no repeated 8-character run, so
+// any 8 of its characters in a row identify it.
+func secret100() string {
+	var b strings.Builder
+	for i := 0; b.Len() < 100; i++ {
+		fmt.Fprintf(&b, "%02x", (i*37+11)%256)
+	}
+	return b.String()[:100]
+}
+
+// leakedPrefix returns the longest prefix of secret, 8 characters or more,
+// found in text ("" when none).
+func leakedPrefix(text, secret string) string {
+	if !strings.Contains(text, secret[:8]) {
+		return ""
+	}
+	n := 8
+	for n < len(secret) && strings.Contains(text, secret[:n+1]) {
+		n++
+	}
+	return secret[:n]
+}
