@@ -181,3 +181,66 @@ func under(path string, dirs []string) bool {
 	}
 	return false
 }
+
+// TestTrustClearSocketNextToHTTPS: a link's socket URL written ws:// while
+// its API or ingestion URL is https sent the access token, API key or Bearer
+// token in clear text, and config validation said nothing. It warns when
+// the socket is on the API's host and refuses the config when it is on
+// another one (internal/conf.SocketTLS says why).
+func TestTrustClearSocketNextToHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("s3cret-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const sensors = `
+sensors:
+  - {name: cam, kind: synthetic, synthetic: {signal: camera}}
+  - {name: m, kind: synthetic, synthetic: {signal: motion}}
+links:
+`
+	for _, tc := range []struct {
+		name, link string
+		path       string // the field named
+		want       string // "warn", "error" or ""
+	}{
+		{"frameio same host", `{name: f, kind: frameio, frameio: {client_id: c, client_secret_file: SECRET, api_url: "https://fio.example.com", socket_url: "ws://fio.example.com/devices/websocket"}}`,
+			"links[0].frameio.socket_url", "warn"},
+		{"frameio other host", `{name: f, kind: frameio, frameio: {client_id: c, client_secret_file: SECRET, api_url: "https://fio.example.com", socket_url: "ws://evil.example.net/devices/websocket"}}`,
+			"links[0].frameio.socket_url", "error"},
+		{"frameio wss default", `{name: f, kind: frameio, frameio: {client_id: c, client_secret_file: SECRET}}`, "", ""},
+		{"edgeimpulse same host", `{name: e, kind: edgeimpulse, edgeimpulse: {api_key_file: SECRET, sensors: [m], ingestion_url: "https://ei.example.com", remote_mgmt_url: "ws://ei.example.com:4820"}}`,
+			"links[0].edgeimpulse.remote_mgmt_url", "warn"},
+		{"edgeimpulse other host", `{name: e, kind: edgeimpulse, edgeimpulse: {api_key_file: SECRET, sensors: [m], remote_mgmt_url: "ws://remote-mgmt.example.com"}}`,
+			"links[0].edgeimpulse.remote_mgmt_url", "error"},
+		{"edgeimpulse http test rig", `{name: e, kind: edgeimpulse, edgeimpulse: {api_key_file: SECRET, sensors: [m], ingestion_url: "http://10.0.0.2:4810", remote_mgmt_url: "ws://10.0.0.2:4820"}}`, "", ""},
+		{"rtm other host", `{name: r, kind: rtm, rtm: {url: "ws://rtm.example.com/io", token_url: "https://backend.example.com/t", token_url_key_file: SECRET, client_id: c, video: cam}}`,
+			"links[0].rtm.url", "error"},
+		{"rtm loopback", `{name: r, kind: rtm, rtm: {url: "ws://127.0.0.1:8090/io", token_url: "https://backend.example.com/t", token_url_key_file: SECRET, client_id: c, video: cam}}`, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse("c.yaml", []byte(sensors+"  - "+strings.ReplaceAll(tc.link, "SECRET", secret)+"\n"))
+			var warnings, problems string
+			if cfg != nil {
+				warnings = strings.Join(cfg.Warnings, "\n")
+			}
+			if err != nil {
+				problems = err.Error()
+			}
+			switch tc.want {
+			case "":
+				if err != nil || strings.Contains(warnings, "clear text") {
+					t.Errorf("err = %v, warnings:\n%s\nwant neither", err, warnings)
+				}
+			case "warn":
+				if err != nil || !strings.Contains(warnings, tc.path+": ws:// sends") {
+					t.Errorf("err = %v, warnings:\n%s\nwant a warning on %s", err, warnings, tc.path)
+				}
+			case "error":
+				if !strings.Contains(problems, tc.path+": ws:// to") || !strings.Contains(problems, "c.yaml:") {
+					t.Errorf("err = %v, want a problem on %s with its line", err, tc.path)
+				}
+			}
+		})
+	}
+}

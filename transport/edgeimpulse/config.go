@@ -87,6 +87,7 @@ func (c *Config) Validate(v *conf.Validator) {
 	c.APIKey = v.Secret("api_key", c.APIKey, "api_key_file", c.APIKeyFile, true)
 	v.URL("remote_mgmt_url", c.RemoteMgmtURL, true, "ws", "wss")
 	v.URL("ingestion_url", c.IngestionURL, true, "http", "https")
+	v.SocketTLS("remote_mgmt_url", c.RemoteMgmtURL, "ingestion_url", c.IngestionURL, "the API key")
 	v.OneOf("encoding", c.Encoding, "json", "cbor")
 	if len(c.Sensors) == 0 {
 		v.Errorf("sensors", "required: the sensors offered to Studio")

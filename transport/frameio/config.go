@@ -81,6 +81,7 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate(v *conf.Validator) {
 	v.URL("api_url", c.APIURL, true, "http", "https")
 	v.URL("socket_url", c.SocketURL, true, "ws", "wss")
+	v.SocketTLS("socket_url", c.SocketURL, "api_url", c.APIURL, "the access token")
 	v.Required("client_id", c.ClientID)
 	c.ClientSecret = v.Secret("client_secret", c.ClientSecret, "client_secret_file", c.ClientSecretFile, true)
 	if c.Channel < 0 {

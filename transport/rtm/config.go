@@ -79,6 +79,9 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate(v *conf.Validator) {
 	if c.APIURL == "" {
 		v.URL("url", c.URL, true, "ws", "wss")
+		// token_url mints the token url then carries. With api_url the
+		// socket is the service's ws_endpoint, checked when it arrives.
+		v.SocketTLS("url", c.URL, "token_url", c.TokenURL, "the Bearer token")
 	} else {
 		v.URL("api_url", c.APIURL, true, "http", "https")
 	}
