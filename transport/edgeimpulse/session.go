@@ -159,7 +159,7 @@ func (s *session) dispatch(ctx context.Context, in Inbound) {
 	case msgStopSnapshot:
 		s.stopSnapshot(ctx)
 	case msgErr:
-		s.l.logLimited("server-err", "server reported an error", "err", in.Err)
+		s.l.logLimited("server-err", "server reported an error", "err", s.l.peer(in.Err))
 	case msgHello:
 		s.l.log.Debug("late hello reply ignored")
 	default:
