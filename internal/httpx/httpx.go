@@ -22,7 +22,8 @@
 //     no other host, no https → http (Go itself keeps Authorization on a
 //     same-host https → http hop, and any other header, x-api-key included,
 //     on a hop to another host);
-//   - fewer than MaxRedirects hops were followed.
+//   - the chain is still shorter than MaxRedirects requests (as with Go's
+//     own limit, the MaxRedirects-th redirect answer is refused).
 //
 // Anything else is a *RedirectError naming the status and the target origin
 // only (a Location's query may carry a credential). Callers treat it as
@@ -102,7 +103,8 @@ func NewClient(rt http.RoundTripper) *http.Client {
 	return &http.Client{Transport: guard{rt}, CheckRedirect: CheckRedirect}
 }
 
-// MaxRedirects bounds the same-origin hops of one GET or HEAD.
+// MaxRedirects bounds the requests of one GET or HEAD chain, the first
+// included: at most MaxRedirects-1 same-origin hops are followed.
 const MaxRedirects = 5
 
 // RedirectError is a redirect the policy refused. It names the status and
@@ -142,7 +144,7 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 	}
 	if len(via) >= MaxRedirects {
 		return &RedirectError{Method: first.Method, Status: status, Target: Origin(req.URL),
-			Reason: fmt.Sprintf("more than %d redirects", MaxRedirects)}
+			Reason: fmt.Sprintf("stopped after %d requests", MaxRedirects)}
 	}
 	return nil
 }

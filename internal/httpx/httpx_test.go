@@ -144,7 +144,8 @@ func TestTrustRedirectPolicy(t *testing.T) {
 }
 
 // TestTrustRedirectHopLimit: a same-origin GET loop ends with a
-// *RedirectError after MaxRedirects hops.
+// *RedirectError after MaxRedirects requests (MaxRedirects redirect answers
+// seen, the last one refused).
 func TestTrustRedirectHopLimit(t *testing.T) {
 	var d httpxtest.Redirect
 	srv := origin(t, false, &d)
@@ -155,11 +156,11 @@ func TestTrustRedirectHopLimit(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("a redirect loop was followed to the end")
 	}
-	if !httpx.IsRedirect(err) || !strings.Contains(err.Error(), "more than") {
+	if !httpx.IsRedirect(err) || !strings.Contains(err.Error(), "stopped after") {
 		t.Errorf("err = %v", err)
 	}
 	if n := d.Count(); n != httpx.MaxRedirects {
-		t.Errorf("%d hops, want %d", n, httpx.MaxRedirects)
+		t.Errorf("%d redirect answers, want %d", n, httpx.MaxRedirects)
 	}
 }
 
