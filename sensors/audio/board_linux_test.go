@@ -26,6 +26,7 @@ import (
 	"github.com/gen2brain/malgo"
 
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/internal/vboard"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -37,52 +38,27 @@ const (
 	analysed  = 50 // blocks analysed: 1 s
 )
 
-// loadModule loads a kernel module for this case and unloads it afterwards.
+// loopback loads snd-aloop (one substream per device) and returns its card.
 // A copy left loaded by another case is unloaded first, so the parameters
 // given here apply.
-func loadModule(t *testing.T, name string, params ...string) {
-	t.Helper()
-	sysName := strings.ReplaceAll(name, "-", "_")
-	if _, err := os.Stat("/sys/module/" + sysName); err == nil {
-		_ = exec.Command("rmmod", sysName).Run()
-	}
-	if out, err := exec.Command("modprobe", append([]string{name}, params...)...).CombinedOutput(); err != nil {
-		t.Fatalf("modprobe %s %v: %v: %s", name, params, err, out)
-	}
-	t.Cleanup(func() {
-		// The last user may close its PCM a moment after the case ends.
-		var out []byte
-		var err error
-		for range 20 {
-			if out, err = exec.Command("rmmod", sysName).CombinedOutput(); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("rmmod %s: %v: %s", sysName, err, out)
-	})
-}
-
-// loopback loads snd-aloop (one substream per device) and returns its card.
 func loopback(t *testing.T, params ...string) card {
 	t.Helper()
-	loadModule(t, "snd-aloop", append([]string{"pcm_substreams=1"}, params...)...)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	vboard.Modprobe(t, "snd-aloop", append([]string{"pcm_substreams=1"}, params...)...)
+	var loop card
+	vboard.WaitFor(t, 5*time.Second, func() error {
 		cards, err := readCards(ProcRoot)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range cards {
 			if c.id == "Loopback" && len(c.capture) == 2 {
-				return c
+				loop = c
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Loopback card with two capture devices in %s/cards: %+v", ProcRoot, cards)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("no Loopback card with two capture devices in %s/cards: %+v", ProcRoot, cards)
+	})
+	return loop
 }
 
 // writeTone writes a mono s16le WAV of a sine at toneHz, long enough to
@@ -306,7 +282,7 @@ func TestBoardLoopbackTone(t *testing.T) {
 func TestBoardDefault(t *testing.T) {
 	c := loopback(t, "index=0")
 	if os.Getenv("VBOARD_ARCH") == "amd64" {
-		loadModule(t, "snd-dummy", "index=1")
+		vboard.Modprobe(t, "snd-dummy", "index=1")
 	}
 	if c.index != 0 {
 		t.Fatalf("Loopback is card %d, want 0", c.index)

@@ -25,36 +25,19 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/internal/vboard"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/iio/iiotest/uhidaccel"
 )
 
 var boardEnv = sensors.Env{SysRoot: "/sys", DevRoot: "/dev"}
 
-// modprobe loads a module (with its dependencies) and unloads it again when
-// the test ends, after the test's later cleanups (devices) ran.
-func modprobe(t *testing.T, mod string, params ...string) {
-	t.Helper()
-	if out, err := exec.Command("modprobe", append([]string{mod}, params...)...).CombinedOutput(); err != nil {
-		t.Fatalf("modprobe %s: %v: %s", mod, err, out)
-	}
-	t.Cleanup(func() {
-		// busybox's modprobe -r also tries the dependencies and fails
-		// on those another module still uses: only a module left loaded
-		// is worth a word.
-		out, err := exec.Command("modprobe", "-r", mod).CombinedOutput()
-		if _, serr := os.Stat(filepath.Join("/sys/module", strings.ReplaceAll(mod, "-", "_"))); serr == nil {
-			t.Logf("modprobe -r %s: still loaded (%v: %s)", mod, err, out)
-		}
-	})
-}
-
 // hidDrivers loads what turns a uhid sensor hub into an IIO device, before
 // any device exists, so that hid-generic never binds it.
 func hidDrivers(t *testing.T) {
 	t.Helper()
 	for _, m := range []string{"uhid", "hid-sensor-hub", "hid-sensor-accel-3d"} {
-		modprobe(t, m)
+		vboard.Modprobe(t, m)
 	}
 }
 
@@ -79,20 +62,16 @@ func plug(t *testing.T, opts uhidaccel.Options, x, y, z int16) (*uhidaccel.Devic
 // waitDevice waits for the IIO device called name to appear.
 func waitDevice(t *testing.T, name string) Device {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		dev, err := Find("/sys", name)
-		if err == nil {
-			return dev
-		}
-		if !errors.Is(err, ErrNoDevice) {
+	var dev Device
+	vboard.WaitFor(t, 20*time.Second, func() error {
+		var err error
+		dev, err = Find("/sys", name)
+		if err != nil && !errors.Is(err, ErrNoDevice) {
 			t.Fatalf("find %s: %v", name, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no IIO device %s after 20 s", name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	return dev
 }
 
 // run starts src and returns its rows and its result; stop cancels it and
@@ -514,11 +493,11 @@ func TestBoardI2CStub(t *testing.T) {
 				0x28: 0x00, 0x29: 0x10, 0x2A: 0x00, 0x2B: 0xF0, 0x2C: 0x00, 0x2D: 0x40,
 				0xA8: 0x00, 0xA9: 0x10, 0xAA: 0x00, 0xAB: 0xF0, 0xAC: 0x00, 0xAD: 0x40}},
 	}
-	modprobe(t, "i2c-dev")
-	modprobe(t, "i2c-stub", "chip_addr=0x68,0x19")
+	vboard.Modprobe(t, "i2c-dev")
+	vboard.Modprobe(t, "i2c-stub", "chip_addr=0x68,0x19")
 	bus := stubBus(t)
 	for _, c := range chips {
-		modprobe(t, c.driver)
+		vboard.Modprobe(t, c.driver)
 	}
 	for _, c := range chips {
 		t.Run(c.name, func(t *testing.T) {

@@ -13,7 +13,6 @@
 package serial
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/internal/vboard"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/serial/serialtest"
 )
@@ -94,11 +94,12 @@ func TestBoardCDCACM(t *testing.T) {
 	listed(t, port, "USB 2341:8037 CSV board serial "+gadgetSerial)
 	// Let the board print while the host port is closed: the gadget holds
 	// it (kilobytes, unlike an Arduino) and delivers it at the first open.
-	for deadline := time.Now().Add(20 * time.Second); dev.lines() < backlog; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the board printed %d readings into the gadget, want %d", dev.lines(), backlog)
+	vboard.WaitFor(t, 20*time.Second, func() error {
+		if n := dev.lines(); n < backlog {
+			return fmt.Errorf("the board printed %d readings into the gadget, want %d", n, backlog)
 		}
-	}
+		return nil
+	})
 
 	log, opened := openedSignal()
 	src, err := NewSource("board", Config{Port: port}, sensors.Env{Logger: log})
@@ -339,79 +340,13 @@ func echoCounters(b []byte) []uint64 {
 	return out
 }
 
+// waitPath waits for a device node to appear.
 func waitPath(t *testing.T, path string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	vboard.WaitFor(t, within, func() error {
 		_, err := os.Stat(path)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear: %v", path, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// loadModules loads modules for this case; at cleanup it unloads every
-// module that was not loaded before (their dependencies too), newest first,
-// retrying while users let go.
-func loadModules(t *testing.T, names ...string) {
-	t.Helper()
-	before := loadedModules(t)
-	for _, n := range names {
-		if out, err := exec.Command("modprobe", n).CombinedOutput(); err != nil {
-			t.Fatalf("modprobe %s: %v: %s", n, err, out)
-		}
-	}
-	t.Cleanup(func() {
-		var left []string
-		for range 30 {
-			left = left[:0]
-			for _, m := range loadedModules(t) { // /proc/modules lists the newest first
-				if !before.has(m) {
-					if exec.Command("rmmod", m).Run() != nil {
-						left = append(left, m)
-					}
-				}
-			}
-			if len(left) == 0 {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("cannot unload %v", left)
+		return err
 	})
-}
-
-// loadedModules lists /proc/modules, newest first.
-func loadedModules(t *testing.T) moduleSet {
-	t.Helper()
-	b, err := os.ReadFile("/proc/modules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s moduleSet
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) > 0 {
-			s = append(s, f[0])
-		}
-	}
-	return s
-}
-
-// moduleSet is the loaded modules, newest first.
-type moduleSet []string
-
-func (s moduleSet) has(m string) bool {
-	for _, x := range s {
-		if x == m {
-			return true
-		}
-	}
-	return false
 }
 
 // gadget is a CDC-ACM USB gadget in configfs (the board's side), plugged
@@ -426,7 +361,9 @@ const gadgetSerial = "vboard-serial"
 
 func newGadget(t *testing.T) *gadget {
 	t.Helper()
-	loadModules(t, "dummy_hcd", "libcomposite", "usb_f_acm", "cdc_acm")
+	for _, m := range []string{"dummy_hcd", "libcomposite", "usb_f_acm", "cdc_acm"} {
+		vboard.Modprobe(t, m)
+	}
 	const cfs = "/sys/kernel/config"
 	if _, err := os.Stat(cfs + "/usb_gadget"); err != nil {
 		if err := syscall.Mount("configfs", cfs, "configfs", 0, ""); err != nil {
@@ -498,8 +435,8 @@ func (g *gadget) unbind(t *testing.T) {
 // by the gadget's serial number (not by assuming ttyACM0).
 func (g *gadget) hostPort(t *testing.T, within time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var port string
+	vboard.WaitFor(t, within, func() error {
 		ttys, _ := filepath.Glob("/sys/class/tty/ttyACM*")
 		for _, tty := range ttys {
 			// device → the USB interface; its parent is the USB device.
@@ -511,15 +448,14 @@ func (g *gadget) hostPort(t *testing.T, within time.Duration) string {
 			dev := "/dev/" + filepath.Base(tty)
 			if strings.TrimSpace(string(sn)) == gadgetSerial {
 				if _, err := os.Stat(dev); err == nil {
-					return dev
+					port = dev
+					return nil
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cdc_acm did not bind the gadget (ttys: %v)", ttys)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("cdc_acm did not bind the gadget (ttys: %v)", ttys)
+	})
+	return port
 }
 
 // device is the board behind the gadget: it opens the gadget's tty raw and

@@ -28,6 +28,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/internal/vboard"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/v4l2"
 	"github.com/edge-agent/edge-agent/sensors/v4l2/videodev"
@@ -59,54 +60,21 @@ func vividParams(nodeTypes int) []string {
 	return []string{"n_devs=1", fmt.Sprintf("node_types=%#x", nodeTypes), "num_inputs=1", "input_types=0"}
 }
 
-// loadVivid loads vivid for this case and unloads it afterwards. A copy left
-// loaded (by another case) is unloaded first, so these parameters apply.
+// loadVivid loads vivid for this case and unloads it, with what it pulled
+// in, afterwards. A copy left loaded (by another case) is unloaded first, so
+// these parameters apply.
 func loadVivid(t *testing.T, nodeTypes int) {
 	t.Helper()
-	if _, err := os.Stat("/sys/module/vivid"); err == nil {
-		if err := rmmodVivid(); err != nil {
-			t.Fatalf("vivid already loaded and busy: %v", err)
-		}
-	}
-	modprobeVivid(t, nodeTypes)
-	t.Cleanup(func() {
-		if _, err := os.Stat("/sys/module/vivid"); err != nil {
-			return
-		}
-		if err := rmmodVivid(); err != nil {
-			t.Error(err)
-		}
-	})
-}
-
-func modprobeVivid(t *testing.T, nodeTypes int) {
-	t.Helper()
-	args := append([]string{"vivid"}, vividParams(nodeTypes)...)
-	if out, err := exec.Command("modprobe", args...).CombinedOutput(); err != nil {
-		t.Fatalf("modprobe %v: %v: %s", args, err, out)
-	}
-}
-
-// rmmodVivid unloads vivid, retrying while the last user closes its node.
-func rmmodVivid() error {
-	var out []byte
-	var err error
-	for range 40 {
-		if out, err = exec.Command("rmmod", "vivid").CombinedOutput(); err == nil {
-			return nil
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	return fmt.Errorf("rmmod vivid: %v: %s", err, out)
+	vboard.Modprobe(t, "vivid", vividParams(nodeTypes)...)
 }
 
 // vividNodes waits until vivid has at least n /dev/video* nodes and returns
 // them with their capabilities.
 func vividNodes(t *testing.T, n int) map[string]videodev.Capability {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nodes := map[string]videodev.Capability{}
+	var nodes map[string]videodev.Capability
+	vboard.WaitFor(t, 10*time.Second, func() error {
+		nodes = map[string]videodev.Capability{}
 		paths, _ := filepath.Glob("/dev/video*")
 		for _, p := range paths {
 			d, err := videodev.Open(p)
@@ -119,14 +87,12 @@ func vividNodes(t *testing.T, n int) map[string]videodev.Capability {
 				nodes[p] = c
 			}
 		}
-		if len(nodes) >= n {
-			return nodes
+		if len(nodes) < n {
+			return fmt.Errorf("vivid has %d video nodes, want %d: %v", len(nodes), n, nodes)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("vivid has %d video nodes, want %d: %v", len(nodes), n, nodes)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return nodes
 }
 
 // vividCaptureNode returns vivid's video capture node.
@@ -370,17 +336,14 @@ func (r *rig) stat() hub.Stat { return r.h.Stats()[0] }
 
 func (r *rig) waitFor(t *testing.T, what string, timeout time.Duration, cond func(hub.Stat) bool) hub.Stat {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st := r.stat()
-		if cond(st) {
-			return st
+	var st hub.Stat
+	vboard.WaitFor(t, timeout, func() error {
+		if st = r.stat(); cond(st) {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %+v", what, st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("waiting for %s: %+v", what, st)
+	})
+	return st
 }
 
 // waitSamples waits for n more samples from the source, then checks that
@@ -488,10 +451,9 @@ func TestBoardFaultsRecover(t *testing.T) {
 			t.Fatalf("unbind: %v", err)
 		}
 		r.waitFor(t, "the unplug to fail the source", 30*time.Second, func(st hub.Stat) bool { return st.Restarts > 0 })
-		if err := rmmodVivid(); err != nil {
+		if err := vboard.Reload("vivid", vividParams(vividCapture)...); err != nil {
 			t.Fatal(err)
 		}
-		modprobeVivid(t, vividCapture)
 		if got := vividCaptureNode(t); got != node {
 			t.Fatalf("vivid came back as %s, not %s", got, node)
 		}
