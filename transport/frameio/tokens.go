@@ -187,6 +187,10 @@ func (s *tokenSource) Access(ctx context.Context) (string, error) {
 	return t.AccessToken, nil
 }
 
+// refreshTimeout bounds one token refresh, which runs to completion even
+// when its caller gives up (see Refresh).
+const refreshTimeout = 30 * time.Second
+
 // Refresh replaces stale with a fresh access token. When another caller has
 // already replaced it, the newer token is returned without a second refresh.
 func (s *tokenSource) Refresh(ctx context.Context, stale string) (string, error) {
@@ -199,7 +203,13 @@ func (s *tokenSource) Refresh(ctx context.Context, stale string) (string, error)
 	if t.AccessToken != stale && s.clk.Now().Before(s.dueAt(t)) {
 		return t.AccessToken, nil
 	}
-	tr, err := s.api.refresh(ctx, s.clientID, s.secret, t.RefreshToken)
+	// Refresh tokens rotate: once the service has answered, the token we
+	// sent is dead, so a refresh cut short by the caller (a session ending
+	// while it waits) would lose the only live one and force a re-pair.
+	// It runs to its own bound instead of the caller's cancellation.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	defer cancel()
+	tr, err := s.api.refresh(rctx, s.clientID, s.secret, t.RefreshToken)
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && refreshRejected(ae) {
