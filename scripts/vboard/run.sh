@@ -174,7 +174,7 @@ log "building the agent and the cases"
 env "${goenv[@]}" CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/edge-agent" ./cmd/edge-agent
 env "${goenv[@]}" "${cgoenv[@]}" go build -trimpath -ldflags "$ldflags" -o "$bin/edge-agent-cgo" ./cmd/edge-agent
 if [ -z "$PKGS" ]; then
-	PKGS=$(grep -rl --include='*_test.go' '^//go:build.*\bvboard\b' . | grep -v '^./build/' | xargs -r -n1 dirname | sort -u | tr '\n' ' ')
+	PKGS=$(grep -rl --include='*_test.go' --exclude-dir=build --exclude-dir=.git '^//go:build.*\bvboard\b' . | xargs -r -n1 dirname | sort -u | tr '\n' ' ')
 fi
 [ -n "$PKGS" ] || die "no package has board cases (//go:build vboard)"
 ncases=0
