@@ -44,7 +44,8 @@ func TestBoardDaemon(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sim := exec.CommandContext(ctx, os.Getenv("VBOARD_AGENT"), "sim", "-config", dir)
-	sim.Stdout, sim.Stderr = logFile(t, "sim.log"), logFile(t, "sim.log")
+	simLog := logFile(t, "sim.log")
+	sim.Stdout, sim.Stderr = simLog, simLog
 	if err := sim.Start(); err != nil {
 		t.Fatalf("start sim: %v", err)
 	}
