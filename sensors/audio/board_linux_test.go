@@ -65,24 +65,8 @@ func loopback(t *testing.T, params ...string) card {
 // outlast the case (aplay is killed when it ends).
 func writeTone(t *testing.T, seconds int) string {
 	t.Helper()
-	n := boardRate * seconds
-	var b bytes.Buffer
-	le := binary.LittleEndian
-	b.WriteString("RIFF")
-	_ = binary.Write(&b, le, uint32(36+2*n))
-	b.WriteString("WAVEfmt ")
-	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(boardRate), uint32(2 * boardRate), uint16(2), uint16(16)} {
-		_ = binary.Write(&b, le, v) // fmt chunk: PCM, mono, 16 bit
-	}
-	b.WriteString("data")
-	_ = binary.Write(&b, le, uint32(2*n))
-	pcm := make([]int16, n)
-	for i := range pcm {
-		pcm[i] = int16(math.Round(toneAmp * math.Sin(2*math.Pi*toneHz*float64(i)/boardRate)))
-	}
-	_ = binary.Write(&b, le, pcm)
 	p := filepath.Join(t.TempDir(), "tone.wav")
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(p, vboard.ToneWAV(toneHz, toneAmp, boardRate, seconds), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -4,10 +4,8 @@ package guest
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -225,7 +223,7 @@ func procFigures(t *testing.T, pid int) (rssKiB int, cpu float64) {
 func playTone(t *testing.T, secs int) {
 	t.Helper()
 	wav := filepath.Join(t.TempDir(), "tone.wav")
-	if err := os.WriteFile(wav, toneWAV(440, 16000, secs), 0o644); err != nil {
+	if err := os.WriteFile(wav, vboard.ToneWAV(440, 12000, 16000, secs), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -235,29 +233,6 @@ func playTone(t *testing.T, secs int) {
 		t.Fatalf("aplay: %v", err)
 	}
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-}
-
-// toneWAV is a mono s16le WAV file holding a sine at hz.
-func toneWAV(hz float64, rate, secs int) []byte {
-	n := rate * secs
-	b := make([]byte, 44+2*n)
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
-	binary.LittleEndian.PutUint16(b[22:], 1) // mono
-	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
-	binary.LittleEndian.PutUint32(b[28:], uint32(2*rate))
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
-	for i := 0; i < n; i++ {
-		v := int16(12000 * math.Sin(2*math.Pi*hz*float64(i)/float64(rate)))
-		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(v))
-	}
-	return b
 }
 
 // modprobe loads a module for the test and removes it, with what it pulled
