@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/edge-agent/edge-agent/internal/redact"
+	"github.com/edge-agent/edge-agent/internal/redact/redacttest"
 )
 
 func TestTrustScrubMasksEveryForm(t *testing.T) {
@@ -71,11 +72,11 @@ func TestTrustPeerScrubsBeforeBounding(t *testing.T) {
 // escape) matched no mask and came out whole once they were stripped.
 func TestTrustPeerMasksAcrossControlChars(t *testing.T) {
 	s := redact.New()
-	tok := secret100()
+	tok := redacttest.Secret100()
 	s.Add(tok)
 	in := "echo " + tok[:40] + "\x00\x1b" + tok[40:] + " end"
 	got := s.Peer(in, 0)
-	if leak := leakedPrefix(got, tok); leak != "" {
+	if leak := redacttest.LeakedPrefix(got, tok); leak != "" {
 		t.Errorf("Peer(%q) = %q: leaks %q", in, got, leak)
 	}
 	if got != "echo "+redact.Mask+" end" {
@@ -89,7 +90,7 @@ func TestTrustPeerMasksAcrossControlChars(t *testing.T) {
 // body were stripped, well within the bound).
 func TestTrustPeerHeadDropsACutSecret(t *testing.T) {
 	s := redact.New()
-	tok := secret100()
+	tok := redacttest.Secret100()
 	s.Add(tok)
 	for _, tc := range []struct {
 		name, head string
@@ -101,7 +102,7 @@ func TestTrustPeerHeadDropsACutSecret(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := s.PeerHead(tc.head, 200)
-			if leak := leakedPrefix(got, tok); leak != "" {
+			if leak := redacttest.LeakedPrefix(got, tok); leak != "" {
 				t.Errorf("PeerHead = %q: leaks %q", got, leak)
 			}
 			if !strings.HasSuffix(got, "…") {
@@ -112,29 +113,6 @@ func TestTrustPeerHeadDropsACutSecret(t *testing.T) {
 	if got := s.PeerHead("plain reason", 0); got != "plain reason…" {
 		t.Errorf("PeerHead kept %q of text without a secret", got)
 	}
-}
-
-// secret100 is a 100-character secret with no repeated 8-character run, so
-// any 8 of its characters in a row identify it.
-func secret100() string {
-	var b strings.Builder
-	for i := 0; b.Len() < 100; i++ {
-		fmt.Fprintf(&b, "%02x", (i*37+11)%256)
-	}
-	return b.String()[:100]
-}
-
-// leakedPrefix returns the longest prefix of secret, 8 characters or more,
-// found in text ("" when none).
-func leakedPrefix(text, secret string) string {
-	if !strings.Contains(text, secret[:8]) {
-		return ""
-	}
-	n := 8
-	for n < len(secret) && strings.Contains(text, secret[:n+1]) {
-		n++
-	}
-	return secret[:n]
 }
 
 func TestTrustCleanStripsControlAndBounds(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/edge-agent/edge-agent/internal/redact"
+	"github.com/edge-agent/edge-agent/internal/redact/redacttest"
 	"github.com/edge-agent/edge-agent/transport/camserver"
 )
 
@@ -19,7 +20,7 @@ import (
 // into it left the password's first 32 characters in the link's error. Now
 // the result is masked first, then cut.
 func TestTrustUnexpectedResultMaskedBeforeCut(t *testing.T) {
-	secret := secret100()
+	secret := redacttest.Secret100()
 	for _, pad := range []int{0, 8, 20} { // the cut keeps 32, 24 and 12 characters of it
 		t.Run(fmt.Sprint(pad), func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,32 +42,9 @@ func TestTrustUnexpectedResultMaskedBeforeCut(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "malformed response") {
 				t.Fatalf("Authorize err = %v, want a malformed response", err)
 			}
-			if leak := leakedPrefix(err.Error(), secret); leak != "" {
+			if leak := redacttest.LeakedPrefix(err.Error(), secret); leak != "" {
 				t.Errorf("the error holds %d characters of the password (%q): %v", len(leak), leak, err)
 			}
 		})
 	}
-}
-
-// secret100 is a 100-character secret with no repeated 8-character run, so
-// any 8 of its characters in a row identify it.
-func secret100() string {
-	var b strings.Builder
-	for i := 0; b.Len() < 100; i++ {
-		fmt.Fprintf(&b, "%02x", (i*37+11)%256)
-	}
-	return b.String()[:100]
-}
-
-// leakedPrefix returns the longest prefix of secret, 8 characters or more,
-// found in text ("" when none).
-func leakedPrefix(text, secret string) string {
-	if !strings.Contains(text, secret[:8]) {
-		return ""
-	}
-	n := 8
-	for n < len(secret) && strings.Contains(text, secret[:n+1]) {
-		n++
-	}
-	return secret[:n]
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/redact"
+	"github.com/edge-agent/edge-agent/internal/redact/redacttest"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/upload/spool"
@@ -23,7 +24,7 @@ import (
 // A long key is now named by its length, and the rest go through the link's
 // masking before the log.
 func TestTrustUnknownKeyNotCutUnmasked(t *testing.T) {
-	secret := secret100()
+	secret := redacttest.Secret100()
 	key := strings.Repeat("k", 24) + secret // a 64-byte cut keeps the secret's first 40
 	for _, enc := range []Encoding{JSON, CBOR} {
 		t.Run(string(enc), func(t *testing.T) {
@@ -39,7 +40,7 @@ func TestTrustUnknownKeyNotCutUnmasked(t *testing.T) {
 			if !strings.Contains(got, "other") {
 				t.Fatalf("keys %q: the short key is missing", in.Keys)
 			}
-			if leak := leakedPrefix(got, secret); leak != "" {
+			if leak := redacttest.LeakedPrefix(got, secret); leak != "" {
 				t.Errorf("keys %q hold %d characters of the secret", in.Keys, len(leak))
 			}
 		})
@@ -53,7 +54,7 @@ func TestTrustUnknownKeyNotCutUnmasked(t *testing.T) {
 // Studio, kept as the spool's last error). The head's tail that begins a
 // secret is dropped now.
 func TestTrustIngestionReplyHeadNoSecretPrefix(t *testing.T) {
-	secret := secret100()
+	secret := redacttest.Secret100()
 	for _, pad := range []string{"\x01", "x"} {
 		t.Run(fmt.Sprintf("%q", pad), func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,32 +97,9 @@ func TestTrustIngestionReplyHeadNoSecretPrefix(t *testing.T) {
 			if err == nil {
 				t.Fatal("delivered")
 			}
-			if leak := leakedPrefix(err.Error(), secret); leak != "" {
+			if leak := redacttest.LeakedPrefix(err.Error(), secret); leak != "" {
 				t.Errorf("the upload error holds %d characters of the API key (%q): %.300s", len(leak), leak, err)
 			}
 		})
 	}
-}
-
-// secret100 is a 100-character secret with no repeated 8-character run, so
-// any 8 of its characters in a row identify it.
-func secret100() string {
-	var b strings.Builder
-	for i := 0; b.Len() < 100; i++ {
-		fmt.Fprintf(&b, "%02x", (i*37+11)%256)
-	}
-	return b.String()[:100]
-}
-
-// leakedPrefix returns the longest prefix of secret, 8 characters or more,
-// found in text ("" when none).
-func leakedPrefix(text, secret string) string {
-	if !strings.Contains(text, secret[:8]) {
-		return ""
-	}
-	n := 8
-	for n < len(secret) && strings.Contains(text, secret[:n+1]) {
-		n++
-	}
-	return secret[:n]
 }

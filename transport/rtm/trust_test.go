@@ -19,6 +19,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/internal/redact"
+	"github.com/edge-agent/edge-agent/internal/redact/redacttest"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
@@ -140,7 +141,7 @@ func TestTrustUnknownTypesBounded(t *testing.T) {
 // agent's logging backstop masks whole secrets only). Now the type is
 // masked first, then cut.
 func TestTrustUnknownTypeMaskedBeforeCut(t *testing.T) {
-	secret := secret100()
+	secret := redacttest.Secret100()
 	e, logs, served := trustSession(t, func(e *env) {
 		e.deps.Secrets = redact.New()
 		e.deps.Secrets.Add(secret)
@@ -153,32 +154,9 @@ func TestTrustUnknownTypeMaskedBeforeCut(t *testing.T) {
 	if !strings.Contains(out, "message type not handled") {
 		t.Fatalf("the unknown type was not logged:\n%s", out)
 	}
-	if leak := leakedPrefix(out, secret); leak != "" {
+	if leak := redacttest.LeakedPrefix(out, secret); leak != "" {
 		t.Errorf("the log holds %d characters of the secret (%q):\n%s", len(leak), leak, out)
 	}
-}
-
-// secret100 is a 100-character secret with no repeated 8-character run, so
-// any 8 of its characters in a row identify it.
-func secret100() string {
-	var b strings.Builder
-	for i := 0; b.Len() < 100; i++ {
-		fmt.Fprintf(&b, "%02x", (i*37+11)%256)
-	}
-	return b.String()[:100]
-}
-
-// leakedPrefix returns the longest prefix of secret, 8 characters or more,
-// found in text ("" when none).
-func leakedPrefix(text, secret string) string {
-	if !strings.Contains(text, secret[:8]) {
-		return ""
-	}
-	n := 8
-	for n < len(secret) && strings.Contains(text, secret[:n+1]) {
-		n++
-	}
-	return secret[:n]
 }
 
 // TestTrustTokenURLRefusalIsRetried: token_url answering 401/403 made the
