@@ -14,9 +14,9 @@ import (
 
 func testdata(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "media", name))
 	if err != nil {
-		t.Skipf("shared test media not available (%v)", err)
+		t.Fatalf("test media: %v", err)
 	}
 	return b
 }

@@ -15,15 +15,15 @@ import (
 	"github.com/edge-agent/edge-agent/sensors/v4l2/mjpeg"
 )
 
-// mediaFile finds ../shared/testdata/name above the module root, or skips.
+// mediaFile reads testdata/media/name at the module root.
 // (v4l2test has the same helper but importing it here would be a cycle.)
 func mediaFile(b testing.TB, name string) []byte {
 	dir, _ := os.Getwd()
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			data, err := os.ReadFile(filepath.Join(dir, "..", "shared", "testdata", name))
+			data, err := os.ReadFile(filepath.Join(dir, "testdata", "media", name))
 			if err != nil {
-				b.Skipf("shared test media absent: %v", err)
+				b.Fatalf("test media: %v", err)
 			}
 			return data
 		}

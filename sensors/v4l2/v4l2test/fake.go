@@ -1,5 +1,5 @@
 // Package v4l2test provides a fake v4l2.FrameSource that replays recorded
-// frames, and helpers to find the shared test media. The fake stands in for
+// frames, and helpers to find the test media. The fake stands in for
 // the camera because V4L2's ioctls cannot be faked at the file level.
 package v4l2test
 
@@ -196,9 +196,9 @@ func (h *handle) Close() error {
 	return nil
 }
 
-// TestdataDir returns the shared test media folder (../shared/testdata
-// relative to the repository root, found by walking up to go.mod from the
-// working directory), or skips the test when it is absent.
+// TestdataDir returns the test media folder (testdata/media at the
+// repository root, found by walking up to go.mod from the working
+// directory; testdata/media/README.md says how each file was made).
 func TestdataDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -207,9 +207,9 @@ func TestdataDir(t testing.TB) string {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			td := filepath.Join(dir, "..", "shared", "testdata")
+			td := filepath.Join(dir, "testdata", "media")
 			if _, err := os.Stat(td); err != nil {
-				t.Skipf("shared test media not found at %s (it lives next to the repository); skipping", td)
+				t.Fatalf("test media: %v", err)
 			}
 			return td
 		}
@@ -221,8 +221,7 @@ func TestdataDir(t testing.TB) string {
 	}
 }
 
-// MJPEGFrames splits the shared testsrc-640x480-10frames.mjpeg into its
-// JPEG frames (skipping the test when the media is absent).
+// MJPEGFrames splits testsrc-640x480-10frames.mjpeg into its JPEG frames.
 func MJPEGFrames(t testing.TB) [][]byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(TestdataDir(t), "testsrc-640x480-10frames.mjpeg"))
@@ -244,7 +243,7 @@ func MJPEGFrames(t testing.TB) [][]byte {
 	return out
 }
 
-// H264 reads the shared testsrc-320x240-15fps-4s.h264 stream.
+// H264 reads the testsrc-320x240-15fps-4s.h264 stream.
 func H264(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(TestdataDir(t), "testsrc-320x240-15fps-4s.h264"))
