@@ -27,7 +27,10 @@ if [ -n "$out" ]; then
 fi
 # ...and is really read: a probe key appended to it must be reported.
 printf 'EdgeAgentDropInProbe=1\n' >> "$tmp/units/edge-agent.service.d/watch-dir.conf"
-if ! SYSTEMD_UNIT_PATH="$tmp/units:" systemd-analyze verify --man=no edge-agent.service 2>&1 | grep -q 'watch-dir.conf.*EdgeAgentDropInProbe'; then
+# (Output first, then grep: under pipefail a grep -q that exits early
+# fails the pipeline with SIGPIPE.)
+verify=$(SYSTEMD_UNIT_PATH="$tmp/units:" systemd-analyze verify --man=no edge-agent.service 2>&1 || true)
+if ! grep -q 'watch-dir.conf.*EdgeAgentDropInProbe' <<<"$verify"; then
 	echo "systemd-analyze verify did not read the drop-in"; exit 1
 fi
 systemd-analyze security --offline=true --threshold=25 "$tmp/edge-agent.service" | tail -1

@@ -33,6 +33,9 @@ done
 grep -q 'systemctl enable' "$ctl/postinst" && ! grep -Eq '^[[:space:]]*systemctl (start|restart)|enable --now' "$ctl/postinst" \
 	|| fail "postinst must enable without starting on first install"
 dpkg-deb -f "$deb" Architecture | grep -qx amd64 || fail "architecture"
-"$root/usr/bin/edge-agent" version | grep -q '^edge-agent ' || fail "installed binary does not run"
+# Output first, then grep: `version | grep -q` under pipefail fails when grep
+# exits before the binary has written everything (SIGPIPE), as it did once.
+version=$("$root/usr/bin/edge-agent" version) || fail "installed binary does not run"
+grep -q '^edge-agent ' <<<"$version" || fail "installed binary does not say its version"
 "$root/usr/bin/edge-agent" check-config "$root/etc/edge-agent/config.yaml" >/dev/null || fail "installed config invalid"
 echo "deb ok: $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB)"
