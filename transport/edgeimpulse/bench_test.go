@@ -88,7 +88,8 @@ func TestBenchSampleFinish(t *testing.T) {
 				ds = append(ds, fin.Sub(proc))
 			}
 			sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-			u := r.srv.Uploads()[len(r.srv.Uploads())-1]
+			ups := r.srv.Uploads()
+			u := ups[len(ups)-1]
 			t.Logf("BENCH %s %s: end of capture → sampleFinished median %v (min %v, max %v), file %d bytes, %d rows",
 				enc, c.name, ds[2].Round(time.Millisecond), ds[0].Round(time.Millisecond), ds[4].Round(time.Millisecond), u.Size, u.File.Rows)
 		}
