@@ -14,6 +14,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
@@ -88,7 +89,7 @@ func startEI(t *testing.T) (rig, error) {
 		return nil, err
 	}
 	r.keyFile, r.key = filepath.Join(dir, "ei-api-key"), srv.APIKey()
-	if err := spool.WriteFileAtomic(r.keyFile, []byte(r.key+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(r.keyFile, []byte(r.key+"\n"), 0o600); err != nil {
 		r.closeAll()
 		return nil, err
 	}
@@ -325,7 +326,7 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 		}); err != nil {
 			return err
 		}
-		if err := spool.WriteFileAtomic(r.keyFile, []byte(r.key+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(r.keyFile, []byte(r.key+"\n"), 0o600); err != nil {
 			return err
 		}
 	case faultSlow:

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/upload/spool"
@@ -44,7 +45,7 @@ func (l *Link) saveStamp(stamp string) {
 	if l.deps.StateDir == "" {
 		return
 	}
-	if err := spool.WriteFileAtomic(filepath.Join(l.deps.StateDir, stampFile), []byte(stamp+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(l.deps.StateDir, stampFile), []byte(stamp+"\n"), 0o600); err != nil {
 		l.log.Warn("camserver: cannot persist message stamp", "err", err)
 	}
 }

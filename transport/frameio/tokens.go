@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
-	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // ErrNotPaired means no token file exists yet: run `edge-agent pair`.
@@ -65,7 +65,7 @@ func SaveTokens(path string, t *Tokens) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("save tokens: %w", err)
 	}
-	if err := spool.WriteFileAtomic(path, b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("save tokens: %w", err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/upload/spool"
@@ -251,7 +252,7 @@ func (l *Link) saveURLs(id string, prog *assetProgress) error {
 	if err := os.MkdirAll(l.urlsDir(), 0o700); err != nil {
 		return fmt.Errorf("upload URLs: %w", err)
 	}
-	if err := spool.WriteFileAtomic(l.urlsPath(id), b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(l.urlsPath(id), b, 0o600); err != nil {
 		return fmt.Errorf("upload URLs: %w", err)
 	}
 	sum := sha256.Sum256(b)

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
-	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // tokenURLConfig points cfg at the fake's token endpoint instead of a
@@ -97,7 +97,7 @@ func TestTokenRenewedBeforeExpiry(t *testing.T) {
 func TestTokenFileReReadAfterRejection(t *testing.T) {
 	e := newEnv(t, 100*time.Millisecond)
 	path := filepath.Join(t.TempDir(), "rtm-token")
-	if err := spool.WriteFileAtomic(path, []byte(e.fake.Token()+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(e.fake.Token()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := e.cfg
@@ -114,7 +114,7 @@ func TestTokenFileReReadAfterRejection(t *testing.T) {
 	if st := sup.Status(); st.State == supervisor.Failed {
 		t.Fatalf("link failed: %s", st.LastError)
 	}
-	if err := spool.WriteFileAtomic(path, []byte(e.fake.Token()+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(e.fake.Token()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	waitActive(t, e, sup, before)

@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
@@ -87,7 +88,7 @@ type Spool struct {
 const (
 	dataSuffix = ".data"
 	metaSuffix = ".meta"
-	tmpPrefix  = ".tmp-"
+	tmpPrefix  = atomicfile.TempPrefix
 )
 
 // Open opens (creating 0700 if needed) the spool in dir, recovering the
@@ -156,7 +157,7 @@ func (s *Spool) recover() error {
 	for id := range datas { // data whose metadata never got committed
 		_ = os.Remove(filepath.Join(s.dir, id+dataSuffix))
 	}
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 // Dir returns the spool directory.
@@ -268,7 +269,7 @@ func (s *Spool) writeMeta(it Item) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(s.path(it.ID, metaSuffix), b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(s.path(it.ID, metaSuffix), b, 0o600); err != nil {
 		return err
 	}
 	return nil
@@ -332,7 +333,7 @@ func (s *Spool) Remove(id string) error {
 	if err := os.Remove(s.path(id, metaSuffix)); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("spool remove %s: %w", id, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("spool remove %s: %w", id, err)
 	}
 	if err := os.Remove(s.path(id, dataSuffix)); err != nil && !os.IsNotExist(err) {
@@ -433,48 +434,4 @@ func (s *Spool) deliverOne(ctx context.Context, deliver DeliverFunc, it Item) er
 	}
 	defer f.Close()
 	return deliver(ctx, it, f)
-}
-
-// WriteFileAtomic writes data to path so that readers (and a crash) see either
-// the old content or the new, never a mix: temp file in the same directory,
-// fsync, chmod perm, rename, fsync the directory. Used for the spool and for
-// token files (perm 0600).
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }

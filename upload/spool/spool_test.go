@@ -198,17 +198,3 @@ func TestDeliverOrderRetryAndReject(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
-
-func TestWriteFileAtomic(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "tokens.json")
-	for _, v := range []string{"one", "two"} {
-		if err := spool.WriteFileAtomic(p, []byte(v), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, _ := os.ReadFile(p)
-	fi, _ := os.Stat(p)
-	if string(b) != "two" || fi.Mode().Perm() != 0o600 {
-		t.Errorf("content %q mode %o", b, fi.Mode().Perm())
-	}
-}

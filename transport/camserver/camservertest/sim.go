@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/camserver"
-	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // Sim is the fake as a transport.SimService for `edge-agent sim` and `demo`:
@@ -45,7 +45,7 @@ const (
 // sensor; the password and the CA certificate are written to secretDir.
 func (s *Sim) DemoLink(secretDir string) (any, error) {
 	pw := filepath.Join(secretDir, "camserver-password")
-	if err := spool.WriteFileAtomic(pw, []byte(DemoPassword+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(pw, []byte(DemoPassword+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("camserver demo: %w", err)
 	}
 	ca := filepath.Join(secretDir, "camserver-ca.pem")

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/edgeimpulse"
-	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // Sim is the fake as a transport.SimService for `edge-agent sim` and
@@ -65,7 +65,7 @@ func (s *Sim) URLs() map[string]string {
 // config block pointing at the fake, offering the demo's accel, mic and cam.
 func (s *Sim) DemoLink(secretDir string) (any, error) {
 	keyFile := filepath.Join(secretDir, "edgeimpulse-api-key")
-	if err := spool.WriteFileAtomic(keyFile, []byte(s.APIKey()+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyFile, []byte(s.APIKey()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("edgeimpulse fake: write key: %w", err)
 	}
 	return &edgeimpulse.Config{

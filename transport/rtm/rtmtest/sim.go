@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/edge-agent/edge-agent/upload/spool"
+	"github.com/edge-agent/edge-agent/internal/atomicfile"
 
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/rtm"
@@ -44,7 +44,7 @@ func (s *Sim) URLs() map[string]string {
 // the device key kept in a 0600 file in secretDir.
 func (s *Sim) DemoLink(secretDir string) (any, error) {
 	path := filepath.Join(secretDir, "rtm-device-key")
-	if err := spool.WriteFileAtomic(path, []byte(s.DeviceKey()+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(s.DeviceKey()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("rtm fake: write device key: %w", err)
 	}
 	return &rtm.Config{
