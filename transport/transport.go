@@ -70,6 +70,27 @@ type Deps struct {
 	Secrets *redact.Secrets
 }
 
+// WithDefaults returns d with the optional dependencies filled in, the same
+// way for every link: a discarding logger, fresh Stats, the real clock and a
+// private secrets set (a link alone still keeps its own secrets out of its
+// logs). Hub, Spool and StateDir have no default; a link that needs one
+// checks for it in its constructor and says so.
+func (d Deps) WithDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Stats == nil {
+		d.Stats = &Stats{}
+	}
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Secrets == nil {
+		d.Secrets = redact.New()
+	}
+	return d
+}
+
 // Stats are a link's counters and status details, read by /status and
 // /metrics. All methods are safe for concurrent use.
 type Stats struct {
