@@ -51,4 +51,3 @@ func TestPollReportsWhat(t *testing.T) {
 		t.Fatalf("err = %v, want a deadline error naming what was awaited", err)
 	}
 }
-
