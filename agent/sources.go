@@ -42,13 +42,13 @@ func NewSource(s config.Sensor, env sensors.Env) (sensors.Source, error) {
 func NewLink(l config.Link, deps transport.Deps) (transport.Link, error) {
 	switch l.Kind {
 	case "edgeimpulse":
-		return edgeimpulse.New(*l.EdgeImpulse, deps)
+		return edgeimpulse.New(*l.EdgeImpulse, deps, edgeimpulse.Options{})
 	case "rtm":
-		return rtm.New(*l.RTM, deps)
+		return rtm.New(*l.RTM, deps, rtm.Options{})
 	case "frameio":
-		return frameio.New(*l.FrameIO, deps)
+		return frameio.New(*l.FrameIO, deps, frameio.Options{})
 	case "camserver":
-		return camserver.New(*l.CamServer, deps)
+		return camserver.New(*l.CamServer, deps, camserver.Options{})
 	}
 	return nil, fmt.Errorf("link %q: unknown kind %q", l.Name, l.Kind)
 }

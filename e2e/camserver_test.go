@@ -107,7 +107,7 @@ func startCamserverWith(t *testing.T, tls bool) (*csRig, error) {
 	}
 	cfg.SetDefaults()
 	cfg.Stream.Delta = conf.Duration(50 * time.Millisecond) // below Validate's floor: faster detection
-	link, err := camserver.NewWithOptions(cfg, transport.Deps{Name: "cs", Logger: log, Hub: r.hub,
+	link, err := camserver.New(cfg, transport.Deps{Name: "cs", Logger: log, Hub: r.hub,
 		Device: transport.Device{Name: csDevice}, StateDir: state, Spool: r.spool, Stats: r.stats,
 		Clock: clock.Real{}, Version: "e2e"},
 		camserver.Options{Watchdog: 300 * time.Millisecond, StreamRetry: fastRetry, Deliver: fastRetry})

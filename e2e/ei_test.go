@@ -102,12 +102,11 @@ func startEI(t *testing.T) (rig, error) {
 	// makes the data-path checks flaky without testing anything more.
 	cfg := edgeimpulse.Config{APIKey: r.key, APIKeyFile: r.keyFile, RemoteMgmtURL: "ws://" + r.proxy.Addr() + "/",
 		IngestionURL: "http://" + r.proxy.Addr(), Encoding: "json", Sensors: []string{"accel"},
-		PingInterval: conf.Duration(100 * time.Millisecond), PongTimeout: conf.Duration(300 * time.Millisecond),
-		UploadRetry: fastRetry}
+		PingInterval: conf.Duration(100 * time.Millisecond), PongTimeout: conf.Duration(300 * time.Millisecond)}
 	deps := transport.Deps{Name: "ei", Logger: log, Hub: r.hub,
 		Device:   transport.Device{ID: "dc:a6:32:00:00:01", Name: "pi", Type: "RASPBERRY_PI"},
 		StateDir: filepath.Join(dir, "state"), Spool: r.spool, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "e2e"}
-	link, err := edgeimpulse.New(cfg, deps)
+	link, err := edgeimpulse.New(cfg, deps, edgeimpulse.Options{UploadRetry: fastRetry})
 	if err != nil {
 		r.closeAll()
 		return nil, err

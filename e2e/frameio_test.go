@@ -103,7 +103,7 @@ func startFrameio(t *testing.T) (rig, error) {
 	}
 	deps := transport.Deps{Name: "fio", Logger: log, Device: transport.Device{ID: "d1", Name: "pi"},
 		StateDir: stateDir, Spool: r.spool, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "e2e"}
-	link, err := frameio.NewWithOptions(cfg, deps, fioOptions())
+	link, err := frameio.New(cfg, deps, fioOptions())
 	if err != nil {
 		r.closeAll()
 		return nil, err

@@ -104,7 +104,7 @@ func startRTM(t *testing.T) (rig, error) {
 		TokenURL: "http://" + r.proxy.Addr() + rtmtest.TokenPath, TokenURLKey: rtmDeviceKey,
 		Video: "video", Audio: "mic", Record: rtm.Record{Start: "manual"}}
 	cfg.SetDefaults()
-	link, err := rtm.NewWithOptions(cfg, transport.Deps{Name: "recorder", Logger: log, Hub: r.hub,
+	link, err := rtm.New(cfg, transport.Deps{Name: "recorder", Logger: log, Hub: r.hub,
 		Device: transport.Device{ID: "e2e-1"}, StateDir: state, Spool: sp, Stats: &transport.Stats{},
 		Clock: clock.Real{}, Version: "e2e"}, rtm.Options{
 		FirstPingTimeout:  2 * time.Second,

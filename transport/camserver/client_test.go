@@ -175,7 +175,7 @@ func TestBadCredentials(t *testing.T) {
 	srv := newServer(t, camservertest.Options{})
 	cfg := camserver.Config{URL: srv.URL(), User: "demo", Password: "wrong", Device: "pi-x"}
 	cfg.SetDefaults()
-	l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()})
+	l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()}, camserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestTLSVerification(t *testing.T) {
 				os.WriteFile(cfg.CAFile, srv.CAPEM(), 0o644)
 			}
 			cfg.SetDefaults()
-			l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()})
+			l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()}, camserver.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,7 +253,7 @@ func TestNewRejectsMismatchedSubproto(t *testing.T) {
 			cfg := camserver.Config{URL: r.srv.URL(), User: "demo", Password: "demo-pass", Device: "pi-x",
 				Stream: camserver.Stream{Sensor: tc.sensor, Subproto: tc.subproto}}
 			cfg.SetDefaults()
-			_, err := camserver.New(cfg, transport.Deps{Name: "cs", Hub: r.hub, StateDir: t.TempDir()})
+			_, err := camserver.New(cfg, transport.Deps{Name: "cs", Hub: r.hub, StateDir: t.TempDir()}, camserver.Options{})
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}

@@ -165,7 +165,7 @@ func startRig(t *testing.T, o rigOpts) *rig {
 	if o.opts.Watchdog == 0 {
 		o.opts.Watchdog = 300 * time.Millisecond
 	}
-	link, err := camserver.NewWithOptions(cfg, transport.Deps{Name: "cs", Logger: logger, Hub: h,
+	link, err := camserver.New(cfg, transport.Deps{Name: "cs", Logger: logger, Hub: h,
 		Device: transport.Device{Name: device}, StateDir: state, Spool: sp, Stats: stats,
 		Clock: clock.Real{}, Version: "test"}, o.opts)
 	if err != nil {

@@ -15,9 +15,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/logx"
-	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -68,28 +66,13 @@ type Link struct {
 	framesTooBig atomic.Uint64
 }
 
-// New returns the link.
-func New(cfg Config, deps transport.Deps) (transport.Link, error) {
-	return NewWithOptions(cfg, deps, Options{})
-}
-
-// NewWithOptions is New with tuning options.
-func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
+// New returns the link. opts are tuning knobs for tests; the zero value
+// is the production behaviour.
+func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
+	deps = deps.WithDefaults()
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("camserver link %q: bad url", deps.Name)
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Secrets == nil { // a link alone still keeps its own secrets out of its logs
-		deps.Secrets = redact.New()
-	}
-	if deps.Clock == nil {
-		deps.Clock = clock.Real{}
-	}
-	if deps.Stats == nil {
-		deps.Stats = &transport.Stats{}
 	}
 	dev := cfg.Device
 	if dev == "" {

@@ -34,7 +34,7 @@ func TestTrustCamserverRedirects(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg.SetDefaults()
-			l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()})
+			l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()}, camserver.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

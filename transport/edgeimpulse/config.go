@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
 // Config is the `edgeimpulse:` block of a link.
@@ -47,13 +46,6 @@ type Config struct {
 	// PongTimeout is how long after a ping without any answer the link is
 	// declared dead and the session ends (the supervisor reconnects).
 	PongTimeout conf.Duration `yaml:"pong_timeout"`
-
-	// UploadRetry is the backoff of spooled uploads; zero fields take
-	// retry.DefaultPolicy. Not in the YAML: tests shorten it.
-	UploadRetry retry.Policy `yaml:"-"`
-	// SnapshotLowInterval is the minimum gap between low-resolution snapshot
-	// frames (200 ms: ≤ 5 fps, like the serial daemon). Not in the YAML.
-	SnapshotLowInterval time.Duration `yaml:"-"`
 }
 
 // Defaults.

@@ -120,8 +120,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	}
 	cfg := edgeimpulse.Config{APIKey: key, RemoteMgmtURL: srv.WSURL(), IngestionURL: srv.IngestionURL(),
 		Encoding: o.enc, Sensors: names,
-		PingInterval: conf.Duration(250 * time.Millisecond), PongTimeout: conf.Duration(1500 * time.Millisecond),
-		UploadRetry: retry.Policy{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}}
+		PingInterval: conf.Duration(250 * time.Millisecond), PongTimeout: conf.Duration(1500 * time.Millisecond)}
 	cfg.InsecureSkipVerify = o.insecure
 	keyFile := ""
 	if o.keyFile {
@@ -143,7 +142,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	stats := &transport.Stats{}
 	deps := transport.Deps{Name: "ei", Logger: log, Hub: h, Device: transport.Device{ID: "dc:a6:32:01:02:03", Name: "pi", Type: "RASPBERRY_PI"},
 		StateDir: t.TempDir(), Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "test"}
-	link, err := edgeimpulse.New(cfg, deps)
+	link, err := edgeimpulse.New(cfg, deps, edgeimpulse.Options{UploadRetry: retry.Policy{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -703,7 +702,7 @@ func TestNewRejects(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := edgeimpulse.New(edgeimpulse.Config{APIKey: "k", Sensors: c.sensors}, deps)
+			_, err := edgeimpulse.New(edgeimpulse.Config{APIKey: "k", Sensors: c.sensors}, deps, edgeimpulse.Options{})
 			if err == nil || (c.want != nil && !errors.Is(err, c.want)) || !strings.Contains(err.Error(), c.text) {
 				t.Errorf("New: %v", err)
 			}

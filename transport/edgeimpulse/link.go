@@ -15,7 +15,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edge-agent/edge-agent/internal/httpx"
-	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
@@ -40,6 +39,7 @@ const (
 // own state (the upload waiters) is guarded by wmu.
 type Link struct {
 	cfg  Config
+	opts Options
 	deps transport.Deps
 	log  *slog.Logger
 	enc  Encoding
@@ -67,37 +67,39 @@ type offered struct {
 	name  string // the sensor's config name
 }
 
+// Options are tuning knobs for tests; the zero value is the production
+// behaviour.
+type Options struct {
+	// UploadRetry is the backoff of spooled uploads; zero fields take
+	// retry.DefaultPolicy.
+	UploadRetry retry.Policy
+	// SnapshotLowInterval is the minimum gap between low-resolution snapshot
+	// frames (0: 200 ms, ≤ 5 fps, like the serial daemon).
+	SnapshotLowInterval time.Duration
+}
+
 // New checks the config against the hub and returns the link. Every sensor
 // must exist; H.264 video sensors are refused (Edge Impulse ingests stills,
 // and an MP4 muxer is not part of this link).
-func New(cfg Config, deps transport.Deps) (transport.Link, error) {
-	return newLink(cfg, deps)
-}
-
-func newLink(cfg Config, deps transport.Deps) (*Link, error) {
+func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
+	deps = deps.WithDefaults()
 	op := fmt.Sprintf("edgeimpulse link %q", deps.Name)
-	if deps.Hub == nil || deps.Spool == nil || deps.Stats == nil || deps.Clock == nil {
-		return nil, fmt.Errorf("%s: hub, spool, stats and clock are required", op)
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Secrets == nil { // a link alone still keeps its own secrets out of its logs
-		deps.Secrets = redact.New()
+	if deps.Hub == nil || deps.Spool == nil {
+		return nil, fmt.Errorf("%s: hub and spool are required", op)
 	}
 	cfg.SetDefaults()
 	if cfg.APIKey == "" {
 		return nil, fmt.Errorf("%s: no api key (Validate resolves api_key_file)", op)
 	}
-	l := &Link{cfg: cfg, deps: deps, log: deps.Logger, // the agent scopes it to the link
+	l := &Link{cfg: cfg, opts: opts, deps: deps, log: deps.Logger, // the agent scopes it to the link
 		enc: Encoding(cfg.Encoding), waiters: map[string]chan error{}, logRate: newRateLimiter(time.Minute),
 		key: &apiKey{file: cfg.APIKeyFile, cur: cfg.APIKey, secrets: deps.Secrets, slot: "edgeimpulse/" + deps.Name + "/api_key"}}
 	deps.Secrets.Set(l.key.slot, cfg.APIKey)
 	if l.enc != JSON && l.enc != CBOR {
 		return nil, fmt.Errorf("%s: unknown encoding %q", op, cfg.Encoding)
 	}
-	if l.cfg.SnapshotLowInterval <= 0 {
-		l.cfg.SnapshotLowInterval = defaultLowInterval
+	if l.opts.SnapshotLowInterval <= 0 {
+		l.opts.SnapshotLowInterval = defaultLowInterval
 	}
 	hellos := map[string]string{}
 	for _, name := range cfg.Sensors {

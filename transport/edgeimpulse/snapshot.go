@@ -117,7 +117,7 @@ func (s *session) stream(ctx context.Context, sub sensors.Subscription, run *sna
 				if at.IsZero() {
 					at = time.Now()
 				}
-				if d := at.Sub(last); d >= 0 && d < s.l.cfg.SnapshotLowInterval {
+				if d := at.Sub(last); d >= 0 && d < s.l.opts.SnapshotLowInterval {
 					continue
 				}
 				last = at

@@ -76,9 +76,9 @@ func TestTrustIngestionReplyHeadNoSecretPrefix(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := newLink(Config{APIKey: secret, IngestionURL: srv.URL, Sensors: []string{"accel"}},
+			l, err := New(Config{APIKey: secret, IngestionURL: srv.URL, Sensors: []string{"accel"}},
 				transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{},
-					StateDir: t.TempDir(), Secrets: redact.New()})
+					StateDir: t.TempDir(), Secrets: redact.New()}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,8 +70,8 @@ func TestTrustIngestionKeepsSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	stats := &transport.Stats{}
-	l, err := newLink(Config{APIKey: "ei_key", IngestionURL: srv.URL, Sensors: []string{"accel"}},
-		transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: stats, Clock: clock.Real{}, StateDir: t.TempDir()})
+	l, err := New(Config{APIKey: "ei_key", IngestionURL: srv.URL, Sensors: []string{"accel"}},
+		transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: stats, Clock: clock.Real{}, StateDir: t.TempDir()}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

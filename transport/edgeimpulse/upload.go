@@ -72,7 +72,7 @@ func (l *Link) forget(id string) {
 // uploads, so an item is never sent twice at the same time.
 func (l *Link) Work(ctx context.Context) error {
 	defer l.httpTr.CloseIdleConnections()
-	return l.deps.Spool.Deliver(ctx, l.deliver, l.cfg.UploadRetry)
+	return l.deps.Spool.Deliver(ctx, l.deliver, l.opts.UploadRetry)
 }
 
 func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {

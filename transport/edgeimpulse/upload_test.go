@@ -66,8 +66,8 @@ func TestPostClassifiesReplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := newLink(Config{APIKey: "ei_key", IngestionURL: srv.URL, Sensors: []string{"accel"}},
-		transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, StateDir: t.TempDir()})
+	l, err := New(Config{APIKey: "ei_key", IngestionURL: srv.URL, Sensors: []string{"accel"}},
+		transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, StateDir: t.TempDir()}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

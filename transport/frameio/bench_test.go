@@ -53,7 +53,7 @@ func benchUpload(b *testing.B, parallel int) {
 		b.Fatal(err)
 	}
 	l, err := frameio.New(cfg, transport.Deps{Name: "fio", Logger: slog.New(slog.DiscardHandler), StateDir: state,
-		Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "1.0.0"})
+		Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "1.0.0"}, frameio.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func benchUpload(b *testing.B, parallel int) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = l.(transport.Worker).Work(ctx)
+		_ = l.Work(ctx)
 	}()
 	defer func() { cancel(); <-done }()
 	b.SetBytes(size)
@@ -97,7 +97,7 @@ func idleChild() bool {
 	cfg := frameio.Config{APIURL: os.Getenv(envAPI), SocketURL: os.Getenv(envSocket), ClientID: os.Getenv(envID), ClientSecret: os.Getenv(envSecret)}
 	cfg.SetDefaults()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	l, err := frameio.New(cfg, transport.Deps{Name: "fio", Logger: log, StateDir: dir, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "1.0.0"})
+	l, err := frameio.New(cfg, transport.Deps{Name: "fio", Logger: log, StateDir: dir, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "1.0.0"}, frameio.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)

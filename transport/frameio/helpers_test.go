@@ -147,7 +147,7 @@ func pairWithFake(t *testing.T, fake *frameiotest.Server, path string) {
 
 func (e *env) link(t *testing.T, opts frameio.Options) *frameio.Link {
 	t.Helper()
-	l, err := frameio.NewWithOptions(e.cfg, e.deps, opts)
+	l, err := frameio.New(e.cfg, e.deps, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func uploaderLink(dir, api, socket, id, secret string, log *slog.Logger) (*frame
 	cfg := frameio.Config{APIURL: api, SocketURL: socket, ClientID: id, ClientSecret: secret}
 	cfg.SetDefaults()
 	cfg.Upload.Parallel = 1
-	return frameio.NewWithOptions(cfg, transport.Deps{Name: "fio", Logger: log, StateDir: filepath.Join(dir, "state"),
+	return frameio.New(cfg, transport.Deps{Name: "fio", Logger: log, StateDir: filepath.Join(dir, "state"),
 		Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "1.0.0"}, fastOptions())
 }
 

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edge-agent/edge-agent/internal/clock"
-	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -126,25 +124,10 @@ var (
 	_ transport.Worker = (*Link)(nil)
 )
 
-// New returns the link.
-func New(cfg Config, deps transport.Deps) (transport.Link, error) {
-	return NewWithOptions(cfg, deps, Options{})
-}
-
-// NewWithOptions returns the link with explicit timings (tests).
-func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Secrets == nil { // a link alone still keeps its own secrets out of its logs
-		deps.Secrets = redact.New()
-	}
-	if deps.Clock == nil {
-		deps.Clock = clock.Real{}
-	}
-	if deps.Stats == nil {
-		deps.Stats = &transport.Stats{}
-	}
+// New returns the link. opts are timings for tests; the zero value is the
+// production behaviour.
+func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
+	deps = deps.WithDefaults()
 	if cfg.Upload.Parallel <= 0 {
 		cfg.Upload.Parallel = 2
 	}

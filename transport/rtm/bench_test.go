@@ -32,7 +32,7 @@ func BenchmarkSessionSetup(b *testing.B) {
 	e := newEnv(b, time.Second)
 	cfg := e.cfg
 	cfg.Record.Start = "manual"
-	link, err := rtm.NewWithOptions(cfg, e.deps, rtm.Options{})
+	link, err := rtm.New(cfg, e.deps, rtm.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func BenchmarkPublish640x480(b *testing.B) {
 	_ = h.Add(synthetic.NewAudio("mic", acfg))
 	stats := &transport.Stats{}
 	cfg := rtm.Config{URL: wsURL, Token: token, ClientID: "bench", Video: "video", Audio: "mic", Record: rtm.Record{Start: "manual"}}
-	link, err := rtm.NewWithOptions(cfg, transport.Deps{Name: "bench", Hub: h, Stats: stats, Clock: clock.Real{}, Version: "bench"}, rtm.Options{})
+	link, err := rtm.New(cfg, transport.Deps{Name: "bench", Hub: h, Stats: stats, Clock: clock.Real{}, Version: "bench"}, rtm.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

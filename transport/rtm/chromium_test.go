@@ -272,7 +272,7 @@ func TestChromiumReceives(t *testing.T) {
 	cfg.URL = "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/v2/io"
 	cfg.Token = relay.token
 	cfg.Record.UploadURL = "" // the browser does not record
-	link, err := rtm.NewWithOptions(cfg, e.deps, rtm.Options{FirstPingTimeout: time.Minute, SetupTimeout: 30 * time.Second, StopWait: time.Second})
+	link, err := rtm.New(cfg, e.deps, rtm.Options{FirstPingTimeout: time.Minute, SetupTimeout: 30 * time.Second, StopWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

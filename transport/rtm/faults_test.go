@@ -99,7 +99,7 @@ func TestDialErrors(t *testing.T) {
 			e := newEnv(t, time.Second)
 			cfg := e.cfg
 			tc.mutate(&cfg)
-			link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+			link, err := rtm.New(cfg, e.deps, fastOpts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func TestRESTAndManualRecording(t *testing.T) {
 	cfg.URL = ""
 	cfg.APIURL = e.fake.APIURL()
 	cfg.Record.Start = "manual"
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	link, err := rtm.New(cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestRenegotiation(t *testing.T) {
 	e := newEnv(t, time.Second)
 	cfg := e.cfg
 	cfg.Record.Start = "manual"
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	link, err := rtm.New(cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -96,34 +95,18 @@ type Link struct {
 	caUnread bool        // ca_file was unreadable at the last dial
 }
 
-// New returns the link.
-func New(cfg Config, deps transport.Deps) (transport.Link, error) {
-	return NewWithOptions(cfg, deps, Options{})
-}
-
-// NewWithOptions returns the link with explicit timings.
-func NewWithOptions(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
+// New returns the link. opts are timings for tests; the zero value is the
+// production behaviour.
+func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
+	deps = deps.WithDefaults()
 	if deps.Hub == nil {
 		return nil, fmt.Errorf("rtm link %q: no sensor hub", deps.Name)
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Secrets == nil { // a link alone still keeps its own secrets out of its logs
-		deps.Secrets = redact.New()
-	}
-	if deps.Stats == nil {
-		deps.Stats = &transport.Stats{}
 	}
 	if cfg.Video == "" {
 		return nil, retry.Permanent(fmt.Errorf("rtm link %q: no video sensor", deps.Name))
 	}
 	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(), log: deps.Logger} // the agent scopes it to the link
-	now := time.Now
-	if deps.Clock != nil {
-		now = deps.Clock.Now
-	}
-	l.tokens = newTokenSource(&l.cfg, l.log, now)
+	l.tokens = newTokenSource(&l.cfg, l.log, deps.Clock.Now)
 	l.waits = retry.NewPeerWaits(l.log)
 	l.tokens.waits = l.waits
 	l.tokens.secrets, l.tokens.slot = deps.Secrets, "rtm/"+deps.Name+"/token"

@@ -151,7 +151,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // runLink runs the link under the real supervisor until the test ends.
 func runLink(t *testing.T, e *env, cfg rtm.Config) *supervisor.Supervisor {
 	t.Helper()
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	link, err := rtm.New(cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func activeSessions(f *rtmtest.Server) int {
 
 func TestRecordingEndToEnd(t *testing.T) {
 	e := newEnv(t, 200*time.Millisecond)
-	link, err := rtm.NewWithOptions(e.cfg, e.deps, fastOpts)
+	link, err := rtm.New(e.cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ func TestMalformedMessages(t *testing.T) {
 	e := newEnv(t, time.Second)
 	cfg := e.cfg
 	cfg.Record.Start = "manual"
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	link, err := rtm.New(cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

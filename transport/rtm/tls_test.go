@@ -49,7 +49,7 @@ func TestTLS(t *testing.T) {
 			cfg := e.cfg
 			cfg.URL = "wss" + strings.TrimPrefix(srv.URL, "https") + "/api/v2/io"
 			cfg.CAFile, cfg.InsecureSkipVerify = tc.caFile, tc.insecure
-			link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+			link, err := rtm.New(cfg, e.deps, fastOpts)
 			if err != nil {
 				t.Fatal(err)
 			}

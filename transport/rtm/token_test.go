@@ -140,7 +140,7 @@ func TestTokenURLDeviceKeyRejected(t *testing.T) {
 	e := newEnv(t, time.Second)
 	cfg := tokenURLConfig(e)
 	cfg.TokenURLKey = "not-this-devices-key-0123"
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	link, err := rtm.New(cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

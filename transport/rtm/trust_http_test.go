@@ -37,7 +37,7 @@ func restConfig(e *env, tokenURL bool) rtm.Config {
 
 func dialOnce(t *testing.T, e *env, cfg rtm.Config) error {
 	t.Helper()
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	link, err := rtm.New(cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestTrustRTMHugeRetryAfter(t *testing.T) {
 			logs := &logxtest.Buffer{}
 			e.deps.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			e.fake.FailSessions(503, v)
-			link, err := rtm.NewWithOptions(restConfig(e, false), e.deps, fastOpts)
+			link, err := rtm.New(restConfig(e, false), e.deps, fastOpts)
 			if err != nil {
 				t.Fatal(err)
 			}

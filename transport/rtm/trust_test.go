@@ -37,7 +37,7 @@ func trustSession(t *testing.T, setup ...func(*env)) (*env, *logxtest.Buffer, <-
 	}
 	cfg := e.cfg
 	cfg.Record.Start = "manual"
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	link, err := rtm.New(cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestTrustCAFileMissingAtRedial(t *testing.T) {
 	cfg := e.cfg
 	cfg.URL = "wss" + strings.TrimPrefix(srv.URL, "https") + "/api/v2/io"
 	cfg.CAFile = caFile
-	link, err := rtm.NewWithOptions(cfg, e.deps, fastOpts)
+	link, err := rtm.New(cfg, e.deps, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestSimDemoLink(t *testing.T) {
 	if err := h.Add(synthetic.NewCamera("cam", camCfg)); err != nil {
 		t.Fatal(err)
 	}
-	l, err := camserver.New(*cfg, transport.Deps{Name: "camserver", Hub: h, Device: transport.Device{Name: "pi-demo"}, StateDir: t.TempDir()})
+	l, err := camserver.New(*cfg, transport.Deps{Name: "camserver", Hub: h, Device: transport.Device{Name: "pi-demo"}, StateDir: t.TempDir()}, camserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

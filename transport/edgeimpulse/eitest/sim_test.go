@@ -69,7 +69,7 @@ func TestSimDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	link, err := edgeimpulse.New(*cfg, transport.Deps{Name: "edgeimpulse", Hub: h, Spool: sp, Stats: &transport.Stats{},
-		Clock: clock.Real{}, StateDir: t.TempDir(), Device: transport.Device{ID: "02:00:00:00:00:01", Type: "EDGE_AGENT_DEMO"}})
+		Clock: clock.Real{}, StateDir: t.TempDir(), Device: transport.Device{ID: "02:00:00:00:00:01", Type: "EDGE_AGENT_DEMO"}}, edgeimpulse.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
