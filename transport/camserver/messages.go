@@ -14,7 +14,6 @@ import (
 	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
-	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // Remote commands understood in messages addressed to this device.
@@ -239,13 +238,6 @@ func (l *Link) statusReport(id commandID) Status {
 	return st
 }
 
-// recordMeta is what the spool keeps with a still.
-type recordMeta struct {
-	Meta string `json:"meta"` // the server's meta: the media format
-	From string `json:"from,omitempty"`
-	ID   string `json:"id,omitempty"`
-}
-
 // snapshot takes one still and queues it for addRecord. The spool write comes
 // first, so a still taken while the session drops is delivered later.
 func (l *Link) snapshot(ctx context.Context, from, id string) error {
@@ -274,57 +266,4 @@ func (l *Link) snapshot(ctx context.Context, from, id string) error {
 		smp = s
 	}
 	return l.queueRecord(ctx, smp.Data, recordMeta{Meta: "JPEG", From: from, ID: id})
-}
-
-func (l *Link) queueRecord(ctx context.Context, data []byte, meta recordMeta) error {
-	if l.deps.Spool == nil {
-		c, err := l.waitClient(ctx)
-		if err != nil {
-			return err
-		}
-		return c.AddRecord(ctx, meta.Meta, data)
-	}
-	if _, err := l.deps.Spool.Put("record", meta, strings.NewReader(string(data))); err != nil {
-		return fmt.Errorf("snapshot: spool: %w", err)
-	}
-	return nil
-}
-
-// Work delivers spooled records with addRecord whenever a session is up, in
-// capture order. It runs for the link's whole life.
-func (l *Link) Work(ctx context.Context) error {
-	if l.deps.Spool == nil {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	return l.deps.Spool.Deliver(ctx, l.deliver, l.opts.Deliver)
-}
-
-func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {
-	var meta recordMeta
-	if err := json.Unmarshal(it.Meta, &meta); err != nil || meta.Meta == "" {
-		meta.Meta = "JPEG"
-	}
-	if it.Size > MaxRecord {
-		return retry.Permanent(fmt.Errorf("record %s: %d bytes over %d", it.ID, it.Size, MaxRecord))
-	}
-	data := make([]byte, it.Size)
-	if _, err := body.ReadAt(data, 0); err != nil {
-		return fmt.Errorf("record %s: read: %w", it.ID, err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	c, err := l.waitClient(wctx)
-	if err != nil {
-		return fmt.Errorf("record %s: no session: %w", it.ID, err)
-	}
-	if err := c.AddRecord(ctx, meta.Meta, data); err != nil {
-		if errors.Is(err, ErrEmptyRequest) || errors.Is(err, ErrMalformedRequest) {
-			return retry.Permanent(err)
-		}
-		return err
-	}
-	l.deps.Stats.BytesOut.Add(it.Size)
-	l.log.Info("camserver: record added", "bytes", it.Size, "meta", meta.Meta)
-	return nil
 }
