@@ -1,0 +1,166 @@
+package h264
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// DefaultMaxKeyframeGap is the longest keyframe interval the Inspector
+// accepts by default: a browser that joins or loses a packet waits up to one
+// interval for a picture, and WebRTC receivers ask for keyframes they may
+// not get from an encoder that cannot be asked.
+const DefaultMaxKeyframeGap = 2 * time.Second
+
+// Report is what an Inspector learned about a stream so far.
+type Report struct {
+	// SPS is the latest sequence parameter set (zero until one was seen).
+	SPS SPS
+	// HaveSPS is set once an SPS parsed.
+	HaveSPS bool
+	// FPS is the frame rate measured from the access units' times (0 until
+	// two were seen).
+	FPS float64
+	// Frames counts the access units seen.
+	Frames int
+	// BFrames counts access units with a B slice.
+	BFrames int
+	// KeyframeGap is the longest interval between keyframes seen, or since
+	// the last keyframe when that is longer (0 before the first keyframe).
+	KeyframeGap time.Duration
+	// KeyframesWithoutParams counts IDR access units without SPS and PPS in
+	// front: a receiver that joins at one of them cannot decode it.
+	KeyframesWithoutParams int
+	// Problems says, one line each, why a browser may not play the stream.
+	// Empty when nothing was found.
+	Problems []string
+}
+
+// Inspector watches the access units of a stream and reports what would
+// keep a browser from playing it over WebRTC: B-frames, a profile browsers
+// do not decode, a level too low for the picture size and rate, keyframes
+// too far apart, keyframes without their parameter sets. It parses only the
+// SPS (when it changes) and the first slice header of each access unit.
+// Not safe for concurrent use.
+type Inspector struct {
+	maxGap  time.Duration
+	sps     []byte
+	rep     Report
+	spsErr  error
+	first   time.Time
+	last    time.Time
+	lastKey time.Time
+}
+
+// NewInspector returns an Inspector that reports keyframes further apart
+// than maxGap (DefaultMaxKeyframeGap when 0).
+func NewInspector(maxGap time.Duration) *Inspector {
+	if maxGap <= 0 {
+		maxGap = DefaultMaxKeyframeGap
+	}
+	return &Inspector{maxGap: maxGap}
+}
+
+// Add inspects one Annex-B access unit captured at t.
+func (in *Inspector) Add(au []byte, t time.Time) {
+	var haveSPS, havePPS, idr, sliceSeen bool
+	for _, nal := range SplitNALs(au) {
+		switch NALType(nal) {
+		case NALSPS:
+			haveSPS = true
+			in.parseSPS(nal)
+		case NALPPS:
+			havePPS = true
+		case NALIDR, NALSlice:
+			idr = idr || NALType(nal) == NALIDR
+			if !sliceSeen {
+				sliceSeen = true
+				if SliceType(nal) == SliceB {
+					in.rep.BFrames++
+				}
+			}
+		}
+	}
+	if !sliceSeen {
+		return // parameter sets or SEI alone: not a picture
+	}
+	in.rep.Frames++
+	if in.first.IsZero() {
+		in.first = t
+	} else if span := t.Sub(in.first); span > 0 {
+		in.rep.FPS = float64(in.rep.Frames-1) / span.Seconds()
+	}
+	in.last = t
+	if idr {
+		if !haveSPS || !havePPS {
+			in.rep.KeyframesWithoutParams++
+		}
+		if !in.lastKey.IsZero() {
+			in.rep.KeyframeGap = max(in.rep.KeyframeGap, t.Sub(in.lastKey))
+		}
+		in.lastKey = t
+	}
+}
+
+func (in *Inspector) parseSPS(nal []byte) {
+	if bytes.Equal(nal, in.sps) {
+		return
+	}
+	in.sps = append(in.sps[:0], nal...)
+	s, err := ParseSPS(nal)
+	in.spsErr = err
+	if err == nil {
+		in.rep.SPS, in.rep.HaveSPS = s, true
+	}
+}
+
+// Report returns what was learned so far, with the problems found.
+func (in *Inspector) Report() Report {
+	r := in.rep
+	if !in.lastKey.IsZero() {
+		r.KeyframeGap = max(r.KeyframeGap, in.last.Sub(in.lastKey))
+	}
+	r.Problems = in.problems(r)
+	return r
+}
+
+func (in *Inspector) problems(r Report) []string {
+	var out []string
+	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	if in.spsErr != nil {
+		add("%v", in.spsErr)
+	}
+	if r.Frames > 0 && !r.HaveSPS {
+		add("no SPS seen: a receiver cannot start decoding")
+	}
+	if r.BFrames > 0 {
+		add("B-frames (%d of %d frames): WebRTC receivers drop reordered frames; encode with no B-frames (x264 bframes=0, or profile baseline)", r.BFrames, r.Frames)
+	} else if r.HaveSPS && r.SPS.MaxReorderFrames > 0 {
+		add("the SPS allows %d reordered frames (max_num_reorder_frames): browsers delay or drop output; encode with no B-frames", r.SPS.MaxReorderFrames)
+	}
+	if r.HaveSPS {
+		switch r.SPS.Profile() {
+		case "constrained baseline", "baseline", "main", "high", "constrained high", "progressive high":
+		default:
+			add("profile %s (profile_idc %d): browsers decode constrained baseline, main and high only", r.SPS.Profile(), r.SPS.ProfileIDC)
+		}
+		fps := r.FPS
+		if fps == 0 {
+			fps = r.SPS.FPS
+		}
+		if ok, need := levelFits(r.SPS.LevelIDC, r.SPS.Width, r.SPS.Height, fps); !ok && fps > 0 {
+			want := "none"
+			if need != 0 {
+				want = SPS{LevelIDC: need}.Level()
+			}
+			add("level %s is too low for %dx%d at %.0f fps (needs %s): decoders may refuse it", r.SPS.Level(), r.SPS.Width, r.SPS.Height, fps, want)
+		}
+	}
+	if r.KeyframeGap > in.maxGap {
+		add("keyframes %.1fs apart (limit %.1fs): a receiver that joins or loses a packet waits that long for a picture; set the encoder's intra period lower", r.KeyframeGap.Seconds(), in.maxGap.Seconds())
+	}
+	if r.KeyframesWithoutParams > 0 {
+		add("%d keyframes without SPS/PPS in front: receivers that join there cannot decode (rpicam-vid --inline, x264 repeat-headers)", r.KeyframesWithoutParams)
+	}
+	return out
+}
