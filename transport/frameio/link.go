@@ -13,6 +13,14 @@ import (
 	"github.com/edge-agent/edge-agent/transport"
 )
 
+// Compile-time checks: the supervisor finds Work and Serve through these interfaces, so a
+// drifted signature must not compile.
+var (
+	_ transport.Link    = (*Link)(nil)
+	_ transport.Session = (*session)(nil)
+	_ transport.Worker  = (*Link)(nil)
+)
+
 // Options are the link's timings and sizes. Production uses the zero value
 // (the spec's figures); tests shrink them so an hour of heartbeats runs in
 // seconds.
@@ -119,11 +127,6 @@ type Link struct {
 // HeartbeatsAcked counts heartbeat replies received over the link's life.
 func (l *Link) HeartbeatsAcked() uint64 { return l.hbAcked.Load() }
 
-var (
-	_ transport.Link   = (*Link)(nil)
-	_ transport.Worker = (*Link)(nil)
-)
-
 // New returns the link. opts are timings for tests; the zero value is the
 // production behaviour.
 func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
@@ -160,6 +163,57 @@ func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
 	l.log.Info("frameio link configured", "x-client-version", a.version, "client_id", cfg.ClientID)
 	l.setPaused(false, "")
 	return l, nil
+}
+
+// Dial makes one attempt: token, identity, socket, join. A 403 on the
+// upgrade refreshes the token and dials once more at once, so an expired
+// token costs no backoff step.
+func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
+	l.deps.Stats.SetDetail("socket", "connecting")
+	sess, err := l.dial(ctx)
+	if err != nil {
+		l.deps.Stats.SetDetail("socket", "disconnected")
+		return nil, err
+	}
+	l.deps.Stats.SetDetail("socket", "joined")
+	return sess, nil
+}
+
+func (l *Link) dial(ctx context.Context) (*session, error) {
+	access, err := l.access(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, access, err := l.identity(ctx, access)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := l.dialer.dial(ctx, l.cfg.SocketURL, access)
+	if errors.Is(err, errSocketForbidden) {
+		if access, err = l.refresh(ctx, access); err != nil {
+			return nil, err
+		}
+		conn, err = l.dialer.dial(ctx, l.cfg.SocketURL, access)
+		if errors.Is(err, errSocketForbidden) {
+			return nil, fmt.Errorf("socket: refused with a fresh token: %w", err)
+		}
+	}
+	if err != nil {
+		if retry.IsPermanent(err) {
+			return nil, err
+		}
+		if _, ok := retry.After(err); ok {
+			return nil, err
+		}
+		return nil, l.explainNetErr(ctx, err)
+	}
+	l.log.Info("socket_connected")
+	s := &session{l: l, conn: conn, done: make(chan struct{})}
+	if err := s.join(ctx, id.topics()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Paused reports the last known paused state.

@@ -2,12 +2,21 @@ package frameio
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/edge-agent/edge-agent/internal/redact"
+	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
 // Phoenix V1 (vsn 1.0.0) object frames (§2.2): {"topic","event","payload","ref"}.
@@ -173,3 +182,56 @@ func pausedState(raw json.RawMessage) (paused, ok bool) {
 type refs struct{ n uint64 }
 
 func (r *refs) next() string { r.n++; return strconv.FormatUint(r.n, 10) }
+
+// errSocketForbidden is a 403 on the upgrade: expired or invalid token (§2.1).
+var errSocketForbidden = errors.New("socket: HTTP 403 on upgrade (token expired or invalid)")
+
+type wsDialer struct {
+	d       *websocket.Dialer
+	version string
+	waits   *retry.PeerWaits // caps a refused upgrade's wait (nil: no log)
+}
+
+func newWSDialer(tc *tls.Config, version string) wsDialer {
+	d := &websocket.Dialer{
+		Proxy:            http.ProxyFromEnvironment,
+		HandshakeTimeout: 15 * time.Second,
+		TLSClientConfig:  tc,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+	}
+	return wsDialer{d: d, version: version}
+}
+
+// socketURL adds the token the way Frame.io expects (§2.1) and pins the V1
+// serializer. The result is a credential: never log it.
+func socketURL(base, access string) string {
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "Authorization=Bearer%20" + url.QueryEscape(access) + "&vsn=1.0.0"
+}
+
+func (w wsDialer) dial(ctx context.Context, base, access string) (*websocket.Conn, error) {
+	h := http.Header{}
+	h.Set("x-client-version", w.version)
+	c, resp, err := w.d.DialContext(ctx, socketURL(base, access), h)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusForbidden {
+			return nil, errSocketForbidden
+		}
+		if resp != nil {
+			if d := rateLimitWait(resp.Header, time.Now(), w.waits); d > 0 {
+				return nil, retry.RetryAfter(fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode), d)
+			}
+			return nil, fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode)
+		}
+		return nil, fmt.Errorf("socket: %w", redactErr(err))
+	}
+	c.SetReadLimit(maxFrame)
+	return c, nil
+}

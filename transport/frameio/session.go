@@ -2,12 +2,9 @@ package frameio
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -15,112 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edge-agent/edge-agent/internal/retry"
-	"github.com/edge-agent/edge-agent/transport"
 )
-
-// errSocketForbidden is a 403 on the upgrade: expired or invalid token (§2.1).
-var errSocketForbidden = errors.New("socket: HTTP 403 on upgrade (token expired or invalid)")
-
-type wsDialer struct {
-	d       *websocket.Dialer
-	version string
-	waits   *retry.PeerWaits // caps a refused upgrade's wait (nil: no log)
-}
-
-func newWSDialer(tc *tls.Config, version string) wsDialer {
-	d := &websocket.Dialer{
-		Proxy:            http.ProxyFromEnvironment,
-		HandshakeTimeout: 15 * time.Second,
-		TLSClientConfig:  tc,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
-	}
-	return wsDialer{d: d, version: version}
-}
-
-// socketURL adds the token the way Frame.io expects (§2.1) and pins the V1
-// serializer. The result is a credential: never log it.
-func socketURL(base, access string) string {
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "Authorization=Bearer%20" + url.QueryEscape(access) + "&vsn=1.0.0"
-}
-
-func (w wsDialer) dial(ctx context.Context, base, access string) (*websocket.Conn, error) {
-	h := http.Header{}
-	h.Set("x-client-version", w.version)
-	c, resp, err := w.d.DialContext(ctx, socketURL(base, access), h)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
-		if resp != nil && resp.StatusCode == http.StatusForbidden {
-			return nil, errSocketForbidden
-		}
-		if resp != nil {
-			if d := rateLimitWait(resp.Header, time.Now(), w.waits); d > 0 {
-				return nil, retry.RetryAfter(fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode), d)
-			}
-			return nil, fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode)
-		}
-		return nil, fmt.Errorf("socket: %w", redactErr(err))
-	}
-	c.SetReadLimit(maxFrame)
-	return c, nil
-}
-
-// Dial makes one attempt: token, identity, socket, join. A 403 on the
-// upgrade refreshes the token and dials once more at once, so an expired
-// token costs no backoff step.
-func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
-	l.deps.Stats.SetDetail("socket", "connecting")
-	sess, err := l.dial(ctx)
-	if err != nil {
-		l.deps.Stats.SetDetail("socket", "disconnected")
-		return nil, err
-	}
-	l.deps.Stats.SetDetail("socket", "joined")
-	return sess, nil
-}
-
-func (l *Link) dial(ctx context.Context) (*session, error) {
-	access, err := l.access(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, access, err := l.identity(ctx, access)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := l.dialer.dial(ctx, l.cfg.SocketURL, access)
-	if errors.Is(err, errSocketForbidden) {
-		if access, err = l.refresh(ctx, access); err != nil {
-			return nil, err
-		}
-		conn, err = l.dialer.dial(ctx, l.cfg.SocketURL, access)
-		if errors.Is(err, errSocketForbidden) {
-			return nil, fmt.Errorf("socket: refused with a fresh token: %w", err)
-		}
-	}
-	if err != nil {
-		if retry.IsPermanent(err) {
-			return nil, err
-		}
-		if _, ok := retry.After(err); ok {
-			return nil, err
-		}
-		return nil, l.explainNetErr(ctx, err)
-	}
-	l.log.Info("socket_connected")
-	s := &session{l: l, conn: conn, done: make(chan struct{})}
-	if err := s.join(ctx, id.topics()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
-}
 
 // session is one joined socket. Serve is its only reader of conn after Dial
 // (through the reader goroutine it owns) and its only writer.
