@@ -17,6 +17,7 @@ import (
 // Concurrency: Offer is called by one producer, Read by the transport;
 // Close and Waiting may be called from anywhere.
 type frameBody struct {
+	now     func() time.Time // the link's clock: when a frame starts waiting
 	ch      chan []byte
 	cur     []byte
 	closed  chan struct{}
@@ -27,8 +28,10 @@ type frameBody struct {
 	waiting atomic.Int64 // unix ns since a frame sits untaken; 0 if none
 }
 
-func newFrameBody() *frameBody {
-	return &frameBody{ch: make(chan []byte, 1), closed: make(chan struct{})}
+// newFrameBody returns an empty body whose waiting time is read on now (the
+// link's clock; Waiting must be given times of the same clock).
+func newFrameBody(now func() time.Time) *frameBody {
+	return &frameBody{now: now, ch: make(chan []byte, 1), closed: make(chan struct{})}
 }
 
 // Offer queues f, replacing (and counting) a frame still waiting.
@@ -36,7 +39,7 @@ func (b *frameBody) Offer(f []byte) {
 	for {
 		select {
 		case b.ch <- f:
-			b.waiting.CompareAndSwap(0, time.Now().UnixNano())
+			b.waiting.CompareAndSwap(0, b.now().UnixNano())
 			return
 		default:
 		}
@@ -54,7 +57,7 @@ func (b *frameBody) Offer(f []byte) {
 func (b *frameBody) Push(ctx context.Context, f []byte) error {
 	select {
 	case b.ch <- f:
-		b.waiting.CompareAndSwap(0, time.Now().UnixNano())
+		b.waiting.CompareAndSwap(0, b.now().UnixNano())
 		return nil
 	case <-b.closed:
 		return io.ErrClosedPipe
@@ -72,7 +75,7 @@ func (b *frameBody) Read(p []byte) (int, error) {
 			b.taken.Add(1)
 			b.waiting.Store(0)
 			if len(b.ch) > 0 {
-				b.waiting.CompareAndSwap(0, time.Now().UnixNano())
+				b.waiting.CompareAndSwap(0, b.now().UnixNano())
 			}
 		case <-b.closed:
 			return 0, io.ErrClosedPipe

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/httpx"
-
 	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
@@ -63,7 +63,7 @@ type Client struct {
 	device string
 	meta   string
 	budget float64 // fraction of the per-minute limit we use
-	now    func() time.Time
+	clk    clock.Clock
 	// secrets learns each shash (nil: none).
 	secrets *redact.Secrets
 
@@ -86,8 +86,9 @@ type ClientOptions struct {
 	// Budget is the fraction of the server's per-minute limit the client
 	// allows itself; 0 means 0.6.
 	Budget float64
-	// Now is the clock for LastOK (the heartbeat's reference); nil is time.Now.
-	Now func() time.Time
+	// Clock paces the request budget and stamps LastOK (the heartbeat's
+	// reference); nil is the wall clock.
+	Clock clock.Clock
 	// Secrets learns each session id (shash: it authenticates every
 	// request) so an echo of it never reaches a log; nil learns nothing.
 	Secrets *redact.Secrets
@@ -102,11 +103,11 @@ func NewClient(base *url.URL, rt http.RoundTripper, o ClientOptions) *Client {
 	if o.Budget <= 0 {
 		o.Budget = 0.6
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
 	}
 	c := &Client{base: base, hc: httpx.NewClient(rt), user: o.User, pass: o.Password,
-		device: o.Device, meta: o.Meta, budget: o.Budget, now: o.Now, authCh: make(chan struct{}), secrets: o.Secrets}
+		device: o.Device, meta: o.Meta, budget: o.Budget, clk: o.Clock, authCh: make(chan struct{}), secrets: o.Secrets}
 	o.Secrets.Add(o.Password)
 	c.setLimitsLocked(DefaultLimits)
 	return c
@@ -176,7 +177,7 @@ func (c *Client) reauth(ctx context.Context, seen uint64) error {
 	c.gen++
 	close(c.authCh)
 	c.authCh = make(chan struct{})
-	c.lastOK = c.now()
+	c.lastOK = c.clk.Now()
 	c.mu.Unlock()
 	cfg, err := c.call(ctx, "getConfig.json", nil)
 	if err != nil {
@@ -246,11 +247,14 @@ func (c *Client) do(ctx context.Context, op string, params map[string]any, blob 
 		}
 		c.mu.Lock()
 		c.used++
-		c.lastOK = c.now()
+		c.lastOK = c.clk.Now()
 		c.mu.Unlock()
 		return r, raw, nil
 	}
 }
+
+// errNoBudget: the account's limits leave no request to make.
+var errNoBudget = errors.New("the account's per-minute limit allows no request")
 
 // before waits for a request token and starts a new session when this one
 // has used 90 % of its total budget.
@@ -263,7 +267,15 @@ func (c *Client) before(ctx context.Context) error {
 			return fmt.Errorf("renew session: %w", err)
 		}
 	}
-	if err := lim.Wait(ctx); err != nil {
+	// The token is reserved and waited for on the injected clock (what
+	// lim.Wait would do on the wall clock); a cancelled wait gives it back.
+	now := c.clk.Now()
+	r := lim.ReserveN(now, 1)
+	if !r.OK() { // a rate of 0 once the burst is spent, as lim.Wait reports it
+		return fmt.Errorf("request budget: %w", errNoBudget)
+	}
+	if err := c.clk.Sleep(ctx, r.DelayFrom(now)); err != nil {
+		r.CancelAt(c.clk.Now())
 		return fmt.Errorf("request budget: %w", err)
 	}
 	return nil
@@ -296,6 +308,7 @@ func (c *Client) send(ctx context.Context, op string, q url.Values, body []byte)
 	if op == "getRecordData.json" {
 		timeout = 60 * time.Second
 	}
+	// A deadline on the request, so wall time: the injected clock has no timers.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
@@ -258,5 +262,43 @@ func TestNewRejectsMismatchedSubproto(t *testing.T) {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestClientBudgetOnInjectedClock: the request budget waits on the clock the
+// client is given, not on the wall clock. At the server's default of 50
+// requests a minute the client allows itself 60 %: a burst of 3, then one
+// request every 2 s, each wait asked of the clock.
+func TestClientBudgetOnInjectedClock(t *testing.T) {
+	srv, err := camservertest.New("127.0.0.1:0", camservertest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	rt := camserver.NewPinnedTransport(srv.Addr(), nil)
+	t.Cleanup(rt.CloseIdleConnections)
+	u, _ := url.Parse(srv.URL())
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	c := camserver.NewClient(u, rt, camserver.ClientOptions{User: camservertest.DemoUser,
+		Password: camservertest.DemoPassword, Device: "budget-dev", Clock: clk})
+	if err := c.Authorize(t.Context()); err != nil { // the limits read start a full bucket
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := c.HeartBit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var waits []time.Duration
+	for _, d := range clk.Sleeps() {
+		if d > 0 {
+			waits = append(waits, d)
+		}
+	}
+	if want := []time.Duration{2 * time.Second, 2 * time.Second}; !slices.Equal(waits, want) {
+		t.Fatalf("budget waits on the clock = %v, want %v (a burst of 3, then 1 per 2 s)", waits, want)
+	}
+	if !c.LastOK().Equal(clk.Now()) {
+		t.Errorf("LastOK = %v, want the injected clock's %v", c.LastOK(), clk.Now())
 	}
 }

@@ -166,7 +166,7 @@ func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 	jsonRT, streamRT := newTransport(p), newTransport(p)
 	meta, _ := json.Marshal(map[string]string{"agent": "edge-agent", "version": l.deps.Version})
 	c := NewClient(l.base, jsonRT, ClientOptions{User: l.cfg.User, Password: l.cfg.Password,
-		Device: l.dev, Meta: string(meta), Budget: l.opts.Budget, Now: l.deps.Clock.Now, Secrets: l.deps.Secrets})
+		Device: l.dev, Meta: string(meta), Budget: l.opts.Budget, Clock: l.deps.Clock, Secrets: l.deps.Secrets})
 	if err := c.Authorize(ctx); err != nil {
 		p.closeAll()
 		return nil, classify(err)

@@ -253,6 +253,7 @@ func (l *Link) snapshot(ctx context.Context, from, id string) error {
 	if sub.Info().Class != sensors.Still {
 		return fmt.Errorf("snapshot: sensor %q gives %v, not stills", name, sub.Info().Class)
 	}
+	// A deadline on the wait, so wall time: the injected clock has no timers.
 	ctx, cancel := context.WithTimeout(ctx, l.opts.SnapshotTimeout)
 	defer cancel()
 	var smp sensors.Sample

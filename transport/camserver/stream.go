@@ -44,7 +44,7 @@ func (s *session) streamLoop(ctx context.Context) error {
 				continue
 			}
 		}
-		start := time.Now()
+		start := l.deps.Clock.Now()
 		err := s.pushOnce(ctx)
 		l.deps.Stats.SetDetail("stream", "off")
 		if ctx.Err() != nil {
@@ -65,7 +65,7 @@ func (s *session) streamLoop(ctx context.Context) error {
 		if herr := s.c.HeartBit(ctx); herr != nil {
 			return fmt.Errorf("stream ended (%v); session probe: %w", err, herr)
 		}
-		if time.Since(start) > bo.Policy().StableAfter {
+		if l.deps.Clock.Now().Sub(start) > bo.Policy().StableAfter {
 			bo.Reset()
 		}
 		if err := l.deps.Clock.Sleep(ctx, bo.Next()); err != nil {
@@ -92,7 +92,7 @@ func (s *session) pushOnce(ctx context.Context) error {
 	u := l.base.JoinPath("input.raw")
 	u.RawQuery = q.Encode()
 
-	body := newFrameBody()
+	body := newFrameBody(l.deps.Clock.Now)
 	rctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(rctx, http.MethodPut, u.String(), body)
 	if err != nil {
@@ -118,9 +118,9 @@ func (s *session) pushOnce(ctx context.Context) error {
 	}()
 
 	wd := max(3*l.cfg.Stream.Delta.D(), l.opts.Watchdog)
-	check := time.NewTicker(max(min(wd/4, l.cfg.Stream.Delta.D()), 10*time.Millisecond))
+	check := newTicker(ctx, l.deps.Clock, max(min(wd/4, l.cfg.Stream.Delta.D()), 10*time.Millisecond))
 	defer check.Stop()
-	flush := time.NewTicker(l.cfg.Stream.Delta.D())
+	flush := newTicker(ctx, l.deps.Clock, l.cfg.Stream.Delta.D())
 	defer flush.Stop()
 	var taken uint64
 	var sent int64

@@ -58,6 +58,7 @@ func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error 
 	if _, err := body.ReadAt(data, 0); err != nil {
 		return fmt.Errorf("record %s: read: %w", it.ID, err)
 	}
+	// A deadline on the wait, so wall time: the injected clock has no timers.
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	c, err := l.waitClient(wctx)
