@@ -15,9 +15,18 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edge-agent/edge-agent/internal/httpx"
+	"github.com/edge-agent/edge-agent/internal/logx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
+)
+
+// Compile-time checks: the supervisor finds Work and Serve through these interfaces, so a
+// drifted signature must not compile.
+var (
+	_ transport.Link    = (*Link)(nil)
+	_ transport.Session = (*session)(nil)
+	_ transport.Worker  = (*Link)(nil)
 )
 
 // Default limits the Hello advertises when a sensor does not state its own
@@ -49,14 +58,14 @@ type Link struct {
 	// camera is the sensor snapshots stream from ("" when none).
 	camera string
 
-	dialer  *websocket.Dialer
-	httpTr  *http.Transport
-	http    *http.Client
-	ingest  *url.URL
-	logRate *rateLimiter
-	key     *apiKey
-	waits   *retry.PeerWaits // caps (and logs) the waits the service asks for
-	drops   drops            // samples dropped, by reason
+	dialer *websocket.Dialer
+	httpTr *http.Transport
+	http   *http.Client
+	ingest *url.URL
+	warns  warnGates
+	key    *apiKey
+	waits  *retry.PeerWaits // caps (and logs) the waits the service asks for
+	drops  drops            // samples dropped, by reason
 
 	wmu     sync.Mutex
 	waiters map[string]chan error // spool id → the session waiting for its first attempt
@@ -65,6 +74,37 @@ type Link struct {
 type offered struct {
 	hello string // the name Studio sees and sends back in sample.sensor
 	name  string // the sensor's config name
+}
+
+// warnEvery is how often each rate-limited warning may be logged.
+const warnEvery = time.Minute
+
+// warnGates rate-limit the warnings a peer or a broken file could repeat
+// without end (garbage frames, server errors, an unreadable key file,
+// undecodable snapshot frames), so they cannot flood the journal. One gate
+// per warning; each is safe for concurrent use (logx.Every).
+type warnGates struct {
+	apiKey, malformed, serverErr, snapshotScale logx.Every
+}
+
+func newWarnGates() warnGates {
+	return warnGates{apiKey: logx.Every{Interval: warnEvery}, malformed: logx.Every{Interval: warnEvery},
+		serverErr: logx.Every{Interval: warnEvery}, snapshotScale: logx.Every{Interval: warnEvery}}
+}
+
+// logLimited logs msg as a warning when gate lets it through on the link's
+// clock, with the count of repeats held back since; a held-back repeat is
+// logged at debug level.
+func (l *Link) logLimited(gate *logx.Every, msg string, args ...any) {
+	ok, n := gate.Allow(l.deps.Clock.Now())
+	if !ok {
+		l.log.Debug(msg, args...)
+		return
+	}
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	l.log.Warn(msg, args...)
 }
 
 // Options are tuning knobs for tests; the zero value is the production
@@ -92,7 +132,7 @@ func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
 		return nil, fmt.Errorf("%s: no api key (Validate resolves api_key_file)", op)
 	}
 	l := &Link{cfg: cfg, opts: opts, deps: deps, log: deps.Logger, // the agent scopes it to the link
-		enc: Encoding(cfg.Encoding), waiters: map[string]chan error{}, logRate: newRateLimiter(time.Minute),
+		enc: Encoding(cfg.Encoding), waiters: map[string]chan error{}, warns: newWarnGates(),
 		key: &apiKey{file: cfg.APIKeyFile, cur: cfg.APIKey, secrets: deps.Secrets, slot: "edgeimpulse/" + deps.Name + "/api_key"}}
 	deps.Secrets.Set(l.key.slot, cfg.APIKey)
 	if l.enc != JSON && l.enc != CBOR {
@@ -210,7 +250,7 @@ var ErrHelloRejected = errors.New("hello rejected")
 // Retry-After on the upgrade is honoured.
 func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 	if changed, err := l.key.reload(); err != nil {
-		l.logLimited("api-key", "cannot re-read the API key; using the one read before", "err", err)
+		l.logLimited(&l.warns.apiKey, "cannot re-read the API key; using the one read before", "err", err)
 	} else if changed {
 		l.log.Info("API key changed in api_key_file; using the new one")
 	}
@@ -245,13 +285,15 @@ func (l *Link) handshake(conn *websocket.Conn) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Socket deadlines are wall time: net.Conn takes time.Now, not the
+	// injected clock.
 	conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
 	if err := conn.WriteMessage(s.frameType, b); err != nil {
 		return nil, fmt.Errorf("edgeimpulse hello: send: %w", err)
 	}
 	l.deps.Stats.MsgsOut.Add(1)
 	l.deps.Stats.BytesOut.Add(int64(len(b)))
-	conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	conn.SetReadDeadline(time.Now().Add(handshakeTimeout)) // wall time: a socket deadline
 	for {
 		in, err := s.read()
 		if err != nil {

@@ -3,6 +3,7 @@ package edgeimpulse
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -171,14 +172,14 @@ func (s *session) runSample(ctx context.Context, p samplePlan) error {
 		s.l.forget(id)
 		return err
 	}
-	t := time.NewTimer(uploadWait)
-	defer t.Stop()
+	waited, stop := s.after(ctx, uploadWait)
+	defer stop()
 	select {
 	case err = <-result:
 	case <-ctx.Done():
 		s.l.forget(id)
 		return ctx.Err()
-	case <-t.C:
+	case <-waited:
 		s.l.forget(id)
 		return errors.New("upload still queued behind earlier uploads; kept on the device and sent later")
 	}
@@ -189,12 +190,52 @@ func (s *session) runSample(ctx context.Context, p samplePlan) error {
 }
 
 // captureSeries records a motion or audio window through the hub into a
-// signed acquisition file written straight to a temp file in StateDir. The
-// returned file is complete, signed and positioned at 0.
+// signed acquisition file written straight to a temp file in StateDir, in
+// three steps: openSeries plans the capture (queue size, subscription, file
+// head), recordSeries captures the rows, finishSeries signs the file. The
+// returned file is complete, signed and positioned at 0; on an error no
+// file is left behind.
 func (s *session) captureSeries(ctx context.Context, p samplePlan) (uploadMeta, *os.File, error) {
+	c, err := s.openSeries(p)
+	if err != nil {
+		return uploadMeta{}, nil, err
+	}
+	defer c.sub.Close()
+	var meta uploadMeta
+	err = s.recordSeries(ctx, c)
+	if err == nil {
+		meta, err = s.finishSeries(ctx, c)
+	}
+	if err != nil {
+		c.f.Close()
+		os.Remove(c.f.Name())
+		return uploadMeta{}, nil, err
+	}
+	return meta, c.f, nil
+}
+
+// seriesCapture is one series capture in progress: the sensor's
+// subscription, the temp file and the signing writer over it. It belongs to
+// the sample task that runs captureSeries.
+type seriesCapture struct {
+	p    samplePlan
+	sub  sensors.Subscription
+	info sensors.Info // the subscription's (the driver's current) description
+	f    *os.File
+	bw   *bufio.Writer
+	aw   *AcqWriter
+	pick *picker
+	row  []float64     // audio: the down-mixed row handed to pick
+	span time.Duration // the requested window
+}
+
+// openSeries is the plan step: it sizes the subscription's queue for the
+// window (audio arrives in blocks of ≥ 10 ms), subscribes without drops,
+// creates the temp file and writes the acquisition head, columns and
+// iat (only from a clock that has been set) included.
+func (s *session) openSeries(p samplePlan) (*seriesCapture, error) {
 	l := s.l
 	length := time.Duration(p.req.Length * float64(time.Millisecond))
-	// Queue sized for the window (audio arrives in blocks of ≥ 10 ms).
 	perSec := p.info.Rate
 	if p.info.Class == sensors.Audio {
 		perSec = 100
@@ -202,121 +243,131 @@ func (s *session) captureSeries(ctx context.Context, p samplePlan) (uploadMeta, 
 	q := min(int(perSec*length.Seconds())+64, maxQueue)
 	sub, err := l.deps.Hub.Subscribe(p.sensor, sensors.SubscribeOptions{Policy: sensors.NoDrop, Queue: q, Label: l.deps.Name})
 	if err != nil {
-		return uploadMeta{}, nil, fmt.Errorf("open sensor: %w", err)
+		return nil, fmt.Errorf("open sensor: %w", err)
 	}
-	defer sub.Close()
-	info := sub.Info()
-
-	f, err := os.CreateTemp(l.deps.StateDir, "sample-*.tmp")
-	if err != nil {
-		return uploadMeta{}, nil, fmt.Errorf("sample file: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 64<<10)
+	c := &seriesCapture{p: p, sub: sub, info: sub.Info(), span: length}
 	acq := Acquisition{DeviceName: l.deps.Device.ID, DeviceType: l.hello().Hello.DeviceType, IntervalMs: 1000 / p.freq}
 	if now := l.deps.Clock.Now(); now.Year() >= 2024 {
 		acq.IAT = now.Unix()
 	}
-	if info.Class == sensors.Audio {
+	if c.info.Class == sensors.Audio {
 		acq.Sensors = []AcqSensor{{Name: "audio", Units: "wav"}}
 		acq.Ints = true
 	} else {
-		units := info.Units
-		if units == "" {
-			units = "N/A"
-		}
-		for _, a := range info.Axes {
+		units := cmp.Or(c.info.Units, "N/A")
+		for _, a := range c.info.Axes {
 			acq.Sensors = append(acq.Sensors, AcqSensor{Name: a, Units: units})
 		}
 	}
-	aw, err := NewAcqWriter(bw, l.enc, acq, []byte(p.req.HMACKey))
-	if err != nil {
-		return uploadMeta{}, nil, err
+	if c.f, err = os.CreateTemp(l.deps.StateDir, "sample-*.tmp"); err != nil {
+		sub.Close()
+		return nil, fmt.Errorf("sample file: %w", err)
 	}
+	c.bw = bufio.NewWriterSize(c.f, 64<<10)
+	if c.aw, err = NewAcqWriter(c.bw, l.enc, acq, []byte(p.req.HMACKey)); err != nil {
+		sub.Close()
+		c.f.Close()
+		os.Remove(c.f.Name())
+		return nil, err
+	}
+	c.pick = newPicker(c.info.Rate, p.freq, p.rows)
+	c.row = make([]float64, len(acq.Sensors))
+	return c, nil
+}
 
-	pick := newPicker(info.Rate, p.freq, p.rows)
-	deadline := time.NewTimer(firstSampleTimeout)
-	defer deadline.Stop()
+// recordSeries is the capture step: it feeds readings to the file until
+// the plan's rows are written, sending sampleStarted with the first
+// reading. It fails when the sensor delivers nothing within
+// firstSampleTimeout, has not delivered the window within twice its length
+// plus that slack, stops, or outruns the link (lost readings).
+func (s *session) recordSeries(ctx context.Context, c *seriesCapture) error {
+	p := c.p
+	late, stop := s.after(ctx, firstSampleTimeout)
+	defer func() { stop() }() // the stop in force when it returns
 	started := false
-	row := make([]float64, len(acq.Sensors))
-	emit := func(v []float64) error { return aw.WriteRow(v) }
-	for !pick.done() {
+	for !c.pick.done() {
 		var smp sensors.Sample
 		var open bool
 		select {
 		case <-ctx.Done():
-			return uploadMeta{}, nil, ctx.Err()
-		case <-deadline.C:
+			return ctx.Err()
+		case <-late:
 			if !started {
-				return uploadMeta{}, nil, fmt.Errorf("sensor %s delivered nothing in %v", p.sensor, firstSampleTimeout)
+				return fmt.Errorf("sensor %s delivered nothing in %v", p.sensor, firstSampleTimeout)
 			}
-			return uploadMeta{}, nil, fmt.Errorf("sensor %s delivered %d of %d readings in time", p.sensor, pick.out, p.rows)
-		case smp, open = <-sub.C():
+			return fmt.Errorf("sensor %s delivered %d of %d readings in time", p.sensor, c.pick.out, p.rows)
+		case smp, open = <-c.sub.C():
 		}
 		if !open {
-			return uploadMeta{}, nil, fmt.Errorf("sensor %s stopped during the sample", p.sensor)
+			return fmt.Errorf("sensor %s stopped during the sample", p.sensor)
 		}
-		if sub.Overrun() {
-			return uploadMeta{}, nil, fmt.Errorf("sensor %s: the link fell behind and readings were lost", p.sensor)
+		if c.sub.Overrun() {
+			return fmt.Errorf("sensor %s: the link fell behind and readings were lost", p.sensor)
 		}
 		if !started {
 			started = true
 			// Allow twice the window plus slack for a slow sensor before failing.
-			deadline.Reset(2*length + firstSampleTimeout)
+			stop()
+			late, stop = s.after(ctx, 2*c.span+firstSampleTimeout)
 			if err := s.send(ctx, sampleStarted{SampleStarted: true}); err != nil {
-				return uploadMeta{}, nil, err
+				return err
 			}
 		}
-		switch info.Class {
-		case sensors.Audio:
-			ch := max(info.Channels, 1)
-			frames := len(smp.Data) / (2 * ch)
-			for i := 0; i < frames && !pick.done(); i++ {
-				var sum int
-				for c := 0; c < ch; c++ {
-					sum += int(int16(binary.LittleEndian.Uint16(smp.Data[2*(i*ch+c):])))
-				}
-				row[0] = float64(sum / ch)
-				if err := pick.feed(row, emit); err != nil {
-					return uploadMeta{}, nil, err
-				}
-			}
-		default:
-			if err := pick.feed(smp.Values, emit); err != nil {
-				return uploadMeta{}, nil, err
-			}
+		if err := c.feed(smp); err != nil {
+			return err
 		}
 	}
-	sub.Close() // release the sensor before the slow part
+	return nil
+}
+
+// feed hands one sample's rows to the picker: motion readings as they are,
+// audio blocks frame by frame, the channels averaged into one int16 value.
+func (c *seriesCapture) feed(smp sensors.Sample) error {
+	if c.info.Class != sensors.Audio {
+		return c.pick.feed(smp.Values, c.aw.WriteRow)
+	}
+	ch := max(c.info.Channels, 1)
+	frames := len(smp.Data) / (2 * ch)
+	for i := 0; i < frames && !c.pick.done(); i++ {
+		var sum int
+		for k := 0; k < ch; k++ {
+			sum += int(int16(binary.LittleEndian.Uint16(smp.Data[2*(i*ch+k):])))
+		}
+		c.row[0] = float64(sum / ch)
+		if err := c.pick.feed(c.row, c.aw.WriteRow); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishSeries is the finish step: it releases the sensor before the slow
+// part, sends sampleProcessing, closes the writer, writes the signature over
+// its placeholder and rewinds the file for the upload.
+func (s *session) finishSeries(ctx context.Context, c *seriesCapture) (uploadMeta, error) {
+	c.sub.Close()
 	if err := s.send(ctx, sampleProcessing{SampleProcessing: true}); err != nil {
-		return uploadMeta{}, nil, err
+		return uploadMeta{}, err
 	}
-	signed, err := aw.Close()
+	signed, err := c.aw.Close()
 	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		_, err = f.WriteAt([]byte(signed.Signature), signed.Offset)
+		err = c.bw.Flush()
 	}
 	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
+		_, err = c.f.WriteAt([]byte(signed.Signature), signed.Offset)
+	}
+	if err == nil {
+		_, err = c.f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		return uploadMeta{}, nil, fmt.Errorf("sample file: %w", err)
+		return uploadMeta{}, fmt.Errorf("sample file: %w", err)
 	}
-	ok = true
 	ext, ctype := ".json", "application/json"
-	if l.enc == CBOR {
+	if s.l.enc == CBOR {
 		ext, ctype = ".cbor", "application/cbor"
 	}
-	return uploadMeta{Path: p.req.Path, FileName: fileLabel(p.req.Label) + ext, Label: p.req.Label,
-		ContentType: ctype, Rows: signed.Rows, Sensor: p.sensor}, f, nil
+	return uploadMeta{Path: c.p.req.Path, FileName: fileLabel(c.p.req.Label) + ext, Label: c.p.req.Label,
+		ContentType: ctype, Rows: signed.Rows, Sensor: c.p.sensor}, nil
 }
 
 // picker resamples a stream of rows at rate in to rate out by nearest
@@ -362,13 +413,13 @@ func (s *session) captureStill(ctx context.Context, p samplePlan) (uploadMeta, i
 		return uploadMeta{}, nil, fmt.Errorf("open camera: %w", err)
 	}
 	defer sub.Close()
-	t := time.NewTimer(firstSampleTimeout)
-	defer t.Stop()
+	late, stop := s.after(ctx, firstSampleTimeout)
+	defer stop()
 	var frame sensors.Sample
 	select {
 	case <-ctx.Done():
 		return uploadMeta{}, nil, ctx.Err()
-	case <-t.C:
+	case <-late:
 		return uploadMeta{}, nil, fmt.Errorf("camera %s delivered no frame in %v", p.sensor, firstSampleTimeout)
 	case smp, open := <-sub.C():
 		if !open {

@@ -62,6 +62,8 @@ func (s *session) Serve(parent context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.conn.Close() }) // unblocks the reader
 	defer stop()
 
+	// Socket deadlines are wall time: net.Conn takes time.Now, not the
+	// injected clock.
 	alive := s.l.cfg.PingInterval.D() + s.l.cfg.PongTimeout.D()
 	s.conn.SetReadDeadline(time.Now().Add(alive))
 	s.conn.SetPongHandler(func(string) error {
@@ -102,7 +104,7 @@ func (s *session) Serve(parent context.Context) error {
 func (s *session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		_ = s.conn.WriteControl(websocket.CloseMessage,
+		_ = s.conn.WriteControl(websocket.CloseMessage, // wall time: a socket deadline
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 		err = s.conn.Close()
 		if errors.Is(err, net.ErrClosed) {
@@ -140,7 +142,7 @@ func (s *session) readLoop(ctx context.Context) error {
 			return nil
 		}
 		if errors.Is(err, ErrMalformed) {
-			s.l.logLimited("malformed", "malformed message ignored", "err", err)
+			s.l.logLimited(&s.l.warns.malformed, "malformed message ignored", "err", err)
 			continue
 		}
 		if err != nil {
@@ -159,7 +161,7 @@ func (s *session) dispatch(ctx context.Context, in Inbound) {
 	case msgStopSnapshot:
 		s.stopSnapshot(ctx)
 	case msgErr:
-		s.l.logLimited("server-err", "server reported an error", "err", s.l.peer(in.Err))
+		s.l.logLimited(&s.l.warns.serverErr, "server reported an error", "err", s.l.peer(in.Err))
 	case msgHello:
 		s.l.log.Debug("late hello reply ignored")
 	default:
@@ -173,7 +175,7 @@ func (s *session) writeLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case b := <-s.out:
-			s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			s.conn.SetWriteDeadline(time.Now().Add(writeTimeout)) // wall time: a socket deadline
 			if err := s.conn.WriteMessage(s.frameType, b); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -186,23 +188,20 @@ func (s *session) writeLoop(ctx context.Context) error {
 	}
 }
 
-// pingLoop pings every PingInterval; the read deadline (extended by every
-// message and pong) turns a silent peer into errDeadLink in the reader.
+// pingLoop pings every PingInterval, paced by the link's clock; the read
+// deadline (extended by every message and pong) turns a silent peer into
+// errDeadLink in the reader.
 func (s *session) pingLoop(ctx context.Context) error {
-	t := time.NewTicker(s.l.cfg.PingInterval.D())
-	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		if s.l.deps.Clock.Sleep(ctx, s.l.cfg.PingInterval.D()) != nil {
 			return nil
-		case <-t.C:
-			err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.l.cfg.PongTimeout.D()))
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("edgeimpulse ping: %w", err)
+		}
+		err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.l.cfg.PongTimeout.D())) // wall time: a socket deadline
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
+			return fmt.Errorf("edgeimpulse ping: %w", err)
 		}
 	}
 }
@@ -234,5 +233,25 @@ func (s *session) sendFrame(v any) {
 	default:
 		n := s.framesDropped.Add(1)
 		s.l.deps.Stats.SetDetail("snapshot_frames_dropped", fmt.Sprint(n))
+	}
+}
+
+// after returns a channel closed once d has passed on the link's clock, for
+// a select beside other events, and a stop that ends the wait. The clock
+// offers Sleep, not a timer, so one goroutine sleeps on it; stop cancels that
+// sleep and waits for the goroutine, and must be called (defer it). The
+// channel stays open when ctx ends or stop comes first.
+func (s *session) after(ctx context.Context, d time.Duration) (<-chan struct{}, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	fired, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.l.deps.Clock.Sleep(ctx, d) == nil {
+			close(fired)
+		}
+	}()
+	return fired, func() {
+		cancel()
+		<-done
 	}
 }

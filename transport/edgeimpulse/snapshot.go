@@ -115,7 +115,7 @@ func (s *session) stream(ctx context.Context, sub sensors.Subscription, run *sna
 				// exactly 200 ms apart there, while arrival times jitter.
 				at := smp.Time
 				if at.IsZero() {
-					at = time.Now()
+					at = s.l.deps.Clock.Now()
 				}
 				if d := at.Sub(last); d >= 0 && d < s.l.opts.SnapshotLowInterval {
 					continue
@@ -123,7 +123,7 @@ func (s *session) stream(ctx context.Context, sub sensors.Subscription, run *sna
 				last = at
 				small, err := scaleJPEG(data, lowHeight)
 				if err != nil {
-					s.l.logLimited("snapshot-scale", "snapshot frame skipped", "err", err)
+					s.l.logLimited(&s.l.warns.snapshotScale, "snapshot frame skipped", "err", err)
 					continue
 				}
 				data = small

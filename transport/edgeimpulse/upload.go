@@ -67,29 +67,6 @@ func (l *Link) forget(id string) {
 	l.wmu.Unlock()
 }
 
-// Work delivers spooled samples until ctx ends, oldest first, retrying
-// failures with backoff (honouring Retry-After). It is the only code that
-// uploads, so an item is never sent twice at the same time.
-func (l *Link) Work(ctx context.Context) error {
-	defer l.httpTr.CloseIdleConnections()
-	return l.deps.Spool.Deliver(ctx, l.deliver, l.opts.UploadRetry)
-}
-
-func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {
-	l.wmu.Lock()
-	waiter := l.waiters[it.ID]
-	delete(l.waiters, it.ID)
-	l.wmu.Unlock()
-	err := l.post(ctx, it, body)
-	if waiter != nil {
-		waiter <- err // buffered: never blocks
-	}
-	if err == nil {
-		l.deps.Stats.SetDetail("spooled", fmt.Sprint(max(l.deps.Spool.Stats().Items-1, 0)))
-	}
-	return err
-}
-
 // post sends one item to ingestion_url + path. 2xx is success (for /files
 // the JSON verdict of every file must be success too); 409 means an identical
 // file is already stored (x-disallow-duplicates), which for a retried upload
