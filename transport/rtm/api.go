@@ -14,11 +14,13 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
-// restSession is the reply of POST /api/v2/session (spec §2).
+// restSession is the reply of POST /api/v2/session
+// (docs/protocols/webrtc-rtm.md §2.2).
 type restSession struct {
 	SessionID      string `json:"session_id"`
 	WSEndpoint     string `json:"ws_endpoint"`
@@ -29,16 +31,17 @@ type restSession struct {
 
 // createSession asks the REST API for a session: its id, short-lived ICE
 // servers and the WebSocket endpoint. The token goes in the Authorization
-// header only. waits caps a Retry-After (nil: not logged).
+// header only. waits caps a Retry-After (nil: not logged); clk dates it.
 //
 // ws_endpoint is where the token goes next, so it is checked first
 // (httpx.CheckServerURL): wss:// whenever api_url is https, on any host (the
-// service names its signalling host, spec §2, and the token then only
+// service names its signalling host, docs/protocols/webrtc-rtm.md §2.2, and
+// the token then only
 // travels over TLS verified like api_url's); ws:// only when api_url itself
 // is plain http, and then only on api_url's host name. On main a ws://
 // endpoint on another host got the Bearer token in clear text, at every
 // retry.
-func createSession(ctx context.Context, cfg *Config, tc *tls.Config, waits *retry.PeerWaits) (restSession, error) {
+func createSession(ctx context.Context, cfg *Config, tc *tls.Config, waits *retry.PeerWaits, clk clock.Clock) (restSession, error) {
 	var out restSession
 	u := strings.TrimSuffix(cfg.APIURL, "/") + "/api/v2/session"
 	base, err := url.Parse(cfg.APIURL)
@@ -47,7 +50,7 @@ func createSession(ctx context.Context, cfg *Config, tc *tls.Config, waits *retr
 	}
 	err = postClientID(ctx, tc, "rtm create session", u, cfg.Token, cfg.ClientID, func(resp *http.Response) error {
 		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-			return classifyHTTP("rtm create session", resp, nil, waits)
+			return classifyHTTP("rtm create session", resp, nil, waits, clk.Now())
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
 			return fmt.Errorf("rtm create session: %w: %v", ErrBadMessage, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/transport"
 )
 
 func TestTerminationPolicy(t *testing.T) {
@@ -29,7 +30,7 @@ func TestTerminationPolicy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l := &Link{opts: opts, log: slog.New(slog.DiscardHandler)}
+			l := &Link{opts: opts, log: slog.New(slog.DiscardHandler), deps: transport.Deps{}.WithDefaults()}
 			s := &session{l: l, log: l.log}
 			var err error
 			for _, c := range tc.causes {

@@ -16,6 +16,13 @@ import (
 	"github.com/edge-agent/edge-agent/transport"
 )
 
+// Compile-time checks: the supervisor finds Work and Serve through these interfaces, so a
+// drifted signature must not compile.
+var (
+	_ transport.Link    = (*Link)(nil)
+	_ transport.Session = (*session)(nil)
+)
+
 // Options tunes timing for tests and unusual deployments. Zero fields take
 // the defaults in DefaultOptions.
 type Options struct {
@@ -27,7 +34,8 @@ type Options struct {
 	// StopWait bounds the wait for TERMINATED after session_stop.
 	StopWait time.Duration
 	// DisconnectedGrace is how long ICE may stay "disconnected" before the
-	// session is given up (the service ends it anyway; spec §4).
+	// session is given up (the service ends it anyway;
+	// docs/protocols/webrtc-rtm.md §4.2).
 	DisconnectedGrace time.Duration
 	// TwoTimerWait is the first wait after TWO_TIMER; it doubles per
 	// consecutive TWO_TIMER up to 60 s.

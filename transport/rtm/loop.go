@@ -37,12 +37,10 @@ type loopState struct {
 	isUp        bool
 	recording   bool // recording_start sent and not stopped/failed
 	stopping    bool
-	pending     []webrtc.ICECandidateInit
 	remote      map[candidateKey]struct{} // every remote candidate accepted (pending or applied)
 	remoteDrops int                       // candidates over maxRemoteCandidates
-	discTimer   *time.Timer
-	discC       <-chan time.Time
-	stopTimer   <-chan time.Time
+	disc        *clockTimer               // DisconnectedGrace since ICE went "disconnected"
+	stop        *clockTimer               // StopWait since session_stop
 	lastState   string
 	seen        map[string]bool // log-once keys, at most maxLoggedKeys
 }
@@ -60,9 +58,8 @@ type candidateKey struct {
 func (s *session) run() {
 	st := &loopState{}
 	defer func() {
-		if st.discTimer != nil {
-			st.discTimer.Stop()
-		}
+		st.disc.Stop()
+		st.stop.Stop()
 	}()
 	for {
 		select {
@@ -97,18 +94,20 @@ func (s *session) run() {
 				s.finish(err)
 				return
 			}
-		case c := <-s.localCand:
+		case c := <-s.peer.candidates():
 			if err := s.sig.send(TypeCandidate, CandidateData{Candidate: &c}); err != nil {
 				s.finish(err)
 				return
 			}
-		case <-s.pcNotify:
+		case <-s.peer.stateChanged():
 			if err := s.onPCState(st); err != nil {
 				s.finish(err)
 				return
 			}
-		case <-st.discC:
-			if s.pc.ConnectionState() == webrtc.PeerConnectionStateDisconnected {
+		case <-st.disc.C():
+			st.disc.Stop()
+			st.disc = nil // C stays closed
+			if s.peer.state() == webrtc.PeerConnectionStateDisconnected {
 				s.finish(fmt.Errorf("rtm peer connection: disconnected for %v", s.l.opts.DisconnectedGrace))
 				return
 			}
@@ -117,7 +116,7 @@ func (s *session) run() {
 				s.finish(err)
 				return
 			}
-		case <-st.stopTimer:
+		case <-st.stop.C():
 			s.log.Info("rtm no TERMINATED after session_stop; closing", "waited", s.l.opts.StopWait)
 			s.finish(nil)
 			return
@@ -136,7 +135,7 @@ func (s *session) handle(st *loopState, m Message) error {
 			// Without a usable description the session cannot go on.
 			return retry.RetryAfter(err, s.l.opts.SDPErrorWait)
 		}
-		return s.onSDP(st, sd)
+		return s.onSDP(sd)
 	case TypeCandidate:
 		c, err := m.Candidate()
 		if err == nil && len(c.Candidate) > maxCandidateLen {
@@ -146,15 +145,8 @@ func (s *session) handle(st *loopState, m Message) error {
 			s.badMessage(st, m, err)
 			return nil
 		}
-		if !s.acceptCandidate(st, c) {
-			return nil
-		}
-		if s.pc.RemoteDescription() == nil {
-			st.pending = append(st.pending, c)
-			return nil
-		}
-		if err := s.pc.AddICECandidate(c); err != nil {
-			s.log.Debug("rtm remote candidate rejected", "err", err)
+		if s.acceptCandidate(st, c) {
+			s.peer.addCandidate(c)
 		}
 		return nil
 	case TypeSessionState:
@@ -259,31 +251,13 @@ func clip(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
-// onSDP applies an answer, or answers a server-side offer (renegotiation),
-// then flushes the candidates buffered before the remote description.
-func (s *session) onSDP(st *loopState, sd webrtc.SessionDescription) error {
-	if err := s.pc.SetRemoteDescription(sd); err != nil {
-		return retry.RetryAfter(fmt.Errorf("rtm apply %s: %w", sd.Type, err), s.l.opts.SDPErrorWait)
+// onSDP applies an answer, or answers a server-side offer (renegotiation).
+func (s *session) onSDP(sd webrtc.SessionDescription) error {
+	answer, err := s.peer.apply(sd)
+	if err != nil || answer == nil {
+		return err
 	}
-	if sd.Type == webrtc.SDPTypeOffer {
-		ans, err := s.pc.CreateAnswer(nil)
-		if err != nil {
-			return retry.RetryAfter(fmt.Errorf("rtm answer renegotiation: %w", err), s.l.opts.SDPErrorWait)
-		}
-		if err := s.pc.SetLocalDescription(ans); err != nil {
-			return fmt.Errorf("rtm set local answer: %w", err)
-		}
-		if err := s.sig.send(TypeSDPUpdate, SDPData{SDP: s.pc.LocalDescription()}); err != nil {
-			return err
-		}
-	}
-	for _, c := range st.pending {
-		if err := s.pc.AddICECandidate(c); err != nil {
-			s.log.Debug("rtm buffered remote candidate rejected", "err", err)
-		}
-	}
-	st.pending = nil
-	return nil
+	return s.sig.send(TypeSDPUpdate, SDPData{SDP: answer})
 }
 
 func (s *session) onSessionState(st *loopState, d SessionStateData) error {
@@ -311,7 +285,8 @@ func (s *session) onSessionState(st *loopState, d SessionStateData) error {
 // errStopped ends a session that we stopped ourselves.
 var errStopped = errors.New("rtm session stopped by the agent")
 
-// terminated applies the per-cause policy of spec §4.
+// terminated applies the per-cause policy of docs/protocols/webrtc-rtm.md
+// §4.5.
 func (s *session) terminated(cause string) error {
 	err := &TerminatedError{Cause: cause}
 	switch cause {
@@ -325,7 +300,7 @@ func (s *session) terminated(cause string) error {
 		return retry.RetryAfter(err, s.l.opts.SDPErrorWait)
 	case CauseNoPacketReceived:
 		last := s.counters.lastVideoUnix.Load()
-		if last == 0 || time.Since(time.Unix(0, last)) > 5*time.Second {
+		if last == 0 || s.l.deps.Clock.Now().Sub(time.Unix(0, last)) > 5*time.Second {
 			s.log.Warn("rtm service got no packets and the video source is silent", "video", s.l.cfg.Video)
 		} else {
 			s.log.Warn("rtm service got no packets although the video source runs", "video_frames_sent", s.counters.videoFrames.Load())
@@ -337,26 +312,20 @@ func (s *session) terminated(cause string) error {
 }
 
 func (s *session) onPCState(st *loopState) error {
-	state := s.pc.ConnectionState()
+	state := s.peer.state()
 	switch state {
 	case webrtc.PeerConnectionStateConnected:
-		if st.discTimer != nil {
-			st.discTimer.Stop()
-			st.discC = nil
-		}
+		st.disc.Stop()
+		st.disc = nil
 		if !st.isConnected {
 			st.isConnected = true
 			close(s.connected)
-			s.log.Debug("rtm peer connected", "after", time.Since(s.started).Round(time.Millisecond))
+			s.log.Debug("rtm peer connected", "after", s.since().Round(time.Millisecond))
 		}
 		s.checkUp(st)
 	case webrtc.PeerConnectionStateDisconnected:
-		if st.discTimer == nil {
-			st.discTimer = time.NewTimer(s.l.opts.DisconnectedGrace)
-		} else {
-			st.discTimer.Reset(s.l.opts.DisconnectedGrace)
-		}
-		st.discC = st.discTimer.C
+		st.disc.Stop()
+		st.disc = newClockTimer(s.l.deps.Clock, s.l.opts.DisconnectedGrace)
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		return fmt.Errorf("rtm peer connection %s", state)
 	}
@@ -414,8 +383,7 @@ func (s *session) onCommand(st *loopState, c command) error {
 		if err := s.sig.send(TypeSessionStop, struct{}{}); err != nil {
 			return nil // socket already gone: nothing to wait for
 		}
-		t := time.NewTimer(s.l.opts.StopWait)
-		st.stopTimer = t.C
+		st.stop = newClockTimer(s.l.deps.Clock, s.l.opts.StopWait)
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -19,7 +18,8 @@ import (
 )
 
 // H264Fmtp is what the agent offers: constrained baseline, packetization
-// mode 1 (WebRTC receivers drop B-frame streams; spec §7.2).
+// mode 1 (WebRTC receivers drop B-frame streams;
+// docs/protocols/webrtc-rtm.md §6.1).
 const H264Fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
 
 // newAPI builds a pion API with only the codecs the agent can send (H.264
@@ -142,7 +142,8 @@ func (g *videoGate) admit(s sensors.Sample, connected bool, dropped uint64) (wri
 // writeFailed re-gates after a unit could not be written.
 func (g *videoGate) writeFailed() { g.live = false }
 
-// keyLimiter rate-limits forced IDRs: each one costs bitrate (spec §7.2).
+// keyLimiter rate-limits forced IDRs: each one costs bitrate
+// (docs/protocols/webrtc-rtm.md §6.1).
 type keyLimiter struct {
 	every time.Duration
 	last  time.Time
@@ -158,9 +159,10 @@ func (k *keyLimiter) allow(now time.Time) bool {
 
 // videoPump writes access units from sub to track through a videoGate, and
 // passes keyframe requests (PLI/FIR from keyReq, or the gate's own) to the
-// source. It returns when ctx ends or sub closes. Owned by the session.
+// source. now is the link's clock. It returns when ctx ends or sub closes.
+// Owned by the session.
 func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subscription,
-	track *webrtc.TrackLocalStaticSample, keyReq <-chan struct{}, c *mediaCounters, log *slog.Logger) {
+	track *webrtc.TrackLocalStaticSample, keyReq <-chan struct{}, c *mediaCounters, log *slog.Logger, now func() time.Time) {
 	info := sub.Info()
 	gate := videoGate{nominal: time.Second / 15, lastDropped: sub.Dropped()}
 	if info.Rate > 0 {
@@ -169,7 +171,7 @@ func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subsc
 	limit := keyLimiter{every: 500 * time.Millisecond}
 	noControlLogged := false
 	request := func() {
-		if !limit.allow(time.Now()) {
+		if !limit.allow(now()) {
 			return
 		}
 		if err := sub.RequestKeyframe(); err != nil {
@@ -195,7 +197,7 @@ func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subsc
 			if !ok {
 				return
 			}
-			c.lastVideoUnix.Store(time.Now().UnixNano())
+			c.lastVideoUnix.Store(now().UnixNano())
 			isConnected := false
 			select {
 			case <-connected:
@@ -254,36 +256,6 @@ func audioPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subsc
 				continue
 			}
 			_ = enc.encode(s.Data, emit) // a closed track only drops audio
-		}
-	}
-}
-
-// rtcpReader drains RTCP from one sender (the interceptors need it read) and
-// turns PLI/FIR into a keyframe request. keyReq is a 1-slot signal: requests
-// that arrive while one is pending merge.
-func rtcpReader(sender *webrtc.RTPSender, keyReq chan<- struct{}, c *mediaCounters) {
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := sender.Read(buf)
-		if err != nil {
-			return // the sender was closed with the peer connection
-		}
-		if keyReq == nil {
-			continue
-		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		for _, p := range pkts {
-			switch p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				c.keyRequests.Add(1)
-				select {
-				case keyReq <- struct{}{}:
-				default:
-				}
-			}
 		}
 	}
 }

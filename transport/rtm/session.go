@@ -34,18 +34,18 @@ const (
 )
 
 // session is one RTM session. One event-loop goroutine (run) owns the
-// protocol state; pion callbacks only post to bounded channels; the media
-// pumps and RTCP readers are per session. Close stops and waits for all of
-// them.
+// protocol state; the peer's pion callbacks only post to bounded channels;
+// the media pumps are per session. Close stops and waits for all of them,
+// the peer's and the socket's goroutines included.
 type session struct {
-	l   *Link
-	log *slog.Logger
-	sig *signal
-	pc  *webrtc.PeerConnection
+	l    *Link
+	log  *slog.Logger
+	sig  *signal
+	peer *peer
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // run and the pumps
 
 	connected chan struct{} // closed when the peer connection is connected
 	up        chan struct{} // closed when ACTIVE and connected
@@ -54,142 +54,194 @@ type session struct {
 	errOnce   sync.Once
 	err       error
 
-	cmds      chan command
-	pcNotify  chan struct{}
-	localCand chan webrtc.ICECandidateInit
-	candDrops atomic.Int64
+	cmds chan command
 	// remoteDrops counts remote candidates over maxRemoteCandidates (set
 	// by run, read by Close).
 	remoteDrops atomic.Int64
 
-	subs     []sensors.Subscription
-	counters mediaCounters
-	started  time.Time
+	video, audio sensors.Subscription // audio is nil without audio
+	counters     mediaCounters
+	started      time.Time
 
 	running   atomic.Bool // run was started (so cmdStop will be answered)
 	closeOnce sync.Once
 }
 
-// dial sets up one session presenting token.
+// endpoint is where one session's signalling goes and the ICE servers its
+// peer uses.
+type endpoint struct {
+	wsURL     string
+	sessionID string // "" without api_url: the service names it in its messages
+	ice       []webrtc.ICEServer
+}
+
+// dial sets up one session presenting token, in the protocol's order
+// (docs/protocols/webrtc-rtm.md §5): REST session, subscriptions, peer,
+// signalling, offer, then the wait for ACTIVE and connected. A session that
+// fails half-way is closed, which stops whatever it had started.
 func (l *Link) dial(ctx context.Context, tc *tls.Config, token string) (_ *session, err error) {
 	cfg := l.cfg
 	cfg.Token = token
-	wsURL, ice, sessionID := cfg.URL, iceServers(cfg.ICEServers), ""
-	if cfg.APIURL != "" {
-		rs, err := createSession(ctx, &cfg, tc, l.waits)
-		if err != nil {
-			return nil, err
-		}
-		wsURL, sessionID = rs.WSEndpoint, rs.SessionID
-		if len(rs.ICECredentials.ICEServers) > 0 {
-			ice = rs.ICECredentials.ICEServers
-		}
+	ep, err := l.sessionEndpoint(ctx, &cfg, tc)
+	if err != nil {
+		return nil, err
 	}
-
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &session{
-		l: l, log: l.log, ctx: sctx, cancel: cancel,
-		connected: make(chan struct{}), up: make(chan struct{}), done: make(chan struct{}),
-		stopped: make(chan struct{}), cmds: make(chan command, 4), pcNotify: make(chan struct{}, 1),
-		localCand: make(chan webrtc.ICECandidateInit, 64), started: time.Now(),
-	}
-	s.counters.stats = l.deps.Stats
+	s := l.newSession()
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-
-	vsub, err := l.deps.Hub.Subscribe(cfg.Video, sensors.SubscribeOptions{Queue: 30, Policy: sensors.DropOldest, Label: l.deps.Name})
-	if err != nil {
-		return s, classifySubscribe("video", cfg.Video, err)
+	if err := s.subscribe(); err != nil {
+		return nil, err
 	}
-	s.subs = append(s.subs, vsub)
-	var asub sensors.Subscription
-	if cfg.Audio != "" {
-		asub, err = l.deps.Hub.Subscribe(cfg.Audio, sensors.SubscribeOptions{Queue: 50, Policy: sensors.DropOldest, Label: l.deps.Name})
+	if err := s.openPeer(ep); err != nil {
+		return nil, err
+	}
+	if err := s.openSignal(ctx, &cfg, tc, ep); err != nil {
+		return nil, err
+	}
+	if err := s.sendOffer(&cfg); err != nil {
+		return nil, err
+	}
+	s.start()
+	if err := s.waitUp(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// sessionEndpoint asks the REST API for the session when api_url is set
+// (its id, short-lived ICE servers and WebSocket endpoint); otherwise the
+// config's url and ice_servers are the endpoint.
+func (l *Link) sessionEndpoint(ctx context.Context, cfg *Config, tc *tls.Config) (endpoint, error) {
+	ep := endpoint{wsURL: cfg.URL, ice: iceServers(cfg.ICEServers)}
+	if cfg.APIURL == "" {
+		return ep, nil
+	}
+	rs, err := createSession(ctx, cfg, tc, l.waits, l.deps.Clock)
+	if err != nil {
+		return ep, err
+	}
+	ep.wsURL, ep.sessionID = rs.WSEndpoint, rs.SessionID
+	if len(rs.ICECredentials.ICEServers) > 0 {
+		ep.ice = rs.ICECredentials.ICEServers
+	}
+	return ep, nil
+}
+
+func (l *Link) newSession() *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{
+		l: l, log: l.log, ctx: ctx, cancel: cancel,
+		connected: make(chan struct{}), up: make(chan struct{}), done: make(chan struct{}),
+		stopped: make(chan struct{}), cmds: make(chan command, 4), started: l.deps.Clock.Now(),
+	}
+	s.counters.stats = l.deps.Stats
+	return s
+}
+
+// subscribe takes the video (and audio) subscriptions the pumps read.
+func (s *session) subscribe() error {
+	l := s.l
+	vsub, err := l.deps.Hub.Subscribe(l.cfg.Video, sensors.SubscribeOptions{Queue: 30, Policy: sensors.DropOldest, Label: l.deps.Name})
+	if err != nil {
+		return classifySubscribe("video", l.cfg.Video, err)
+	}
+	s.video = vsub
+	if l.cfg.Audio != "" {
+		asub, err := l.deps.Hub.Subscribe(l.cfg.Audio, sensors.SubscribeOptions{Queue: 50, Policy: sensors.DropOldest, Label: l.deps.Name})
 		if err != nil {
-			return s, classifySubscribe("audio", cfg.Audio, err)
+			return classifySubscribe("audio", l.cfg.Audio, err)
 		}
-		s.subs = append(s.subs, asub)
+		s.audio = asub
 	}
+	return nil
+}
 
-	pm, err := s.setupPeer(ice, l.opts.Loopback || isLoopbackURL(wsURL), asub != nil)
-	if err != nil {
-		return s, err
-	}
+// openPeer makes the session's peer connection for ep.
+func (s *session) openPeer(ep endpoint) (err error) {
+	s.peer, err = newPeer(peerConfig{
+		ice: ep.ice, loopback: s.l.opts.Loopback || isLoopbackURL(ep.wsURL), udpPorts: s.l.opts.UDPPortRange,
+		audio: s.audio != nil, sdpErrorWait: s.l.opts.SDPErrorWait, counters: &s.counters, log: s.log,
+	})
+	return err
+}
 
-	s.sig, err = dialSignal(ctx, &cfg, wsURL, tc, l.deps.Stats, l.opts.FirstPingTimeout, l.waits)
+// openSignal opens the WebSocket to ep and starts its reader and writer.
+func (s *session) openSignal(ctx context.Context, cfg *Config, tc *tls.Config, ep endpoint) (err error) {
+	l := s.l
+	s.sig, err = dialSignal(ctx, cfg, ep.wsURL, tc, signalOptions{
+		stats: l.deps.Stats, clock: l.deps.Clock, firstPing: l.opts.FirstPingTimeout, waits: l.waits,
+	})
 	if err != nil {
-		return s, err
+		return err
 	}
-	if sessionID != "" {
-		s.sig.setSessionID(sessionID)
+	if ep.sessionID != "" {
+		s.sig.setSessionID(ep.sessionID)
 	}
 	s.sig.start(func(raw []byte) {
-		// The ping's shape is not documented (spec §3): show it once per link.
+		// The ping's shape is not documented (docs/protocols/webrtc-rtm.md
+		// §3.3): show it once per link.
 		if l.pingLogged.CompareAndSwap(false, true) {
 			s.log.Info("rtm first ping from the service", "frame", l.peer(string(raw)))
 		}
 	})
+	return nil
+}
 
-	offer, err := s.pc.CreateOffer(nil)
+// sendOffer sends session_start with the peer's offer.
+func (s *session) sendOffer(cfg *Config) error {
+	offer, err := s.peer.offer()
 	if err != nil {
-		return s, retry.Permanent(fmt.Errorf("rtm create offer: %w", err))
+		return err
 	}
-	if err := s.pc.SetLocalDescription(offer); err != nil {
-		return s, fmt.Errorf("rtm set local description: %w", err)
+	if err := s.sig.send(TypeSessionStart, SDPData{SDP: offer, WebhookURL: cfg.WebhookURL, Version: s.l.deps.Version}); err != nil {
+		return err
 	}
-	ld := s.pc.LocalDescription()
-	if err := s.sig.send(TypeSessionStart, SDPData{SDP: ld, WebhookURL: cfg.WebhookURL, Version: l.deps.Version}); err != nil {
-		return s, err
-	}
-	l.deps.Stats.SetDetail("session", StateInit)
+	s.l.deps.Stats.SetDetail("session", StateInit)
+	return nil
+}
 
+// start runs the event loop and the media pumps; Close stops and waits for
+// them.
+func (s *session) start() {
 	s.running.Store(true)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		defer close(s.stopped)
 		s.run()
-	}()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		rtcpReader(pm.vtr.Sender(), pm.keyReq, &s.counters)
-	}()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		videoPump(s.ctx, s.connected, vsub, pm.vtrack, pm.keyReq, &s.counters, s.log)
-	}()
-	if pm.atr != nil {
-		s.wg.Add(2)
-		go func() {
-			defer s.wg.Done()
-			rtcpReader(pm.atr.Sender(), nil, &s.counters)
-		}()
-		go func() {
-			defer s.wg.Done()
-			audioPump(s.ctx, s.connected, asub, pm.atrack, &s.counters)
-		}()
+	})
+	now := s.l.deps.Clock.Now
+	s.wg.Go(func() {
+		videoPump(s.ctx, s.connected, s.video, s.peer.video, s.peer.keyReq, &s.counters, s.log, now)
+	})
+	if s.audio != nil {
+		s.wg.Go(func() { audioPump(s.ctx, s.connected, s.audio, s.peer.audio, &s.counters) })
 	}
+}
 
-	setup := time.NewTimer(l.opts.SetupTimeout)
+// waitUp waits, at most SetupTimeout, until the service says ACTIVE and the
+// peer connection is connected.
+func (s *session) waitUp(ctx context.Context) error {
+	l := s.l
+	setup := newClockTimer(l.deps.Clock, l.opts.SetupTimeout)
 	defer setup.Stop()
 	select {
 	case <-s.up:
 		l.setCurrent(s)
-		l.log.Info("rtm session up", "session", *s.sig.sessionID.Load(), "setup", time.Since(s.started).Round(time.Millisecond))
-		return s, nil
+		l.log.Info("rtm session up", "session", *s.sig.sessionID.Load(), "setup", s.since().Round(time.Millisecond))
+		return nil
 	case <-s.done:
-		return s, s.err
+		return s.err
 	case <-ctx.Done():
-		return s, ctx.Err()
-	case <-setup.C:
-		return s, fmt.Errorf("rtm setup: not ACTIVE and connected after %v", l.opts.SetupTimeout)
+		return ctx.Err()
+	case <-setup.C():
+		return fmt.Errorf("rtm setup: not ACTIVE and connected after %v", l.opts.SetupTimeout)
 	}
 }
+
+// since is how long ago the session was started, on the link's clock.
+func (s *session) since() time.Duration { return s.l.deps.Clock.Now().Sub(s.started) }
 
 func classifySubscribe(field, name string, err error) error {
 	if errors.Is(err, sensors.ErrUnknownSensor) {
@@ -207,7 +259,7 @@ func (s *session) finish(err error) {
 		s.err = err
 		close(s.done)
 		if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errClosed) {
-			s.log.Info("rtm session ended", "err", err, "after", time.Since(s.started).Round(time.Millisecond))
+			s.log.Info("rtm session ended", "err", err, "after", s.since().Round(time.Millisecond))
 		}
 	})
 }
@@ -236,7 +288,8 @@ func (s *session) Serve(ctx context.Context) error {
 	}
 }
 
-// Close ends the session in the spec's order: recording_stop (if
+// Close ends the session in the protocol's order
+// (docs/protocols/webrtc-rtm.md §5): recording_stop (if
 // recording), session_stop, a bounded wait for TERMINATED, then the peer
 // connection and the socket. Safe to call more than once and after Serve.
 func (s *session) Close() error {
@@ -254,10 +307,10 @@ func (s *session) close() {
 			case <-s.done:
 			case s.cmds <- cmdStop:
 				// run sends the stop messages and waits for TERMINATED.
-				t := time.NewTimer(s.l.opts.StopWait + time.Second)
+				t := newClockTimer(s.l.deps.Clock, s.l.opts.StopWait+time.Second)
 				select {
 				case <-s.done:
-				case <-t.C:
+				case <-t.C():
 				}
 				t.Stop()
 			}
@@ -265,20 +318,22 @@ func (s *session) close() {
 	}
 	s.finish(errClosed)
 	s.cancel()
-	if s.pc != nil {
-		_ = s.pc.Close() // ends the RTCP readers
+	if s.peer != nil {
+		s.peer.close() // and its RTCP readers
 	}
 	if s.sig != nil {
 		s.sig.close()
 	}
-	for _, sub := range s.subs {
-		sub.Close() // closes C: the pumps return
+	for _, sub := range []sensors.Subscription{s.video, s.audio} {
+		if sub != nil {
+			sub.Close() // closes C: the pumps return
+		}
 	}
 	s.wg.Wait()
 	s.l.deps.Stats.SetDetail("session", StateTerminated)
 	s.log.Debug("rtm session closed", "video_frames", s.counters.videoFrames.Load(),
 		"audio_packets", s.counters.audioPackets.Load(), "keyframe_requests", s.counters.keyRequests.Load(),
-		"candidates_dropped", s.candDrops.Load(),
+		"candidates_dropped", s.peer.candDropsOrZero(),
 		"remote_candidates_dropped", s.remoteDrops.Load(), "pongs_dropped", s.sig.pongsDroppedOrZero())
 }
 

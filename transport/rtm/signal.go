@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
@@ -28,6 +29,7 @@ import (
 type signal struct {
 	conn  *websocket.Conn
 	stats *transport.Stats
+	clock clock.Clock
 
 	clientID  string
 	sessionID atomic.Pointer[string]
@@ -63,11 +65,19 @@ const minReadDeadline = 500 * time.Millisecond
 // errDead is the cause when the service stayed silent past the read deadline.
 var errDead = errors.New("signalling silent: link dead")
 
+// signalOptions are what a socket needs besides its URL and TLS settings.
+type signalOptions struct {
+	stats     *transport.Stats
+	clock     clock.Clock      // times the pings (the deadlines on the socket are wall time)
+	firstPing time.Duration    // the silence allowed before the first ping
+	waits     *retry.PeerWaits // caps a Retry-After on a refused upgrade
+}
+
 // dialSignal opens the WebSocket with the Bearer token. A 401/403 is
 // errTokenRejected (Dial renews the token); a 429/503 with Retry-After asks
-// the supervisor to wait (capped by waits). The dialer follows no
+// the supervisor to wait (capped by o.waits). The dialer follows no
 // redirect: any answer but 101 is an error.
-func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Config, stats *transport.Stats, firstPing time.Duration, waits *retry.PeerWaits) (*signal, error) {
+func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Config, o signalOptions) (*signal, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, retry.Permanent(fmt.Errorf("rtm dial: bad url: %w", err))
@@ -89,15 +99,15 @@ func dialSignal(ctx context.Context, cfg *Config, wsURL string, tlsConf *tls.Con
 		// Never include u: it may carry the token as a query parameter.
 		if resp != nil {
 			resp.Body.Close()
-			return nil, classifyHTTP("rtm dial", resp, err, waits)
+			return nil, classifyHTTP("rtm dial", resp, err, o.waits, o.clock.Now())
 		}
 		return nil, fmt.Errorf("rtm dial %s: %w", u.Host, redactErr(err, cfg.Token))
 	}
 	conn.SetReadLimit(MaxMessageSize)
 	s := &signal{
-		conn: conn, stats: stats, clientID: cfg.ClientID,
+		conn: conn, stats: o.stats, clock: o.clock, clientID: cfg.ClientID,
 		prio: make(chan Message, prioQueue), out: make(chan Message, outQueue), in: make(chan Message, inQueue),
-		done: make(chan struct{}), readDeadline: firstPing,
+		done: make(chan struct{}), readDeadline: o.firstPing,
 	}
 	empty := ""
 	s.sessionID.Store(&empty)
@@ -161,6 +171,7 @@ func (s *signal) send(typ string, data any) error {
 // close stops both goroutines and waits for them. A clean close frame is
 // attempted first so the service sees an orderly end.
 func (s *signal) close() {
+	// Socket deadlines are wall time, not the injected clock.
 	_ = s.conn.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	s.fail(errors.New("rtm signalling closed"))
@@ -170,6 +181,7 @@ func (s *signal) close() {
 func (s *signal) readLoop() {
 	defer s.wg.Done()
 	for {
+		// A socket deadline is wall time, not the injected clock.
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.readDeadline))
 		_, b, err := s.conn.ReadMessage()
 		if err != nil {
@@ -202,9 +214,9 @@ func (s *signal) readLoop() {
 }
 
 // onPing answers at once with the ping's data and adapts the silence
-// deadline to 3× the observed interval (spec §3 proposal).
+// deadline to 3× the observed interval (docs/protocols/webrtc-rtm.md §3.3).
 func (s *signal) onPing(m Message, raw []byte) {
-	now := time.Now()
+	now := s.clock.Now()
 	n := s.pingsSeen.Add(1)
 	if n == 1 && s.onFirstPing != nil {
 		s.onFirstPing(raw)
@@ -242,7 +254,7 @@ func (s *signal) writeLoop() {
 			s.fail(fmt.Errorf("rtm write %s: %w", m.Type, err))
 			return false
 		}
-		_ = s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_ = s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second)) // wall time, as the socket needs
 		if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
 			s.fail(fmt.Errorf("rtm write %s: %w", m.Type, err))
 			return false
@@ -277,8 +289,9 @@ func (s *signal) writeLoop() {
 }
 
 // classifyHTTP maps a refused upgrade or REST call to a retry decision;
-// waits caps a Retry-After (nil: capped, not logged).
-func classifyHTTP(op string, resp *http.Response, err error, waits *retry.PeerWaits) error {
+// waits caps a Retry-After (nil: capped, not logged), an HTTP date in which
+// counts from now.
+func classifyHTTP(op string, resp *http.Response, err error, waits *retry.PeerWaits, now time.Time) error {
 	base := fmt.Errorf("%s: HTTP %d", op, resp.StatusCode)
 	if err != nil && !errors.Is(err, websocket.ErrBadHandshake) {
 		base = fmt.Errorf("%s: HTTP %d: %w", op, resp.StatusCode, err)
@@ -287,7 +300,7 @@ func classifyHTTP(op string, resp *http.Response, err error, waits *retry.PeerWa
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%w (%w)", base, errTokenRejected)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		if d, ok := waits.Header(resp.Header, time.Now()); ok {
+		if d, ok := waits.Header(resp.Header, now); ok {
 			return retry.RetryAfter(base, d)
 		}
 	}
