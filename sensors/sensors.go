@@ -83,6 +83,9 @@ type Info struct {
 	Units string
 	// Channels for Audio (1 for mono).
 	Channels int
+	// NativeRate is the rate an Audio device really captures at, once it is
+	// open (0 before); the driver converts it to Rate.
+	NativeRate float64
 	// Width and Height of Still and Video frames.
 	Width, Height int
 	// MaxSampleLength bounds one recorded sample (Edge Impulse maxSampleLengthS).
@@ -180,7 +183,3 @@ type Env struct {
 	// empty means next to the binary or the repository's shared testdata.
 	DataDir string
 }
-
-// ErrNotBuilt is returned by constructors of kinds whose driver is not part of
-// this build yet.
-var ErrNotBuilt = errors.New("not built yet")

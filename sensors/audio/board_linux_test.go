@@ -77,9 +77,17 @@ func writeTone(t *testing.T, seconds int) string {
 // waits until the substream runs. aplay is killed when the case ends.
 func playTone(t *testing.T, c card, dev int) {
 	t.Helper()
-	wav := writeTone(t, 30)
+	play(t, c, dev, "plughw", writeTone(t, 30))
+}
+
+// play plays wav into the loopback's playback device dev through the ALSA
+// plugin layer plugin ("plughw" converts to what the cable already runs at;
+// "hw" fixes the cable to the file's format, so the capture side then
+// offers only that rate) and waits until the substream runs.
+func play(t *testing.T, c card, dev int, plugin, wav string) {
+	t.Helper()
 	var out bytes.Buffer
-	cmd := exec.Command("aplay", "-q", "-D", fmt.Sprintf("plughw:CARD=%s,DEV=%d,SUBDEV=0", c.id, dev), wav)
+	cmd := exec.Command("aplay", "-q", "-D", fmt.Sprintf("%s:CARD=%s,DEV=%d,SUBDEV=0", plugin, c.id, dev), wav)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("aplay: %v", err)
@@ -116,6 +124,15 @@ func substreamRunning(status string) bool {
 // delivers.
 func captureSecond(t *testing.T, device string, during func()) []int16 {
 	t.Helper()
+	pcm, _ := captureInfo(t, device, during)
+	return pcm
+}
+
+// captureInfo is captureSecond that also returns the source's Info as it
+// was while the device delivered.
+func captureInfo(t *testing.T, device string, during func()) ([]int16, sensors.Info) {
+	t.Helper()
+	var info sensors.Info
 	src, err := New("mic", Config{Device: device, SampleRate: boardRate}, sensors.Env{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -139,8 +156,11 @@ func captureSecond(t *testing.T, device string, during func()) []int16 {
 			if n == 1 {
 				first = time.Since(start)
 			}
-			if n == skipHead && during != nil {
-				during()
+			if n == skipHead {
+				info = src.Info()
+				if during != nil {
+					during()
+				}
 			}
 			if n > skipHead {
 				for i := 0; i+1 < len(s.Data); i += 2 {
@@ -160,7 +180,7 @@ func captureSecond(t *testing.T, device string, during func()) []int16 {
 	}
 	t.Logf("device %q: first block after %v, %v of audio after %v, closed after %v", device,
 		first.Round(time.Millisecond), analysed*BlockDuration, captured.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	return pcm
+	return pcm, info
 }
 
 // spectrum is the power spectrum of pcm zero-padded to a power of two
@@ -252,6 +272,51 @@ func TestBoardLoopbackTone(t *testing.T) {
 	for _, device := range []string{"hw:Loopback,1,0", "plughw:CARD=Loopback,DEV=1"} {
 		t.Run(device, func(t *testing.T) {
 			checkTone(t, device, captureSecond(t, device, nil))
+		})
+	}
+}
+
+// TestBoardNativeRate (issue 14, point 6): a device that offers only 48 kHz
+// (the loopback cable fixed at 48 kHz by a hw: player on the other end, as a
+// USB microphone's hw: device is) is captured at its own rate and converted
+// to 16 kHz by the source's low-pass resampler. The tone keeps its
+// frequency; an 11 kHz tone, above 16 kHz's Nyquist, does not fold back to
+// 5 kHz (ALSA's and miniaudio's linear converters let it through at -20 to
+// -30 dB).
+func TestBoardNativeRate(t *testing.T) {
+	const native = 48000
+	for _, tc := range []struct {
+		name    string
+		hz, amp float64
+	}{{"440 Hz", toneHz, toneAmp}, {"11 kHz", 11000, 8000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := loopback(t)
+			wav := filepath.Join(t.TempDir(), "tone48k.wav")
+			if err := os.WriteFile(wav, vboard.ToneWAV(tc.hz, tc.amp, native, 30), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			play(t, c, 0, "hw", wav)
+			pcm, info := captureInfo(t, "hw:Loopback,1,0", nil)
+			if info.NativeRate != native || info.Rate != boardRate {
+				t.Errorf("info: native rate %v, rate %v; want %d and %d", info.NativeRate, info.Rate, native, boardRate)
+			}
+			if tc.hz == toneHz {
+				checkTone(t, "hw:Loopback,1,0", pcm)
+				return
+			}
+			pow, binHz := spectrum(pcm)
+			var folded float64 // energy around 16000-11000 = 5000 Hz
+			for k := int(4900 / binHz); k <= int(5100/binHz); k++ {
+				folded += pow[k]
+			}
+			// A sine of amplitude A over n samples (zero-padded to N) puts
+			// about (A·n/2)² in its peak bin.
+			n := float64(len(pcm))
+			db := 10 * math.Log10(folded/math.Pow(tc.amp*n/2, 2))
+			t.Logf("11 kHz at 48 kHz folded to 5 kHz at %.1f dB", db)
+			if db > -50 {
+				t.Fatalf("11 kHz folded to 5 kHz at %.1f dB, want below -50 dB (aliasing: no low-pass before decimation)", db)
+			}
 		})
 	}
 }

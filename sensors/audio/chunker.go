@@ -1,8 +1,11 @@
 package audio
 
 import (
+	"encoding/binary"
+	"fmt"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/resample"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -30,6 +33,11 @@ type chunker struct {
 	anchor  time.Time // time of frame `anchorF`
 	anchorF uint64
 	frames  uint64 // frames emitted so far
+
+	// rs converts the device's native rate to rate (nil: same rate).
+	rs        *resample.Resampler
+	in, outS  []int16
+	converted []byte
 }
 
 func newChunker(rate, channels int) *chunker {
@@ -39,10 +47,44 @@ func newChunker(rate, channels int) *chunker {
 	return &chunker{rate: rate, frameBytes: fb, blockBytes: frames * fb}
 }
 
+// resampleFrom makes the chunker take PCM at native Hz and convert it to its
+// own rate, for devices that cannot capture at the configured rate (USB
+// microphones that offer only 44.1 or 48 kHz).
+func (c *chunker) resampleFrom(native int) error {
+	if native == c.rate {
+		c.rs = nil
+		return nil
+	}
+	rs, err := resample.New(native, c.rate, c.frameBytes/2)
+	if err != nil {
+		return fmt.Errorf("convert %d Hz to %d Hz: %w", native, c.rate, err)
+	}
+	c.rs = rs
+	return nil
+}
+
+// convert resamples s16le PCM with c.rs; the result is valid until the next
+// call.
+func (c *chunker) convert(pcm []byte) []byte {
+	c.in = c.in[:0]
+	for i := 0; i+1 < len(pcm); i += 2 {
+		c.in = append(c.in, int16(binary.LittleEndian.Uint16(pcm[i:])))
+	}
+	c.outS = c.rs.Process(c.outS[:0], c.in)
+	c.converted = c.converted[:0]
+	for _, v := range c.outS {
+		c.converted = binary.LittleEndian.AppendUint16(c.converted, uint16(v))
+	}
+	return c.converted
+}
+
 // push adds PCM that finished arriving at `at` and returns the complete
-// blocks. Trailing partial frames never occur with s16 callbacks, but a
+// blocks. With resampleFrom set, pcm is at the native rate. Trailing partial frames never occur with s16 callbacks, but a
 // partial block is kept for the next push.
 func (c *chunker) push(pcm []byte, at time.Time) []sensors.Sample {
+	if c.rs != nil {
+		pcm = c.convert(pcm)
+	}
 	// Time of the first pending frame according to the arrival clock.
 	arrivalStart := at.Add(-c.dur(uint64((len(c.pend) + len(pcm)) / c.frameBytes)))
 	if c.anchor.IsZero() {

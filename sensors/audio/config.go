@@ -20,7 +20,7 @@ type Config struct {
 	// or index alone (its first capture device); or another ALSA PCM name,
 	// e.g. one defined in /etc/asound.conf.
 	Device          string        `yaml:"device"`
-	SampleRate      int           `yaml:"sample_rate"`       // capture rate in Hz; miniaudio converts when the card runs at another rate
+	SampleRate      int           `yaml:"sample_rate"`       // rate of the samples in Hz; a device that runs at another rate is converted with a low-pass resampler
 	MaxSampleLength conf.Duration `yaml:"max_sample_length"` // longest sample a link may record from this sensor
 }
 

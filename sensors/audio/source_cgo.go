@@ -151,7 +151,12 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	dcfg := malgo.DefaultDeviceConfig(malgo.Capture)
 	dcfg.Capture.Format = malgo.FormatS16
 	dcfg.Capture.Channels = 1
-	dcfg.SampleRate = uint32(s.cfg.SampleRate)
+	// Capture at the device's own rate (0: miniaudio opens near 48 kHz and
+	// reports what the device runs at) with ALSA's plug resampling off, and
+	// convert in Go with a proper low-pass: hw: devices of USB microphones
+	// refuse 16 kHz, and the plug layer's default converter is linear.
+	dcfg.SampleRate = 0
+	dcfg.Alsa.NoAutoResample = 1
 	dcfg.PeriodSizeInMilliseconds = uint32(BlockDuration / time.Millisecond)
 	if pick.pcm != "" { // nil opens ALSA's default PCM ("default" first)
 		id, err := alsaDeviceID(pick.pcm)
@@ -192,9 +197,17 @@ func (s *Source) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	if err := dev.Start(); err != nil {
 		return fmt.Errorf("microphone %s: start %s: %w", s.name, pick.desc, err)
 	}
-	s.log.Info("microphone opened", "device", s.cfg.Device, "pcm", pick.desc, "rate_hz", s.cfg.SampleRate)
+	native := int(dev.SampleRate())
+	ck := newChunker(s.cfg.SampleRate, 1)
+	if err := ck.resampleFrom(native); err != nil {
+		return retry.Permanent(fmt.Errorf("microphone %s: %s: %w", s.name, pick.desc, err))
+	}
+	s.mu.Lock()
+	s.info.NativeRate = float64(native)
+	s.mu.Unlock()
+	s.log.Info("microphone opened", "device", s.cfg.Device, "pcm", pick.desc, "rate_hz", s.cfg.SampleRate, "native_rate_hz", native)
 
-	if err := pump(ctx, out, newChunker(s.cfg.SampleRate, 1), blocks, stopped, stallTimeout); err != nil {
+	if err := pump(ctx, out, ck, blocks, stopped, stallTimeout); err != nil {
 		return fmt.Errorf("microphone %s: %s: %w", s.name, pick.desc, err)
 	}
 	return nil
