@@ -10,10 +10,12 @@
 #   armv6  qemu-arm-static -cpu arm1176 (a real Pi Zero/1 core), pure Go
 #
 # TEST_ARM_CGO=auto (default) uses cgo when the cross compiler exists,
-# 1 requires it, 0 never uses it. Tests see EDGE_AGENT_EMULATED=1 and can skip
-# what qemu-user cannot do (termios2 baud rates, §4.2 of
-# hardware-and-deploy.md). No -race: the race detector does not run under
-# qemu-user.
+# 1 requires it, 0 never uses it. Tests see EDGE_AGENT_EMULATED=1 and can
+# allow for what qemu-user does differently (ENOSYS for ioctls it does not
+# translate, no termios2 baud rates), and EDGE_AGENT_EXEC, the emulator
+# command, which internal/reexec puts in front of a test binary that starts
+# a copy of itself (docs/protocols/hardware.md §5.3). No -race: the race
+# detector does not run under qemu-user.
 #
 # This script installs nothing. Packages: qemu-user-static,
 # gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf (Debian 12).
@@ -76,6 +78,8 @@ armv6)
 	;;
 *) die "unknown architecture $arch (want arm64, armv7 or armv6)" ;;
 esac
+
+envs+=("EDGE_AGENT_EXEC=$exec_cmd")
 
 echo "test-arm.sh: ${envs[*]} go test -exec '$exec_cmd' ${pkgs[*]}"
 exec env "${envs[@]}" go test -count=1 -timeout 15m -exec "$exec_cmd" "${pkgs[@]}"

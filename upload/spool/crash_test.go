@@ -18,12 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/reexec"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // The crash test runs the spool in a child process (this test binary re-run
-// with childEnv set), kills it with SIGKILL while an upload is in flight, and
+// with childEnv set, through qemu-user when the tests run emulated), kills it with SIGKILL while an upload is in flight, and
 // restarts it. The fake peer deduplicates by item id, as the real services do
 // with their idempotency keys; the test proves every item that Put reported
 // durable arrives intact, none is lost, and nothing unknown arrives.
@@ -124,7 +125,7 @@ func (p *peer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func startChild(t *testing.T, mode, dir, url string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := reexec.Command("-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, childDir+"="+dir, childURL+"="+url)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -138,9 +139,6 @@ func startChild(t *testing.T, mode, dir, url string) (*exec.Cmd, *bufio.Scanner)
 }
 
 func TestKill9MidUploadDeliversEveryItemOnce(t *testing.T) {
-	if os.Getenv("EDGE_AGENT_EMULATED") != "" {
-		t.Skip("re-executes the test binary, which qemu-user cannot start without binfmt_misc")
-	}
 	if testing.Short() {
 		t.Skip("spawns subprocesses")
 	}
