@@ -10,7 +10,7 @@
 # builds them when the compilers are installed and says so when they are not;
 # CROSS_CGO=1 makes a missing compiler an error (CI); CROSS_CGO=0 skips them.
 # ARMv6 has no cgo build: Debian's armhf toolchain emits ARMv7/Thumb-2 code
-# that dies with SIGILL on an ARM1176 (hardware-and-deploy.md §5.3).
+# that dies with SIGILL on an ARM1176 (docs/protocols/hardware.md §5.2).
 #
 # This script installs nothing. Packages: gcc-aarch64-linux-gnu,
 # gcc-arm-linux-gnueabihf (Debian 12).
@@ -28,7 +28,8 @@ VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || true)}
 LDFLAGS="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}"
 # 64-bit time_t and off_t for armhf: miniaudio's timer overflows a 32-bit
-# tv_sec × 1e9 and loses its pacing every ~4.3 s without them (§2.3). Keep
+# tv_sec × 1e9 and loses its pacing every ~4.3 s without them
+# (docs/protocols/hardware.md §2.3). Keep
 # these flags identical in every step, or the 45 s miniaudio compile is paid
 # again (they are part of the build cache key).
 ARMHF_CGO_CFLAGS="-O2 -g -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64"

@@ -4,7 +4,8 @@
 #   scripts/deb.sh               arm64 and armhf (pure Go, GOARM=6: every Pi)
 #   scripts/deb.sh amd64         one architecture (the test uses amd64)
 # Pure-Go (static) binaries only: the microphone needs the cgo build, which
-# would add Depends: libc6 (>= 2.34), libasound2 (see hardware-and-deploy §5.3).
+# would add Depends: libc6 (>= 2.34), libasound2 (docs/protocols/hardware.md
+# §5.2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NFPM_VERSION=v2.45.2
