@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# lint.sh: formatting, vet, and the import direction of DESIGN.md:
-# cmd → agent → transport/upload → sensors → internal.
+# lint.sh: formatting, vet, the import direction of DESIGN.md
+# (cmd → agent → transport/upload → sensors → internal), and that the
+# repository explains itself (check-refs.sh: no reference to notes outside
+# it, every cited docs/protocols file exists).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +28,6 @@ check ./sensors/... transport upload agent cmd
 check ./upload/... transport agent cmd
 check ./transport/... agent cmd
 check ./internal/... sensors transport upload agent cmd
+scripts/check-refs.sh || fail=1
 [ $fail -eq 0 ] || exit 1
 echo "lint ok"
