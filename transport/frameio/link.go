@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport"
 )
@@ -46,17 +47,13 @@ type Options struct {
 	ClockWait      time.Duration // how long to wait before re-checking the clock (10 s)
 	WatchEvery     time.Duration // watch_dir scan period (2 s)
 	CaptureTimeout time.Duration // wait for a still (10 s)
-	// Ticker paces heartbeats; nil is time.NewTicker. Tests drive it by
-	// hand to simulate hours of heartbeats exactly.
+	// Ticker paces heartbeats; nil ticks on the link's clock (Deps.Clock).
+	// Tests drive it by hand to simulate hours of heartbeats exactly.
 	Ticker func(d time.Duration) (c <-chan time.Time, stop func())
 }
 
-func realTicker(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTicker(d)
-	return t.C, t.Stop
-}
-
-func (o Options) withDefaults() Options {
+// withDefaults fills the zero fields; heartbeats tick on clk.
+func (o Options) withDefaults(clk clock.Clock) Options {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -72,7 +69,7 @@ func (o Options) withDefaults() Options {
 	def(&o.WatchEvery, 2*time.Second)
 	def(&o.CaptureTimeout, 10*time.Second)
 	if o.Ticker == nil {
-		o.Ticker = realTicker
+		o.Ticker = clockTicker(clk)
 	}
 	if o.Rejoin.Min == 0 {
 		o.Rejoin = retry.Policy{Min: time.Second, Max: 10 * time.Second, Factor: 2, Jitter: 0.2}
@@ -153,12 +150,12 @@ func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
 	}
 	a.secrets = deps.Secrets
 	deps.Secrets.Add(cfg.ClientSecret)
-	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(), log: deps.Logger, api: a,
+	l := &Link{cfg: cfg, deps: deps, opts: opts.withDefaults(deps.Clock), log: deps.Logger, api: a,
 		unknownEv: map[string]bool{}}
 	l.tokens = newTokenSource(TokenPath(&cfg, deps.StateDir), a, cfg.ClientID, cfg.ClientSecret, deps.Clock, deps.Logger)
 	l.tokens.secrets, l.tokens.slot = deps.Secrets, "frameio/"+deps.Name
 	a.waits = retry.NewPeerWaits(deps.Logger)
-	l.dialer = newWSDialer(tc, a.version)
+	l.dialer = newWSDialer(tc, a.version, deps.Clock)
 	l.dialer.waits = a.waits
 	l.log.Info("frameio link configured", "x-client-version", a.version, "client_id", cfg.ClientID)
 	l.setPaused(false, "")

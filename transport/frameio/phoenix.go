@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
@@ -190,9 +191,10 @@ type wsDialer struct {
 	d       *websocket.Dialer
 	version string
 	waits   *retry.PeerWaits // caps a refused upgrade's wait (nil: no log)
+	clk     clock.Clock      // reads a refused upgrade's Retry-After date
 }
 
-func newWSDialer(tc *tls.Config, version string) wsDialer {
+func newWSDialer(tc *tls.Config, version string, clk clock.Clock) wsDialer {
 	d := &websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: 15 * time.Second,
@@ -200,7 +202,7 @@ func newWSDialer(tc *tls.Config, version string) wsDialer {
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 	}
-	return wsDialer{d: d, version: version}
+	return wsDialer{d: d, version: version, clk: clk}
 }
 
 // socketURL adds the token the way Frame.io expects (§2.1) and pins the V1
@@ -225,7 +227,7 @@ func (w wsDialer) dial(ctx context.Context, base, access string) (*websocket.Con
 			return nil, errSocketForbidden
 		}
 		if resp != nil {
-			if d := rateLimitWait(resp.Header, time.Now(), w.waits); d > 0 {
+			if d := rateLimitWait(resp.Header, w.clk.Now(), w.waits); d > 0 {
 				return nil, retry.RetryAfter(fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode), d)
 			}
 			return nil, fmt.Errorf("socket: HTTP %d on upgrade", resp.StatusCode)

@@ -33,6 +33,7 @@ func (s *session) write(m Message) error {
 	if err != nil {
 		return fmt.Errorf("socket write: %w", err)
 	}
+	// A net.Conn deadline is wall time, so it is not read from the clock.
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.l.opts.JoinTimeout))
 	if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
 		return fmt.Errorf("socket write: %w", redactErr(err))
@@ -54,7 +55,7 @@ func (s *session) join(ctx context.Context, topics []string) error {
 		if err := s.write(Message{Topic: topic, Event: evJoin, Payload: json.RawMessage(`""`), Ref: ref}); err != nil {
 			return err
 		}
-		deadline := time.Now().Add(s.l.opts.JoinTimeout)
+		deadline := time.Now().Add(s.l.opts.JoinTimeout) // a conn deadline: wall time
 		for {
 			_ = s.conn.SetReadDeadline(deadline)
 			_, b, err := s.conn.ReadMessage()
@@ -100,9 +101,9 @@ type readResult struct {
 // serveState is Serve's loop state; only Serve's goroutine touches it.
 type serveState struct {
 	pendingHB    string
-	rejoin       *time.Timer
+	rejoin       *clockTimer // stopped while no rejoin is due
 	rejoinBO     *retry.Backoff
-	joinDeadline <-chan time.Time
+	joinDeadline *clockTimer // running while a rejoin awaits its reply
 }
 
 // Serve keeps the channel alive: a heartbeat every Heartbeat whose reply
@@ -124,9 +125,10 @@ func (s *session) Serve(ctx context.Context) error {
 	o := s.l.opts
 	tick, stopTick := o.Ticker(o.Heartbeat)
 	defer stopTick()
-	st := &serveState{rejoin: time.NewTimer(time.Hour), rejoinBO: retry.New(o.Rejoin)}
-	st.rejoin.Stop()
+	clk := s.l.deps.Clock
+	st := &serveState{rejoin: &clockTimer{clk: clk}, rejoinBO: retry.New(o.Rejoin), joinDeadline: &clockTimer{clk: clk}}
 	defer st.rejoin.Stop()
+	defer st.joinDeadline.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -146,14 +148,14 @@ func (s *session) Serve(ctx context.Context) error {
 			if err := s.write(Message{Topic: topicPhx, Event: evHeartbeat, Payload: json.RawMessage(`{}`), Ref: st.pendingHB}); err != nil {
 				return err
 			}
-		case <-st.rejoin.C:
+		case <-st.rejoin.C():
 			s.joinRef = s.refs.next()
 			if err := s.write(Message{Topic: s.topic, Event: evJoin, Payload: json.RawMessage(`""`), Ref: s.joinRef}); err != nil {
 				return err
 			}
-			st.joinDeadline = time.After(o.JoinTimeout)
-		case <-st.joinDeadline:
-			st.joinDeadline = nil
+			st.joinDeadline.Reset(o.JoinTimeout)
+		case <-st.joinDeadline.C():
+			st.joinDeadline.Stop()
 			s.joinRef = ""
 			st.rejoin.Reset(st.rejoinBO.Next())
 			s.l.log.Warn("socket: rejoin timed out; retrying")
@@ -195,7 +197,8 @@ func (s *session) handle(ctx context.Context, r readResult, st *serveState) erro
 			s.l.hbAcked.Add(1)
 		}
 	case m.Event == evReply && s.joinRef != "" && m.Ref == s.joinRef:
-		st.joinDeadline, s.joinRef = nil, ""
+		st.joinDeadline.Stop()
+		s.joinRef = ""
 		if rep, err := m.Reply(); err == nil && rep.Status == "ok" {
 			st.rejoinBO.Reset()
 			s.l.deps.Stats.SetDetail("socket", "joined")
@@ -250,7 +253,7 @@ func (s *session) closedByServer(ctx context.Context) error {
 // session. No frame at all for DeadAfter ends it.
 func (s *session) read(out chan<- readResult) {
 	for {
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.l.opts.DeadAfter))
+		_ = s.conn.SetReadDeadline(time.Now().Add(s.l.opts.DeadAfter)) // a conn deadline: wall time
 		_, b, err := s.conn.ReadMessage()
 		if err != nil {
 			var ce *websocket.CloseError
@@ -285,7 +288,7 @@ func (s *session) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		_ = s.conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second)) // a conn deadline: wall time
 		_ = s.conn.Close()
 		s.l.deps.Stats.SetDetail("socket", "disconnected")
 		s.l.log.Info("socket_closed")

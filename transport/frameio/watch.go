@@ -49,7 +49,7 @@ type watcher struct {
 	unwritable string
 	// openSpooled is openSpooled; tests replace it to fail like a
 	// read-only file system, which root (the CI user) cannot be denied.
-	openSpooled func(dir *os.File) (*os.File, *setAside, error)
+	openSpooled func(dir *os.File, now time.Time) (*os.File, *setAside, error)
 }
 
 func newWatcher(l *Link, dir string) *watcher {
@@ -262,7 +262,7 @@ func (w *watcher) spoolFile(d, to *os.File, name string, seen os.FileInfo) error
 // openSpooled), logging a planted one that was renamed aside, and records
 // in w.unwritable why it cannot be used, logged when that changes.
 func (w *watcher) spooledDir(d *os.File) (*os.File, error) {
-	to, aside, err := w.openSpooled(d)
+	to, aside, err := w.openSpooled(d, w.l.deps.Clock.Now())
 	if aside != nil {
 		w.l.log.Warn("frameio: watch_dir/.spooled was not the agent's own directory; renamed it and made a new one",
 			"dir", w.dir, "renamed_to", aside.name, "why", aside.why)

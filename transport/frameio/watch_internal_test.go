@@ -10,8 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
-	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
@@ -113,10 +114,10 @@ func TestTrustSpooledCreatedWithOurChecks(t *testing.T) {
 
 func testWatcher(t *testing.T, dir string) (*watcher, *spool.Spool) {
 	t.Helper()
-	sp, err := spool.Open(filepath.Join(t.TempDir(), "spool"), spool.Options{})
-	mustDo(t, err)
-	l := &Link{log: slog.New(slog.DiscardHandler), deps: transport.Deps{Spool: sp, Stats: &transport.Stats{}}}
-	return newWatcher(l, dir), sp
+	deps := agenttest.Deps(t, "fio", nil, nil)
+	deps.Spool = agenttest.Spool(t, spool.Options{})
+	l := &Link{log: deps.Logger, deps: deps}
+	return newWatcher(l, dir), deps.Spool
 }
 
 func mustDo(t *testing.T, err error) {
@@ -138,11 +139,11 @@ func TestTrustUnwritableWatchDirQueuesNothing(t *testing.T) {
 	var logs bytes.Buffer
 	w.l.log = slog.New(slog.NewTextHandler(&logs, nil))
 	readOnly := true
-	w.openSpooled = func(d *os.File) (*os.File, *setAside, error) {
+	w.openSpooled = func(d *os.File, now time.Time) (*os.File, *setAside, error) {
 		if readOnly {
 			return nil, nil, fmt.Errorf("create %s: %w", spooledDir, syscall.EROFS)
 		}
-		return openSpooled(d)
+		return openSpooled(d, now)
 	}
 	mustDo(t, os.WriteFile(filepath.Join(dir, "A001.mov"), []byte("clip"), 0o644))
 	for range 5 {

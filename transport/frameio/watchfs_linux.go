@@ -60,10 +60,10 @@ func links(fi os.FileInfo) uint64 {
 // openSpooled opens dir's .spooled subdirectory, creating it 0700. It must
 // be a real directory (not a symbolic link) owned by the agent's user; its
 // mode is tightened to 0700 if needed. Anything else by that name is renamed
-// aside inside dir (to .spooled.untrusted-<time>, reported in aside) and a
+// aside inside dir (to .spooled.untrusted-<now>, reported in aside) and a
 // fresh directory is made, so a planted link cannot steer the moves into
 // another directory.
-func openSpooled(dir *os.File) (f *os.File, aside *setAside, err error) {
+func openSpooled(dir *os.File, now time.Time) (f *os.File, aside *setAside, err error) {
 	dfd := int(dir.Fd())
 	for {
 		if err := unix.Mkdirat(dfd, spooledDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -76,7 +76,7 @@ func openSpooled(dir *os.File) (f *os.File, aside *setAside, err error) {
 		if aside != nil { // made a fresh one and still not ours: give up
 			return nil, aside, fmt.Errorf("%s: %w", spooledDir, bad)
 		}
-		aside = &setAside{name: spooledDir + ".untrusted-" + strconv.FormatInt(time.Now().UnixNano(), 10), why: bad}
+		aside = &setAside{name: spooledDir + ".untrusted-" + strconv.FormatInt(now.UnixNano(), 10), why: bad}
 		if err := unix.Renameat(dfd, spooledDir, dfd, aside.name); err != nil {
 			return nil, nil, fmt.Errorf("%s (%v) cannot be renamed aside: %w", spooledDir, bad, err)
 		}

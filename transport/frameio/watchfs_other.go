@@ -5,6 +5,7 @@ package frameio
 import (
 	"errors"
 	"os"
+	"time"
 )
 
 // errNoWatchFS: the watch directory's checks need Linux's *at system calls.
@@ -14,6 +15,8 @@ func openWatched(dir *os.File, name string, seen os.FileInfo) (*os.File, os.File
 	return nil, nil, errNoWatchFS
 }
 
-func openSpooled(dir *os.File) (*os.File, *setAside, error) { return nil, nil, errNoWatchFS }
+func openSpooled(dir *os.File, now time.Time) (*os.File, *setAside, error) {
+	return nil, nil, errNoWatchFS
+}
 
 func moveInto(dir, to *os.File, name string) error { return errNoWatchFS }
