@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/h264"
@@ -134,31 +135,23 @@ func New(name string, cfg Config, env sensors.Env) (sensors.Source, error) {
 	return nil, fmt.Errorf("synthetic sensor %q: unknown signal %q", name, cfg.Signal)
 }
 
-// pace calls emit for sample n = 0,1,2… at start + n/rate, catching up in a
-// burst after a stall (a late scheduler on a Pi Zero) rather than drifting.
-// It returns nil when ctx ends.
-func pace(ctx context.Context, rate float64, emit func(n uint64, at time.Time) bool) error {
-	start := time.Now()
+// pace calls emit for sample n = 0,1,2… at start + n/rate on clk, catching
+// up in a burst after a stall (a late scheduler on a Pi Zero) rather than
+// drifting. It sleeps at least a millisecond at a time, so a high rate is
+// served in small batches instead of one timer per sample. It returns nil
+// when ctx ends or emit returns false.
+func pace(ctx context.Context, clk clock.Clock, rate float64, emit func(n uint64, at time.Time) bool) error {
+	start := clk.Now()
 	period := time.Duration(float64(time.Second) / rate)
-	tick := max(period, time.Millisecond)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	var n uint64
-	for {
-		now := time.Now()
-		for ; ; n++ {
-			at := start.Add(time.Duration(n) * period)
-			if at.After(now) {
-				break
-			}
-			if !emit(n, at) {
+	for n := uint64(0); ; n++ {
+		at := start.Add(time.Duration(n) * period)
+		if d := at.Sub(clk.Now()); d > 0 {
+			if clk.Sleep(ctx, max(d, time.Millisecond)) != nil {
 				return nil
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !emit(n, at) {
 			return nil
-		case <-t.C:
 		}
 	}
 }
@@ -227,7 +220,7 @@ func unitNoise(seed, n uint64, axis int) float64 {
 
 // Run emits rows at the configured rate until ctx ends.
 func (m *Motion) Run(ctx context.Context, out chan<- sensors.Sample) error {
-	return pace(ctx, m.info.Rate, func(n uint64, at time.Time) bool {
+	return pace(ctx, clock.Real{}, m.info.Rate, func(n uint64, at time.Time) bool {
 		row := make([]float64, m.cfg.Axes)
 		for i := range row {
 			row[i] = m.Value(n, i)
@@ -264,7 +257,7 @@ func (a *Audio) PCM(i uint64) int16 {
 func (a *Audio) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	const blocksPerSecond = 50
 	frames := a.cfg.SampleRate / blocksPerSecond
-	return pace(ctx, blocksPerSecond, func(n uint64, at time.Time) bool {
+	return pace(ctx, clock.Real{}, blocksPerSecond, func(n uint64, at time.Time) bool {
 		buf := make([]byte, 2*frames)
 		base := n * uint64(frames)
 		for i := 0; i < frames; i++ {
@@ -330,7 +323,7 @@ func (c *Camera) Frame(n uint64) ([]byte, error) {
 // Run emits frames at the configured rate until ctx ends.
 func (c *Camera) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	var ferr error
-	err := pace(ctx, c.info.Rate, func(n uint64, at time.Time) bool {
+	err := pace(ctx, clock.Real{}, c.info.Rate, func(n uint64, at time.Time) bool {
 		b, err := c.Frame(n)
 		if err != nil {
 			ferr = err
@@ -405,7 +398,7 @@ func (v *H264) RequestKeyframe() error {
 func (v *H264) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	i := 0
 	dur := time.Duration(float64(time.Second) / v.info.Rate)
-	return pace(ctx, v.info.Rate, func(n uint64, at time.Time) bool {
+	return pace(ctx, clock.Real{}, v.info.Rate, func(n uint64, at time.Time) bool {
 		if v.keyq.Swap(false) && !v.units[i].Keyframe {
 			for !v.units[i].Keyframe {
 				i = (i + 1) % len(v.units)

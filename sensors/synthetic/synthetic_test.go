@@ -87,20 +87,6 @@ func TestMotionIsPredictable(t *testing.T) {
 	}
 }
 
-func TestMotionRateOverASecond(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs for one second")
-	}
-	src := synthetic.NewMotion("accel", cfg("motion", nil))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	out := make(chan sensors.Sample, 1000)
-	_ = src.Run(ctx, out)
-	if n := len(out); n < 95 || n > 102 {
-		t.Errorf("%d rows in 1 s at 100 Hz", n)
-	}
-}
-
 func TestAudioTone(t *testing.T) {
 	src := synthetic.NewAudio("mic", cfg("audio", nil))
 	info := src.Info()
