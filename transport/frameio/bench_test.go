@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/transport"
@@ -32,39 +33,21 @@ func BenchmarkUpload100MB(b *testing.B) {
 
 func benchUpload(b *testing.B, parallel int) {
 	const size = 100 << 20
-	fake, err := frameiotest.New(frameiotest.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fake.Close()
-	dir := b.TempDir()
-	sp, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{MaxBytes: 2 * size})
-	if err != nil {
-		b.Fatal(err)
-	}
+	fake := newFake(b, frameiotest.Options{})
+	deps := agenttest.Deps(b, "fio", nil, nil)
+	deps.Version = "1.0.0"
+	sp := agenttest.Spool(b, spool.Options{MaxBytes: 2 * size})
+	deps.Spool = sp
 	cfg := frameio.Config{APIURL: fake.URL(), SocketURL: fake.SocketURL(), ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret()}
 	cfg.SetDefaults()
 	cfg.Upload.Parallel = parallel
-	state := filepath.Join(dir, "state")
-	a, r, exp := fake.IssueTokens()
-	now := time.Now()
-	if err := frameio.SaveTokens(filepath.Join(state, frameio.TokenFileName), &frameio.Tokens{AccessToken: a, RefreshToken: r,
-		IssuedAt: now, ExpiresAt: now.Add(time.Duration(exp) * time.Second)}); err != nil {
-		b.Fatal(err)
-	}
-	l, err := frameio.New(cfg, transport.Deps{Name: "fio", Logger: slog.New(slog.DiscardHandler), StateDir: state,
-		Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "1.0.0"}, frameio.Options{})
+	pairWithFake(b, fake, frameio.TokenPath(&cfg, deps.StateDir))
+	l, err := frameio.New(cfg, deps, frameio.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	data := randomBytes(size)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = l.Work(ctx)
-	}()
-	defer func() { cancel(); <-done }()
+	runBG(b, func(ctx context.Context) { _ = l.Work(ctx) })
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -128,49 +111,62 @@ func procStats(pid int) (rssKB, ticks int64, err error) {
 	return rssKB, ut + sy, nil
 }
 
-// TestIdleFootprint measures an idle connected link (15 s heartbeats) in a
-// child process for FRAMEIO_IDLE_MEASURE (e.g. 10m); skipped otherwise.
-func TestIdleFootprint(t *testing.T) {
-	d, err := time.ParseDuration(os.Getenv("FRAMEIO_IDLE_MEASURE"))
-	if err != nil || d <= 0 {
-		t.Skip("set FRAMEIO_IDLE_MEASURE=10m to measure the idle link's RSS and CPU")
-	}
-	fake := newFake(t, frameiotest.Options{})
-	dir := t.TempDir()
-	pairWithFake(t, fake, filepath.Join(dir, frameio.TokenFileName))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+// idleSample is the period between two samples of BenchmarkIdleFootprint.
+const idleSample = 10 * time.Second
+
+// BenchmarkIdleFootprint measures an idle connected link with production
+// timings (15 s heartbeats, 60 s identity rate limit) in a child process
+// connected to the fake: one iteration is one sampling period of idleSample,
+// so -benchtime=60x measures ten minutes. It reports the child's RSS (kB) 5 s
+// after the join, at the end and at its largest sample, its CPU time as a
+// percentage of one core, and the heartbeats the fake saw; the time per
+// iteration is the sampling period and is not reported. An idle link that
+// reconnected fails the benchmark.
+func BenchmarkIdleFootprint(b *testing.B) {
+	fake := newFake(b, frameiotest.Options{})
+	dir := b.TempDir()
+	pairWithFake(b, fake, filepath.Join(dir, frameio.TokenFileName))
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), envIdle+"="+dir, envAPI+"="+fake.URL(), envSocket+"="+fake.SocketURL(),
 		envID+"="+fake.ClientID(), envSecret+"="+fake.ClientSecret())
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	agenttest.Eventually(b, "join", func() bool { return fake.Stats().Joins == 1 })
 	time.Sleep(5 * time.Second) // settle
 	rss0, cpu0, err := procStats(cmd.Process.Pid)
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
+	b.ResetTimer()
 	start := time.Now()
-	var maxRSS int64
-	for time.Since(start) < d {
-		time.Sleep(10 * time.Second)
+	maxRSS := rss0
+	for range b.N {
+		time.Sleep(idleSample)
 		rss, _, err := procStats(cmd.Process.Pid)
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		maxRSS = max(maxRSS, rss)
 	}
 	rss1, cpu1, err := procStats(cmd.Process.Pid)
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	el := time.Since(start)
+	b.StopTimer()
 	cpuSec := float64(cpu1-cpu0) / 100 // USER_HZ
 	st := fake.Stats()
-	t.Logf("idle link over %s: RSS start %d kB, end %d kB, max %d kB; CPU %.2f s (%.4f %% of one core); heartbeats %d, upgrades %d, idle closes %d",
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(rss0), "rss-start-kB")
+	b.ReportMetric(float64(rss1), "rss-end-kB")
+	b.ReportMetric(float64(maxRSS), "rss-max-kB")
+	b.ReportMetric(100*cpuSec/el.Seconds(), "cpu-%-of-core")
+	b.ReportMetric(float64(st.Heartbeats), "heartbeats")
+	b.Logf("idle link over %s: RSS start %d kB, end %d kB, max %d kB; CPU %.2f s (%.4f %% of one core); heartbeats %d, upgrades %d, idle closes %d",
 		el.Round(time.Second), rss0, rss1, maxRSS, cpuSec, 100*cpuSec/el.Seconds(), st.Heartbeats, st.Upgrades, st.IdleCloses)
 	if st.Upgrades != 1 || st.IdleCloses != 0 {
-		t.Errorf("the idle link reconnected: %+v", st)
+		b.Errorf("the idle link reconnected: %+v", st)
 	}
 }

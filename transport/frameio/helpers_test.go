@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"testing"
@@ -13,7 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/internal/retry"
@@ -42,7 +41,7 @@ func checkNoSecrets(t *testing.T, logs *logxtest.Buffer) {
 	}
 }
 
-func newFake(t *testing.T, opts frameiotest.Options) *frameiotest.Server {
+func newFake(t testing.TB, opts frameiotest.Options) *frameiotest.Server {
 	t.Helper()
 	f, err := frameiotest.New(opts)
 	if err != nil {
@@ -89,29 +88,19 @@ func newEnv(t *testing.T, fake *frameiotest.Server, paired bool) *env {
 	dir := t.TempDir()
 	logs := &logxtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := hub.New(hub.Options{Logger: log})
-	t.Cleanup(h.Close)
 	cam := synthetic.Config{Signal: synthetic.SignalCamera, FPS: 20}
 	cam.SetDefaults()
-	if err := h.Add(synthetic.NewCamera("cam", cam)); err != nil {
-		t.Fatal(err)
-	}
+	deps := agenttest.Deps(t, "fio", agenttest.Hub(t, log, synthetic.NewCamera("cam", cam)), log)
+	deps.Version = "1.2.3"
 	spClock := &recClock{}
-	sp, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log, Clock: spClock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stateDir := filepath.Join(dir, "state")
+	deps.Spool = agenttest.Spool(t, spool.Options{Logger: log, Clock: spClock})
 	cfg := frameio.Config{APIURL: fake.URL(), SocketURL: fake.SocketURL(), ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret()}
 	cfg.SetDefaults()
 	if paired {
-		pairWithFake(t, fake, frameio.TokenPath(&cfg, stateDir))
+		pairWithFake(t, fake, frameio.TokenPath(&cfg, deps.StateDir))
 	}
-	stats := &transport.Stats{}
-	deps := transport.Deps{Name: "fio", Logger: log, Hub: h, Device: transport.Device{ID: "d1", Name: "pi"},
-		StateDir: stateDir, Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "1.2.3"}
 	t.Cleanup(func() { checkNoSecrets(t, logs) })
-	return &env{fake: fake, cfg: cfg, deps: deps, stats: stats, spool: sp, spoolClock: spClock, logs: logs, dir: dir}
+	return &env{fake: fake, cfg: cfg, deps: deps, stats: deps.Stats, spool: deps.Spool, spoolClock: spClock, logs: logs, dir: dir}
 }
 
 // recClock is the real clock that also records every Sleep, so tests can
@@ -135,7 +124,7 @@ func (c *recClock) Sleeps() []time.Duration {
 	return append([]time.Duration(nil), c.sleeps...)
 }
 
-func pairWithFake(t *testing.T, fake *frameiotest.Server, path string) {
+func pairWithFake(t testing.TB, fake *frameiotest.Server, path string) {
 	t.Helper()
 	a, r, exp := fake.IssueTokens()
 	now := time.Now().UTC()
@@ -154,20 +143,8 @@ func (e *env) link(t *testing.T, opts frameio.Options) *frameio.Link {
 	return l
 }
 
-// waitFor polls cond until it holds or the test's patience ends.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // runBG runs f in a goroutine until the test ends; cleanup cancels and waits.
-func runBG(t *testing.T, f func(ctx context.Context)) {
+func runBG(t testing.TB, f func(ctx context.Context)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

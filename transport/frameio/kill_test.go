@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/transport"
@@ -70,10 +71,11 @@ func childMain() bool {
 // checks that the fake got every part exactly once and the bytes intact.
 func TestKillMidUploadResumes(t *testing.T) {
 	if os.Getenv("EDGE_AGENT_EMULATED") != "" {
-		t.Skip("re-executes the test binary, which qemu-user cannot start without binfmt_misc")
+		t.Skip("under qemu-user (EDGE_AGENT_EMULATED is set): this test starts the test binary again as a child " +
+			"process, and qemu-user cannot exec an ARM binary without binfmt_misc")
 	}
 	if testing.Short() {
-		t.Skip("re-executes the test binary")
+		t.Skip("-short: this test starts the test binary again as a child uploader and kills it")
 	}
 	fake := newFake(t, frameiotest.Options{})
 	dir := t.TempDir()
@@ -136,7 +138,7 @@ func TestKillMidUploadResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "the asset to complete", func() bool {
+	agenttest.Eventually(t, "the asset to complete", func() bool {
 		a := fake.Assets()
 		return len(a) == 1 && a[0].Complete
 	})

@@ -10,20 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
 )
-
-// supervise runs the link under the real supervisor with a short policy.
-func supervise(t *testing.T, e *env, l *frameio.Link) *supervisor.Supervisor {
-	t.Helper()
-	sup := supervisor.New(supervisor.Options{Name: "fio", Kind: "frameio", Link: l, Logger: e.deps.Logger,
-		Policy: retry.Policy{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond, StableAfter: time.Minute}})
-	runBG(t, func(ctx context.Context) { _ = sup.Run(ctx) })
-	return sup
-}
 
 // manualTicker is a heartbeat ticker the test fires by hand.
 type manualTicker struct{ c chan time.Time }
@@ -45,14 +37,14 @@ func TestHeartbeatsForAnHour(t *testing.T) {
 	opts.Ticker = mt.ticker
 	opts.Heartbeat = 15 * time.Second
 	l := e.link(t, opts)
-	sup := supervise(t, e, l)
-	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	sup := agenttest.RunLink(t, "frameio", l, e.deps)
+	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
 	for i := 1; i <= 240; i++ {
 		mu.Lock()
 		virtual = virtual.Add(15 * time.Second)
 		mu.Unlock()
 		mt.c <- time.Now()
-		waitFor(t, fmt.Sprintf("heartbeat %d acknowledged", i), func() bool { return l.HeartbeatsAcked() == uint64(i) })
+		agenttest.Eventually(t, fmt.Sprintf("heartbeat %d acknowledged", i), func() bool { return l.HeartbeatsAcked() == uint64(i) })
 	}
 	st := fake.Stats()
 	if st.Heartbeats != 240 || st.IdleCloses != 0 || st.Upgrades != 1 || st.Joins != 1 || st.MaxHeartbeatGap != 15*time.Second {
@@ -74,8 +66,8 @@ func TestHeartbeatsRealTimer(t *testing.T) {
 	opts := fastOptions()
 	opts.Heartbeat, opts.DeadAfter = 200*time.Millisecond, 2*time.Second
 	l := e.link(t, opts)
-	supervise(t, e, l)
-	waitFor(t, "10 heartbeats", func() bool { return fake.Stats().Heartbeats >= 10 })
+	agenttest.RunLink(t, "frameio", l, e.deps)
+	agenttest.Eventually(t, "10 heartbeats", func() bool { return fake.Stats().Heartbeats >= 10 })
 	if st := fake.Stats(); st.IdleCloses != 0 {
 		t.Errorf("the fake closed an idle socket: %+v", st)
 	}
@@ -106,7 +98,7 @@ func TestSessionEnds(t *testing.T) {
 			defer sess.Close()
 			done := make(chan error, 1)
 			go func() { done <- sess.Serve(ctx) }()
-			waitFor(t, "a heartbeat", func() bool { return fake.Stats().Heartbeats >= 1 })
+			agenttest.Eventually(t, "a heartbeat", func() bool { return fake.Stats().Heartbeats >= 1 })
 			tc.provoke(fake)
 			err = <-done
 			if err == nil || !strings.Contains(err.Error(), tc.want) || retry.IsPermanent(err) {
@@ -120,10 +112,10 @@ func TestRejoinAfterChannelError(t *testing.T) {
 	fake := newFake(t, frameiotest.Options{})
 	e := newEnv(t, fake, true)
 	l := e.link(t, fastOptions())
-	sup := supervise(t, e, l)
-	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	sup := agenttest.RunLink(t, "frameio", l, e.deps)
+	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
 	fake.CrashChannels()
-	waitFor(t, "rejoin", func() bool { return fake.Stats().Joins == 2 })
+	agenttest.Eventually(t, "rejoin", func() bool { return fake.Stats().Joins == 2 })
 	if st := fake.Stats(); st.Upgrades != 1 {
 		t.Errorf("upgrades = %d: a channel error must rejoin on the same socket", st.Upgrades)
 	}
@@ -136,12 +128,12 @@ func TestPausedStatus(t *testing.T) {
 	fake := newFake(t, frameiotest.Options{})
 	e := newEnv(t, fake, true)
 	l := e.link(t, fastOptions())
-	supervise(t, e, l)
-	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	agenttest.RunLink(t, "frameio", l, e.deps)
+	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
 	for _, p := range []bool{true, false, true} {
 		fake.SetPaused(p)
 		want := map[bool]string{true: "true", false: "false"}[p]
-		waitFor(t, "paused="+want, func() bool { return e.stats.Details()["paused"] == want && l.Paused() == p })
+		agenttest.Eventually(t, "paused="+want, func() bool { return e.stats.Details()["paused"] == want && l.Paused() == p })
 	}
 	if e.stats.Details()["project"] != "Fake Project" || e.stats.Details()["pairing"] != "paired" {
 		t.Errorf("details = %v", e.stats.Details())
@@ -161,18 +153,18 @@ func TestExpiredTokenRefreshedWithoutExtraBackoff(t *testing.T) {
 	l := e.link(t, fastOptions())
 	path := frameio.TokenPath(&e.cfg, e.deps.StateDir)
 	before, _ := frameio.LoadTokens(path)
-	sup := supervise(t, e, l)
-	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	sup := agenttest.RunLink(t, "frameio", l, e.deps)
+	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
 	fake.ExpireAccessTokens()
 	fake.DropSockets()
-	waitFor(t, "second join", func() bool { return fake.Stats().Joins == 2 })
+	agenttest.Eventually(t, "second join", func() bool { return fake.Stats().Joins == 2 })
 	st := fake.Stats()
 	if st.Forbidden != 1 || st.Refreshes != 1 || st.Upgrades != 2 {
 		t.Errorf("forbidden %d, refreshes %d, upgrades %d; want 1, 1, 2", st.Forbidden, st.Refreshes, st.Upgrades)
 	}
 	// The fake counts the join while Dial is still returning; wait for the
 	// supervisor to record the session before reading its counters.
-	waitFor(t, "second session", func() bool { return sup.Status().Sessions == 2 })
+	agenttest.Eventually(t, "second session", func() bool { return sup.Status().Sessions == 2 })
 	if s := sup.Status(); s.Reconnects != 1 || s.Sessions != 2 {
 		t.Errorf("reconnects %d sessions %d: the refresh cost an extra backoff step", s.Reconnects, s.Sessions)
 	}
@@ -189,12 +181,12 @@ func TestRefreshRefusedFailsLink(t *testing.T) {
 	fake := newFake(t, frameiotest.Options{})
 	e := newEnv(t, fake, true)
 	l := e.link(t, fastOptions())
-	sup := supervise(t, e, l)
-	waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	sup := agenttest.RunLink(t, "frameio", l, e.deps)
+	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
 	fake.RevokeRefreshTokens()
 	fake.ExpireAccessTokens()
 	fake.DropSockets()
-	waitFor(t, "failed", func() bool { return sup.Status().State == supervisor.Failed })
+	agenttest.Eventually(t, "failed", func() bool { return sup.Status().State == supervisor.Failed })
 	if s := sup.Status(); !strings.Contains(s.LastError, "re-pair with `edge-agent pair`") {
 		t.Errorf("last error = %q", s.LastError)
 	}
@@ -265,8 +257,8 @@ func TestProactiveRefresh(t *testing.T) {
 	}
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "refresh", func() bool { return fake.Stats().Refreshes == 1 })
-	waitFor(t, "rotated tokens on disk", func() bool {
+	agenttest.Eventually(t, "refresh", func() bool { return fake.Stats().Refreshes == 1 })
+	agenttest.Eventually(t, "rotated tokens on disk", func() bool {
 		tok, err := frameio.LoadTokens(path)
 		return err == nil && tok.RefreshToken != r && tok.ExpiresAt.After(now.Add(7*time.Hour))
 	})

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/internal/retry"
-	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
 	"github.com/edge-agent/edge-agent/upload/spool"
@@ -120,14 +120,14 @@ func TestTrustFrameioUploadRedirects(t *testing.T) {
 				putAsset(t, e.spool, "clip.mov", "video/quicktime", time.Now(), data)
 				l := e.link(t, fastOptions())
 				runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-				waitFor(t, "redirected twice", func() bool { return fake.Redirected() >= 2 })
+				agenttest.Eventually(t, "redirected twice", func() bool { return fake.Redirected() >= 2 })
 				if st := e.spool.Stats(); st.Items != 1 || st.Rejected != 0 {
 					t.Fatalf("spool %+v, want the asset kept", st)
 				}
-				waitFor(t, "the refusal logged", func() bool { return strings.Contains(e.logs.String(), "redirect refused") })
+				agenttest.Eventually(t, "the refusal logged", func() bool { return strings.Contains(e.logs.String(), "redirect refused") })
 				checkSinkClean(t, sink, secrets)
 				fake.Redirect("", 0, "")
-				waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+				agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 				if a := fake.Assets(); len(a) == 0 || !a[len(a)-1].Complete || a[len(a)-1].SHA256 != sum(data) {
 					t.Errorf("assets %+v", a)
 				}
@@ -154,24 +154,19 @@ func tlsAPI(t *testing.T, h http.HandlerFunc) (*httptest.Server, string) {
 // saved directly (the stand-in has no auth endpoints).
 func tlsEnv(t *testing.T, api *httptest.Server, ca string, spoolClock clock.Clock) *env {
 	t.Helper()
-	dir := t.TempDir()
 	logs := &logxtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sp, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log, Clock: spoolClock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	deps := agenttest.Deps(t, "fio", nil, log)
+	deps.Version = "1.2.3"
+	deps.Spool = agenttest.Spool(t, spool.Options{Logger: log, Clock: spoolClock})
 	cfg := frameio.Config{APIURL: api.URL, SocketURL: "wss://127.0.0.1:1/devices/websocket", ClientID: "c", ClientSecret: "client-secret-0123456789", CAFile: ca}
 	cfg.SetDefaults()
-	stateDir := filepath.Join(dir, "state")
 	now := time.Now().UTC()
-	if err := frameio.SaveTokens(frameio.TokenPath(&cfg, stateDir), &frameio.Tokens{AccessToken: "at-0123456789abcdef0123",
+	if err := frameio.SaveTokens(frameio.TokenPath(&cfg, deps.StateDir), &frameio.Tokens{AccessToken: "at-0123456789abcdef0123",
 		RefreshToken: "rt-0123456789abcdef0123", IssuedAt: now, ExpiresAt: now.Add(8 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	deps := transport.Deps{Name: "fio", Logger: log, StateDir: stateDir, Spool: sp, Stats: &transport.Stats{},
-		Clock: clock.Real{}, Version: "1.2.3"}
-	return &env{cfg: cfg, deps: deps, stats: deps.Stats, spool: sp, dir: dir, logs: logs}
+	return &env{cfg: cfg, deps: deps, stats: deps.Stats, spool: deps.Spool, dir: t.TempDir(), logs: logs}
 }
 
 // TestTrustFrameioHTTPSToHTTPSameHost: the https API redirects GET
@@ -240,7 +235,7 @@ func TestTrustFrameioUploadURLsChecked(t *testing.T) {
 			putAsset(t, e.spool, "tiny.jpg", "image/jpeg", time.Now(), []byte("0123456789"))
 			l := e.link(t, fastOptions())
 			runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-			waitFor(t, "a refused create", func() bool { return strings.Contains(e.logs.String(), tc.want) })
+			agenttest.Eventually(t, "a refused create", func() bool { return strings.Contains(e.logs.String(), tc.want) })
 			if st := e.spool.Stats(); st.Items != 1 || st.Rejected != 0 {
 				t.Fatalf("spool %+v, want the asset kept", st)
 			}
@@ -269,12 +264,12 @@ func TestTrustFrameioPlainUploadURLOtherHost(t *testing.T) {
 	putAsset(t, e.spool, "tiny.jpg", "image/jpeg", time.Now(), []byte("0123456789"))
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "a refused create", func() bool { return strings.Contains(e.logs.String(), "clear-text http to another host") })
+	agenttest.Eventually(t, "a refused create", func() bool { return strings.Contains(e.logs.String(), "clear-text http to another host") })
 	if n := len(sink.Requests()); n != 0 || e.spool.Stats().Items != 1 {
 		t.Fatalf("%d PUTs reached the other host; spool %+v", n, e.spool.Stats())
 	}
 	fake.SetUploadURLs(nil)
-	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 }
 
 // TestTrustFrameioProgressRecordWithoutURLs: the progress record written
@@ -304,7 +299,7 @@ func TestTrustFrameioProgressRecordWithoutURLs(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the upload never reached the blocked part")
 	}
-	waitFor(t, "some parts recorded", func() bool {
+	agenttest.Eventually(t, "some parts recorded", func() bool {
 		cur, _ := e.spool.Get(it.ID)
 		return strings.Contains(string(cur.Progress), "true")
 	})
@@ -323,7 +318,7 @@ func TestTrustFrameioProgressRecordWithoutURLs(t *testing.T) {
 	if err := fake.Restart(); err != nil { // releases the blocked PUT
 		t.Fatal(err)
 	}
-	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 	if a := fake.Assets(); len(a) != 1 || !a[0].Complete || a[0].SHA256 != sum(data) || fake.Stats().Creates != 1 {
 		t.Errorf("assets %+v creates %d", a, fake.Stats().Creates)
 	}
@@ -342,16 +337,13 @@ func TestTrustFrameioHugeRetryAfter(t *testing.T) {
 			e := newEnv(t, fake, true)
 			fc := clock.NewFake(time.Now())
 			fc.OnSleep = func(time.Duration) { time.Sleep(5 * time.Millisecond) }
-			sp, err := spool.Open(filepath.Join(e.dir, "spool-fake-clock"), spool.Options{Clock: fc})
-			if err != nil {
-				t.Fatal(err)
-			}
+			sp := agenttest.Spool(t, spool.Options{Clock: fc})
 			e.deps.Spool, e.spool = sp, sp
 			fake.FailCreates(frameiotest.Fault{Status: 429, Message: "Too Many Requests", Header: http.Header{"Retry-After": {v}}})
 			putAsset(t, sp, "clip.mov", "video/quicktime", time.Now(), randomBytes(100))
 			l := e.link(t, fastOptions())
 			runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-			waitFor(t, "spool drained", func() bool { return sp.Stats().Items == 0 })
+			agenttest.Eventually(t, "spool drained", func() bool { return sp.Stats().Items == 0 })
 			longest := time.Duration(0)
 			for _, d := range fc.Sleeps() {
 				longest = max(longest, d)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/transport/frameio"
@@ -42,8 +43,8 @@ func notFailed(t *testing.T, sup *supervisor.Supervisor) {
 func TestTrustDevicesMe400IsRetried(t *testing.T) {
 	fake, e, front := frontEnv(t)
 	front.FailNext("/v2/devices/me", http.StatusBadRequest, 2, "<html><body>400 Bad Request</body></html>")
-	sup := supervise(t, e, e.link(t, fastOptions()))
-	waitFor(t, "a join after the refusals", func() bool {
+	sup := agenttest.RunLink(t, "frameio", e.link(t, fastOptions()), e.deps)
+	agenttest.Eventually(t, "a join after the refusals", func() bool {
 		notFailed(t, sup)
 		return fake.Stats().Joins >= 1
 	})
@@ -69,12 +70,12 @@ func TestTrustRefreshSingle4xxIsRetried(t *testing.T) {
 	} {
 		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
 			fake, e, front := frontEnv(t)
-			sup := supervise(t, e, e.link(t, fastOptions()))
-			waitFor(t, "join", func() bool { return fake.Stats().Joins == 1 })
+			sup := agenttest.RunLink(t, "frameio", e.link(t, fastOptions()), e.deps)
+			agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
 			front.FailNext("/v2/auth/token", tc.status, 2, tc.body)
 			fake.ExpireAccessTokens()
 			fake.DropSockets()
-			waitFor(t, "a second join after the refusals", func() bool {
+			agenttest.Eventually(t, "a second join after the refusals", func() bool {
 				notFailed(t, sup)
 				return fake.Stats().Joins >= 2
 			})
@@ -101,13 +102,13 @@ func TestTrustAssetCreateBare4xxKeepsAsset(t *testing.T) {
 	putAsset(t, e.spool, "kept.jpg", "image/jpeg", time.Now(), randomBytes(100))
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 	if st := e.spool.Stats(); st.Delivered != 1 || st.Rejected != 0 {
 		t.Errorf("spool %+v: want the asset delivered after the 400 page", st)
 	}
 	front.FailNext("/v2/devices/assets", http.StatusUnprocessableEntity, 1, `{"code":422,"message":"Invalid filetype","errors":[]}`)
 	putAsset(t, e.spool, "refused.jpg", "image/jpeg", time.Now(), randomBytes(100))
-	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 	if st := e.spool.Stats(); st.Rejected != 1 {
 		t.Errorf("spool %+v: want Frame.io's 422 with a reason to drop the asset", st)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
@@ -51,7 +52,7 @@ func TestTrustEchoedTokenStaysOutOfErrorsAndLogs(t *testing.T) {
 	putAsset(t, e.spool, "a.jpg", "image/jpeg", time.Now(), []byte("jpeg"))
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
 	before := fake.Echoed()
-	waitFor(t, "two more echoed answers", func() bool { return fake.Echoed() >= before+2 })
+	agenttest.Eventually(t, "two more echoed answers", func() bool { return fake.Echoed() >= before+2 })
 	logs := e.logs.String()
 	if strings.Contains(logs, tok.AccessToken) {
 		t.Errorf("the access token reached the log:\n%s", logs)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
 	"github.com/edge-agent/edge-agent/upload/spool"
@@ -42,7 +43,7 @@ func TestTrustSpooledSymlinkCannotReplaceTokens(t *testing.T) {
 	e.cfg.Upload = frameio.Upload{WatchDir: watch, Parallel: 1}
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "the dropped file moved aside", func() bool {
+	agenttest.Eventually(t, "the dropped file moved aside", func() bool {
 		_, err := os.Lstat(filepath.Join(watch, frameio.TokenFileName))
 		return os.IsNotExist(err)
 	})
@@ -76,10 +77,7 @@ func TestTrustSpooledSymlinkCannotReplaceTokens(t *testing.T) {
 func TestTrustWatchFileTooLargeForSpool(t *testing.T) {
 	fake := newFake(t, frameiotest.Options{})
 	e := newEnv(t, fake, true)
-	sp, err := spool.Open(filepath.Join(e.dir, "small-spool"), spool.Options{MaxBytes: 64 << 10, Clock: e.spoolClock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := agenttest.Spool(t, spool.Options{MaxBytes: 64 << 10, Clock: e.spoolClock})
 	e.deps.Spool, e.spool = sp, sp
 	scans := &recClock{}
 	e.deps.Clock = scans
@@ -99,7 +97,7 @@ func TestTrustWatchFileTooLargeForSpool(t *testing.T) {
 	opts := fastOptions()
 	l := e.link(t, opts)
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "the small file delivered", func() bool {
+	agenttest.Eventually(t, "the small file delivered", func() bool {
 		for _, a := range fake.Assets() {
 			if a.Name == "A001.mov" && a.Complete && a.SHA256 == sum(small) {
 				return true
@@ -110,7 +108,7 @@ func TestTrustWatchFileTooLargeForSpool(t *testing.T) {
 	waitScans := func(n int) {
 		t.Helper()
 		from := countSleeps(scans, opts.WatchEvery)
-		waitFor(t, "more scans", func() bool { return countSleeps(scans, opts.WatchEvery) >= from+n })
+		agenttest.Eventually(t, "more scans", func() bool { return countSleeps(scans, opts.WatchEvery) >= from+n })
 	}
 	waitScans(5)
 	if r := sp.Stats().Refused; r != 0 {
@@ -129,7 +127,7 @@ func TestTrustWatchFileTooLargeForSpool(t *testing.T) {
 	if err := os.Truncate(big, 10<<10); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the cut file delivered", func() bool {
+	agenttest.Eventually(t, "the cut file delivered", func() bool {
 		for _, a := range fake.Assets() {
 			if a.Name == "A002.mov" && a.Complete {
 				return true
@@ -137,7 +135,7 @@ func TestTrustWatchFileTooLargeForSpool(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, "the detail cleared", func() bool { return e.stats.Details()["watch_dir"] == "" })
+	agenttest.Eventually(t, "the detail cleared", func() bool { return e.stats.Details()["watch_dir"] == "" })
 }
 
 func countSleeps(c *recClock, d time.Duration) int {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
@@ -66,7 +67,7 @@ func TestAssetUpload(t *testing.T) {
 			putAsset(t, e.spool, "clip.mov", "video/quicktime", captured, data)
 			l := e.link(t, fastOptions())
 			runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-			waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+			agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 			a := fake.Assets()
 			if len(a) != 1 || !a[0].Complete {
 				t.Fatalf("assets = %+v", a)
@@ -106,7 +107,7 @@ func TestPausedAssetsDropped(t *testing.T) {
 	putAsset(t, e.spool, "later.jpg", "image/jpeg", time.Now(), good)
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 	st := e.spool.Stats()
 	if st.Rejected != 1 || st.Delivered != 1 || st.Retries != 0 {
 		t.Errorf("spool stats %+v: want 1 rejected (never retried), 1 delivered", st)
@@ -133,7 +134,7 @@ func TestUploadAcrossFakeRestart(t *testing.T) {
 	if err := fake.Restart(); err != nil { // drops the held PUT
 		t.Fatal(err)
 	}
-	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 	a := fake.Assets()
 	if len(a) != 1 || a[0].SHA256 != sum(data) || mustJSON(a[0].PutCounts) != "[1,1,1,1]" {
 		t.Errorf("assets = %+v", a)
@@ -148,7 +149,7 @@ func TestExpiredTokenOnCreate(t *testing.T) {
 	putAsset(t, e.spool, "x.jpg", "image/jpeg", time.Now(), randomBytes(10))
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 	if st := fake.Stats(); st.Refreshes != 1 || st.Creates != 1 {
 		t.Errorf("refreshes %d creates %d", st.Refreshes, st.Creates)
 	}
@@ -163,7 +164,7 @@ func TestRefreshRefusedKeepsSpool(t *testing.T) {
 	putAsset(t, e.spool, "x.jpg", "image/jpeg", time.Now(), randomBytes(10))
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "a failed delivery", func() bool { return e.spool.Stats().Retries >= 2 })
+	agenttest.Eventually(t, "a failed delivery", func() bool { return e.spool.Stats().Retries >= 2 })
 	if st := e.spool.Stats(); st.Items != 1 || st.Rejected != 0 {
 		t.Errorf("spool %+v: the item must stay queued", st)
 	}
@@ -211,12 +212,12 @@ func TestCreateHeldUntilClockSet(t *testing.T) {
 	putAsset(t, e.spool, "early.jpg", "image/jpeg", clk.Now(), randomBytes(10))
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "held deliveries", func() bool { return e.spool.Stats().Retries >= 3 })
+	agenttest.Eventually(t, "held deliveries", func() bool { return e.spool.Stats().Retries >= 3 })
 	if fake.Stats().Creates != 0 {
 		t.Fatalf("asset created with an unset clock")
 	}
 	clk.set(time.Now())
-	waitFor(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool drained", func() bool { return e.spool.Stats().Items == 0 })
 	if a := fake.Assets(); len(a) != 1 || a[0].Offset != 0 {
 		t.Errorf("assets = %+v", a)
 	}
@@ -238,7 +239,7 @@ func TestStillsAndWatchDir(t *testing.T) {
 	}
 	l := e.link(t, fastOptions())
 	runBG(t, func(ctx context.Context) { _ = l.Work(ctx) })
-	waitFor(t, "a still and the clip", func() bool {
+	agenttest.Eventually(t, "a still and the clip", func() bool {
 		var still, mov bool
 		for _, a := range fake.Assets() {
 			still = still || (a.Filetype == "image/jpeg" && a.Complete)
@@ -264,14 +265,14 @@ func TestPausedSkipsCaptures(t *testing.T) {
 	e.cfg.Upload = frameio.Upload{Sensor: "cam", Every: conf.Duration(time.Second), Parallel: 1}
 	fake.SetPaused(true)
 	l := e.link(t, fastOptions())
-	supervise(t, e, l)
-	waitFor(t, "paused", func() bool { return l.Paused() })
+	agenttest.RunLink(t, "frameio", l, e.deps)
+	agenttest.Eventually(t, "paused", func() bool { return l.Paused() })
 	putAsset(t, e.spool, "during-pause.jpg", "image/jpeg", time.Now(), randomBytes(10))
-	waitFor(t, "dropped", func() bool { return e.spool.Stats().Rejected == 1 })
+	agenttest.Eventually(t, "dropped", func() bool { return e.spool.Stats().Rejected == 1 })
 	time.Sleep(1200 * time.Millisecond) // one capture period
 	if n := fake.Stats().Creates; n != 0 {
 		t.Errorf("creates while paused = %d", n)
 	}
 	fake.SetPaused(false)
-	waitFor(t, "a still after resume", func() bool { return len(fake.Assets()) >= 1 && fake.Assets()[0].Complete })
+	agenttest.Eventually(t, "a still after resume", func() bool { return len(fake.Assets()) >= 1 && fake.Assets()[0].Complete })
 }
