@@ -14,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
-	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
-	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
 )
@@ -42,16 +40,15 @@ func BenchmarkSessionSetup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		// A session that shows no media within 10 s counts with zeros.
 		var in rtmtest.SessionInfo
-		for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = agenttest.Poll(ctx, "first video and audio", func() bool {
 			ss := e.fake.Sessions()
 			in = ss[len(ss)-1]
-			if in.FirstVideo > 0 && in.FirstAudio > 0 {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return in.FirstVideo > 0 && in.FirstAudio > 0
+		})
+		cancel()
 		sess.Close()
 		conn, audio, video = append(conn, in.Connected), append(audio, in.FirstAudio), append(video, in.FirstVideo)
 	}
@@ -120,20 +117,26 @@ func (s *bigH264) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	}
 }
 
-// TestHelperFakeProcess is not a test: BenchmarkPublish640x480 runs the test
-// binary again with RTM_FAKE_CHILD=1 so the fake's CPU is not counted as the
-// agent's. It prints the fake's URL and token, and stops when stdin closes.
-func TestHelperFakeProcess(t *testing.T) {
-	if os.Getenv("RTM_FAKE_CHILD") != "1" {
-		t.Skip("helper process for BenchmarkPublish640x480")
+// envFakeChild set to 1 makes the test binary the fake of
+// BenchmarkPublish640x480 instead of running the tests (TestMain asks
+// fakeChild), so the fake's CPU is not counted as the agent's.
+const envFakeChild = "RTM_FAKE_CHILD"
+
+// fakeChild runs the fake when the test binary was started as one: it
+// prints the fake's URL and token, and returns true when stdin closes.
+func fakeChild() bool {
+	if os.Getenv(envFakeChild) != "1" {
+		return false
 	}
 	f, err := rtmtest.New("127.0.0.1:0", rtmtest.Options{PingInterval: time.Second})
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
 	}
 	defer f.Close()
 	fmt.Printf("FAKE %s %s\n", f.WSURL(), f.Token())
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	return true
 }
 
 func rssKiB() (rss, hwm int64) {
@@ -165,8 +168,8 @@ func cpuTime() time.Duration {
 // for 10 s per iteration, and reports the agent process's CPU per second
 // and its RSS.
 func BenchmarkPublish640x480(b *testing.B) {
-	child := exec.Command(os.Args[0], "-test.run=^TestHelperFakeProcess$")
-	child.Env = append(os.Environ(), "RTM_FAKE_CHILD=1")
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), envFakeChild+"=1")
 	stdin, _ := child.StdinPipe()
 	stdout, _ := child.StdoutPipe()
 	if err := child.Start(); err != nil {
@@ -192,15 +195,15 @@ func BenchmarkPublish640x480(b *testing.B) {
 		}
 	}()
 
-	h := hub.New(hub.Options{})
-	defer h.Close()
-	_ = h.Add(&bigH264{info: sensors.Info{Name: "video", Kind: "synthetic", Class: sensors.Video, Rate: 15, Width: 640, Height: 480}})
 	acfg := synthetic.Config{Signal: synthetic.SignalAudio}
 	acfg.SetDefaults()
-	_ = h.Add(synthetic.NewAudio("mic", acfg))
-	stats := &transport.Stats{}
+	h := agenttest.Hub(b, nil,
+		&bigH264{info: sensors.Info{Name: "video", Kind: "synthetic", Class: sensors.Video, Rate: 15, Width: 640, Height: 480}},
+		synthetic.NewAudio("mic", acfg))
+	deps := agenttest.Deps(b, "bench", h, nil)
+	stats := deps.Stats
 	cfg := rtm.Config{URL: wsURL, Token: token, ClientID: "bench", Video: "video", Audio: "mic", Record: rtm.Record{Start: "manual"}}
-	link, err := rtm.New(cfg, transport.Deps{Name: "bench", Hub: h, Stats: stats, Clock: clock.Real{}, Version: "bench"}, rtm.Options{})
+	link, err := rtm.New(cfg, deps, rtm.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/transport/rtm"
@@ -19,7 +20,7 @@ import (
 func TestFaultsLeadToNewSession(t *testing.T) {
 	e := newEnv(t, 100*time.Millisecond)
 	sup := runLink(t, e, e.cfg)
-	waitFor(t, "first ACTIVE session", 15*time.Second, func() bool {
+	agenttest.Eventually(t, "first ACTIVE session", func() bool {
 		return activeSessions(e.fake) >= 1 && sup.Status().State == supervisor.Up
 	})
 
@@ -32,7 +33,7 @@ func TestFaultsLeadToNewSession(t *testing.T) {
 		{name: "silence", apply: func(f *rtmtest.Server) { f.SetSilent(true) }, after: func(f *rtmtest.Server) { f.SetSilent(false) }},
 		{name: "reject sdp", apply: func(f *rtmtest.Server) { f.SetRejectSDP(true); f.Terminate(rtm.CauseConnError) },
 			after: func(f *rtmtest.Server) {
-				waitFor(t, "an SDP_ERROR session", 10*time.Second, func() bool {
+				agenttest.Eventually(t, "an SDP_ERROR session", func() bool {
 					for _, s := range f.Sessions() {
 						if s.Cause == rtm.CauseSDPError {
 							return true
@@ -61,18 +62,18 @@ func TestFaultsLeadToNewSession(t *testing.T) {
 				// Wait until the fault took effect before lifting it.
 				n := len(e.fake.Sessions())
 				if tc.name == "silence" {
-					waitFor(t, "the agent to give up the silent socket", 10*time.Second, func() bool {
+					agenttest.Eventually(t, "the agent to give up the silent socket", func() bool {
 						ss := e.fake.Sessions()
 						return len(ss) > n || ss[len(ss)-1].Ended
 					})
 				}
 				tc.after(e.fake)
 			}
-			waitFor(t, "a new ACTIVE session", 20*time.Second, func() bool {
+			agenttest.Eventually(t, "a new ACTIVE session", func() bool {
 				st := sup.Status()
 				return activeSessions(e.fake) > before && st.Sessions > upBefore && st.State == supervisor.Up
 			})
-			waitFor(t, "recording_start in the new session", 5*time.Second, func() bool {
+			agenttest.Eventually(t, "recording_start in the new session", func() bool {
 				ss := e.fake.Sessions()
 				return len(ss[len(ss)-1].Recordings) > 0
 			})
@@ -149,7 +150,7 @@ func TestRESTAndManualRecording(t *testing.T) {
 	if err := link.StartRecording(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "recording STARTED", 10*time.Second, func() bool { return e.stats.Details()["recording"] == rtm.RecordingStarted })
+	agenttest.Eventually(t, "recording STARTED", func() bool { return e.stats.Details()["recording"] == rtm.RecordingStarted })
 }
 
 // TestRenegotiation: an offer from the service in sdp_update is answered
@@ -170,11 +171,11 @@ func TestRenegotiation(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- sess.Serve(t.Context()) }()
 	e.fake.Renegotiate()
-	waitFor(t, "the agent's answer", 10*time.Second, func() bool {
+	agenttest.Eventually(t, "the agent's answer", func() bool {
 		return slices.Contains(e.fake.Sessions()[0].Received, rtm.TypeSDPUpdate)
 	})
 	frames := e.fake.Sessions()[0].VideoFrames
-	waitFor(t, "video after renegotiation", 10*time.Second, func() bool { return e.fake.Sessions()[0].VideoFrames > frames+15 })
+	agenttest.Eventually(t, "video after renegotiation", func() bool { return e.fake.Sessions()[0].VideoFrames > frames+15 })
 	select {
 	case err := <-served:
 		t.Fatalf("session ended: %v", err)

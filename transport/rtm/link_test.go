@@ -1,7 +1,6 @@
 package rtm_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -15,19 +14,21 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
-	"github.com/edge-agent/edge-agent/internal/clock"
-	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors/h264"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
-	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if fakeChild() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // fastOpts keep every timer short so faults resolve in well under a second.
 var fastOpts = rtm.Options{
@@ -80,7 +81,6 @@ func (s *sink) get(track string) []byte {
 }
 
 type env struct {
-	hub   *hub.Hub
 	fake  *rtmtest.Server
 	sink  *sink
 	stats *transport.Stats
@@ -93,14 +93,15 @@ func newEnv(t testing.TB, pingEvery time.Duration) *env {
 	return newEnvWith(t, rtmtest.Options{PingInterval: pingEvery})
 }
 
-// newEnvWith is newEnv with the fake's options (Dir and Logger are set here).
+// newEnvWith is newEnv with the fake's options (Dir and Logger are set here):
+// a hub with the synthetic camera "video" and microphone "mic", the fake,
+// a recording sink and the link's deps.
 func newEnvWith(t testing.TB, fo rtmtest.Options) *env {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	h := hub.New(hub.Options{Logger: log})
 	vcfg := synthetic.Config{Signal: synthetic.SignalH264}
 	vcfg.SetDefaults()
 	vsrc, err := synthetic.NewH264("video", vcfg)
@@ -109,13 +110,7 @@ func newEnvWith(t testing.TB, fo rtmtest.Options) *env {
 	}
 	acfg := synthetic.Config{Signal: synthetic.SignalAudio}
 	acfg.SetDefaults()
-	if err := h.Add(vsrc); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Add(synthetic.NewAudio("mic", acfg)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
+	h := agenttest.Hub(t, log, vsrc, synthetic.NewAudio("mic", acfg))
 	fo.Dir, fo.Logger = t.TempDir(), log.With("side", "fake")
 	fake, err := rtmtest.New("127.0.0.1:0", fo)
 	if err != nil {
@@ -123,29 +118,11 @@ func newEnvWith(t testing.TB, fo rtmtest.Options) *env {
 	}
 	t.Cleanup(func() { fake.Close() })
 	sk := newSink(t)
-	sp, err := spool.Open(t.TempDir(), spool.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stats := &transport.Stats{}
 	cfg := rtm.Config{URL: fake.WSURL(), Token: fake.Token(), ClientID: "dev-1", Video: "video", Audio: "mic",
 		Record: rtm.Record{UploadURL: sk.srv.URL + "/rec.h264"}}
 	cfg.SetDefaults()
-	return &env{hub: h, fake: fake, sink: sk, stats: stats, cfg: cfg, deps: transport.Deps{
-		Name: "recorder", Logger: log.With("side", "agent"), Hub: h, Device: transport.Device{ID: "dev-1"},
-		StateDir: t.TempDir(), Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "test"}}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	deps := agenttest.Deps(t, "recorder", h, log.With("side", "agent"))
+	return &env{fake: fake, sink: sk, stats: deps.Stats, cfg: cfg, deps: deps}
 }
 
 // runLink runs the link under the real supervisor until the test ends.
@@ -155,26 +132,14 @@ func runLink(t *testing.T, e *env, cfg rtm.Config) *supervisor.Supervisor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := supervisor.New(supervisor.Options{Name: "recorder", Kind: "rtm", Link: link, Logger: e.deps.Logger,
-		Policy: retry.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, StableAfter: time.Hour}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = sup.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return sup
+	return agenttest.RunLink(t, "rtm", link, e.deps)
 }
 
 // waitActive waits for a session beyond the first `before` ACTIVE ones with
 // the supervisor up.
 func waitActive(t *testing.T, e *env, sup *supervisor.Supervisor, before int) {
 	t.Helper()
-	waitFor(t, "a new ACTIVE session", 20*time.Second, func() bool {
+	agenttest.Eventually(t, "a new ACTIVE session", func() bool {
 		return activeSessions(e.fake) > before && sup.Status().State == supervisor.Up
 	})
 }
@@ -203,9 +168,9 @@ func TestRecordingEndToEnd(t *testing.T) {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- sess.Serve(ctx) }()
 
-	waitFor(t, "recording STARTED", 10*time.Second, func() bool { return e.stats.Details()["recording"] == rtm.RecordingStarted })
+	agenttest.Eventually(t, "recording STARTED", func() bool { return e.stats.Details()["recording"] == rtm.RecordingStarted })
 	started := time.Now()
-	waitFor(t, "video and audio at the fake", 15*time.Second, func() bool {
+	agenttest.Eventually(t, "video and audio at the fake", func() bool {
 		s := e.fake.Sessions()
 		return len(s) == 1 && s[0].VideoFrames >= 45 && s[0].AudioPackets >= 50 && s[0].Pongs >= 2
 	})
@@ -213,7 +178,7 @@ func TestRecordingEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	recFor := time.Since(started)
-	waitFor(t, "recording STOPPED", 10*time.Second, func() bool { return e.stats.Details()["recording"] == rtm.RecordingStopped })
+	agenttest.Eventually(t, "recording STOPPED", func() bool { return e.stats.Details()["recording"] == rtm.RecordingStopped })
 
 	if err := sess.Close(); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 )
 
@@ -57,7 +58,7 @@ func TestMalformedMessages(t *testing.T) {
 			// bad one was handled before it.
 			marker := []string{rtm.RecordingStopped, rtm.RecordingFailed}[i%2]
 			e.fake.SendRaw([]byte(`{"type":"recording_state","data":{"state":"` + marker + `"}}`))
-			waitFor(t, "the marker message", 10*time.Second, func() bool { return e.stats.Details()["recording"] == marker })
+			agenttest.Eventually(t, "the marker message", func() bool { return e.stats.Details()["recording"] == marker })
 			select {
 			case err := <-served:
 				t.Fatalf("session ended: %v", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
@@ -108,7 +109,7 @@ func TestTokenFileReReadAfterRejection(t *testing.T) {
 	before := activeSessions(e.fake)
 	e.fake.ExpireTokens()
 	e.fake.DropSockets()
-	waitFor(t, "the link to wait for a new token", 10*time.Second, func() bool {
+	agenttest.Eventually(t, "the link to wait for a new token", func() bool {
 		return strings.Contains(sup.Status().LastError, "waiting for a new one in "+path)
 	})
 	if st := sup.Status(); st.State == supervisor.Failed {
@@ -127,7 +128,7 @@ func TestTokenInlineRejectionIsPermanent(t *testing.T) {
 	waitActive(t, e, sup, 0)
 	e.fake.ExpireTokens()
 	e.fake.DropSockets()
-	waitFor(t, "the link to fail", 10*time.Second, func() bool { return sup.Status().State == supervisor.Failed })
+	agenttest.Eventually(t, "the link to fail", func() bool { return sup.Status().State == supervisor.Failed })
 	if msg := sup.Status().LastError; !strings.Contains(msg, "inline token") {
 		t.Errorf("last error %q does not say why", msg)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
@@ -192,13 +193,9 @@ func TestTrustRTMHugeRetryAfter(t *testing.T) {
 			}
 			fc := clock.NewFake(time.Now())
 			fc.OnSleep = func(time.Duration) { time.Sleep(5 * time.Millisecond) }
-			sup := supervisor.New(supervisor.Options{Name: "recorder", Kind: "rtm", Link: link, Logger: e.deps.Logger, Clock: fc,
-				Policy: retry.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, StableAfter: time.Hour}})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = sup.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			waitFor(t, "two refused set-ups", 20*time.Second, func() bool { return len(fc.Sleeps()) >= 2 })
+			sup := agenttest.RunLinkWith(t, supervisor.Options{Name: "recorder", Kind: "rtm", Link: link, Logger: e.deps.Logger, Clock: fc,
+				Policy: agenttest.FastBackoff})
+			agenttest.Eventually(t, "two refused set-ups", func() bool { return len(fc.Sleeps()) >= 2 })
 			e.fake.FailSessions(0, "")
 			waitActive(t, e, sup, 0)
 			for _, d := range fc.Sleeps() {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
@@ -60,7 +61,7 @@ func trustSession(t *testing.T, setup ...func(*env)) (*env, *logxtest.Buffer, <-
 func marker(t *testing.T, e *env, served <-chan error, state string) {
 	t.Helper()
 	e.fake.SendRaw([]byte(`{"type":"recording_state","data":{"state":"` + state + `"}}`))
-	waitFor(t, "the marker message", 30*time.Second, func() bool { return e.stats.Details()["recording"] == state })
+	agenttest.EventuallyWithin(t, 30*time.Second, "the marker message", func() bool { return e.stats.Details()["recording"] == state })
 	select {
 	case err := <-served:
 		t.Fatalf("session ended: %v", err)
@@ -175,7 +176,7 @@ func TestTrustTokenURLRefusalIsRetried(t *testing.T) {
 		cfg := tokenURLConfig(e)
 		cfg.TokenURL = front.URL() + rtmtest.TokenPath
 		sup := runLink(t, e, cfg)
-		waitFor(t, "the link up after the refusals", 20*time.Second, func() bool {
+		agenttest.Eventually(t, "the link up after the refusals", func() bool {
 			if st := sup.Status(); st.State == supervisor.Failed {
 				t.Fatalf("link failed for good: %s", st.LastError)
 			}
@@ -194,7 +195,7 @@ func TestTrustTokenURLRefusalIsRetried(t *testing.T) {
 		cfg := tokenURLConfig(e)
 		cfg.TokenURLKey, cfg.TokenURLKeyFile = "an-old-revoked-device-key", keyFile // as Validate reads it
 		sup := runLink(t, e, cfg)
-		waitFor(t, "a few refused tries", 20*time.Second, func() bool {
+		agenttest.Eventually(t, "a few refused tries", func() bool {
 			if st := sup.Status(); st.State == supervisor.Failed {
 				t.Fatalf("link failed for good: %s", st.LastError)
 			}
