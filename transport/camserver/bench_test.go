@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,10 +23,55 @@ import (
 
 // pushRig is a fake server plus an authorized session id for raw pushing.
 type pushRig struct {
-	srv   *camservertest.Server
-	shash string
-	tls   *tls.Config
-	u     *url.URL
+	srv    *camservertest.Server
+	shash  string
+	tls    *tls.Config
+	u      *url.URL
+	frames frameCounter
+}
+
+// frameCounter counts the frames the fake received (its frame hook), so a
+// push can wait for the last one without polling: the wait ends with it.
+type frameCounter struct {
+	mu    sync.Mutex
+	n     int
+	want  int
+	ready chan struct{} // closed once n reaches want; nil when nobody waits
+}
+
+func (c *frameCounter) add(string, []byte) {
+	c.mu.Lock()
+	c.n++
+	if c.ready != nil && c.n >= c.want {
+		close(c.ready)
+		c.ready = nil
+	}
+	c.mu.Unlock()
+}
+
+// next returns a channel closed once n more frames than so far have arrived.
+func (c *frameCounter) next(n int) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan struct{})
+	c.want, c.ready = c.n+n, ch
+	if n <= 0 {
+		close(ch)
+		c.ready = nil
+	}
+	return ch
+}
+
+// wait waits for ch from next; the deadline only turns a hang into a failure.
+func (c *frameCounter) wait(tb testing.TB, ch <-chan struct{}) {
+	tb.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Minute):
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		tb.Fatalf("server got %d of %d frames", c.n, c.want)
+	}
 }
 
 func newPushRig(tb testing.TB, tlsOn bool) *pushRig {
@@ -48,23 +94,15 @@ func newPushRig(tb testing.TB, tlsOn bool) *pushRig {
 		tb.Fatal(err)
 	}
 	sh, _ := c.Shash()
-	return &pushRig{srv: srv, shash: sh, tls: tc, u: u}
+	r := &pushRig{srv: srv, shash: sh, tls: tc, u: u}
+	srv.SetFrameHook(r.frames.add)
+	return r
 }
 
 func (r *pushRig) url() string {
 	u := r.u.JoinPath("input.raw")
 	u.RawQuery = url.Values{"shash": {r.shash}, "subproto": {"RAW_JPEG"}, "delta": {"400"}}.Encode()
 	return u.String()
-}
-
-func (r *pushRig) waitFrames(tb testing.TB, n int) {
-	deadline := time.Now().Add(5 * time.Minute)
-	for r.srv.Stats().Frames < n {
-		if time.Now().After(deadline) {
-			tb.Fatalf("server got %d of %d frames", r.srv.Stats().Frames, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // pushAgent sends n copies of f through the link's own path: frameBody on
@@ -83,13 +121,13 @@ func pushAgent(tb testing.TB, r *pushRig, f []byte, n int) {
 			resp.Body.Close()
 		}
 	}()
-	base := r.srv.Stats().Frames
+	arrived := r.frames.next(n)
 	for range n {
 		if err := body.Push(ctx, f); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	r.waitFrames(tb, base+n)
+	r.frames.wait(tb, arrived)
 	cancel()
 	body.Close()
 	<-done
@@ -119,13 +157,13 @@ func pushBare(tb testing.TB, r *pushRig, f []byte, n int) {
 			resp.Body.Close()
 		}
 	}()
-	base := r.srv.Stats().Frames
+	arrived := r.frames.next(n)
 	for range n {
 		if _, err := pw.Write(f); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	r.waitFrames(tb, base+n)
+	r.frames.wait(tb, arrived)
 	cancel()
 	pw.CloseWithError(io.ErrClosedPipe)
 	<-done
@@ -151,31 +189,35 @@ func BenchmarkStreamPush(b *testing.B) {
 	}
 }
 
-// TestPushRSS pushes 1 GB through the link's path and reports the process's
-// peak RSS (client and in-process fake server together). Opt-in:
-// CAMSERVER_RSS=1 go test -run TestPushRSS -v ./transport/camserver/
-func TestPushRSS(t *testing.T) {
-	if os.Getenv("CAMSERVER_RSS") == "" {
-		t.Skip("set CAMSERVER_RSS=1 to push 1 GB and report peak RSS")
-	}
+// BenchmarkPushRSS pushes b.N frames of 100 000 B through the link's path
+// (one stream per run) and reports the process's peak RSS (client and
+// in-process fake server together) after the run, and how much the run
+// raised it. 10 000 frames are 1 GB; another count pushes another amount:
+//
+//	go test -run '^$' -bench PushRSS -benchtime 10000x ./transport/camserver/
+func BenchmarkPushRSS(b *testing.B) {
+	payload := make([]byte, 100_000)
+	f, _ := frame.Encode(payload)
 	for _, mode := range []string{"h2c", "tls"} {
-		r := newPushRig(t, mode == "tls")
-		payload := make([]byte, 100_000)
-		f, _ := frame.Encode(payload)
-		n := 1_000_000_000 / len(payload)
-		before := vmHWM(t)
-		start := time.Now()
-		pushAgent(t, r, f, n)
-		el := time.Since(start)
-		t.Logf("%s: pushed %d frames of %d B (1 GB) in %v (%.0f MB/s); peak RSS before %d kB, after %d kB",
-			mode, n, len(payload), el.Round(time.Millisecond), 1000/el.Seconds(), before, vmHWM(t))
+		r := newPushRig(b, mode == "tls")
+		b.Run(mode, func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			before := vmHWM(b)
+			b.ResetTimer()
+			pushAgent(b, r, f, b.N)
+			b.StopTimer()
+			after := vmHWM(b)
+			b.ReportMetric(float64(after), "peak-RSS-kB")
+			b.ReportMetric(float64(after-before), "RSS-growth-kB")
+		})
 	}
 }
 
-func vmHWM(t *testing.T) int {
+// vmHWM is the process's peak RSS in kB, from Linux's /proc.
+func vmHWM(tb testing.TB) int {
 	fh, err := os.Open("/proc/self/status")
 	if err != nil {
-		t.Skip("no /proc")
+		tb.Skipf("peak RSS is read from /proc/self/status: %v", err)
 	}
 	defer fh.Close()
 	sc := bufio.NewScanner(fh)

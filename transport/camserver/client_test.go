@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/retry"
-	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/camserver"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 )
@@ -179,7 +179,7 @@ func TestBadCredentials(t *testing.T) {
 	srv := newServer(t, camservertest.Options{})
 	cfg := camserver.Config{URL: srv.URL(), User: "demo", Password: "wrong", Device: "pi-x"}
 	cfg.SetDefaults()
-	l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()}, camserver.Options{})
+	l, err := camserver.New(cfg, agenttest.Deps(t, "cs", nil, nil), camserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,10 +205,12 @@ func TestTLSVerification(t *testing.T) {
 			cfg := camserver.Config{URL: srv.URL(), User: "demo", Password: "demo-pass", Device: "pi-tls", InsecureSkipVerify: tc.insecure}
 			if tc.ca {
 				cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
-				os.WriteFile(cfg.CAFile, srv.CAPEM(), 0o644)
+				if err := os.WriteFile(cfg.CAFile, srv.CAPEM(), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			cfg.SetDefaults()
-			l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()}, camserver.Options{})
+			l, err := camserver.New(cfg, agenttest.Deps(t, "cs", nil, nil), camserver.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +244,7 @@ func TestAPIQuirksFromClient(t *testing.T) {
 }
 
 func TestNewRejectsMismatchedSubproto(t *testing.T) {
-	r := startRig(t, rigOpts{cfg: func(c *camserver.Config) { c.Stream.Sensor = "" }})
+	h := sensorHub(t, nil)
 	tests := []struct {
 		name, sensor, subproto string
 		ok                     bool
@@ -254,10 +256,10 @@ func TestNewRejectsMismatchedSubproto(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := camserver.Config{URL: r.srv.URL(), User: "demo", Password: "demo-pass", Device: "pi-x",
+			cfg := camserver.Config{URL: "http://127.0.0.1:9", User: "demo", Password: "demo-pass", Device: "pi-x",
 				Stream: camserver.Stream{Sensor: tc.sensor, Subproto: tc.subproto}}
 			cfg.SetDefaults()
-			_, err := camserver.New(cfg, transport.Deps{Name: "cs", Hub: r.hub, StateDir: t.TempDir()}, camserver.Options{})
+			_, err := camserver.New(cfg, agenttest.Deps(t, "cs", h, nil), camserver.Options{})
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/transport/camserver"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 )
@@ -22,7 +23,7 @@ import (
 // TestTrustGetMsgsDatabaseFail covers what the running server does instead.
 func TestPoisonedMessageQueue(t *testing.T) {
 	r := startRig(t, rigOpts{srvOpts: camservertest.Options{PoisonParserFail: true}})
-	waitFor(t, "stream frames", func() bool { return r.frames.n() >= 2 })
+	agenttest.Eventually(t, "stream frames", func() bool { return r.frames.n() >= 2 })
 	op := operator(t, r.srv, "bad-sender")
 	shash, _ := op.Shash()
 	// The client refuses non-object params, so post the request by hand.
@@ -40,12 +41,9 @@ func TestPoisonedMessageQueue(t *testing.T) {
 	resp.Body.Close()
 
 	auths := r.srv.Stats().Authorizations
-	polls := r.srv.Calls("/getMsgs.json") + r.srv.Calls("/getMsgsAndSync.json")
-	waitFor(t, "polls continue", func() bool {
-		return r.srv.Calls("/getMsgs.json")+r.srv.Calls("/getMsgsAndSync.json") >= polls+2
-	})
+	r.morePolls(t, 2)
 	n := r.frames.n()
-	waitFor(t, "frames continue", func() bool { return r.frames.n() >= n+2 })
+	agenttest.Eventually(t, "frames continue", func() bool { return r.frames.n() >= n+2 })
 	if got := r.srv.Stats().Authorizations; got != auths {
 		t.Fatalf("the agent re-authorized %d times over a poisoned queue", got-auths)
 	}
@@ -59,29 +57,34 @@ func TestPoisonedMessageQueue(t *testing.T) {
 
 // TestRestartResumesAfterHandledMessages: a new agent process (new link,
 // same state directory) handles only messages it has not handled before.
+//
+// Each process is a subtest: its link stops when the subtest ends, while
+// the server and the state directory outlive it.
 func TestRestartResumesAfterHandledMessages(t *testing.T) {
+	srv := newServer(t, camservertest.Options{})
 	state := t.TempDir()
-	first := startRig(t, rigOpts{stateDir: state})
-	op := operator(t, first.srv, "viewer-app")
+	op := operator(t, srv, "viewer-app")
 	ctx := context.Background()
-	for range 5 {
+	if !t.Run("first process", func(t *testing.T) {
+		first := startRig(t, rigOpts{stateDir: state, srv: srv})
+		for range 5 {
+			if err := op.AddMsgs(ctx, camserver.Message{Msg: "note", Target: device}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		agenttest.Eventually(t, "5 handled", func() bool { return first.stats.MsgsIn.Load() == 5 })
+	}) {
+		return
+	}
+	t.Run("second process", func(t *testing.T) {
+		second := startRig(t, rigOpts{stateDir: state, srv: srv})
 		if err := op.AddMsgs(ctx, camserver.Message{Msg: "note", Target: device}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	waitFor(t, "5 handled", func() bool { return first.stats.MsgsIn.Load() == 5 })
-	first.stop()
-
-	second := startRig(t, rigOpts{stateDir: state, srv: first.srv})
-	if err := op.AddMsgs(ctx, camserver.Message{Msg: "note", Target: device}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the new message", func() bool { return second.stats.MsgsIn.Load() >= 1 })
-	polls := second.srv.Calls("/getMsgs.json") + second.srv.Calls("/getMsgsAndSync.json")
-	waitFor(t, "more polls", func() bool {
-		return second.srv.Calls("/getMsgs.json")+second.srv.Calls("/getMsgsAndSync.json") >= polls+3
+		agenttest.Eventually(t, "the new message", func() bool { return second.stats.MsgsIn.Load() >= 1 })
+		second.morePolls(t, 3)
+		if got := second.stats.MsgsIn.Load(); got != 1 {
+			t.Fatalf("after restart handled %d, want 1", got)
+		}
 	})
-	if got := second.stats.MsgsIn.Load(); got != 1 {
-		t.Fatalf("after restart handled %d, want 1", got)
-	}
 }

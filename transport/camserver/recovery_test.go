@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/transport/camserver"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 	"github.com/edge-agent/edge-agent/upload/spool"
@@ -39,7 +40,7 @@ func TestRecovery(t *testing.T) {
 		{"stalled window", func(t *testing.T, r *rig, _ *atomic.Int64) {
 			opened := r.srv.Stats().StreamsOpened
 			r.srv.Stall(device, true)
-			waitFor(t, "watchdog reopen", func() bool { return r.srv.Stats().StreamsOpened > opened })
+			agenttest.Eventually(t, "watchdog reopen", func() bool { return r.srv.Stats().StreamsOpened > opened })
 			r.srv.Stall(device, false)
 		}, false},
 		{"server restart", func(t *testing.T, r *rig, _ *atomic.Int64) {
@@ -57,32 +58,29 @@ func TestRecovery(t *testing.T) {
 				return time.Now().Add(time.Duration(skew.Load()))
 			}}})
 			ctx := context.Background()
-			waitFor(t, "stream frames", func() bool { return r.frames.n() >= 2 })
+			agenttest.Eventually(t, "stream frames", func() bool { return r.frames.n() >= 2 })
 			op := operator(t, r.srv, "viewer-app")
 			if err := op.AddMsgs(ctx, camserver.Message{Msg: "before", Target: device}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "first message", func() bool { return r.stats.MsgsIn.Load() == 1 })
+			agenttest.Eventually(t, "first message", func() bool { return r.stats.MsgsIn.Load() == 1 })
 			auths, opened := r.srv.Stats().Authorizations, r.srv.Stats().StreamsOpened
 
 			tc.fault(t, r, &skew)
 			n := r.frames.n()
 
 			if tc.reauth {
-				waitFor(t, "re-authorize", func() bool { return r.srv.Stats().Authorizations > auths })
+				agenttest.Eventually(t, "re-authorize", func() bool { return r.srv.Stats().Authorizations > auths })
 			}
-			waitFor(t, "stream reopened", func() bool { return r.srv.Stats().StreamsOpened > opened })
-			waitFor(t, "frames again", func() bool { return r.frames.n() >= n+2 })
+			agenttest.Eventually(t, "stream reopened", func() bool { return r.srv.Stats().StreamsOpened > opened })
+			agenttest.Eventually(t, "frames again", func() bool { return r.frames.n() >= n+2 })
 			op = operator(t, r.srv, "viewer-app") // the old operator session may be gone too
 			if err := op.AddMsgs(ctx, camserver.Message{Msg: "after", Target: device}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "second message", func() bool { return r.stats.MsgsIn.Load() >= 2 })
+			agenttest.Eventually(t, "second message", func() bool { return r.stats.MsgsIn.Load() >= 2 })
 			// Let more polls run: nothing may be handled twice.
-			polls := r.srv.Calls("/getMsgs.json") + r.srv.Calls("/getMsgsAndSync.json")
-			waitFor(t, "more polls", func() bool {
-				return r.srv.Calls("/getMsgs.json")+r.srv.Calls("/getMsgsAndSync.json") >= polls+3
-			})
+			r.morePolls(t, 3)
 			if got := r.stats.MsgsIn.Load(); got != 2 {
 				t.Fatalf("messages handled = %d, want 2", got)
 			}
@@ -104,11 +102,11 @@ func TestSpooledRecordDelivered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}, cfg: func(c *camserver.Config) { c.Stream.Sensor = "" }})
-	waitFor(t, "record", func() bool { return len(r.srv.Records()) == 1 })
+	agenttest.Eventually(t, "record", func() bool { return len(r.srv.Records()) == 1 })
 	if rec := r.srv.Records()[0]; !bytes.Equal(rec.Data, jpeg) || rec.Meta != "JPEG" || rec.Device != device {
 		t.Fatalf("record = %+v", rec)
 	}
-	waitFor(t, "spool emptied", func() bool { return r.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "spool emptied", func() bool { return r.spool.Stats().Items == 0 })
 }
 
 // TestMotionStream pushes accelerometer windows as DEFLATE_JSON frames.
@@ -116,7 +114,7 @@ func TestMotionStream(t *testing.T) {
 	r := startRig(t, rigOpts{cfg: func(c *camserver.Config) {
 		c.Stream = camserver.Stream{Sensor: "accel", Subproto: camserver.SubprotoDeflateJSON, Delta: c.Stream.Delta, Start: "auto"}
 	}})
-	waitFor(t, "motion frames", func() bool { return r.frames.n() >= 2 })
+	agenttest.Eventually(t, "motion frames", func() bool { return r.frames.n() >= 2 })
 	for i, f := range r.frames.all() {
 		b, err := io.ReadAll(flate.NewReader(bytes.NewReader(f)))
 		if err != nil {

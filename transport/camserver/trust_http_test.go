@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
 	"github.com/edge-agent/edge-agent/internal/retry"
-	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/camserver"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 )
@@ -34,7 +34,7 @@ func TestTrustCamserverRedirects(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg.SetDefaults()
-			l, err := camserver.New(cfg, transport.Deps{Name: "cs", StateDir: t.TempDir()}, camserver.Options{})
+			l, err := camserver.New(cfg, agenttest.Deps(t, "cs", nil, nil), camserver.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

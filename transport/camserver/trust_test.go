@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/transport/camserver"
@@ -34,7 +35,7 @@ func TestTrustAuthorizeHTTPStatusIsRetried(t *testing.T) {
 			srv := newServer(t, camservertest.Options{})
 			srv.FailNext("/authorize.json", status, 3)
 			r := startRig(t, rigOpts{srv: srv})
-			waitFor(t, "the link up after the refusals", func() bool {
+			agenttest.Eventually(t, "the link up after the refusals", func() bool {
 				st := r.sup.Status()
 				if st.State == supervisor.Failed {
 					t.Fatalf("link failed for good: %s", st.LastError)
@@ -59,7 +60,7 @@ func TestTrustCAFileMissingAtRedial(t *testing.T) {
 	t.Run("redial", func(t *testing.T) {
 		var ca string
 		r := startRig(t, rigOpts{tls: true, cfg: func(c *camserver.Config) { ca = c.CAFile }})
-		waitFor(t, "stream frames", func() bool { return r.frames.n() >= 2 })
+		agenttest.Eventually(t, "stream frames", func() bool { return r.frames.n() >= 2 })
 		pem, err := os.ReadFile(ca)
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +69,7 @@ func TestTrustCAFileMissingAtRedial(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.srv.FailNext("/heartBit.json", http.StatusBadGateway, 1) // ends the session: a re-dial
-		waitFor(t, "a second session with the CA read before", func() bool {
+		agenttest.Eventually(t, "a second session with the CA read before", func() bool {
 			st := r.sup.Status()
 			if st.State == supervisor.Failed {
 				t.Fatalf("link failed for good: %s", st.LastError)
@@ -79,12 +80,12 @@ func TestTrustCAFileMissingAtRedial(t *testing.T) {
 			t.Errorf("ca_file detail = %q, want it to say the CA read before is used", d)
 		}
 		n := r.frames.n()
-		waitFor(t, "frames on the new session", func() bool { return r.frames.n() >= n+2 })
+		agenttest.Eventually(t, "frames on the new session", func() bool { return r.frames.n() >= n+2 })
 		if err := os.WriteFile(ca, pem, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		r.srv.FailNext("/heartBit.json", http.StatusBadGateway, 1)
-		waitFor(t, "a third session with the file read again", func() bool {
+		agenttest.Eventually(t, "a third session with the file read again", func() bool {
 			st := r.sup.Status()
 			return st.Sessions >= 3 && st.State == supervisor.Up && r.stats.Details()["ca_file"] == ""
 		})
@@ -93,7 +94,7 @@ func TestTrustCAFileMissingAtRedial(t *testing.T) {
 		srv := newServer(t, camservertest.Options{TLS: true})
 		ca := filepath.Join(t.TempDir(), "later.pem")
 		r := startRig(t, rigOpts{tls: true, srv: srv, cfg: func(c *camserver.Config) { c.CAFile = ca }})
-		waitFor(t, "a few retries", func() bool {
+		agenttest.Eventually(t, "a few retries", func() bool {
 			st := r.sup.Status()
 			if st.State == supervisor.Failed {
 				t.Fatalf("link failed for good: %s", st.LastError)
@@ -103,7 +104,7 @@ func TestTrustCAFileMissingAtRedial(t *testing.T) {
 		if err := os.WriteFile(ca, srv.CAPEM(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the link up once the file exists", func() bool { return r.sup.Status().State == supervisor.Up })
+		agenttest.Eventually(t, "the link up once the file exists", func() bool { return r.sup.Status().State == supervisor.Up })
 	})
 }
 
@@ -132,17 +133,16 @@ func postRaw(t *testing.T, srv *camservertest.Server, op *camserver.Client, msg 
 // now the poll backs off on its own while the stream and heartbeat go on.
 func TestTrustGetMsgsDatabaseFail(t *testing.T) {
 	r := startRig(t, rigOpts{})
-	waitFor(t, "stream frames", func() bool { return r.frames.n() >= 2 })
+	agenttest.Eventually(t, "stream frames", func() bool { return r.frames.n() >= 2 })
 	op := operator(t, r.srv, "bad-sender")
 	postRaw(t, r.srv, op, map[string]any{"msg": "x", "target": device, "params": "abc"})
-	polls := func() int { return r.srv.Calls("/getMsgs.json") + r.srv.Calls("/getMsgsAndSync.json") }
-	auths, p0 := r.srv.Stats().Authorizations, polls()
-	waitFor(t, "the failure in the status", func() bool {
+	auths := r.srv.Stats().Authorizations
+	agenttest.Eventually(t, "the failure in the status", func() bool {
 		return strings.Contains(r.stats.Details()["messages"], "DATABASE_FAIL")
 	})
-	waitFor(t, "polls continue", func() bool { return polls() >= p0+3 })
+	r.morePolls(t, 3) // the poll goes on, backing off
 	n, beats := r.frames.n(), r.srv.Calls("/heartBit.json")
-	waitFor(t, "frames and heartbeats continue", func() bool {
+	agenttest.Eventually(t, "frames and heartbeats continue", func() bool {
 		return r.frames.n() >= n+3 && r.srv.Calls("/heartBit.json") > beats
 	})
 	if st := r.sup.Status(); st.Sessions != 1 || st.Reconnects != 0 {
@@ -160,8 +160,8 @@ func TestTrustGetMsgsDatabaseFail(t *testing.T) {
 	if err := op.AddMsgs(context.Background(), camserver.Message{Msg: "note", Target: device}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the message handled", func() bool { return r.stats.MsgsIn.Load() >= 1 })
-	waitFor(t, "the status cleared", func() bool { return r.stats.Details()["messages"] == "" })
+	agenttest.Eventually(t, "the message handled", func() bool { return r.stats.MsgsIn.Load() >= 1 })
+	agenttest.Eventually(t, "the status cleared", func() bool { return r.stats.Details()["messages"] == "" })
 }
 
 // statusReply waits for the agent's status reply with the given id text.
@@ -169,7 +169,7 @@ func statusReply(t *testing.T, op *camserver.Client, want string) map[string]jso
 	t.Helper()
 	var got map[string]json.RawMessage
 	stamp := camserver.SyncToken
-	waitFor(t, "status reply "+want, func() bool {
+	agenttest.Eventually(t, "status reply "+want, func() bool {
 		msgs, err := op.GetMsgs(context.Background(), stamp, false)
 		if err != nil {
 			t.Fatal(err)
@@ -219,8 +219,8 @@ func TestTrustCommandsFromAllowList(t *testing.T) {
 	if err := viewer.AddMsgs(ctx, camserver.Message{Msg: camserver.CmdSnapshot, Target: device}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the viewer's record", func() bool { return len(r.srv.Records()) >= 1 })
-	waitFor(t, "every message seen", func() bool { return r.stats.MsgsIn.Load() >= 3 })
+	agenttest.Eventually(t, "the viewer's record", func() bool { return len(r.srv.Records()) >= 1 })
+	agenttest.Eventually(t, "every message seen", func() bool { return r.stats.MsgsIn.Load() >= 3 })
 	if got := len(r.srv.Records()); got != 1 {
 		t.Errorf("%d records, want 1 (the other board's snapshots refused)", got)
 	}
@@ -254,8 +254,8 @@ func TestTrustCommandsRateLimited(t *testing.T) {
 	if err := flooder.AddMsgs(ctx, notes...); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every message seen", func() bool { return r.stats.MsgsIn.Load() >= requests*per+200 })
-	waitFor(t, "the spool drained", func() bool { return r.spool.Stats().Items == 0 })
+	agenttest.Eventually(t, "every message seen", func() bool { return r.stats.MsgsIn.Load() >= requests*per+200 })
+	agenttest.Eventually(t, "the spool drained", func() bool { return r.spool.Stats().Items == 0 })
 	// At most the burst, plus one token if the test ran past a minute.
 	if got := len(r.srv.Records()); got < 1 || got > 4 {
 		t.Errorf("%d records from %d snapshot messages, want the burst of 3 (at most 4)", got, requests*per)
@@ -279,7 +279,7 @@ func TestTrustCommandsRateLimited(t *testing.T) {
 // ends every connection of the session's transports.
 func TestTrustSessionEndClosesConnections(t *testing.T) {
 	r := startRig(t, rigOpts{})
-	waitFor(t, "stream frames", func() bool { return r.frames.n() >= 2 })
+	agenttest.Eventually(t, "stream frames", func() bool { return r.frames.n() >= 2 })
 	settle := func() int {
 		var n int
 		for range 100 {
@@ -297,12 +297,12 @@ func TestTrustSessionEndClosesConnections(t *testing.T) {
 	for i := range ends {
 		sessions := r.sup.Status().Sessions
 		r.srv.FailNext("/heartBit.json", http.StatusBadGateway, 1)
-		waitFor(t, fmt.Sprintf("session %d up", i+2), func() bool {
+		agenttest.Eventually(t, fmt.Sprintf("session %d up", i+2), func() bool {
 			st := r.sup.Status()
 			return st.Sessions > sessions && st.State == supervisor.Up
 		})
 		n := r.frames.n()
-		waitFor(t, "frames on the new session", func() bool { return r.frames.n() >= n+2 })
+		agenttest.Eventually(t, "frames on the new session", func() bool { return r.frames.n() >= n+2 })
 	}
 	if grow := settle() - base; grow > 8 {
 		t.Errorf("goroutines grew by %d over %d sessions ended by a 502 (want bounded)", grow, ends)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 	"github.com/edge-agent/edge-agent/transport/camserver/frame"
 )
@@ -88,10 +89,7 @@ func TestZeroWindowRefill(t *testing.T) {
 		t.Fatalf("updates = %d, want 6", updates)
 	}
 	want := sent / (frame.HeaderLen + 1000)
-	deadline := time.Now().Add(10 * time.Second)
-	for r.srv.Stats().Frames < want && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	agenttest.Eventually(t, "the frames parsed", func() bool { return r.srv.Stats().Frames >= want })
 	if got := r.srv.Stats().Frames; got != want {
 		t.Fatalf("frames parsed %d, want %d", got, want)
 	}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 	"github.com/edge-agent/edge-agent/transport/camserver/frame"
 )
@@ -299,22 +300,11 @@ func TestInputRaw(t *testing.T) {
 			f2, _ := frame.Encode(nil)
 			pw.Write(f1)
 			pw.Write(f2)
-			waitN := func(n int) {
-				deadline := time.Now().Add(10 * time.Second)
-				for {
-					mu.Lock()
-					l := len(got)
-					mu.Unlock()
-					if l >= n {
-						return
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("frames: %d, want %d", l, n)
-					}
-					time.Sleep(2 * time.Millisecond)
-				}
-			}
-			waitN(2)
+			agenttest.Eventually(t, "2 frames", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(got) >= 2
+			})
 			// A viewer sees the newest frame with its header.
 			vs := r.auth("viewer")
 			vreq, _ := http.NewRequest(http.MethodGet, r.srv.URL()+"/output.raw?shash="+url.QueryEscape(vs)+"&device=cam-dev", nil)

@@ -6,10 +6,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
-	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/camserver"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 )
@@ -44,14 +43,11 @@ func TestSimDemoLink(t *testing.T) {
 	if cfg.SensorNames()["stream.sensor"] != "cam" {
 		t.Fatal("demo does not stream cam")
 	}
-	h := hub.New(hub.Options{})
-	defer h.Close()
 	camCfg := synthetic.Config{Signal: synthetic.SignalCamera}
 	camCfg.SetDefaults()
-	if err := h.Add(synthetic.NewCamera("cam", camCfg)); err != nil {
-		t.Fatal(err)
-	}
-	l, err := camserver.New(*cfg, transport.Deps{Name: "camserver", Hub: h, Device: transport.Device{Name: "pi-demo"}, StateDir: t.TempDir()}, camserver.Options{})
+	deps := agenttest.Deps(t, "camserver", agenttest.Hub(t, nil, synthetic.NewCamera("cam", camCfg)), nil)
+	deps.Device.Name = "pi-demo"
+	l, err := camserver.New(*cfg, deps, camserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
