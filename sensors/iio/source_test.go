@@ -518,7 +518,7 @@ func TestRateReadBack(t *testing.T) {
 	dir := ft.add(t, fakeDev{Name: "mpu6050", Accel: true, Scale: "1"})
 	attr := filepath.Join(dir, "sampling_frequency")
 	if err := mkfifo(attr); err != nil {
-		t.Skip("mkfifo:", err)
+		t.Fatal("mkfifo:", err)
 	}
 	written := make(chan string, 1)
 	go func() {

@@ -51,7 +51,7 @@ func TestOpenMismatchIsPermanent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.port == "/dev/null" {
 				if _, err := os.Stat("/sys/dev/char/1:3/subsystem"); err != nil {
-					t.Skip("no sysfs:", err)
+					t.Skip("needs sysfs (/sys/dev/char) to tell /dev/null's class:", err)
 				}
 			}
 			src, err := NewSource("board", Config{Port: tc.port}, sensors.Env{})
@@ -122,7 +122,7 @@ func TestHubStopsOnPermanent(t *testing.T) {
 func TestOpenRawNoEcho(t *testing.T) {
 	master, slave, err := pty.Open()
 	if err != nil {
-		t.Skip("no pty available:", err)
+		t.Skip("needs a pseudo-terminal (/dev/ptmx on a devpts mount):", err)
 	}
 	defer master.Close()
 	path := slave.Name()

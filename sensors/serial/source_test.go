@@ -31,7 +31,7 @@ func newBoard(t *testing.T, link string) *board {
 	t.Helper()
 	master, slave, err := pty.Open()
 	if err != nil {
-		t.Skip("no pty available:", err)
+		t.Skip("needs a pseudo-terminal (/dev/ptmx on a devpts mount):", err)
 	}
 	name := slave.Name()
 	_ = slave.Close()

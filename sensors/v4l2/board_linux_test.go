@@ -206,7 +206,7 @@ func TestBoardDiscover(t *testing.T) {
 	t.Run("edge-agent sensors -json", func(t *testing.T) {
 		agent := os.Getenv("VBOARD_AGENT")
 		if agent == "" {
-			t.Skip("VBOARD_AGENT not set")
+			t.Skip("needs the agent binary named in VBOARD_AGENT (make test-board sets it)")
 		}
 		out, err := exec.Command(agent, "sensors", "-json").Output()
 		if err != nil {
