@@ -1,11 +1,11 @@
 package edgeimpulse_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,95 +48,131 @@ func (b *burst) Run(ctx context.Context, out chan<- sensors.Sample) error {
 	return nil
 }
 
-// TestBenchSampleFinish measures, against the fake, the time from the end of
-// capture (sampleProcessing, sent right after the last reading) to
-// sampleFinished for 60 s windows. Run with EI_BENCH=1.
-func TestBenchSampleFinish(t *testing.T) {
-	if os.Getenv("EI_BENCH") == "" {
-		t.Skip("set EI_BENCH=1 to measure")
-	}
+// BenchmarkSampleFinish measures, against the fake, the time from the end
+// of capture (sampleProcessing, sent right after the last reading) to
+// sampleFinished for 60 s windows: one sample cycle per iteration, reported
+// as the median, min and max of that interval with the file's size and
+// rows. docs/BENCHMARKS.md runs it with -benchtime 5x.
+func BenchmarkSampleFinish(b *testing.B) {
 	motion := &burst{n: 6000, info: sensors.Info{Name: "bmotion", Kind: "test", Class: sensors.Motion, Rate: 100,
 		Frequencies: []float64{100}, Axes: []string{"accX", "accY", "accZ"}, Units: "m/s2", MaxSampleLength: 5 * time.Minute}}
 	audio := &burst{n: 3000, info: sensors.Info{Name: "baudio", Kind: "test", Class: sensors.Audio, Rate: 16000,
 		Frequencies: []float64{16000}, Axes: []string{"audio"}, Channels: 1, MaxSampleLength: time.Hour}}
 	for _, enc := range encodings {
-		r := newRig(t, rigOpts{enc: enc, extra: []sensors.Source{motion, audio}, names: []string{"bmotion", "baudio", "cam"}})
-		r.waitUp()
-		for _, c := range []struct {
-			name string
-			req  eitest.SampleRequest
-		}{
-			{"60s 3-axis 100Hz", eitest.SampleRequest{Sensor: "bmotion", Label: "m", Length: 60000, Interval: 10}},
-			{"60s 16kHz audio", eitest.SampleRequest{Sensor: "baudio", Label: "a", Length: 60000, Interval: 0.0625}},
-		} {
-			var ds []time.Duration
-			for i := 0; i < 5; i++ {
-				from := len(r.srv.Messages())
-				got := r.sampleCycle(c.req)
-				if got[len(got)-1] != "sampleFinished" {
-					t.Fatalf("%v: %s", got, r.lastSampleError())
-				}
-				var proc, fin time.Time
-				for _, m := range r.srv.Messages()[from:] {
-					switch m.Type {
-					case "sampleProcessing":
-						proc = m.At
-					case "sampleFinished":
-						fin = m.At
+		b.Run(enc, func(b *testing.B) {
+			r := newRig(b, rigOpts{enc: enc, extra: []sensors.Source{motion, audio}, names: []string{"bmotion", "baudio", "cam"}})
+			r.waitUp()
+			for _, c := range []struct {
+				name string
+				req  eitest.SampleRequest
+			}{
+				{"60s 3-axis 100Hz", eitest.SampleRequest{Sensor: "bmotion", Label: "m", Length: 60000, Interval: 10}},
+				{"60s 16kHz audio", eitest.SampleRequest{Sensor: "baudio", Label: "a", Length: 60000, Interval: 0.0625}},
+			} {
+				b.Run(c.name, func(b *testing.B) {
+					r := r.on(b)
+					var ds []time.Duration
+					for b.Loop() {
+						ds = append(ds, r.finishTime(c.req))
 					}
-				}
-				ds = append(ds, fin.Sub(proc))
+					slices.Sort(ds)
+					ups := r.srv.Uploads()
+					u := ups[len(ups)-1]
+					ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+					b.ReportMetric(ms(ds[len(ds)/2]), "ms-median")
+					b.ReportMetric(ms(ds[0]), "ms-min")
+					b.ReportMetric(ms(ds[len(ds)-1]), "ms-max")
+					b.ReportMetric(float64(u.Size), "file-bytes")
+					b.ReportMetric(float64(u.File.Rows), "rows")
+				})
 			}
-			sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-			ups := r.srv.Uploads()
-			u := ups[len(ups)-1]
-			t.Logf("BENCH %s %s: end of capture → sampleFinished median %v (min %v, max %v), file %d bytes, %d rows",
-				enc, c.name, ds[2].Round(time.Millisecond), ds[0].Round(time.Millisecond), ds[4].Round(time.Millisecond), u.Size, u.File.Rows)
-		}
+		})
 	}
 }
 
-// TestBenchSnapshotRSS streams low snapshots from a 640x480 15 fps camera
-// for 60 s and reports the process RSS (agent side and fake together).
-// Run with EI_BENCH=1.
-func TestBenchSnapshotRSS(t *testing.T) {
-	if os.Getenv("EI_BENCH") == "" {
-		t.Skip("set EI_BENCH=1 to measure")
+// finishTime runs one sample cycle and returns, as the fake saw it, the
+// time from sampleProcessing to sampleFinished.
+func (r *rig) finishTime(req eitest.SampleRequest) time.Duration {
+	r.t.Helper()
+	from := len(r.srv.Messages())
+	got := r.sampleCycle(req)
+	if got[len(got)-1] != "sampleFinished" {
+		r.t.Fatalf("%v: %s", got, r.lastSampleError())
+	}
+	var proc, fin time.Time
+	for _, m := range r.srv.Messages()[from:] {
+		switch m.Type {
+		case "sampleProcessing":
+			proc = m.At
+		case "sampleFinished":
+			fin = m.At
+		}
+	}
+	return fin.Sub(proc)
+}
+
+// BenchmarkSnapshotRSS streams low snapshots from a 640x480 15 fps camera
+// for 60 s per iteration and reports the frames and rate received and the
+// process's RSS (agent side and fake together) before and while streaming,
+// read every 5 s. docs/BENCHMARKS.md runs it with -benchtime 1x.
+func BenchmarkSnapshotRSS(b *testing.B) {
+	if _, err := rssKB(); err != nil {
+		b.Skipf("RSS is read from /proc/self/status: %v", err)
 	}
 	cc := synthetic.Config{Signal: "camera", FPS: 15, Width: 640, Height: 480}
 	cc.SetDefaults()
-	r := newRig(t, rigOpts{enc: "json", extra: []sensors.Source{synthetic.NewCamera("bigcam", cc)}, names: []string{"accel", "bigcam"}, realPing: true})
+	r := newRig(b, rigOpts{enc: "json", extra: []sensors.Source{synthetic.NewCamera("bigcam", cc)}, names: []string{"accel", "bigcam"}, realPing: true})
 	r.waitUp()
-	rssBefore := rssKB(t)
-	if err := r.srv.StartSnapshot("low"); err != nil {
-		t.Fatal(err)
+	for b.Loop() {
+		before := mustRSS(b)
+		from := len(r.srv.Frames())
+		if err := r.srv.StartSnapshot("low"); err != nil {
+			b.Fatal(err)
+		}
+		peak, sum := 0, 0
+		const reads = 12
+		for range reads {
+			time.Sleep(5 * time.Second)
+			kb := mustRSS(b)
+			peak, sum = max(peak, kb), sum+kb
+		}
+		if err := r.srv.StopSnapshot(); err != nil {
+			b.Fatal(err)
+		}
+		fr := r.srv.Frames()[from:]
+		if len(fr) < 2 {
+			b.Fatalf("%d frames in 60 s", len(fr))
+		}
+		b.ReportMetric(float64(len(fr)), "frames")
+		b.ReportMetric(float64(len(fr)-1)/fr[len(fr)-1].At.Sub(fr[0].At).Seconds(), "fps")
+		b.ReportMetric(float64(len(r.srv.Hellos())), "sessions")
+		b.ReportMetric(float64(before), "rss-before-KiB")
+		b.ReportMetric(float64(sum/reads), "rss-mean-KiB")
+		b.ReportMetric(float64(peak), "rss-max-KiB")
 	}
-	var samples []int
-	for i := 0; i < 12; i++ {
-		time.Sleep(5 * time.Second)
-		samples = append(samples, rssKB(t))
-	}
-	if err := r.srv.StopSnapshot(); err != nil {
-		t.Fatal(err)
-	}
-	fr := r.srv.Frames()
-	fps := float64(len(fr)-1) / fr[len(fr)-1].At.Sub(fr[0].At).Seconds()
-	t.Logf("BENCH low snapshots 60 s from 640x480@15: %d frames (%.2f fps), %d sessions; RSS before %d KiB, every 5 s: %v KiB",
-		len(fr), fps, len(r.srv.Hellos()), rssBefore, samples)
 }
 
-func rssKB(t *testing.T) int {
-	f, err := os.Open("/proc/self/status")
+// rssKB reads the process's resident set size from /proc/self/status.
+func rssKB() (int, error) {
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Skip("no /proc")
+		return 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.Fields(v)[0])
-			return n
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				return strconv.Atoi(f[0])
+			}
 		}
 	}
-	return 0
+	return 0, errors.New("no VmRSS line in /proc/self/status")
+}
+
+func mustRSS(b *testing.B) int {
+	b.Helper()
+	kb, err := rssKB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kb
 }

@@ -9,13 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
-	"github.com/edge-agent/edge-agent/internal/clock"
-	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/redact/redacttest"
-	"github.com/edge-agent/edge-agent/sensors/synthetic"
-	"github.com/edge-agent/edge-agent/transport"
-	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // TestTrustUnknownKeyNotCutUnmasked: an unknown message's keys were cut to
@@ -65,24 +59,7 @@ func TestTrustIngestionReplyHeadNoSecretPrefix(t *testing.T) {
 				w.Write([]byte(strings.Repeat(pad, 64<<10-40) + key + " more text"))
 			}))
 			defer srv.Close()
-			h := hub.New(hub.Options{})
-			defer h.Close()
-			mc := synthetic.Config{Signal: "motion"}
-			mc.SetDefaults()
-			if err := h.Add(synthetic.NewMotion("accel", mc)); err != nil {
-				t.Fatal(err)
-			}
-			sp, err := spool.Open(t.TempDir(), spool.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := New(Config{APIKey: secret, IngestionURL: srv.URL, Sensors: []string{"accel"}},
-				transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{},
-					StateDir: t.TempDir(), Secrets: redact.New()}, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.httpTr.CloseIdleConnections()
+			l, sp := postLink(t, srv.URL, secret)
 			meta := uploadMeta{Path: "/api/training/data", FileName: "x.json", Label: "x", ContentType: "application/json"}
 			it, err := sp.Put(spoolKind, meta, bytes.NewReader([]byte("{}")))
 			if err != nil {

@@ -8,12 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
-	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
-	"github.com/edge-agent/edge-agent/sensors/synthetic"
-	"github.com/edge-agent/edge-agent/transport"
-	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 // TestTrustIngestionKeepsSamples: a captured sample was dropped on any
@@ -58,24 +53,8 @@ func TestTrustIngestionKeepsSamples(t *testing.T) {
 		w.Write([]byte(cur.body))
 	}))
 	defer srv.Close()
-	h := hub.New(hub.Options{})
-	defer h.Close()
-	mc := synthetic.Config{Signal: "motion"}
-	mc.SetDefaults()
-	if err := h.Add(synthetic.NewMotion("accel", mc)); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := spool.Open(t.TempDir(), spool.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stats := &transport.Stats{}
-	l, err := New(Config{APIKey: "ei_key", IngestionURL: srv.URL, Sensors: []string{"accel"}},
-		transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: stats, Clock: clock.Real{}, StateDir: t.TempDir()}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.httpTr.CloseIdleConnections()
+	l, sp := postLink(t, srv.URL, "ei_key")
+	stats := l.deps.Stats
 	want := map[string]int{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

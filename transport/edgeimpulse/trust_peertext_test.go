@@ -31,7 +31,7 @@ func echoingFake(t *testing.T) *eitest.Server {
 func TestTrustHelloRefusalEchoScrubbed(t *testing.T) {
 	const key = "ei_wrong_secret_0123456789"
 	r := newRig(t, rigOpts{enc: "json", apiKey: key, srv: echoingFake(t)})
-	waitState(t, r.sup, supervisor.Failed)
+	r.waitState(supervisor.Failed)
 	last := r.sup.Status().LastError
 	detail := r.stats.Details()["hello_error"]
 	if !strings.Contains(last, "Invalid API key") {

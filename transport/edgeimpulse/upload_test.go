@@ -9,11 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
-	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
-	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
@@ -55,23 +53,7 @@ func TestPostClassifiesReplies(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	h := hub.New(hub.Options{})
-	defer h.Close()
-	mc := synthetic.Config{Signal: "motion"}
-	mc.SetDefaults()
-	if err := h.Add(synthetic.NewMotion("accel", mc)); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := spool.Open(t.TempDir(), spool.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := New(Config{APIKey: "ei_key", IngestionURL: srv.URL, Sensors: []string{"accel"}},
-		transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, StateDir: t.TempDir()}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.httpTr.CloseIdleConnections()
+	l, sp := postLink(t, srv.URL, "ei_key")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cur = c.reply
@@ -101,4 +83,21 @@ func TestPostClassifiesReplies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// postLink returns a link whose ingestion is url, with API key key, over a
+// hub holding one synthetic motion sensor, and its spool; for tests that
+// call post directly. Its idle connections close when the test ends.
+func postLink(t *testing.T, url, key string) (*Link, *spool.Spool) {
+	t.Helper()
+	mc := synthetic.Config{Signal: "motion"}
+	mc.SetDefaults()
+	deps := agenttest.Deps(t, "ei", agenttest.Hub(t, nil, synthetic.NewMotion("accel", mc)), nil)
+	deps.Spool = agenttest.Spool(t, spool.Options{})
+	l, err := New(Config{APIKey: key, IngestionURL: url, Sensors: []string{"accel"}}, deps, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.httpTr.CloseIdleConnections)
+	return l, deps.Spool
 }

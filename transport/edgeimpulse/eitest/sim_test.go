@@ -8,11 +8,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
-	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
@@ -30,7 +28,7 @@ func TestSimDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sim.Close()
+	t.Cleanup(func() { sim.Close() }) // after the link (cleanups run last first)
 	if sim.Kind() != "edgeimpulse" || sim.URLs()["remote_mgmt"] != sim.WSURL() {
 		t.Fatalf("kind %s urls %v", sim.Kind(), sim.URLs())
 	}
@@ -51,8 +49,7 @@ func TestSimDemo(t *testing.T) {
 	}
 	cfg.PingInterval = conf.Duration(200 * time.Millisecond)
 
-	h := hub.New(hub.Options{})
-	defer h.Close()
+	var srcs []sensors.Source
 	for _, sc := range []synthetic.Config{{Signal: "motion", Frequencies: []float64{100, 62.5}}, {Signal: "audio"}, {Signal: "camera", FPS: 5}} {
 		sc.SetDefaults()
 		name := map[string]string{"motion": "accel", "audio": "mic", "camera": "cam"}[sc.Signal]
@@ -60,26 +57,18 @@ func TestSimDemo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := h.Add(src); err != nil {
-			t.Fatal(err)
-		}
+		srcs = append(srcs, src)
 	}
-	sp, err := spool.Open(t.TempDir(), spool.Options{})
+	deps := agenttest.Deps(t, "edgeimpulse", agenttest.Hub(t, nil, srcs...), nil)
+	deps.Spool = agenttest.Spool(t, spool.Options{})
+	deps.Device = transport.Device{ID: "02:00:00:00:00:01", Type: "EDGE_AGENT_DEMO"}
+	link, err := edgeimpulse.New(*cfg, deps, edgeimpulse.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	link, err := edgeimpulse.New(*cfg, transport.Deps{Name: "edgeimpulse", Hub: h, Spool: sp, Stats: &transport.Stats{},
-		Clock: clock.Real{}, StateDir: t.TempDir(), Device: transport.Device{ID: "02:00:00:00:00:01", Type: "EDGE_AGENT_DEMO"}}, edgeimpulse.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup := supervisor.New(supervisor.Options{Name: "edgeimpulse", Kind: "edgeimpulse", Link: link, Policy: retry.Policy{Min: 50 * time.Millisecond}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sup.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	sup := agenttest.RunLink(t, "edgeimpulse", link, deps)
 
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
 	// One sample per sensor: motion, audio, camera, all stored.
 	err = sim.Wait(wctx, func() bool {

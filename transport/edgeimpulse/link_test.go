@@ -1,8 +1,10 @@
 package edgeimpulse_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -13,7 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
@@ -31,19 +33,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var encodings = []string{"json", "cbor"}
 
-// rig is a link under a supervisor, over a real hub of synthetic sensors,
-// talking to the fake on 127.0.0.1.
+// rig is a link under the real supervisor (agenttest.RunLink), over a hub
+// of synthetic sensors, talking to the fake on 127.0.0.1. Everything it
+// starts stops when the test ends.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *eitest.Server
-	hub    *hub.Hub
 	sup    *supervisor.Supervisor
 	spool  *spool.Spool
 	stats  *transport.Stats
 	motion *synthetic.Motion
 	audio  *synthetic.Audio
-	// stop ends the link's supervisor and waits (idempotent).
-	stop func()
 	// keyFile is the api_key_file with rigOpts.keyFile.
 	keyFile string
 }
@@ -69,59 +69,50 @@ type rigOpts struct {
 	keyFile bool
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(testing.TB) *slog.Logger {
 	if os.Getenv("EI_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func newRig(t *testing.T, o rigOpts) *rig {
+func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
 	log := testLogger(t)
-	srv, ownSrv := o.srv, o.srv == nil
-	if ownSrv {
+	srv := o.srv
+	if srv == nil {
 		var err error
 		if srv, err = eitest.New(eitest.Options{Logger: log, TLS: o.tls}); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { srv.Close() }) // after the link and the hub
 	}
-	h := hub.New(hub.Options{Logger: log})
 	mc := synthetic.Config{Signal: "motion", Frequencies: []float64{100, 50}, Seed: 7, Noise: 0.1}
 	mc.SetDefaults()
 	motion := synthetic.NewMotion("accel", mc)
 	ac := synthetic.Config{Signal: "audio"}
 	ac.SetDefaults()
 	audio := synthetic.NewAudio("mic", ac)
-	cc := synthetic.Config{Signal: "camera", FPS: o.camFPS}
-	if cc.FPS == 0 {
-		cc.FPS = 12
-	}
+	cc := synthetic.Config{Signal: "camera", FPS: cmp.Or(o.camFPS, 12)}
 	cc.SetDefaults()
-	for _, s := range append([]sensors.Source{motion, audio, synthetic.NewCamera("cam", cc)}, o.extra...) {
-		if err := h.Add(s); err != nil {
+	h := agenttest.Hub(t, log, append([]sensors.Source{motion, audio, synthetic.NewCamera("cam", cc)}, o.extra...)...)
+	deps := agenttest.Deps(t, "ei", h, log)
+	deps.Device = transport.Device{ID: "dc:a6:32:01:02:03", Name: "pi", Type: "RASPBERRY_PI"}
+	if o.spoolDir == "" {
+		deps.Spool = agenttest.Spool(t, spool.Options{Logger: log, Clock: o.spoolClock})
+	} else {
+		var err error
+		if deps.Spool, err = spool.Open(o.spoolDir, spool.Options{Logger: log, Clock: o.spoolClock}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if o.spoolDir == "" {
-		o.spoolDir = t.TempDir()
-	}
-	sp, err := spool.Open(o.spoolDir, spool.Options{Logger: log, Clock: o.spoolClock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := o.apiKey
-	if key == "" {
-		key = srv.APIKey()
-	}
-	names := o.names
-	if names == nil {
-		names = []string{"accel", "mic", "cam"}
-	}
+	key := cmp.Or(o.apiKey, srv.APIKey())
 	cfg := edgeimpulse.Config{APIKey: key, RemoteMgmtURL: srv.WSURL(), IngestionURL: srv.IngestionURL(),
-		Encoding: o.enc, Sensors: names,
+		Encoding: o.enc, Sensors: o.names, InsecureSkipVerify: o.insecure,
 		PingInterval: conf.Duration(250 * time.Millisecond), PongTimeout: conf.Duration(1500 * time.Millisecond)}
-	cfg.InsecureSkipVerify = o.insecure
+	if cfg.Sensors == nil {
+		cfg.Sensors = []string{"accel", "mic", "cam"}
+	}
 	keyFile := ""
 	if o.keyFile {
 		keyFile = filepath.Join(t.TempDir(), "ei-api-key")
@@ -139,60 +130,42 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	if o.realPing {
 		cfg.PingInterval, cfg.PongTimeout = 0, 0 // SetDefaults in New
 	}
-	stats := &transport.Stats{}
-	deps := transport.Deps{Name: "ei", Logger: log, Hub: h, Device: transport.Device{ID: "dc:a6:32:01:02:03", Name: "pi", Type: "RASPBERRY_PI"},
-		StateDir: t.TempDir(), Spool: sp, Stats: stats, Clock: clock.Real{}, Version: "test"}
 	link, err := edgeimpulse.New(cfg, deps, edgeimpulse.Options{UploadRetry: retry.Policy{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := supervisor.New(supervisor.Options{Name: "ei", Kind: "edgeimpulse", Link: link, Logger: log,
-		Policy: retry.Policy{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond, StableAfter: time.Second}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sup.Run(ctx) }()
-	stop := func() {
-		cancel()
-		<-done
-	}
-	t.Cleanup(func() {
-		stop()
-		h.Close()
-		if ownSrv {
-			srv.Close()
-		}
-	})
-	return &rig{t: t, srv: srv, hub: h, sup: sup, spool: sp, stats: stats, motion: motion, audio: audio, stop: stop, keyFile: keyFile}
+	sup := agenttest.RunLink(t, "edgeimpulse", link, deps)
+	return &rig{t: t, srv: srv, sup: sup, spool: deps.Spool, stats: deps.Stats, motion: motion, audio: audio, keyFile: keyFile}
 }
 
 // on returns the rig reporting to t (a subtest).
-func (r *rig) on(t *testing.T) *rig {
+func (r *rig) on(t testing.TB) *rig {
 	c := *r
 	c.t = t
 	return &c
 }
 
+// wait fails the test unless cond holds within agenttest.Patience, naming
+// the link's state and what the device sent.
 func (r *rig) wait(what string, cond func() bool) {
 	r.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		// Re-check every 50 ms too: some conditions (the spool, the
-		// supervisor) change without the fake seeing anything.
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		err := r.srv.Wait(ctx, cond)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("waiting for %s: %v (device sent %v)", what, err, r.srv.MessageTypes(0))
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), agenttest.Patience)
+	defer cancel()
+	if err := agenttest.Poll(ctx, what, cond); err != nil {
+		st := r.sup.Status()
+		r.t.Fatalf("%v (link %s, last error %q; device sent %v)", err, st.State, st.LastError, r.srv.MessageTypes(0))
 	}
 }
 
 func (r *rig) waitUp() {
 	r.t.Helper()
 	r.wait("device connected", r.srv.Connected)
+}
+
+// waitState waits for the supervised link to reach state want.
+func (r *rig) waitState(want supervisor.State) {
+	r.t.Helper()
+	r.wait(fmt.Sprintf("link %s", want), func() bool { return r.sup.Status().State == want })
 }
 
 // sampleCycle sends a request and waits until it ends (finished or failed),
@@ -355,10 +328,7 @@ func TestSampleSeries(t *testing.T) {
 			}
 			// The spool removes an item just after the peer acknowledged it,
 			// which is when sampleFinished goes out: allow that moment.
-			deadline := time.Now().Add(5 * time.Second)
-			for st := r.spool.Stats(); st.Items != 0 && time.Now().Before(deadline); st = r.spool.Stats() {
-				time.Sleep(5 * time.Millisecond)
-			}
+			r.wait("spool emptied", func() bool { return r.spool.Stats().Items == 0 })
 			if st := r.spool.Stats(); st.Items != 0 || st.Delivered != uint64(len(cases)) {
 				t.Errorf("spool %+v after delivery", st)
 			}
@@ -558,14 +528,7 @@ func TestReconnect(t *testing.T) {
 				r.wait("second hello", func() bool { return len(r.srv.Hellos()) >= 2 })
 				c.heal(r)
 				r.wait("reconnected", r.srv.Connected)
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				for r.sup.Status().State != supervisor.Up {
-					if ctx.Err() != nil {
-						t.Fatalf("link state %s", r.sup.Status().State)
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
+				r.waitState(supervisor.Up)
 				got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "after", Length: 500, Interval: 10})
 				if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
 					t.Fatalf("sample after reconnect: %v (error %q)", got, r.lastSampleError())
@@ -579,14 +542,7 @@ func TestBadAPIKeyFails(t *testing.T) {
 	for _, enc := range encodings {
 		t.Run(enc, func(t *testing.T) {
 			r := newRig(t, rigOpts{enc: enc, apiKey: "ei_wrong_secret"})
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			for r.sup.Status().State != supervisor.Failed {
-				if ctx.Err() != nil {
-					t.Fatalf("state %s, want failed", r.sup.Status().State)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			r.waitState(supervisor.Failed)
 			st := r.sup.Status()
 			if !strings.Contains(st.LastError, "Invalid API key") || strings.Contains(st.LastError, "ei_wrong_secret") {
 				t.Errorf("last error %q", st.LastError)
@@ -670,8 +626,6 @@ func TestMalformedAndUnknownMessages(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	h := hub.New(hub.Options{})
-	defer h.Close()
 	vc := synthetic.Config{Signal: "h264"}
 	vc.SetDefaults()
 	v, err := synthetic.NewH264("video", vc)
@@ -680,16 +634,8 @@ func TestNewRejects(t *testing.T) {
 	}
 	cc := synthetic.Config{Signal: "camera"}
 	cc.SetDefaults()
-	for _, s := range []sensors.Source{v, synthetic.NewCamera("cam", cc), synthetic.NewCamera("cam2", cc)} {
-		if err := h.Add(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sp, err := spool.Open(t.TempDir(), spool.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := transport.Deps{Name: "ei", Hub: h, Spool: sp, Stats: &transport.Stats{}, Clock: clock.Real{}, StateDir: t.TempDir()}
+	deps := agenttest.Deps(t, "ei", agenttest.Hub(t, nil, v, synthetic.NewCamera("cam", cc), synthetic.NewCamera("cam2", cc)), nil)
+	deps.Spool = agenttest.Spool(t, spool.Options{})
 	cases := []struct {
 		name    string
 		sensors []string
@@ -740,17 +686,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func waitState(t *testing.T, sup *supervisor.Supervisor, want supervisor.State) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for sup.Status().State != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("state %s (last error %q), want %s", sup.Status().State, sup.Status().LastError, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestTLS(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -766,7 +701,7 @@ func TestTLS(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := newRig(t, c.o)
 			if !c.wantUp {
-				waitState(t, r.sup, supervisor.Backoff)
+				r.waitState(supervisor.Backoff)
 				if e := r.sup.Status().LastError; !strings.Contains(e, c.errMatch) {
 					t.Errorf("last error %q, want %q", e, c.errMatch)
 				}
@@ -791,27 +726,34 @@ func TestSpooledSampleSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	dir := t.TempDir()
-	r1 := newRig(t, rigOpts{enc: "cbor", srv: srv, spoolDir: dir})
-	r1.waitUp()
-	srv.FailUploads(500)
-	r1.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "survivor", Length: 500, Interval: 10})
-	if e := r1.lastSampleError(); !strings.Contains(e, "kept") {
-		t.Fatalf("error %q", e)
-	}
-	r1.stop() // the agent stops with the sample still spooled
-	srv.FailUploads(0)
-	r2 := newRig(t, rigOpts{enc: "cbor", srv: srv, spoolDir: dir})
-	r2.wait("delivery by the next run", func() bool {
-		for _, u := range srv.Uploads() {
-			if u.Status == 200 && u.Label == "survivor" && u.File != nil && u.File.Rows == 50 {
-				return true
-			}
+	// Each run is a subtest: its link, hub and supervisor stop when it ends.
+	ok := t.Run("first run", func(t *testing.T) {
+		r := newRig(t, rigOpts{enc: "cbor", srv: srv, spoolDir: dir})
+		r.waitUp()
+		srv.FailUploads(500)
+		r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "survivor", Length: 500, Interval: 10})
+		if e := r.lastSampleError(); !strings.Contains(e, "kept") {
+			t.Fatalf("error %q", e)
 		}
-		return false
+	}) // the agent stops with the sample still spooled
+	if !ok {
+		return
+	}
+	srv.FailUploads(0)
+	t.Run("next run", func(t *testing.T) {
+		r := newRig(t, rigOpts{enc: "cbor", srv: srv, spoolDir: dir})
+		r.wait("delivery by the next run", func() bool {
+			for _, u := range srv.Uploads() {
+				if u.Status == 200 && u.Label == "survivor" && u.File != nil && u.File.Rows == 50 {
+					return true
+				}
+			}
+			return false
+		})
+		r.wait("spool empty", func() bool { return r.spool.Stats().Items == 0 })
 	})
-	r2.wait("spool empty", func() bool { return r2.spool.Stats().Items == 0 })
 }
 
 // TestSampleWhileSampling: a second request during a capture is refused and
