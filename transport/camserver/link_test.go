@@ -215,6 +215,21 @@ func (r *rig) morePolls(t *testing.T, n int) {
 	agenttest.Eventually(t, fmt.Sprintf("%d more polls", n), func() bool { return r.polls() >= p0+n })
 }
 
+// handledOnce sends msg from op to the link, waits until the link has
+// handled it, lets three more polls run, and checks that the link has then
+// handled want messages in all: the new one once, nothing twice.
+func (r *rig) handledOnce(t *testing.T, op *camserver.Client, msg string, want int64) {
+	t.Helper()
+	if err := op.AddMsgs(context.Background(), camserver.Message{Msg: msg, Target: device}); err != nil {
+		t.Fatal(err)
+	}
+	agenttest.Eventually(t, "message "+msg+" handled", func() bool { return r.stats.MsgsIn.Load() >= want })
+	r.morePolls(t, 3)
+	if got := r.stats.MsgsIn.Load(); got != want {
+		t.Fatalf("messages handled = %d after %q, want %d", got, msg, want)
+	}
+}
+
 // operator is a second device on the same account, driving the agent with
 // messages the way a viewer application would.
 func operator(t *testing.T, srv *camservertest.Server, name string) *camserver.Client {

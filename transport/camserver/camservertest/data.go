@@ -12,10 +12,7 @@ func (s *Server) addRecord(p params, ss *session, body []byte) (any, int) {
 	if len(body) == 0 {
 		return nil, codeEmptyRequest
 	}
-	meta := p.str("meta")
-	if meta == "" {
-		meta = "JPEG"
-	}
+	meta := p.strOr("meta", "JPEG")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextRID++

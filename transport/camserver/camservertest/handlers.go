@@ -192,10 +192,7 @@ func (s *Server) authorize(r *http.Request, p params) (any, int) {
 	if want, ok := s.opts.Users[name]; !ok || want != pass {
 		return nil, codeNoSuchUser
 	}
-	meta := p.str("meta")
-	if meta == "" {
-		meta = "{}"
-	}
+	meta := p.strOr("meta", "{}")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sessSeq++

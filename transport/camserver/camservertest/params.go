@@ -40,6 +40,14 @@ func (p params) str(name string) string {
 	return ""
 }
 
+// strOr is str with the handler's default def for a missing or empty value.
+func (p params) strOr(name, def string) string {
+	if v := p.str(name); v != "" {
+		return v
+	}
+	return def
+}
+
 // num returns an integer parameter (default 0; a JSON string is the wrong kind).
 func (p params) num(name string) int64 {
 	if raw, ok := p.body[name]; ok {
