@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -224,11 +223,13 @@ func TestBoardHIDDevice(t *testing.T) {
 }
 
 // TestBoardHIDPoll: sysfs polling, where every read is a GET_REPORT round
-// trip to the device. At 10 Hz always; at 62.5 and 100 Hz when this board
-// serves a poll tick (three round trips) in well under the period: under
-// TCG on a busy host one round trip can take several milliseconds, and a
-// poll that cannot read as fast as it is asked skips ticks (counted lost)
-// by design.
+// trip to the device, at 10, 62.5 and 100 Hz: the rate read back and the
+// values always. The grid (every tick has its row, ticks advance at the
+// rate) is checked where this board serves a poll tick (three round trips)
+// in well under the period: under TCG on a busy host one round trip can
+// take several milliseconds, and a poll that cannot read as fast as it is
+// asked skips ticks by design. There the check is that every tick skipped
+// is counted (Lost, or BadReads for a reading that did not parse).
 func TestBoardHIDPoll(t *testing.T) {
 	hidDrivers(t)
 	_, dev := plug(t, uhidaccel.Options{}, 120, -340, 1000)
@@ -236,9 +237,7 @@ func TestBoardHIDPoll(t *testing.T) {
 	t.Logf("one poll tick (3 sysfs reads) takes %v here (median of 31)", tick)
 	for _, rate := range []float64{10, 62.5, 100} {
 		t.Run(strconv.FormatFloat(rate, 'f', -1, 64)+"Hz", func(t *testing.T) {
-			if rate > 10 && tick.Seconds()*rate > 0.6 {
-				t.Skipf("a tick takes %v on this board; %g Hz needs < %v", tick, rate, time.Duration(0.6*float64(time.Second)/rate))
-			}
+			keepsUp := tick.Seconds()*rate <= 0.6
 			src, err := NewSource("accel", Config{Device: "accel_3d", Frequencies: []float64{rate}, Mode: "poll"}, boardEnv)
 			if err != nil {
 				t.Fatal(err)
@@ -252,10 +251,32 @@ func TestBoardHIDPoll(t *testing.T) {
 			if r := src.Info().Rate; r != rate {
 				t.Fatalf("rate read back %g, want %g", r, rate)
 			}
-			checkPollGrid(t, got, rate)
 			checkValues(t, got, [3]int64{120, -340, 1000}, uhidaccel.Scale)
+			if keepsUp {
+				checkPollGrid(t, got, rate)
+				return
+			}
+			t.Logf("a tick takes %v, more than 60 %% of the %g Hz period: checking that skipped ticks are counted, not the grid", tick, rate)
+			checkPollSkipsCounted(t, got, src)
 		})
 	}
+}
+
+// checkPollSkipsCounted: Seq only increases, and the ticks it jumps over
+// are no more than the source counted as lost or unparsable.
+func checkPollSkipsCounted(t *testing.T, rows []sensors.Sample, src *Source) {
+	t.Helper()
+	var skipped uint64
+	for i := 1; i < len(rows); i++ {
+		if rows[i].Seq <= rows[i-1].Seq {
+			t.Fatalf("Seq %d after %d", rows[i].Seq, rows[i-1].Seq)
+		}
+		skipped += rows[i].Seq - rows[i-1].Seq - 1
+	}
+	if counted := src.Lost() + src.BadReads(); skipped > counted {
+		t.Fatalf("%d ticks skipped between rows, %d counted (Lost %d, BadReads %d)", skipped, counted, src.Lost(), src.BadReads())
+	}
+	t.Logf("%d of %d ticks skipped, all counted", skipped, rows[len(rows)-1].Seq-rows[0].Seq+1)
 }
 
 // pollTick measures what a poll tick costs on this board: the median time
@@ -464,123 +485,4 @@ func TestBoardHIDRateTooFast(t *testing.T) {
 	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "cannot run at 1000 Hz") {
 		t.Fatalf("Run = %v, want a permanent error naming the rate", err)
 	}
-}
-
-// i2cChip is a register file on i2c-stub that a real driver probes.
-type i2cChip struct {
-	driver, name string // module, and the i2c device name (= the IIO name)
-	addr         int
-	regs         map[int]byte // preloaded registers
-	raw          [3]int64     // the counts the data registers hold
-}
-
-// TestBoardI2CStub: the MPU6050 and LIS3DH drivers probe register files on
-// i2c-stub (no IRQ: polling only), and the source, finding them by name,
-// reads values matching the registers.
-func TestBoardI2CStub(t *testing.T) {
-	if os.Getenv("VBOARD_ARCH") != "amd64" {
-		t.Skip("x86-64 only: Debian's arm64 kernel has no i2c-stub, and inv-mpu6050 needs an IRQ descriptor that only x86 has for IRQ 0")
-	}
-	chips := []i2cChip{
-		{driver: "inv-mpu6050-i2c", name: "mpu6050", addr: 0x68, raw: [3]int64{1024, -1024, 16384},
-			// WHO_AM_I, then ACCEL_[XYZ]OUT big-endian from 0x3B.
-			regs: map[int]byte{0x75: 0x68, 0x3B: 0x04, 0x3C: 0x00, 0x3D: 0xFC, 0x3E: 0x00, 0x3F: 0x40, 0x40: 0x00}},
-		{driver: "st_accel_i2c", name: "lis3dh", addr: 0x19, raw: [3]int64{256, -256, 1024},
-			// WHO_AM_I 0x33 and OUT_[XYZ] little-endian, 12 bits left
-			// aligned from 0x28; the driver reads with the auto-increment
-			// bit set (0x80 | reg), so the stub serves both addresses.
-			regs: map[int]byte{0x0F: 0x33, 0x8F: 0x33,
-				0x28: 0x00, 0x29: 0x10, 0x2A: 0x00, 0x2B: 0xF0, 0x2C: 0x00, 0x2D: 0x40,
-				0xA8: 0x00, 0xA9: 0x10, 0xAA: 0x00, 0xAB: 0xF0, 0xAC: 0x00, 0xAD: 0x40}},
-	}
-	vboard.Modprobe(t, "i2c-dev")
-	vboard.Modprobe(t, "i2c-stub", "chip_addr=0x68,0x19")
-	bus := stubBus(t)
-	for _, c := range chips {
-		vboard.Modprobe(t, c.driver)
-	}
-	for _, c := range chips {
-		t.Run(c.name, func(t *testing.T) {
-			for reg, v := range c.regs {
-				// busybox reads the numbers as hex.
-				if out, err := exec.Command("i2cset", "-y", strconv.Itoa(bus), fmt.Sprintf("%#x", c.addr), fmt.Sprintf("%#x", reg), fmt.Sprintf("%#x", v)).CombinedOutput(); err != nil {
-					t.Fatalf("i2cset %#x %#x: %v: %s", c.addr, reg, err, out)
-				}
-			}
-			busDir := fmt.Sprintf("/sys/bus/i2c/devices/i2c-%d", bus)
-			if err := os.WriteFile(filepath.Join(busDir, "new_device"), []byte(fmt.Sprintf("%s %#x", c.name, c.addr)), 0); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if err := os.WriteFile(filepath.Join(busDir, "delete_device"), []byte(fmt.Sprintf("%#x", c.addr)), 0); err != nil {
-					t.Errorf("delete %s: %v", c.name, err)
-				}
-			})
-			dev := waitDevice(t, c.name)
-			cal, err := readCalibration(dev.Dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Any rate the chip offers (the faster, the shorter the
-			// wait): each sysfs read on these drivers powers the chip up
-			// and waits for a sample, so only values are checked here.
-			src, err := NewSource("accel", Config{Device: c.name, Frequencies: []float64{100}, Mode: "poll"}, boardEnv)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, stop := run(t, src)
-			var rows []sensors.Sample
-			for len(rows) < 3 {
-				select {
-				case s := <-out:
-					rows = append(rows, s)
-				case <-time.After(20 * time.Second):
-					t.Fatalf("no row from %s for 20 s", c.name)
-				}
-			}
-			if err := stop(); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			for i := range 3 {
-				if cal.scale[i] <= 0 {
-					t.Fatalf("%s scale %v", axes[i], cal.scale)
-				}
-			}
-			// After the run, which set the rate: a raw read waits for a
-			// sample at the current rate (the LIS3DH probes at 1 Hz).
-			for i, ax := range axes {
-				got, err := readFloat(filepath.Join(dev.Dir, "in_"+ax+"_raw"))
-				if err != nil || int64(got) != c.raw[i] {
-					t.Fatalf("in_%s_raw = %v (%v), want the stub's %d", ax, got, err, c.raw[i])
-				}
-			}
-			for _, s := range rows {
-				for j := range 3 {
-					want := float64(c.raw[j]) * cal.scale[j]
-					if math.Abs(s.Values[j]-want) > 1e-9*max(1, math.Abs(want)) {
-						t.Fatalf("row %v, want raw %v × scale %v", s.Values, c.raw, cal.scale)
-					}
-				}
-			}
-		})
-	}
-}
-
-// stubBus returns the number of i2c-stub's adapter.
-func stubBus(t *testing.T) int {
-	t.Helper()
-	ents, err := filepath.Glob("/sys/bus/i2c/devices/i2c-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if name, err := readString(filepath.Join(e, "name")); err == nil && strings.Contains(name, "stub") {
-			n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(e), "i2c-"))
-			if err == nil {
-				return n
-			}
-		}
-	}
-	t.Fatal("no i2c-stub adapter")
-	return 0
 }
