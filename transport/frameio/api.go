@@ -47,7 +47,8 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// errorBody covers both error shapes of §0: {"error":"…"} and
+// errorBody covers both error shapes (docs/protocols/frameio-c2c.md §1.4):
+// {"error":"…"} and
 // {"code":409,"message":"…","errors":[…]}.
 type errorBody struct {
 	Error   string `json:"error"`
@@ -86,8 +87,9 @@ const maxPeerText = 80
 func safeText(s string) string { return redact.Clean(s, maxPeerText) }
 
 // rateLimitWait reads Retry-After, or the x-ratelimit-window (ms) when
-// x-ratelimit-remaining is 0 (§0). Zero means no hint. Either is capped at
-// retry.MaxRetryAfter (waits logs the first capped one; nil: no log).
+// x-ratelimit-remaining is 0 (docs/protocols/frameio-c2c.md §1.3). Zero means
+// no hint. Either is capped at retry.MaxRetryAfter (waits logs the first
+// capped one; nil: no log).
 func rateLimitWait(h http.Header, now time.Time, waits *retry.PeerWaits) time.Duration {
 	if d, ok := waits.Header(h, now); ok {
 		return d
@@ -120,8 +122,9 @@ func classify(e *APIError) error {
 	case (e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge ||
 		e.Status == http.StatusUnsupportedMediaType || e.Status == http.StatusUnprocessableEntity) &&
 		(e.Code != "" || e.Message != ""):
-		// Frame.io's own refusal says why (§0 error shapes); a bare status
-		// or a proxy's HTML page says nothing about the item: retried.
+		// Frame.io's own refusal says why (the error shapes of
+		// docs/protocols/frameio-c2c.md §1.4); a bare status or a proxy's
+		// HTML page says nothing about the item: retried.
 		return retry.Permanent(&itemRefused{e})
 	}
 	if e.Wait > 0 {
@@ -174,8 +177,9 @@ func newHTTPClient(cfg *Config) (*http.Client, *tls.Config, error) {
 	return httpx.NewClient(tr), tc, nil
 }
 
-// userAgentVersion returns a valid semver for x-client-version (§0): Frame.io
-// picks the device model configuration by it, and "dev" would not parse.
+// userAgentVersion returns a valid semver for x-client-version
+// (docs/protocols/frameio-c2c.md §1.1): Frame.io picks the device model
+// configuration by it, and "dev" would not parse.
 func userAgentVersion(v string) string {
 	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
 	if semver.MatchString(v) {
@@ -186,7 +190,8 @@ func userAgentVersion(v string) string {
 
 var semver = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
-// form is a multipart/form-data body (§0: auth endpoints take multipart).
+// form is a multipart/form-data body: the auth endpoints take multipart
+// (docs/protocols/frameio-c2c.md §1.2).
 func form(fields [][2]string) (io.Reader, string, error) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
@@ -235,8 +240,9 @@ func (a *api) do(ctx context.Context, op, method, path, bearer string, body io.R
 	return nil
 }
 
-// health asks GET /health (no auth; any 2xx is healthy, §3) so a failure can
-// say whether Frame.io or our network is the problem.
+// health asks GET /health (no auth; any 2xx is healthy,
+// docs/protocols/frameio-c2c.md §3.2) so a failure can say whether Frame.io
+// or our network is the problem.
 func (a *api) health(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

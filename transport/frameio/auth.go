@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// deviceCode is the answer to POST /v2/auth/device/code (§1.2).
+// deviceCode is the answer to POST /v2/auth/device/code
+// (docs/protocols/frameio-c2c.md §2.2).
 type deviceCode struct {
 	DeviceCode              string `json:"device_code"`
 	UserCode                string `json:"user_code"`
@@ -19,7 +20,8 @@ type deviceCode struct {
 	VerificationURIComplete string `json:"verification_uri_complete"`
 }
 
-// tokenResponse is the answer of POST /v2/auth/token (§1.3, §1.5).
+// tokenResponse is the answer of POST /v2/auth/token
+// (docs/protocols/frameio-c2c.md §2.3, §2.4).
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	ExpiresIn    int    `json:"expires_in"`
@@ -27,7 +29,8 @@ type tokenResponse struct {
 	TokenType    string `json:"token_type"`
 }
 
-// Identity is the part of GET /v2/devices/me the link uses (§3).
+// Identity is the part of GET /v2/devices/me the link uses
+// (docs/protocols/frameio-c2c.md §3.1).
 type Identity struct {
 	ID       string `json:"id"`
 	DeviceID string `json:"device_id"`
@@ -47,8 +50,9 @@ type Identity struct {
 	} `json:"authorization"`
 }
 
-// topics lists the channel topics to try in order (§2.1: the top-level id
-// first; the join reply settles which one Frame.io uses).
+// topics lists the channel topics to try in order
+// (docs/protocols/frameio-c2c.md §4.3: the top-level id first; the join reply
+// settles which one Frame.io uses).
 func (id *Identity) topics() []string {
 	var out []string
 	seen := map[string]bool{}
@@ -101,7 +105,8 @@ func (a *api) refresh(ctx context.Context, clientID, secret, refreshToken string
 		{"grant_type", "refresh_token"}, {"refresh_token", refreshToken}})
 }
 
-// revoke deauthorizes the device (§1.6: the refresh token is sent).
+// revoke deauthorizes the device (docs/protocols/frameio-c2c.md §2.5: the
+// refresh token is sent).
 func (a *api) revoke(ctx context.Context, clientID, secret, token string) error {
 	body, ct, err := form([][2]string{{"client_id", clientID}, {"client_secret", secret}, {"token", token}})
 	if err != nil {

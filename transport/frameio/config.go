@@ -1,6 +1,7 @@
 // Package frameio is the Frame.io Camera-to-Cloud link: device-code pairing,
 // token refresh, a Phoenix channel socket with heartbeat and paused status,
-// and durable asset upload (../shared/specs/frameio-c2c.md).
+// and durable asset upload. The protocol facts it relies on, with their
+// sources, are in docs/protocols/frameio-c2c.md; comments cite its sections.
 //
 // The link has two halves. The session (Dial/Serve) keeps the device socket
 // joined so Frame.io shows the device online and tells it about pauses. The

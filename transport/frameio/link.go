@@ -23,10 +23,12 @@ var (
 )
 
 // Options are the link's timings and sizes. Production uses the zero value
-// (the spec's figures); tests shrink them so an hour of heartbeats runs in
-// seconds.
+// (the figures of docs/protocols/frameio-c2c.md); tests shrink them so an
+// hour of heartbeats runs in seconds.
 type Options struct {
-	Heartbeat     time.Duration // heartbeat period and reply deadline (15 s, §2.5)
+	// Heartbeat is the heartbeat period and reply deadline (15 s,
+	// docs/protocols/frameio-c2c.md §4.4).
+	Heartbeat     time.Duration
 	DeadAfter     time.Duration // no frame at all for this long: dead (30 s)
 	JoinTimeout   time.Duration // join/push reply deadline (10 s)
 	IdentityEvery time.Duration // at most one /v2/devices/me per period (60 s)
@@ -42,7 +44,8 @@ type Options struct {
 	MinPartSize  int64        // S3's floor for every part but the last (5 MiB)
 	URLLifetime  time.Duration
 	// ClockFloor: before this wall time the clock is not plausible (no RTC
-	// before NTP sync), so asset creation waits (§4.3).
+	// before NTP sync), so asset creation waits
+	// (docs/protocols/frameio-c2c.md §5.3).
 	ClockFloor     time.Time
 	ClockWait      time.Duration // how long to wait before re-checking the clock (10 s)
 	WatchEvery     time.Duration // watch_dir scan period (2 s)
@@ -236,7 +239,7 @@ func (l *Link) setPaused(p bool, why string) {
 
 // pausedSince returns when the current pause began, if paused. A pause
 // learnt from devices/me may have begun earlier; the server decides from
-// offset in that case (§4.3).
+// offset in that case (docs/protocols/frameio-c2c.md §5.3).
 func (l *Link) pausedSince() (time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -273,7 +276,8 @@ func (l *Link) refresh(ctx context.Context, stale string) (string, error) {
 
 // identity returns the device identity, asking Frame.io at most once per
 // IdentityEvery (unless force is set and the last answer is older than that
-// anyway). A 401 refreshes the token and asks once more (§1.5).
+// anyway). A 401 refreshes the token and asks once more
+// (docs/protocols/frameio-c2c.md §2.4, §3.1).
 func (l *Link) identity(ctx context.Context, access string) (*Identity, string, error) {
 	l.mu.Lock()
 	id, at := l.ident, l.identAt
@@ -330,7 +334,8 @@ func (l *Link) explainNetErr(ctx context.Context, err error) error {
 	}
 }
 
-// logEventOnce logs an undocumented event name once at info (§2.3).
+// logEventOnce logs an undocumented event name once at info
+// (docs/protocols/frameio-c2c.md §4.5).
 func (l *Link) logEventOnce(ev string) {
 	l.mu.Lock()
 	seen := l.unknownEv[ev]

@@ -63,11 +63,13 @@ const maxShown = 256
 // masked and the length bounded.
 func (o *PairOptions) shown(s string) string { return o.Secrets.Peer(s, maxShown) }
 
-// Pair runs the device-code grant (§1.2–1.4): it shows the code with a
-// countdown, polls at the server's interval (slow_down raises it by 5 s for
-// good), renews an expired code automatically, stores the tokens atomically
-// 0600 and returns the device's identity. Cancelling ctx cancels pairing
-// (no server call exists for that, §1.3).
+// Pair runs the device-code grant (docs/protocols/frameio-c2c.md §2.2–§2.3):
+// it shows the code with a countdown, polls at the server's interval
+// (slow_down raises it by 5 s for good), renews an expired code
+// automatically, stores the tokens atomically 0600 and returns the device's
+// identity (docs/protocols/frameio-c2c.md §3.1). Cancelling ctx cancels
+// pairing; no server call exists for that
+// (docs/protocols/frameio-c2c.md §2.3).
 func Pair(ctx context.Context, cfg Config, opts PairOptions) (*Identity, error) {
 	opts.defaults()
 	a, err := newAPI(&cfg, opts.Version, opts.Clock)
@@ -128,7 +130,7 @@ func pollCode(ctx context.Context, a *api, cfg *Config, dc *deviceCode, o *PairO
 	out, clk := o.Out, o.Clock
 	interval := time.Duration(min(max(dc.Interval, 0), int(maxPollInterval/time.Second))) * time.Second
 	if interval <= 0 {
-		interval = 5 * time.Second // §7: fall back to 5 s
+		interval = 5 * time.Second // docs/protocols/frameio-c2c.md §2.2: fall back to 5 s
 	}
 	life := time.Duration(min(max(dc.ExpiresIn, 0), int(maxCodeLife/time.Second))) * time.Second
 	if life <= 0 {
@@ -196,9 +198,9 @@ func pollCode(ctx context.Context, a *api, cfg *Config, dc *deviceCode, o *PairO
 	}
 }
 
-// Revoke deauthorizes the device (§1.6) and deletes the local tokens. When
-// Frame.io cannot be reached the tokens are kept and the error returned, so
-// the user can try again.
+// Revoke deauthorizes the device (docs/protocols/frameio-c2c.md §2.5) and
+// deletes the local tokens. When Frame.io cannot be reached the tokens are
+// kept and the error returned, so the user can try again.
 func Revoke(ctx context.Context, cfg Config, opts PairOptions) error {
 	opts.defaults()
 	t, err := LoadTokens(opts.TokenPath)

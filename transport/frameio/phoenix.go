@@ -20,7 +20,8 @@ import (
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
-// Phoenix V1 (vsn 1.0.0) object frames (§2.2): {"topic","event","payload","ref"}.
+// Phoenix V1 (vsn 1.0.0) object frames (docs/protocols/frameio-c2c.md §4.2):
+// {"topic","event","payload","ref"}.
 // Frame.io's examples and camera traffic use this form; we never send V2
 // arrays.
 
@@ -158,7 +159,7 @@ func reason(raw json.RawMessage, sec *redact.Secrets) string {
 }
 
 // pausedState reads a status_updated payload: a bare "paused"/"resumed" or
-// {"status":"paused"} (§2.2). ok is false for anything else.
+// {"status":"paused"} (docs/protocols/frameio-c2c.md §4.2, §4.5). ok is false for anything else.
 func pausedState(raw json.RawMessage) (paused, ok bool) {
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
@@ -184,7 +185,8 @@ type refs struct{ n uint64 }
 
 func (r *refs) next() string { r.n++; return strconv.FormatUint(r.n, 10) }
 
-// errSocketForbidden is a 403 on the upgrade: expired or invalid token (§2.1).
+// errSocketForbidden is a 403 on the upgrade: expired or invalid token
+// (docs/protocols/frameio-c2c.md §4.1).
 var errSocketForbidden = errors.New("socket: HTTP 403 on upgrade (token expired or invalid)")
 
 type wsDialer struct {
@@ -205,7 +207,8 @@ func newWSDialer(tc *tls.Config, version string, clk clock.Clock) wsDialer {
 	return wsDialer{d: d, version: version, clk: clk}
 }
 
-// socketURL adds the token the way Frame.io expects (§2.1) and pins the V1
+// socketURL adds the token the way Frame.io expects
+// (docs/protocols/frameio-c2c.md §4.1) and pins the V1
 // serializer. The result is a credential: never log it.
 func socketURL(base, access string) string {
 	sep := "?"

@@ -2,13 +2,13 @@ package frameio
 
 import "errors"
 
-// refreshRejected reports whether Frame.io itself refused a refresh for
-// good: the OAuth error codes of §1.3 that mean the refresh token or the
-// client is no longer valid (invalid_grant, invalid_client), which no retry
-// and no file re-read fixes (a re-pair does). Any other answer (404, 408, a
-// 400 or 401 without that code, an HTML page) is what a proxy or a deploy
-// in between answers for minutes: retried with the normal backoff, the
-// tokens kept.
+// refreshRejected reports whether Frame.io itself refused a refresh for good:
+// the OAuth error codes (docs/protocols/frameio-c2c.md §2.3, §2.4) that mean
+// the refresh token or the client is no longer valid (invalid_grant,
+// invalid_client), which no retry and no file re-read fixes (a re-pair does).
+// Any other answer (404, 408, a 400 or 401 without that code, an HTML page)
+// is what a proxy or a deploy in between answers for minutes: retried with
+// the normal backoff, the tokens kept.
 func refreshRejected(e *APIError) bool {
 	for _, c := range []string{e.Code, e.Message} {
 		if c == "invalid_grant" || c == "invalid_client" {

@@ -43,8 +43,8 @@ func (s *session) write(m Message) error {
 	return nil
 }
 
-// join sends phx_join for each candidate topic until one is accepted (§2.1:
-// an unknown id answers "unmatched topic"). It reads directly: Serve has not
+// join sends phx_join for each candidate topic until one is accepted (an
+// unknown id answers "unmatched topic", docs/protocols/frameio-c2c.md §4.3). It reads directly: Serve has not
 // started yet.
 func (s *session) join(ctx context.Context, topics []string) error {
 	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
@@ -220,7 +220,7 @@ func (s *session) handle(ctx context.Context, r readResult, st *serveState) erro
 	case m.Event == evClose:
 		// Phoenix clients do not rejoin after phx_close: check that we are
 		// still authorized, then let the supervisor reconnect with backoff
-		// (§2.3).
+		// (docs/protocols/frameio-c2c.md §4.5).
 		return s.closedByServer(ctx)
 	case m.Event == evStatus:
 		if p, ok := pausedState(m.Payload); ok {

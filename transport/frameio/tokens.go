@@ -49,7 +49,7 @@ type Tokens struct {
 func tokensFrom(tr *tokenResponse, now time.Time) *Tokens {
 	ttl := time.Duration(tr.ExpiresIn) * time.Second
 	if ttl <= 0 {
-		ttl = 8 * time.Hour // §1.3: tokens last 8 h
+		ttl = 8 * time.Hour // tokens last 8 h (docs/protocols/frameio-c2c.md §2.4)
 	}
 	return &Tokens{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, TokenType: tr.TokenType,
 		IssuedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC()}
@@ -88,10 +88,11 @@ func LoadTokens(path string) (*Tokens, error) {
 }
 
 // tokenSource hands out a valid access token to the socket and the upload
-// worker. Refresh is single-flight: concurrent callers that saw the same stale
-// token wait for one refresh. The rotated refresh token is written to disk
-// before the new access token is used (§1.5). The file is re-read when it
-// changes, so pairing while the daemon runs takes effect without a restart.
+// worker. Refresh is single-flight: concurrent callers that saw the same
+// stale token wait for one refresh. The rotated refresh token is written to
+// disk before the new access token is used
+// (docs/protocols/frameio-c2c.md §2.4). The file is re-read when it changes,
+// so pairing while the daemon runs takes effect without a restart.
 //
 // Safe for concurrent use.
 type tokenSource struct {
@@ -101,8 +102,8 @@ type tokenSource struct {
 	secret   string
 	clk      clock.Clock
 	log      *slog.Logger
-	// refreshFraction of the lifetime after which a refresh is due (§1.5:
-	// ~80 %); jitter spreads a fleet.
+	// refreshFraction of the lifetime after which a refresh is due (~80 %,
+	// docs/protocols/frameio-c2c.md §2.4); jitter spreads a fleet.
 	refreshFraction float64
 
 	// secrets learns every token loaded or obtained, under slot/access and

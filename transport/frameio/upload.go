@@ -62,7 +62,7 @@ var (
 
 // partCount picks how many upload URLs to ask for: about PartSize each, but
 // never parts below MinPartSize (S3's floor for all but the last part) and
-// never more than 10 000 (§4.2).
+// never more than 10 000 (docs/protocols/frameio-c2c.md §5.2).
 func (l *Link) partCount(size int64) int {
 	n := (size + l.opts.PartSize - 1) / l.opts.PartSize
 	if most := size / l.opts.MinPartSize; n > most {
@@ -71,8 +71,9 @@ func (l *Link) partCount(size int64) int {
 	return int(min(max(n, 1), 10000))
 }
 
-// partRange returns part i of n of a size-byte asset (§4.2: part size is
-// ceil(size/n), the last part holds the remainder).
+// partRange returns part i of n of a size-byte asset
+// (docs/protocols/frameio-c2c.md §5.2: part size is ceil(size/n), the last
+// part holds the remainder).
 func partRange(size int64, n, i int) (off, length int64) {
 	ps := (size + int64(n) - 1) / int64(n)
 	off = int64(i) * ps
@@ -159,7 +160,8 @@ func (l *Link) deliverItem(ctx context.Context, it spool.Item, body *os.File) er
 	return nil
 }
 
-// createAsset sends POST /v2/devices/assets with offset computed now (§4.3).
+// createAsset sends POST /v2/devices/assets with offset computed now
+// (docs/protocols/frameio-c2c.md §5.3).
 func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (*assetProgress, error) {
 	now := l.deps.Clock.Now()
 	if now.Before(l.opts.ClockFloor) {
@@ -382,8 +384,9 @@ func (l *Link) putOnce(ctx context.Context, url, filetype string, r *io.SectionR
 	}
 	req.ContentLength = length
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(r, 0, length)), nil }
-	// The signature covers content-type;host;x-amz-acl (§4.2); no
-	// Authorization header goes to S3.
+	// The signature covers content-type;host;x-amz-acl
+	// (docs/protocols/frameio-c2c.md §5.2); no Authorization header goes to
+	// S3.
 	req.Header.Set("Content-Type", filetype)
 	req.Header.Set("x-amz-acl", "private")
 	resp, err := l.api.client.Do(req)

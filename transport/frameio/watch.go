@@ -14,7 +14,8 @@ import (
 )
 
 // spooledDir is where watched files go once they are safely in the spool;
-// they stay on user-accessible storage (§4.4) for manual upload.
+// they stay on user-accessible storage (docs/protocols/frameio-c2c.md §5.4)
+// for manual upload.
 const spooledDir = ".spooled"
 
 // errNotPlainFile: a watched entry is not a plain file of its own (a

@@ -16,7 +16,8 @@ import (
 const assetKind = "frameio-asset"
 
 // assetMeta is what the producer records with a spooled asset. Captured is
-// the capture time, so offset is computed when the create is sent (§4.3).
+// the capture time, so offset is computed when the create is sent
+// (docs/protocols/frameio-c2c.md §5.3).
 type assetMeta struct {
 	Name     string    `json:"name"`
 	Filetype string    `json:"filetype"`
@@ -56,9 +57,10 @@ func (l *Link) Work(ctx context.Context) error {
 // refreshCheck bounds how long the refresh loop sleeps before looking again.
 const refreshCheck = 5 * time.Minute
 
-// refreshLoop refreshes the access token at ~80 % of its life (§1.5), so
-// neither the socket nor an upload ever meets an expired token in the normal
-// case. While unpaired it re-checks every NotPairedWait.
+// refreshLoop refreshes the access token at ~80 % of its life
+// (docs/protocols/frameio-c2c.md §2.4), so neither the socket nor an upload
+// ever meets an expired token in the normal case. While unpaired it re-checks
+// every NotPairedWait.
 func (l *Link) refreshLoop(ctx context.Context) {
 	bo := retry.New(retry.Policy{Min: 5 * time.Second, Max: 5 * time.Minute})
 	for {
@@ -94,7 +96,7 @@ func (l *Link) refreshLoop(ctx context.Context) {
 
 // captureLoop takes one still every upload.every and spools it. While
 // Frame.io says the channel is paused nothing is captured: those assets
-// would be refused anyway (§2.3).
+// would be refused anyway (docs/protocols/frameio-c2c.md §4.5, §5.3).
 func (l *Link) captureLoop(ctx context.Context) {
 	every := l.cfg.Upload.Every.D()
 	var lastErr string

@@ -23,9 +23,10 @@ type createReq struct {
 	Parts    int    `json:"parts"`
 }
 
-// handleCreate is POST /v2/devices/assets (§4.1). Media captured while the
-// channel is paused (now − offset after the pause began) gets 409 Channel
-// Paused (§4.3).
+// handleCreate is POST /v2/devices/assets
+// (docs/protocols/frameio-c2c.md §5.1). Media captured while the channel is
+// paused (now − offset after the pause began) gets 409 Channel Paused
+// (docs/protocols/frameio-c2c.md §5.3).
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	s.noteVersion(r)
 	if !s.authorized(r) {
@@ -97,8 +98,9 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		"filesize": a.Filesize, "project_id": s.projectID, "upload_urls": urls})
 }
 
-// handlePut is the fake presigned S3 PUT (§4.2): signature, Content-Type =
-// filetype, x-amz-acl: private, an exact Content-Length (chunked → 501), no
+// handlePut is the fake presigned S3 PUT
+// (docs/protocols/frameio-c2c.md §5.2): signature, Content-Type = filetype,
+// x-amz-acl: private, an exact Content-Length (chunked → 501), no
 // Authorization, and the part length from the ceil(size/parts) rule.
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")

@@ -62,7 +62,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, "invalid_grant")
 			return
 		}
-		delete(s.refresh, rt) // refresh tokens rotate (§1.5)
+		delete(s.refresh, rt) // refresh tokens rotate (docs/protocols/frameio-c2c.md §2.4)
 		a, nrt, exp := s.issueLocked()
 		s.stats.Refreshes++
 		s.mu.Unlock()

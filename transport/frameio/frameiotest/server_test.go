@@ -14,7 +14,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestPresignedPutChecks: the fake refuses what real S3 would, so the link
-// cannot pass tests with requests S3 rejects (§4.2).
+// cannot pass tests with requests S3 rejects (docs/protocols/frameio-c2c.md §5.2).
 func TestPresignedPutChecks(t *testing.T) {
 	s, err := New(Options{})
 	if err != nil {

@@ -40,9 +40,10 @@ func (c *wsConn) send(topic, event, payload string, ref *string) error {
 
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
-// handleSocket is the device socket: token in the query (§2.1), 403 when it
-// is invalid or expired, V1 frames, heartbeat replies, and a close after
-// IdleTimeout without a heartbeat.
+// handleSocket is the device socket: token in the query
+// (docs/protocols/frameio-c2c.md §4.1), 403 when it is invalid or expired, V1
+// frames, heartbeat replies, and a close after IdleTimeout without a
+// heartbeat.
 func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 	s.noteVersion(r)
 	tok, ok := bearer(r.URL.Query().Get("Authorization"))
