@@ -35,7 +35,8 @@ func (c *Client) SetConfig(ctx context.Context, values map[int]float64) error {
 }
 
 // AddMsgs sends messages; an empty Target is a broadcast. Params must be a
-// JSON object (a bare string breaks getMsgs for every recipient, spec 1).
+// JSON object (a bare string breaks getMsgs for every recipient,
+// docs/protocols/camera-server.md §6.3).
 func (c *Client) AddMsgs(ctx context.Context, msgs ...Message) error {
 	list := make([]map[string]any, 0, len(msgs))
 	for _, m := range msgs {
@@ -91,7 +92,8 @@ func (c *Client) AddRecord(ctx context.Context, meta string, blob []byte) error 
 	return err
 }
 
-// MaxRecord caps one record (spec 8 #21: the server buffers it in RAM).
+// MaxRecord caps one record: the server buffers it in RAM
+// (docs/protocols/camera-server.md §2).
 const MaxRecord = 8 << 20
 
 // GetRecordCount lists up to 32 records of the account newer than stamp.
@@ -126,7 +128,7 @@ func (c *Client) GetRecordData(ctx context.Context, rid int64) ([]byte, error) {
 }
 
 // DeleteRecords deletes records by id. Negative ids have a sweeping meaning
-// on the server (spec 1), so they are refused here.
+// on the server (docs/protocols/camera-server.md §2), so they are refused here.
 func (c *Client) DeleteRecords(ctx context.Context, rids ...int64) error {
 	if len(rids) == 0 {
 		return nil

@@ -21,7 +21,7 @@ import (
 )
 
 // Limits are the account limits that shape our request pattern, derived from
-// getConfig.json (clamp(fv, miv, mav), spec 4.2).
+// getConfig.json (clamp(fv, miv, mav), docs/protocols/camera-server.md §5.2).
 type Limits struct {
 	DeadSession    time.Duration // kind 2: idle sessions are deleted after this
 	MaxRequests    int           // kind 3: a session is deleted past this many requests

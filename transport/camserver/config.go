@@ -1,6 +1,6 @@
 // Package camserver is the REST Web Camera Server link: an HTTP/2 JSON API
 // (authorize, heartBit, messages, records) and a framed raw stream pushed with
-// PUT input.raw. The wire reference is ../shared/specs/camera-server.md.
+// PUT input.raw. The wire reference is docs/protocols/camera-server.md.
 //
 // The link keeps one session per Dial: the JSON traffic on one HTTP/2
 // connection, the stream on a second (a stream fault can make the server end

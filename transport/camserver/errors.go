@@ -9,7 +9,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
-// Code is a camera server `BAD` result code (spec section 6.1).
+// Code is a camera server `BAD` result code (docs/protocols/camera-server.md §7.1).
 type Code int
 
 // The server's result codes.

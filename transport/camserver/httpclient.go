@@ -31,7 +31,8 @@ func newTLSConfig(cfg *Config, host string) (*tls.Config, error) {
 
 // pinnedDialer dials one resolved address for the whole session, so that the
 // JSON connection and the stream connection leave from the same source
-// address family: the server binds a session to the client IP (spec 4.2).
+// address family: the server binds a session to the client IP
+// (docs/protocols/camera-server.md §1.6, §5.2).
 //
 // It also tracks every connection it made, so that closeAll ends them all
 // when the session closes: CloseIdleConnections spares a connection a

@@ -213,7 +213,8 @@ func classify(err error) error {
 	var ae *APIError
 	switch {
 	case errors.As(err, &ae) && ae.Code == CodeNoSuchUser:
-		// The server DB may be restored: retry, but slowly (spec 6.1).
+		// The server DB may be restored: retry, but slowly
+		// (docs/protocols/camera-server.md §7.1).
 		return retry.RetryAfter(err, 10*time.Minute)
 	case errors.As(err, &ae) && (ae.Code == CodeMalformedRequest || ae.Code == CodeJSONFail):
 		return retry.Permanent(err)

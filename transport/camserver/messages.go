@@ -49,10 +49,10 @@ func (l *Link) saveStamp(stamp string) {
 	}
 }
 
-// pollMessages fetches messages (section 5 of the spec): from the persisted
-// stamp, 32 per page, at once again while pages are full; once drained, the
-// next poll is getMsgsAndSync so the server bookmark follows us. Every
-// message is handled at most once per stamp (stamps only grow).
+// pollMessages fetches messages (docs/protocols/camera-server.md §6.2): from
+// the persisted stamp, 32 per page, at once again while pages are full; once
+// drained, the next poll is getMsgsAndSync so the server bookmark follows
+// us. Every message is handled at most once per stamp (stamps only grow).
 //
 // A getMsgs the server cannot answer (a BAD code that retrying may fix, or
 // JSON_PARSER_FAIL from a stored message with bad params) does not end the

@@ -9,8 +9,9 @@ import (
 
 // checkName rejects a value that the server's query-string decoder would
 // turn into a number or boolean and then silently replace with the default
-// (spec 0.1): device names, subproto and meta must contain a letter and must
-// not parse as an integer, a float, a boolean, $hex or 0xhex.
+// (docs/protocols/camera-server.md §1.7): device names, subproto and meta must
+// contain a letter and must not parse as an integer, a float, a boolean,
+// $hex or 0xhex.
 func checkName(field, s string) error {
 	if s == "" {
 		return fmt.Errorf("%s: empty", field)

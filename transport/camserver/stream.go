@@ -17,8 +17,8 @@ import (
 )
 
 // Why a stream attempt ended. Stream endings are never classified by the
-// transport's error text (the spec, 6.2): the heartBit that follows tells
-// whether the session is gone.
+// transport's error text (docs/protocols/camera-server.md §7.2): the
+// heartBit that follows tells whether the session is gone.
 var (
 	errStalled   = errors.New("stream stalled: no progress within the watchdog")
 	errReauth    = errors.New("session renewed; reopening the stream with the new id")
@@ -174,7 +174,7 @@ func (s *session) pushOnce(ctx context.Context) error {
 }
 
 // offer frames a payload; oversized payloads are dropped and counted (the
-// server is unreliable above 500 000 bytes, spec 2.2).
+// server is unreliable above 500 000 bytes, docs/protocols/camera-server.md §3.2).
 func (s *session) offer(body *frameBody, payload []byte) {
 	f, err := frame.Encode(payload)
 	if err != nil {
@@ -204,7 +204,8 @@ func newEncoder(subproto string, info sensors.Info, delta time.Duration) (encode
 }
 
 // jpegEncoder sends the latest still once per frame interval: the server
-// relays at most one frame per delta to viewers anyway (spec 2.3).
+// relays at most one frame per delta to viewers anyway
+// (docs/protocols/camera-server.md §3.3).
 type jpegEncoder struct{ latest []byte }
 
 func (e *jpegEncoder) add(s sensors.Sample) []byte { e.latest = s.Data; return nil }

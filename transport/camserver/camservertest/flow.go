@@ -9,7 +9,7 @@ import (
 // flowConn reproduces the reference server's receive flow control on top of
 // the Go HTTP/2 server: a receive window (the connection's or a stream's) of
 // 65535 bytes is refilled with exactly one WINDOW_UPDATE of 65535 when it
-// reaches zero, and never earlier (spec 0, "Receive flow control"). So each
+// reaches zero, and never earlier (docs/protocols/camera-server.md §1.5). So each
 // connection uploads at most ~64 KiB per round trip, and a client that waits
 // for room for a whole frame before sending would hang, as it would against
 // the real server.

@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// params reads request parameters the way the server does (spec 0.1): the
-// JSON body first, then the query string, then the default; a value of the
-// wrong kind (number versus string) falls through to the next source.
+// params reads request parameters the way the server does: the JSON body
+// first, then the query string, then the default; a value of the wrong kind
+// (number versus string) falls through to the next source
+// (docs/protocols/camera-server.md §1.7).
 type params struct {
 	body  map[string]json.RawMessage
 	query url.Values

@@ -2,7 +2,7 @@
 // (wcWebCamServer), like net/http/httptest. It serves HTTP/2 only, over TLS
 // (ALPN h2, a generated certificate for 127.0.0.1/localhost) or h2c with
 // prior knowledge, and copies the real server's observable behaviour,
-// quirks included (../shared/specs/camera-server.md):
+// quirks included (docs/protocols/camera-server.md; §9 lists what it copies):
 //
 //   - JSON endpoints are POST only (405 otherwise); a POST to an unknown
 //     path, input.raw or output.raw is 404; PUT input.raw, GET output.raw;
@@ -28,7 +28,7 @@
 // Not copied: refused streams are reset with INTERNAL_ERROR (the Go server's
 // abort) rather than REFUSED_STREAM, and a wrong Content-Length closes the
 // socket rather than sending GOAWAY first. Clients must not depend on either
-// (the spec says never to classify stream ends).
+// (stream ends are never classified, docs/protocols/camera-server.md §7.2).
 //
 // Concurrency: all methods are safe for concurrent use. Close stops every
 // goroutine the server started and waits for them.

@@ -25,7 +25,8 @@ const (
 	Marker = 0xAA
 	// MaxPayload is the largest payload we send or accept. The reference
 	// server accepts up to 1 048 570 bytes but frames above ~512 KiB were
-	// unreliable on the running server, so the spec caps us at 500 000.
+	// unreliable on the running server, so we cap it at 500 000
+	// (docs/protocols/camera-server.md §3.2).
 	MaxPayload = 500_000
 	// ServerMaxPayload is the reference server's hard limit.
 	ServerMaxPayload = 1_048_570
