@@ -109,7 +109,8 @@ type serveState struct {
 // Serve keeps the channel alive: a heartbeat every Heartbeat whose reply
 // must arrive before the next one, rejoin after phx_error, status_updated
 // into the paused flag. It returns when the socket dies, the server closes
-// the channel, or ctx ends (nil).
+// the channel, or ctx ends (nil). It owns the reader goroutine and the
+// goroutines of its ticker and timers, and returns after all have stopped.
 func (s *session) Serve(ctx context.Context) error {
 	in := make(chan readResult, 8)
 	var wg sync.WaitGroup

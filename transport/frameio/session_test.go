@@ -124,6 +124,31 @@ func TestRejoinAfterChannelError(t *testing.T) {
 	}
 }
 
+// TestRejoinTimesOut: a rejoin whose reply never comes is given up after
+// JoinTimeout (a timer on the link's clock) and tried again on the same
+// socket, without a reconnect.
+func TestRejoinTimesOut(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, true)
+	opts := fastOptions()
+	opts.JoinTimeout = 500 * time.Millisecond
+	l := e.link(t, opts)
+	sup := agenttest.RunLink(t, "frameio", l, e.deps)
+	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	fake.SwallowJoins(1)
+	fake.CrashChannels()
+	agenttest.Eventually(t, "a rejoin after the unanswered one", func() bool { return fake.Stats().Joins == 2 })
+	if st := fake.Stats(); st.SwallowedJoins != 1 || st.Upgrades != 1 {
+		t.Errorf("fake saw %+v; want one unanswered join, then a rejoin on the same socket", st)
+	}
+	if !strings.Contains(e.logs.String(), "rejoin timed out") {
+		t.Errorf("the timed-out rejoin was not logged:\n%s", e.logs.String())
+	}
+	if n := sup.Status().Reconnects; n != 0 {
+		t.Errorf("reconnects = %d", n)
+	}
+}
+
 func TestPausedStatus(t *testing.T) {
 	fake := newFake(t, frameiotest.Options{})
 	e := newEnv(t, fake, true)

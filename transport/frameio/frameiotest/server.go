@@ -62,6 +62,7 @@ type Stats struct {
 	Upgrades        int // accepted socket upgrades
 	Forbidden       int // upgrades refused with 403
 	Joins           int // successful phx_join
+	SwallowedJoins  int // phx_joins left unanswered (SwallowJoins)
 	Heartbeats      int
 	IdleCloses      int // sockets closed for lack of heartbeats
 	MaxHeartbeatGap time.Duration
@@ -135,6 +136,7 @@ type Server struct {
 	blocked      chan struct{} // closed to release a blocked part
 	partStarted  chan int
 	swallowHB    bool
+	swallowJoins int     // joins of the device topic left to leave unanswered
 	hostile      hostile // EchoCredentials
 
 	assets map[string]*asset
@@ -436,6 +438,14 @@ func (s *Server) SwallowHeartbeats(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.swallowHB = on
+}
+
+// SwallowJoins leaves the next n joins of the device's topic unanswered,
+// like a server whose channel process hangs.
+func (s *Server) SwallowJoins(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.swallowJoins = n
 }
 
 // SetHealth sets the /health status code (200 by default).

@@ -132,6 +132,16 @@ func (s *Server) serveSocket(c *wsConn) {
 				_ = c.send(m.Topic, "phx_reply", `{"status":"error","response":{"reason":"unmatched topic"}}`, m.Ref)
 				continue
 			}
+			s.mu.Lock()
+			swallow := s.swallowJoins > 0
+			if swallow {
+				s.swallowJoins--
+				s.stats.SwallowedJoins++
+			}
+			s.mu.Unlock()
+			if swallow {
+				continue
+			}
 			c.mu.Lock()
 			c.topic, c.crashed = m.Topic, ""
 			c.mu.Unlock()
