@@ -36,11 +36,10 @@ type restSession struct {
 // ws_endpoint is where the token goes next, so it is checked first
 // (httpx.CheckServerURL): wss:// whenever api_url is https, on any host (the
 // service names its signalling host, docs/protocols/webrtc-rtm.md §2.2, and
-// the token then only
-// travels over TLS verified like api_url's); ws:// only when api_url itself
-// is plain http, and then only on api_url's host name. On main a ws://
-// endpoint on another host got the Bearer token in clear text, at every
-// retry.
+// the token then only travels over TLS verified like api_url's); ws:// only
+// when api_url itself is plain http, and then only on api_url's host name.
+// On main a ws:// endpoint on another host got the Bearer token in clear
+// text, at every retry.
 func createSession(ctx context.Context, cfg *Config, tc *tls.Config, waits *retry.PeerWaits, clk clock.Clock) (restSession, error) {
 	var out restSession
 	u := strings.TrimSuffix(cfg.APIURL, "/") + "/api/v2/session"

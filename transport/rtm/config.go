@@ -1,7 +1,7 @@
 // Package rtm is the stream-recording link: WebSocket signalling and a pion
 // WebRTC peer connection publishing the camera (H.264) and microphone (PCMU),
 // with recording start/stop and a PUT upload URL. The protocol is described in
-// ../shared/specs/webrtc-rtm.md; README.md next to this file says what the
+// docs/protocols/webrtc-rtm.md; README.md next to this file says what the
 // link does on each event.
 package rtm
 
@@ -22,10 +22,10 @@ type Config struct {
 	// every session and after a 401, so a helper may keep it fresh.
 	TokenFile string `yaml:"token_file"`
 	// TokenURL is our backend's endpoint minting this device's token (the
-	// master key never goes on a device, spec §2): POST {"client_id"} with
-	// the device key as Bearer → {"auth_token": JWT}. The link renews the
-	// token token_refresh_before its exp and after a 401. Excludes
-	// token/token_file.
+	// master key never goes on a device, docs/protocols/webrtc-rtm.md §2.1):
+	// POST {"client_id"} with the device key as Bearer → {"auth_token": JWT}.
+	// The link renews the token token_refresh_before its exp and after a
+	// 401. Excludes token/token_file.
 	TokenURL        string `yaml:"token_url"`
 	TokenURLKey     string `yaml:"token_url_key"`      // the device key for token_url inline (discouraged: use token_url_key_file)
 	TokenURLKeyFile string `yaml:"token_url_key_file"` // file holding the device key for token_url (mode 0600)
@@ -34,7 +34,8 @@ type Config struct {
 	// set up; a running stream is never interrupted to renew one.
 	TokenRefreshBefore conf.Duration `yaml:"token_refresh_before"`
 	// WSTokenQueryParam, when set, also passes the token as this query
-	// parameter on the WebSocket URL (browser-style auth; spec §2.4).
+	// parameter on the WebSocket URL (browser-style auth;
+	// docs/protocols/webrtc-rtm.md §2.3).
 	WSTokenQueryParam string `yaml:"ws_token_query_param"`
 	ClientID          string `yaml:"client_id"` // this device's client id in the service
 	// Video names the sensor giving H.264; Audio the optional microphone.

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/transport/rtm/internal/pionapi"
 )
 
 // peerConfig is what one session's peer connection is made from.
@@ -31,7 +32,8 @@ type peerConfig struct {
 // tracks the pumps write to, an RTCP reader per sender (the interceptors need
 // RTCP read, and PLI/FIR arrive there), the offer and answer, the remote
 // candidates that arrive before the remote description, and pion's callbacks,
-// which only post to bounded channels so they never block pion.
+// which only post to bounded channels so they never block pion. The settings
+// and the steps are those of docs/protocols/webrtc-rtm.md §5 and §6.3.
 //
 // Concurrency: newPeer and close are called by the session's owner; every
 // other method by one goroutine at a time (dial until the event loop starts,
@@ -56,7 +58,7 @@ type peer struct {
 // audio) transceivers and starts its RTCP readers. On error nothing is left
 // running.
 func newPeer(cfg peerConfig) (_ *peer, err error) {
-	api, err := newAPI(cfg.loopback, cfg.udpPorts)
+	api, err := pionapi.New(cfg.loopback, cfg.udpPorts)
 	if err != nil {
 		return nil, retry.Permanent(err)
 	}

@@ -288,10 +288,10 @@ func (s *session) Serve(ctx context.Context) error {
 	}
 }
 
-// Close ends the session in the protocol's order
-// (docs/protocols/webrtc-rtm.md §5): recording_stop (if
-// recording), session_stop, a bounded wait for TERMINATED, then the peer
-// connection and the socket. Safe to call more than once and after Serve.
+// Close ends the session in the protocol's order (docs/protocols/webrtc-rtm.md
+// §5): recording_stop (if recording), session_stop, a bounded wait for
+// TERMINATED, then the peer connection and the socket. It waits for every
+// goroutine the session started. Safe to call more than once and after Serve.
 func (s *session) Close() error {
 	s.closeOnce.Do(s.close)
 	return nil

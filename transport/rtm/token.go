@@ -25,8 +25,9 @@ import (
 var errTokenRejected = errors.New("token rejected")
 
 // tokenSource hands out the Bearer token for the next session and renews it
-// before it expires and whenever the service rejects it (spec §2: the master
-// key never goes on a device; our backend mints the token). By config:
+// before it expires and whenever the service rejects it (the master key never
+// goes on a device; our backend mints the token: docs/protocols/webrtc-rtm.md
+// §2.1). By config:
 //
 //   - token_url: POST {client_id} with the device key to our backend, which
 //     answers {"auth_token": JWT} like the service's /auth_v2/client. Renewed

@@ -488,7 +488,8 @@ func (fs *fakeSession) terminate(cause string) {
 }
 
 // end closes the session once: the peer connection, the socket, and a
-// recording in progress is still finished and uploaded (spec §3).
+// recording in progress is still finished and uploaded
+// (docs/protocols/webrtc-rtm.md §3.2).
 func (fs *fakeSession) end(cause string) {
 	fs.mu.Lock()
 	if fs.ended {

@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// TokenPath is the fake's token endpoint. It stands for our backend (spec
-// §2: the master key never goes on a device; the backend mints the token
-// with POST /auth_v2/client and the device fetches it over its own
-// authenticated channel): POST {"client_id"} with Authorization: Bearer
-// <device key> → 201 {"auth_token": JWT}.
+// TokenPath is the fake's token endpoint. It stands for our backend
+// (docs/protocols/webrtc-rtm.md §2.1: the master key never goes on a device;
+// the backend mints the token with POST /auth_v2/client and the device
+// fetches it over its own authenticated channel): POST {"client_id"} with
+// Authorization: Bearer <device key> → 201 {"auth_token": JWT}.
 const TokenPath = "/device/rtm-token"
 
 // tokenClaims are the minted JWT's claims. Times are NumericDate with
