@@ -3,61 +3,20 @@ package rtm
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/transport/rtm/internal/pionapi"
 )
 
-// H264Fmtp is what the agent offers: constrained baseline, packetization
-// mode 1 (WebRTC receivers drop B-frame streams;
-// docs/protocols/webrtc-rtm.md §6.1).
-const H264Fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-
-// newAPI builds a pion API with only the codecs the agent can send (H.264
-// and PCMU), the default interceptors (NACK, RTCP reports, TWCC) and mDNS
-// off. loopback adds loopback host candidates: needed when the service runs
-// on the same host (tests, `edge-agent demo`), never in production.
-func newAPI(loopback bool, udpPorts [2]uint16) (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: H264Fmtp, RTCPFeedback: []webrtc.RTCPFeedback{
-				{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
-		PayloadType: 102,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, fmt.Errorf("rtm media engine: %w", err)
-	}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1},
-		PayloadType:        0,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("rtm media engine: %w", err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, fmt.Errorf("rtm interceptors: %w", err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if loopback {
-		se.SetIncludeLoopbackCandidate(true)
-	}
-	if udpPorts[0] != 0 {
-		if err := se.SetEphemeralUDPPortRange(udpPorts[0], udpPorts[1]); err != nil {
-			return nil, fmt.Errorf("rtm udp ports: %w", err)
-		}
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
-}
+// H264Fmtp is what the agent offers (pionapi.H264Fmtp).
+const H264Fmtp = pionapi.H264Fmtp
 
 // iceServers converts the config (or the REST session's) servers.
 func iceServers(in []ICEServer) []webrtc.ICEServer {

@@ -8,7 +8,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Message types of the RTM protocol (../shared/specs/webrtc-rtm.md §3).
+// Message types of the RTM protocol (docs/protocols/webrtc-rtm.md §3.2).
 const (
 	TypeSessionStart   = "session_start"
 	TypeSessionStop    = "session_stop"
@@ -22,7 +22,7 @@ const (
 	TypePong           = "pong"
 )
 
-// Session states (spec §4).
+// Session states (docs/protocols/webrtc-rtm.md §4.1).
 const (
 	StateInit       = "INIT"
 	StateSetup      = "SETUP"
@@ -38,7 +38,8 @@ const (
 	RecordingFailed  = "FAILED"
 )
 
-// Termination causes (spec §4). Unknown causes are treated as CauseConnError.
+// Termination causes (docs/protocols/webrtc-rtm.md §4.3). Unknown causes are
+// treated as CauseConnError.
 const (
 	CauseConnError        = "CONN_ERROR"
 	CauseConnTimeout      = "CONN_TIMEOUT"
@@ -142,68 +143,77 @@ func (m Message) decodeData(v any) error {
 	return nil
 }
 
+// decodeAs decodes m's data as a T; check names what is wrong with it ("" for
+// nothing), which becomes an ErrBadMessage.
+func decodeAs[T any](m Message, check func(d *T) string) (T, error) {
+	var d T
+	if err := m.decodeData(&d); err != nil {
+		return d, err
+	}
+	if problem := check(&d); problem != "" {
+		return d, fmt.Errorf("rtm %s: %w: %s", m.Type, ErrBadMessage, problem)
+	}
+	return d, nil
+}
+
 // SDP returns the session description of session_start or sdp_update.
 func (m Message) SDP() (webrtc.SessionDescription, error) {
-	var d SDPData
-	if err := m.decodeData(&d); err != nil {
+	d, err := decodeAs(m, func(d *SDPData) string {
+		switch {
+		case d.SDP == nil || d.SDP.SDP == "":
+			return "no sdp"
+		case d.SDP.Type != webrtc.SDPTypeOffer && d.SDP.Type != webrtc.SDPTypeAnswer:
+			return fmt.Sprintf("sdp type %q", d.SDP.Type)
+		}
+		return ""
+	})
+	if err != nil {
 		return webrtc.SessionDescription{}, err
-	}
-	if d.SDP == nil || d.SDP.SDP == "" {
-		return webrtc.SessionDescription{}, fmt.Errorf("rtm %s: %w: no sdp", m.Type, ErrBadMessage)
-	}
-	switch d.SDP.Type {
-	case webrtc.SDPTypeOffer, webrtc.SDPTypeAnswer:
-	default:
-		return webrtc.SessionDescription{}, fmt.Errorf("rtm %s: %w: sdp type %q", m.Type, ErrBadMessage, d.SDP.Type)
 	}
 	return *d.SDP, nil
 }
 
 // Candidate returns the ICE candidate of a candidate message.
 func (m Message) Candidate() (webrtc.ICECandidateInit, error) {
-	var d CandidateData
-	if err := m.decodeData(&d); err != nil {
+	d, err := decodeAs(m, func(d *CandidateData) string {
+		if d.Candidate == nil {
+			return "no candidate"
+		}
+		return ""
+	})
+	if err != nil {
 		return webrtc.ICECandidateInit{}, err
-	}
-	if d.Candidate == nil {
-		return webrtc.ICECandidateInit{}, fmt.Errorf("rtm %s: %w: no candidate", m.Type, ErrBadMessage)
 	}
 	return *d.Candidate, nil
 }
 
 // SessionState returns the data of session_state.
 func (m Message) SessionState() (SessionStateData, error) {
-	var d SessionStateData
-	if err := m.decodeData(&d); err != nil {
-		return d, err
-	}
-	if d.State == "" {
-		return d, fmt.Errorf("rtm %s: %w: no state", m.Type, ErrBadMessage)
-	}
-	return d, nil
+	return decodeAs(m, func(d *SessionStateData) string {
+		if d.State == "" {
+			return "no state"
+		}
+		return ""
+	})
 }
 
 // RecordingState returns the data of recording_state.
 func (m Message) RecordingState() (RecordingStateData, error) {
-	var d RecordingStateData
-	if err := m.decodeData(&d); err != nil {
-		return d, err
-	}
-	switch d.State {
-	case RecordingStarted, RecordingStopped, RecordingFailed:
-		return d, nil
-	}
-	return d, fmt.Errorf("rtm %s: %w: state %q", m.Type, ErrBadMessage, d.State)
+	return decodeAs(m, func(d *RecordingStateData) string {
+		switch d.State {
+		case RecordingStarted, RecordingStopped, RecordingFailed:
+			return ""
+		}
+		return fmt.Sprintf("state %q", d.State)
+	})
 }
 
 // RecordingStart returns the data of recording_start.
 func (m Message) RecordingStart() (RecordingStartData, error) {
-	var d RecordingStartData
-	if err := m.decodeData(&d); err != nil {
-		return d, err
-	}
-	if d.UploadURL == "" {
-		return d, fmt.Errorf("rtm %s: %w: no upload_url", m.Type, ErrBadMessage)
-	}
-	return d, nil
+	return decodeAs(m, func(d *RecordingStartData) string {
+		if d.UploadURL == "" {
+			return "no upload_url"
+		}
+		return ""
+	})
 }

@@ -32,12 +32,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
-	"github.com/edge-agent/edge-agent/transport/rtm"
+	"github.com/edge-agent/edge-agent/transport/rtm/internal/pionapi"
 )
 
 // Options configures a Server. Zero fields take defaults.
@@ -150,9 +148,11 @@ func New(listen string, opts Options) (*Server, error) {
 		}
 		s.dir, s.ownDir = d, true
 	}
-	api, err := newAnswerAPI()
+	// The link's codecs and interceptors, with loopback candidates (the
+	// fake always runs on this host).
+	api, err := pionapi.New(true, [2]uint16{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("rtm fake: %w", err)
 	}
 	s.api = api
 	ln, err := net.Listen("tcp", listen)
@@ -174,33 +174,6 @@ func New(listen string, opts Options) (*Server, error) {
 		_ = s.srv.Serve(ln)
 	}()
 	return s, nil
-}
-
-// newAnswerAPI is the fake's pion API: H.264 and PCMU, loopback candidates
-// (the fake always runs on this host), no mDNS.
-func newAnswerAPI() (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: rtm.H264Fmtp,
-			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}},
-		PayloadType: 102,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, fmt.Errorf("rtm fake: %w", err)
-	}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1},
-		PayloadType:        0,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("rtm fake: %w", err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, fmt.Errorf("rtm fake: %w", err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
 func randomHex(n int) string {
