@@ -157,19 +157,7 @@ func TestRESTAndManualRecording(t *testing.T) {
 // and the media keeps flowing.
 func TestRenegotiation(t *testing.T) {
 	e := newEnv(t, time.Second)
-	cfg := e.cfg
-	cfg.Record.Start = "manual"
-	link, err := rtm.New(cfg, e.deps, fastOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := link.Dial(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	served := make(chan error, 1)
-	go func() { served <- sess.Serve(t.Context()) }()
+	served := serveSession(t, manualLink(t, e))
 	e.fake.Renegotiate()
 	agenttest.Eventually(t, "the agent's answer", func() bool {
 		return slices.Contains(e.fake.Sessions()[0].Received, rtm.TypeSDPUpdate)

@@ -135,6 +135,38 @@ func runLink(t *testing.T, e *env, cfg rtm.Config) *supervisor.Supervisor {
 	return agenttest.RunLink(t, "rtm", link, e.deps)
 }
 
+// manualLink is the link over e with record.start manual: it records only
+// when asked, so a test's recording_state messages are the only ones.
+func manualLink(t testing.TB, e *env) *rtm.Link {
+	t.Helper()
+	cfg := e.cfg
+	cfg.Record.Start = "manual"
+	link, err := rtm.New(cfg, e.deps, fastOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
+// serveSession dials one session of link and serves it until the test
+// ends (then closes it and waits for Serve); the channel gets what Serve
+// returned.
+func serveSession(t *testing.T, link *rtm.Link) <-chan error {
+	t.Helper()
+	sess, err := link.Dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { served <- sess.Serve(t.Context()) })
+	t.Cleanup(func() {
+		sess.Close()
+		wg.Wait()
+	})
+	return served
+}
+
 // waitActive waits for a session beyond the first `before` ACTIVE ones with
 // the supervisor up.
 func waitActive(t *testing.T, e *env, sup *supervisor.Supervisor, before int) {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/transport/rtm"
 )
 
@@ -15,12 +14,7 @@ import (
 // so the supervisor opens a new one.
 func TestMalformedMessages(t *testing.T) {
 	e := newEnv(t, time.Second)
-	cfg := e.cfg
-	cfg.Record.Start = "manual"
-	link, err := rtm.New(cfg, e.deps, fastOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	link := manualLink(t, e)
 	tests := []struct {
 		name  string
 		frame string
@@ -35,13 +29,7 @@ func TestMalformedMessages(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sess, err := link.Dial(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sess.Close()
-			served := make(chan error, 1)
-			go func() { served <- sess.Serve(t.Context()) }()
+			served := serveSession(t, link)
 			e.fake.SendRaw([]byte(tc.frame))
 			if tc.ends {
 				select {
@@ -56,14 +44,7 @@ func TestMalformedMessages(t *testing.T) {
 			}
 			// A valid message after the bad one: once it is applied, the
 			// bad one was handled before it.
-			marker := []string{rtm.RecordingStopped, rtm.RecordingFailed}[i%2]
-			e.fake.SendRaw([]byte(`{"type":"recording_state","data":{"state":"` + marker + `"}}`))
-			agenttest.Eventually(t, "the marker message", func() bool { return e.stats.Details()["recording"] == marker })
-			select {
-			case err := <-served:
-				t.Fatalf("session ended: %v", err)
-			default:
-			}
+			marker(t, e, served, []string{rtm.RecordingStopped, rtm.RecordingFailed}[i%2])
 		})
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,24 +35,7 @@ func trustSession(t *testing.T, setup ...func(*env)) (*env, *logxtest.Buffer, <-
 	for _, f := range setup {
 		f(e)
 	}
-	cfg := e.cfg
-	cfg.Record.Start = "manual"
-	link, err := rtm.New(cfg, e.deps, fastOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := link.Dial(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() { served <- sess.Serve(t.Context()) })
-	t.Cleanup(func() {
-		sess.Close()
-		wg.Wait()
-	})
-	return e, logs, served
+	return e, logs, serveSession(t, manualLink(t, e))
 }
 
 // marker sends a recording_state the link shows in /status and waits for
