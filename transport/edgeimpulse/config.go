@@ -19,6 +19,7 @@
 package edgeimpulse
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -57,21 +58,11 @@ const (
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
-	if c.RemoteMgmtURL == "" {
-		c.RemoteMgmtURL = "wss://remote-mgmt.edgeimpulse.com"
-	}
-	if c.IngestionURL == "" {
-		c.IngestionURL = "https://ingestion.edgeimpulse.com"
-	}
-	if c.Encoding == "" {
-		c.Encoding = "json"
-	}
-	if c.PingInterval == 0 {
-		c.PingInterval = conf.Duration(DefaultPingInterval)
-	}
-	if c.PongTimeout == 0 {
-		c.PongTimeout = conf.Duration(DefaultPongTimeout)
-	}
+	c.RemoteMgmtURL = cmp.Or(c.RemoteMgmtURL, "wss://remote-mgmt.edgeimpulse.com")
+	c.IngestionURL = cmp.Or(c.IngestionURL, "https://ingestion.edgeimpulse.com")
+	c.Encoding = cmp.Or(c.Encoding, "json")
+	c.PingInterval = cmp.Or(c.PingInterval, conf.Duration(DefaultPingInterval))
+	c.PongTimeout = cmp.Or(c.PongTimeout, conf.Duration(DefaultPongTimeout))
 }
 
 // Validate records every problem with the block and resolves secrets.

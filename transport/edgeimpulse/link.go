@@ -35,9 +35,11 @@ const (
 	defaultMotionMax = 5 * time.Minute
 	defaultAudioMax  = time.Hour
 	cameraMaxS       = 60000
-	handshakeTimeout = 10 * time.Second
-	writeTimeout     = 10 * time.Second
 )
+
+// handshakeTimeout bounds the WebSocket and TLS handshakes and the Hello
+// exchange; writeTimeout bounds one frame's write.
+const handshakeTimeout, writeTimeout = 10 * time.Second, 10 * time.Second
 
 // Link is one configured Edge Impulse link. Dial makes one remote-management
 // session; Work (transport.Worker) delivers spooled uploads for the link's

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ var encodings = []string{"json", "cbor"}
 // starts stops when the test ends.
 type rig struct {
 	t      testing.TB
+	enc    string
 	srv    *eitest.Server
 	sup    *supervisor.Supervisor
 	spool  *spool.Spool
@@ -135,7 +137,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		t.Fatal(err)
 	}
 	sup := agenttest.RunLink(t, "edgeimpulse", link, deps)
-	return &rig{t: t, srv: srv, sup: sup, spool: deps.Spool, stats: deps.Stats, motion: motion, audio: audio, keyFile: keyFile}
+	return &rig{t: t, enc: o.enc, srv: srv, sup: sup, spool: deps.Spool, stats: deps.Stats, motion: motion, audio: audio, keyFile: keyFile}
 }
 
 // on returns the rig reporting to t (a subtest).
@@ -168,6 +170,19 @@ func (r *rig) waitState(want supervisor.State) {
 	r.wait(fmt.Sprintf("link %s", want), func() bool { return r.sup.Status().State == want })
 }
 
+// eachEncoding runs f in a subtest per encoding, on a fresh rig (o with
+// that encoding) whose device is connected.
+func eachEncoding(t *testing.T, o rigOpts, f func(t *testing.T, r *rig)) {
+	for _, enc := range encodings {
+		t.Run(enc, func(t *testing.T) {
+			o.enc = enc
+			r := newRig(t, o)
+			r.waitUp()
+			f(t, r)
+		})
+	}
+}
+
 // sampleCycle sends a request and waits until it ends (finished or failed),
 // returning the message types the device sent in reply.
 func (r *rig) sampleCycle(req eitest.SampleRequest) []string {
@@ -191,6 +206,24 @@ func (r *rig) sampleCycle(req eitest.SampleRequest) []string {
 	return types
 }
 
+// cycle runs a sample cycle (sampleCycle) and fails the test, naming what,
+// unless the device's replies are want.
+func (r *rig) cycle(what string, req eitest.SampleRequest, want []string) {
+	r.t.Helper()
+	if got := r.sampleCycle(req); !slices.Equal(got, want) {
+		r.t.Fatalf("%s: messages %v, want %v (error %q)", what, got, want, r.lastSampleError())
+	}
+}
+
+// waitUpload waits until the fake has recorded an upload match accepts.
+func (r *rig) waitUpload(what string, match func(eitest.Upload) bool) {
+	r.t.Helper()
+	r.wait(what, func() bool { return slices.ContainsFunc(r.srv.Uploads(), match) })
+}
+
+// stored accepts an upload ingestion stored.
+func stored(u eitest.Upload) bool { return u.Status == 200 }
+
 func (r *rig) lastSampleError() string {
 	msgs := r.srv.Messages()
 	for i := len(msgs) - 1; i >= 0; i-- {
@@ -203,63 +236,59 @@ func (r *rig) lastSampleError() string {
 }
 
 func TestHello(t *testing.T) {
-	for _, enc := range encodings {
-		t.Run(enc, func(t *testing.T) {
-			r := newRig(t, rigOpts{enc: enc})
-			r.waitUp()
-			h := r.srv.Hellos()[0]
-			if h.Encoding != enc || !h.Accepted {
-				t.Fatalf("hello encoding %s accepted %v", h.Encoding, h.Accepted)
+	eachEncoding(t, rigOpts{}, func(t *testing.T, r *rig) {
+		h := r.srv.Hellos()[0]
+		if h.Encoding != r.enc || !h.Accepted {
+			t.Fatalf("hello encoding %s accepted %v", h.Encoding, h.Accepted)
+		}
+		f := h.Fields
+		checks := []struct {
+			name string
+			got  any
+			want any
+		}{
+			{"version", num(f["version"]), 3.0},
+			{"apiKey", f["apiKey"], r.srv.APIKey()},
+			{"deviceId", f["deviceId"], "dc:a6:32:01:02:03"},
+			{"deviceType", f["deviceType"], "RASPBERRY_PI"},
+			{"connection", f["connection"], "ip"},
+			{"supportsSnapshotStreaming", f["supportsSnapshotStreaming"], true},
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 			}
-			f := h.Fields
-			checks := []struct {
-				name string
-				got  any
-				want any
-			}{
-				{"version", num(f["version"]), 3.0},
-				{"apiKey", f["apiKey"], r.srv.APIKey()},
-				{"deviceId", f["deviceId"], "dc:a6:32:01:02:03"},
-				{"deviceType", f["deviceType"], "RASPBERRY_PI"},
-				{"connection", f["connection"], "ip"},
-				{"supportsSnapshotStreaming", f["supportsSnapshotStreaming"], true},
+		}
+		ss, _ := f["sensors"].([]any)
+		want := []struct {
+			name  string
+			max   float64
+			freqs []float64
+		}{
+			{"accel", 300, []float64{100, 50}},
+			{"mic", 300, []float64{16000}},
+			{"Camera (320x240)", 60000, []float64{}},
+		}
+		if len(ss) != len(want) {
+			t.Fatalf("sensors = %v", ss)
+		}
+		for i, w := range want {
+			m := ss[i].(map[string]any)
+			if m["name"] != w.name || num(m["maxSampleLengthS"]) != w.max {
+				t.Errorf("sensor %d = %v, want %+v", i, m, w)
 			}
-			for _, c := range checks {
-				if c.got != c.want {
-					t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+			fr, ok := m["frequencies"].([]any)
+			if !ok || len(fr) != len(w.freqs) {
+				t.Errorf("sensor %s frequencies = %v, want %v", w.name, m["frequencies"], w.freqs)
+				continue
+			}
+			for j := range fr {
+				if num(fr[j]) != w.freqs[j] {
+					t.Errorf("sensor %s frequencies = %v, want %v", w.name, fr, w.freqs)
 				}
 			}
-			ss, _ := f["sensors"].([]any)
-			want := []struct {
-				name  string
-				max   float64
-				freqs []float64
-			}{
-				{"accel", 300, []float64{100, 50}},
-				{"mic", 300, []float64{16000}},
-				{"Camera (320x240)", 60000, []float64{}},
-			}
-			if len(ss) != len(want) {
-				t.Fatalf("sensors = %v", ss)
-			}
-			for i, w := range want {
-				m := ss[i].(map[string]any)
-				if m["name"] != w.name || num(m["maxSampleLengthS"]) != w.max {
-					t.Errorf("sensor %d = %v, want %+v", i, m, w)
-				}
-				fr, ok := m["frequencies"].([]any)
-				if !ok || len(fr) != len(w.freqs) {
-					t.Errorf("sensor %s frequencies = %v, want %v", w.name, m["frequencies"], w.freqs)
-					continue
-				}
-				for j := range fr {
-					if num(fr[j]) != w.freqs[j] {
-						t.Errorf("sensor %s frequencies = %v, want %v", w.name, fr, w.freqs)
-					}
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func num(v any) float64 {
@@ -288,70 +317,56 @@ func TestSampleSeries(t *testing.T) {
 		{"motion 2s 50Hz decimated", eitest.SampleRequest{Sensor: "accel", Label: "wave", Length: 2000, Interval: 20}, 100, 3, 20},
 		{"audio 1s 16kHz", eitest.SampleRequest{Sensor: "mic", Label: "noise", Length: 1000, Interval: 0.0625}, 16000, 1, 0.0625},
 	}
-	for _, enc := range encodings {
-		t.Run(enc, func(t *testing.T) {
-			r := newRig(t, rigOpts{enc: enc})
-			r.waitUp()
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					r := r.on(t)
-					n := len(r.srv.Uploads())
-					got := r.sampleCycle(c.req)
-					if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
-						t.Fatalf("messages %v, want %v (error %q)", got, fullCycle, r.lastSampleError())
-					}
-					ups := r.srv.Uploads()[n:]
-					if len(ups) != 1 || ups[0].Status != 200 || ups[0].File == nil {
-						t.Fatalf("uploads %+v", ups)
-					}
-					u := ups[0]
-					if u.File.Rows != c.rows || u.File.Width != c.width || u.File.Encoding != enc || u.File.IntervalMs != c.interval {
-						t.Errorf("file %+v, want %d rows × %d in %s", u.File, c.rows, c.width, enc)
-					}
-					if u.Label != c.req.Label || u.FileName != c.req.Label+"."+enc || u.Path != "/api/training/data" {
-						t.Errorf("upload label %q file %q path %q", u.Label, u.FileName, u.Path)
-					}
-					// The source started for this sample: row 0 is reading 0.
-					switch c.req.Sensor {
-					case "accel":
-						for i, v := range u.File.First {
-							if v != r.motion.Value(0, i) {
-								t.Errorf("first row[%d] = %v, want %v", i, v, r.motion.Value(0, i))
-							}
-						}
-					case "mic":
-						if u.File.First[0] != float64(r.audio.PCM(0)) {
-							t.Errorf("first audio value %v, want %v", u.File.First[0], r.audio.PCM(0))
+	eachEncoding(t, rigOpts{}, func(t *testing.T, r *rig) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				r := r.on(t)
+				n := len(r.srv.Uploads())
+				r.cycle("sample", c.req, fullCycle)
+				ups := r.srv.Uploads()[n:]
+				if len(ups) != 1 || ups[0].Status != 200 || ups[0].File == nil {
+					t.Fatalf("uploads %+v", ups)
+				}
+				u := ups[0]
+				if u.File.Rows != c.rows || u.File.Width != c.width || u.File.Encoding != r.enc || u.File.IntervalMs != c.interval {
+					t.Errorf("file %+v, want %d rows × %d in %s", u.File, c.rows, c.width, r.enc)
+				}
+				if u.Label != c.req.Label || u.FileName != c.req.Label+"."+r.enc || u.Path != "/api/training/data" {
+					t.Errorf("upload label %q file %q path %q", u.Label, u.FileName, u.Path)
+				}
+				// The source started for this sample: row 0 is reading 0.
+				switch c.req.Sensor {
+				case "accel":
+					for i, v := range u.File.First {
+						if v != r.motion.Value(0, i) {
+							t.Errorf("first row[%d] = %v, want %v", i, v, r.motion.Value(0, i))
 						}
 					}
-				})
-			}
-			// The spool removes an item just after the peer acknowledged it,
-			// which is when sampleFinished goes out: allow that moment.
-			r.wait("spool emptied", func() bool { return r.spool.Stats().Items == 0 })
-			if st := r.spool.Stats(); st.Items != 0 || st.Delivered != uint64(len(cases)) {
-				t.Errorf("spool %+v after delivery", st)
-			}
-		})
-	}
+				case "mic":
+					if u.File.First[0] != float64(r.audio.PCM(0)) {
+						t.Errorf("first audio value %v, want %v", u.File.First[0], r.audio.PCM(0))
+					}
+				}
+			})
+		}
+		// The spool removes an item just after the peer acknowledged it,
+		// which is when sampleFinished goes out: allow that moment.
+		r.wait("spool emptied", func() bool { return r.spool.Stats().Items == 0 })
+		if st := r.spool.Stats(); st.Items != 0 || st.Delivered != uint64(len(cases)) {
+			t.Errorf("spool %+v after delivery", st)
+		}
+	})
 }
 
 func TestSampleCamera(t *testing.T) {
-	for _, enc := range encodings {
-		t.Run(enc, func(t *testing.T) {
-			r := newRig(t, rigOpts{enc: enc})
-			r.waitUp()
-			got := r.sampleCycle(eitest.SampleRequest{Sensor: "Camera (320x240)", Label: "cat", Path: "/api/testing/data"})
-			want := []string{"sample", "sampleStarted", "sampleUploading", "sampleFinished"}
-			if strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Fatalf("messages %v, want %v (error %q)", got, want, r.lastSampleError())
-			}
-			u := r.srv.Uploads()[0]
-			if u.Path != "/api/testing/files" || u.ImageWidth != 320 || u.ImageHeight != 240 || u.FileName != "cat.jpg" || u.Label != "cat" {
-				t.Errorf("upload %+v", u)
-			}
-		})
-	}
+	eachEncoding(t, rigOpts{}, func(t *testing.T, r *rig) {
+		want := []string{"sample", "sampleStarted", "sampleUploading", "sampleFinished"}
+		r.cycle("sample", eitest.SampleRequest{Sensor: "Camera (320x240)", Label: "cat", Path: "/api/testing/data"}, want)
+		u := r.srv.Uploads()[0]
+		if u.Path != "/api/testing/files" || u.ImageWidth != 320 || u.ImageHeight != 240 || u.FileName != "cat.jpg" || u.Label != "cat" {
+			t.Errorf("upload %+v", u)
+		}
+	})
 }
 
 func TestSampleRefused(t *testing.T) {
@@ -366,139 +381,114 @@ func TestSampleRefused(t *testing.T) {
 		{"zero length", eitest.SampleRequest{Sensor: "accel", Label: "x", Length: 0, Interval: 10}, "invalid sample length"},
 		{"bad path", eitest.SampleRequest{Sensor: "accel", Label: "x", Length: 1000, Interval: 10, Path: "/api/../x"}, "invalid ingestion path"},
 	}
-	for _, enc := range encodings {
-		t.Run(enc, func(t *testing.T) {
-			r := newRig(t, rigOpts{enc: enc})
-			r.waitUp()
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					r := r.on(t)
-					got := r.sampleCycle(c.req)
-					if len(got) != 1 || got[0] != "sample" {
-						t.Fatalf("messages %v, want one refusal", got)
-					}
-					if e := r.lastSampleError(); !strings.Contains(e, c.want) {
-						t.Errorf("error %q, want it to contain %q", e, c.want)
-					}
-				})
-			}
-			if n := len(r.srv.Uploads()); n != 0 {
-				t.Errorf("%d uploads after refusals", n)
-			}
-		})
-	}
+	eachEncoding(t, rigOpts{}, func(t *testing.T, r *rig) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				r := r.on(t)
+				got := r.sampleCycle(c.req)
+				if len(got) != 1 || got[0] != "sample" {
+					t.Fatalf("messages %v, want one refusal", got)
+				}
+				if e := r.lastSampleError(); !strings.Contains(e, c.want) {
+					t.Errorf("error %q, want it to contain %q", e, c.want)
+				}
+			})
+		}
+		if n := len(r.srv.Uploads()); n != 0 {
+			t.Errorf("%d uploads after refusals", n)
+		}
+	})
 }
 
 func TestSnapshotStreaming(t *testing.T) {
-	for _, enc := range encodings {
-		t.Run(enc, func(t *testing.T) {
-			r := newRig(t, rigOpts{enc: enc, camFPS: 12})
-			r.waitUp()
-			count := func(typ string) int {
-				n := 0
-				for _, m := range r.srv.Messages() {
-					if m.Type == typ {
-						n++
-					}
-				}
-				return n
-			}
-			// Low is the default when resolution is absent.
-			if err := r.srv.StartSnapshot(""); err != nil {
-				t.Fatal(err)
-			}
-			r.wait("low frames", func() bool { return len(r.srv.Frames()) >= 8 })
-			if err := r.srv.StopSnapshot(); err != nil {
-				t.Fatal(err)
-			}
-			r.wait("snapshotStopped", func() bool { return count("snapshotStopped") == 1 })
-			low := r.srv.Frames()
-			for _, f := range low {
-				if f.Height != 96 || f.Width != 128 || f.FileName != "frame.jpg" {
-					t.Fatalf("low frame %+v, want 128x96 frame.jpg", f)
+	eachEncoding(t, rigOpts{camFPS: 12}, func(t *testing.T, r *rig) {
+		count := func(typ string) int {
+			n := 0
+			for _, m := range r.srv.Messages() {
+				if m.Type == typ {
+					n++
 				}
 			}
-			fps := float64(len(low)-1) / low[len(low)-1].At.Sub(low[0].At).Seconds()
-			t.Logf("low: %d frames at %.2f fps", len(low), fps)
-			if fps > 5 {
-				t.Errorf("low fps %.2f > 5", fps)
+			return n
+		}
+		// Low is the default when resolution is absent.
+		if err := r.srv.StartSnapshot(""); err != nil {
+			t.Fatal(err)
+		}
+		r.wait("low frames", func() bool { return len(r.srv.Frames()) >= 8 })
+		if err := r.srv.StopSnapshot(); err != nil {
+			t.Fatal(err)
+		}
+		r.wait("snapshotStopped", func() bool { return count("snapshotStopped") == 1 })
+		low := r.srv.Frames()
+		for _, f := range low {
+			if f.Height != 96 || f.Width != 128 || f.FileName != "frame.jpg" {
+				t.Fatalf("low frame %+v, want 128x96 frame.jpg", f)
 			}
-			if count("snapshotStarted") != 1 {
-				t.Errorf("snapshotStarted sent %d times", count("snapshotStarted"))
-			}
+		}
+		fps := float64(len(low)-1) / low[len(low)-1].At.Sub(low[0].At).Seconds()
+		t.Logf("low: %d frames at %.2f fps", len(low), fps)
+		if fps > 5 {
+			t.Errorf("low fps %.2f > 5", fps)
+		}
+		if count("snapshotStarted") != 1 {
+			t.Errorf("snapshotStarted sent %d times", count("snapshotStarted"))
+		}
 
-			// High: full frames, while a motion sample is captured.
-			if err := r.srv.StartSnapshot("high"); err != nil {
-				t.Fatal(err)
+		// High: full frames, while a motion sample is captured.
+		if err := r.srv.StartSnapshot("high"); err != nil {
+			t.Fatal(err)
+		}
+		r.wait("snapshotStarted", func() bool { return count("snapshotStarted") == 2 })
+		r.cycle("sample during streaming", eitest.SampleRequest{Sensor: "accel", Label: "during", Length: 500, Interval: 10}, fullCycle)
+		n := len(low)
+		r.wait("high frames", func() bool { return len(r.srv.Frames()) >= n+6 })
+		if err := r.srv.StopSnapshot(); err != nil {
+			t.Fatal(err)
+		}
+		r.wait("snapshotStopped", func() bool { return count("snapshotStopped") == 2 })
+		high := r.srv.Frames()[n:]
+		for _, f := range high {
+			if f.Height != 240 || f.Width != 320 {
+				t.Fatalf("high frame %+v, want 320x240", f)
 			}
-			r.wait("snapshotStarted", func() bool { return count("snapshotStarted") == 2 })
-			got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "during", Length: 500, Interval: 10})
-			if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
-				t.Fatalf("sample during streaming: %v (error %q)", got, r.lastSampleError())
-			}
-			n := len(low)
-			r.wait("high frames", func() bool { return len(r.srv.Frames()) >= n+6 })
-			if err := r.srv.StopSnapshot(); err != nil {
-				t.Fatal(err)
-			}
-			r.wait("snapshotStopped", func() bool { return count("snapshotStopped") == 2 })
-			high := r.srv.Frames()[n:]
-			for _, f := range high {
-				if f.Height != 240 || f.Width != 320 {
-					t.Fatalf("high frame %+v, want 320x240", f)
-				}
-			}
-			// A stop while idle gets no reply.
-			if err := r.srv.StopSnapshot(); err != nil {
-				t.Fatal(err)
-			}
-			r.sampleCycle(eitest.SampleRequest{Sensor: "Bogus"}) // a round trip to flush
-			if c := count("snapshotStopped"); c != 2 {
-				t.Errorf("snapshotStopped %d times after an idle stop", c)
-			}
-		})
-	}
+		}
+		// A stop while idle gets no reply.
+		if err := r.srv.StopSnapshot(); err != nil {
+			t.Fatal(err)
+		}
+		r.sampleCycle(eitest.SampleRequest{Sensor: "Bogus"}) // a round trip to flush
+		if c := count("snapshotStopped"); c != 2 {
+			t.Errorf("snapshotStopped %d times after an idle stop", c)
+		}
+	})
 }
 
 func TestUploadFailureKeptAndDelivered(t *testing.T) {
-	for _, enc := range encodings {
-		t.Run(enc, func(t *testing.T) {
-			r := newRig(t, rigOpts{enc: enc})
-			r.waitUp()
-			r.srv.FailUploads(503)
-			got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "kept", Length: 1000, Interval: 10})
-			want := []string{"sample", "sampleStarted", "sampleProcessing", "sampleUploading", "sample"}
-			if strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Fatalf("messages %v, want %v", got, want)
+	eachEncoding(t, rigOpts{}, func(t *testing.T, r *rig) {
+		r.srv.FailUploads(503)
+		want := []string{"sample", "sampleStarted", "sampleProcessing", "sampleUploading", "sample"}
+		r.cycle("sample", eitest.SampleRequest{Sensor: "accel", Label: "kept", Length: 1000, Interval: 10}, want)
+		if e := r.lastSampleError(); !strings.Contains(e, "503") || !strings.Contains(e, "kept") {
+			t.Errorf("error %q should name the 503 and say the sample is kept", e)
+		}
+		if r.spool.Stats().Items != 1 {
+			t.Fatalf("spool %+v, want the sample kept", r.spool.Stats())
+		}
+		r.srv.FailUploads(0)
+		r.waitUpload("delivery after recovery", stored)
+		ups := r.srv.Uploads()
+		last := ups[len(ups)-1]
+		if last.File == nil || last.File.Rows != 100 || last.Hash != ups[0].Hash {
+			t.Errorf("delivered %+v; first attempt hash %s", last, ups[0].Hash)
+		}
+		r.wait("spool empty", func() bool { return r.spool.Stats().Items == 0 })
+		for _, m := range r.srv.Messages() {
+			if m.Type == "sampleFinished" {
+				t.Error("sampleFinished sent for a failed upload")
 			}
-			if e := r.lastSampleError(); !strings.Contains(e, "503") || !strings.Contains(e, "kept") {
-				t.Errorf("error %q should name the 503 and say the sample is kept", e)
-			}
-			if r.spool.Stats().Items != 1 {
-				t.Fatalf("spool %+v, want the sample kept", r.spool.Stats())
-			}
-			r.srv.FailUploads(0)
-			r.wait("delivery after recovery", func() bool {
-				for _, u := range r.srv.Uploads() {
-					if u.Status == 200 {
-						return true
-					}
-				}
-				return false
-			})
-			ups := r.srv.Uploads()
-			last := ups[len(ups)-1]
-			if last.File == nil || last.File.Rows != 100 || last.Hash != ups[0].Hash {
-				t.Errorf("delivered %+v; first attempt hash %s", last, ups[0].Hash)
-			}
-			r.wait("spool empty", func() bool { return r.spool.Stats().Items == 0 })
-			for _, m := range r.srv.Messages() {
-				if m.Type == "sampleFinished" {
-					t.Error("sampleFinished sent for a failed upload")
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestReconnect(t *testing.T) {
@@ -529,10 +519,7 @@ func TestReconnect(t *testing.T) {
 				c.heal(r)
 				r.wait("reconnected", r.srv.Connected)
 				r.waitState(supervisor.Up)
-				got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "after", Length: 500, Interval: 10})
-				if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
-					t.Fatalf("sample after reconnect: %v (error %q)", got, r.lastSampleError())
-				}
+				r.cycle("sample after reconnect", eitest.SampleRequest{Sensor: "accel", Label: "after", Length: 500, Interval: 10}, fullCycle)
 			})
 		}
 	}
@@ -562,42 +549,38 @@ func TestBadAPIKeyFails(t *testing.T) {
 // is retried (not failed) and says what it waits for, and once the new key
 // is in the file the link is back and the sample is delivered, no restart.
 func TestRotatedAPIKeyFile(t *testing.T) {
-	for _, enc := range encodings {
-		t.Run(enc, func(t *testing.T) {
-			r := newRig(t, rigOpts{enc: enc, keyFile: true})
-			r.waitUp()
-			const rotated = "ei_rotated_key_0123"
-			r.srv.SetAPIKey(rotated)
-			r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "rotated", Length: 500, Interval: 10})
-			if e := r.lastSampleError(); !strings.Contains(e, "api key refused") {
-				t.Errorf("sample error %q, want the refused key named", e)
-			}
-			if r.spool.Stats().Items != 1 {
-				t.Fatalf("spool %+v, want the sample kept", r.spool.Stats())
-			}
-			hellos := len(r.srv.Hellos())
-			r.srv.Drop()
-			r.wait("a refused hello", func() bool {
-				h := r.srv.Hellos()
-				return len(h) > hellos && !h[len(h)-1].Accepted
-			})
-			r.wait("the link to say what it waits for", func() bool {
-				return strings.Contains(r.sup.Status().LastError, "waiting for a new key in "+r.keyFile)
-			})
-			if st := r.sup.Status(); st.State == supervisor.Failed || strings.Contains(st.LastError, rotated) {
-				t.Fatalf("status %+v", st)
-			}
-			if err := os.WriteFile(r.keyFile, []byte(rotated+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			r.wait("reconnected with the new key", r.srv.Connected)
-			r.wait("the kept sample delivered", func() bool { return r.spool.Stats().Items == 0 })
-			ups := r.srv.Uploads()
-			if last := ups[len(ups)-1]; last.Status != 200 || last.File == nil || last.File.Rows != 50 {
-				t.Errorf("last upload %+v", last)
-			}
+	eachEncoding(t, rigOpts{keyFile: true}, func(t *testing.T, r *rig) {
+		const rotated = "ei_rotated_key_0123"
+		r.srv.SetAPIKey(rotated)
+		r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "rotated", Length: 500, Interval: 10})
+		if e := r.lastSampleError(); !strings.Contains(e, "api key refused") {
+			t.Errorf("sample error %q, want the refused key named", e)
+		}
+		if r.spool.Stats().Items != 1 {
+			t.Fatalf("spool %+v, want the sample kept", r.spool.Stats())
+		}
+		hellos := len(r.srv.Hellos())
+		r.srv.Drop()
+		r.wait("a refused hello", func() bool {
+			h := r.srv.Hellos()
+			return len(h) > hellos && !h[len(h)-1].Accepted
 		})
-	}
+		r.wait("the link to say what it waits for", func() bool {
+			return strings.Contains(r.sup.Status().LastError, "waiting for a new key in "+r.keyFile)
+		})
+		if st := r.sup.Status(); st.State == supervisor.Failed || strings.Contains(st.LastError, rotated) {
+			t.Fatalf("status %+v", st)
+		}
+		if err := os.WriteFile(r.keyFile, []byte(rotated+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.wait("reconnected with the new key", r.srv.Connected)
+		r.wait("the kept sample delivered", func() bool { return r.spool.Stats().Items == 0 })
+		ups := r.srv.Uploads()
+		if last := ups[len(ups)-1]; last.Status != 200 || last.File == nil || last.File.Rows != 50 {
+			t.Errorf("last upload %+v", last)
+		}
+	})
 }
 
 func TestMalformedAndUnknownMessages(t *testing.T) {
@@ -605,24 +588,17 @@ func TestMalformedAndUnknownMessages(t *testing.T) {
 		"json": {[]byte("{not json"), []byte(`{"sample":"nope"}`), []byte(`[1,2]`), []byte(`{"whatIsThis":1}`), []byte(`{"err":"Failed to parse message"}`)},
 		"cbor": {{0xff, 0x00}, {0xa1, 0x66, 's', 'a', 'm', 'p', 'l', 'e', 0x01}, {0x82, 0x01, 0x02}, {0xa1, 0x63, 'f', 'o', 'o', 0x01}},
 	}
-	for _, enc := range encodings {
-		t.Run(enc, func(t *testing.T) {
-			r := newRig(t, rigOpts{enc: enc})
-			r.waitUp()
-			for _, b := range cases[enc] {
-				if err := r.srv.SendRaw(b); err != nil {
-					t.Fatal(err)
-				}
+	eachEncoding(t, rigOpts{}, func(t *testing.T, r *rig) {
+		for _, b := range cases[r.enc] {
+			if err := r.srv.SendRaw(b); err != nil {
+				t.Fatal(err)
 			}
-			got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "still-ok", Length: 300, Interval: 10})
-			if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
-				t.Fatalf("after garbage: %v (error %q)", got, r.lastSampleError())
-			}
-			if n := len(r.srv.Hellos()); n != 1 {
-				t.Errorf("session restarted (%d hellos) after malformed input", n)
-			}
-		})
-	}
+		}
+		r.cycle("after garbage", eitest.SampleRequest{Sensor: "accel", Label: "still-ok", Length: 300, Interval: 10}, fullCycle)
+		if n := len(r.srv.Hellos()); n != 1 {
+			t.Errorf("session restarted (%d hellos) after malformed input", n)
+		}
+	})
 }
 
 func TestNewRejects(t *testing.T) {
@@ -711,10 +687,7 @@ func TestTLS(t *testing.T) {
 				return
 			}
 			r.waitUp()
-			got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "tls", Length: 300, Interval: 10})
-			if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
-				t.Fatalf("over TLS: %v (error %q)", got, r.lastSampleError())
-			}
+			r.cycle("over TLS", eitest.SampleRequest{Sensor: "accel", Label: "tls", Length: 300, Interval: 10}, fullCycle)
 		})
 	}
 }
@@ -744,13 +717,8 @@ func TestSpooledSampleSurvivesRestart(t *testing.T) {
 	srv.FailUploads(0)
 	t.Run("next run", func(t *testing.T) {
 		r := newRig(t, rigOpts{enc: "cbor", srv: srv, spoolDir: dir})
-		r.wait("delivery by the next run", func() bool {
-			for _, u := range srv.Uploads() {
-				if u.Status == 200 && u.Label == "survivor" && u.File != nil && u.File.Rows == 50 {
-					return true
-				}
-			}
-			return false
+		r.waitUpload("delivery by the next run", func(u eitest.Upload) bool {
+			return u.Status == 200 && u.Label == "survivor" && u.File != nil && u.File.Rows == 50
 		})
 		r.wait("spool empty", func() bool { return r.spool.Stats().Items == 0 })
 	})
@@ -778,8 +746,5 @@ func TestSampleWhileSampling(t *testing.T) {
 	if e := r.lastSampleError(); !strings.Contains(e, "already sampling") {
 		t.Errorf("second request: error %q", e)
 	}
-	got := r.sampleCycle(eitest.SampleRequest{Sensor: "accel", Label: "third", Length: 200, Interval: 10})
-	if strings.Join(got, ",") != strings.Join(fullCycle, ",") {
-		t.Fatalf("next sample: %v (error %q)", got, r.lastSampleError())
-	}
+	r.cycle("next sample", eitest.SampleRequest{Sensor: "accel", Label: "third", Length: 200, Interval: 10}, fullCycle)
 }

@@ -1,8 +1,6 @@
 package edgeimpulse
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -59,18 +57,9 @@ func TestTrustIngestionReplyHeadNoSecretPrefix(t *testing.T) {
 				w.Write([]byte(strings.Repeat(pad, 64<<10-40) + key + " more text"))
 			}))
 			defer srv.Close()
-			l, sp := postLink(t, srv.URL, secret)
+			l := postLink(t, srv.URL, secret)
 			meta := uploadMeta{Path: "/api/training/data", FileName: "x.json", Label: "x", ContentType: "application/json"}
-			it, err := sp.Put(spoolKind, meta, bytes.NewReader([]byte("{}")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := sp.Open(it.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			err = l.post(context.Background(), it, f)
+			err := postOnce(t, l, meta)
 			if err == nil {
 				t.Fatal("delivered")
 			}

@@ -56,14 +56,7 @@ func TestTrustIngestionRedirects(t *testing.T) {
 				t.Fatalf("spool %+v, want the sample kept and nothing rejected", st)
 			}
 			r.srv.RedirectUploads(0, "")
-			r.wait("delivery once ingestion answers again", func() bool {
-				for _, u := range r.srv.Uploads() {
-					if u.Status == 200 && u.Label == "redirected" {
-						return true
-					}
-				}
-				return false
-			})
+			r.waitUpload("delivery once ingestion answers again", func(u eitest.Upload) bool { return u.Status == 200 && u.Label == "redirected" })
 			r.wait("spool empty", func() bool { return r.spool.Stats().Items == 0 })
 			if r.srv.Redirected() == 0 || len(sink.Requests()) != 0 {
 				t.Errorf("redirected %d, sink saw %d", r.srv.Redirected(), len(sink.Requests()))
@@ -126,14 +119,7 @@ func TestTrustIngestion4xxKeepsSample(t *testing.T) {
 				t.Fatalf("spool %+v, want the sample kept", r.spool.Stats())
 			}
 			r.srv.FailUploads(0)
-			r.wait("delivery after recovery", func() bool {
-				for _, u := range r.srv.Uploads() {
-					if u.Status == 200 {
-						return true
-					}
-				}
-				return false
-			})
+			r.waitUpload("delivery after recovery", stored)
 			r.wait("spool empty", func() bool { return r.spool.Stats().Items == 0 })
 		})
 	}

@@ -1,8 +1,6 @@
 package edgeimpulse
 
 import (
-	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -53,24 +51,14 @@ func TestTrustIngestionKeepsSamples(t *testing.T) {
 		w.Write([]byte(cur.body))
 	}))
 	defer srv.Close()
-	l, sp := postLink(t, srv.URL, "ei_key")
+	l := postLink(t, srv.URL, "ei_key")
 	stats := l.deps.Stats
 	want := map[string]int{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cur = c.reply
 			meta := uploadMeta{Path: "/api/training/data", FileName: "x.json", Label: "x", ContentType: "application/json", Files: c.files}
-			it, err := sp.Put(spoolKind, meta, bytes.NewReader([]byte("{}")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sp.Remove(it.ID)
-			f, err := sp.Open(it.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			err = l.post(context.Background(), it, f)
+			err := postOnce(t, l, meta)
 			if err == nil {
 				t.Fatal("delivered")
 			}

@@ -1,7 +1,6 @@
 package edgeimpulse
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -53,22 +52,12 @@ func TestPostClassifiesReplies(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	l, sp := postLink(t, srv.URL, "ei_key")
+	l := postLink(t, srv.URL, "ei_key")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cur = c.reply
 			meta := uploadMeta{Path: "/api/training/data", FileName: "my label.json", Label: "my label", ContentType: "application/json", Files: c.files}
-			it, err := sp.Put(spoolKind, meta, bytes.NewReader([]byte("{}")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sp.Remove(it.ID)
-			f, err := sp.Open(it.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			err = l.post(context.Background(), it, f)
+			err := postOnce(t, l, meta)
 			if (err == nil) != c.ok || retry.IsPermanent(err) != c.permanent {
 				t.Fatalf("err = %v, want ok %v permanent %v", err, c.ok, c.permanent)
 			}
@@ -86,9 +75,9 @@ func TestPostClassifiesReplies(t *testing.T) {
 }
 
 // postLink returns a link whose ingestion is url, with API key key, over a
-// hub holding one synthetic motion sensor, and its spool; for tests that
-// call post directly. Its idle connections close when the test ends.
-func postLink(t *testing.T, url, key string) (*Link, *spool.Spool) {
+// hub holding one synthetic motion sensor and a spool of its own; for tests
+// that call post directly. Its idle connections close when the test ends.
+func postLink(t *testing.T, url, key string) *Link {
 	t.Helper()
 	mc := synthetic.Config{Signal: "motion"}
 	mc.SetDefaults()
@@ -99,5 +88,23 @@ func postLink(t *testing.T, url, key string) (*Link, *spool.Spool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.httpTr.CloseIdleConnections)
-	return l, deps.Spool
+	return l
+}
+
+// postOnce spools a "{}" sample described by meta, posts it once as the
+// worker would, removes it and returns what post returned.
+func postOnce(t *testing.T, l *Link, meta uploadMeta) error {
+	t.Helper()
+	sp := l.deps.Spool
+	it, err := sp.Put(spoolKind, meta, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Remove(it.ID)
+	f, err := sp.Open(it.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return l.post(context.Background(), it, f)
 }

@@ -12,6 +12,7 @@ package eitest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -29,6 +30,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -142,15 +144,9 @@ type deviceConn struct {
 
 // New starts a fake server.
 func New(opts Options) (*Server, error) {
-	if opts.Listen == "" {
-		opts.Listen = "127.0.0.1:0"
-	}
-	if opts.APIKey == "" {
-		opts.APIKey = "ei_sim_key"
-	}
-	if opts.HMACKey == "" {
-		opts.HMACKey = "sim-hmac-key-0123456789abcdef"
-	}
+	opts.Listen = cmp.Or(opts.Listen, "127.0.0.1:0")
+	opts.APIKey = cmp.Or(opts.APIKey, "ei_sim_key")
+	opts.HMACKey = cmp.Or(opts.HMACKey, "sim-hmac-key-0123456789abcdef")
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -202,11 +198,7 @@ func (s *Server) IngestionURL() string {
 func (s *Server) CertPEM() []byte { return s.cert }
 
 // APIKey is the accepted key.
-func (s *Server) APIKey() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.opts.APIKey
-}
+func (s *Server) APIKey() string { return locked(s, func() string { return s.opts.APIKey }) }
 
 // SetAPIKey revokes the accepted key and accepts key instead, as a project
 // owner rotating the API key in Studio: the old key gets hello:false and
@@ -241,6 +233,13 @@ func (s *Server) Close() error {
 	return err
 }
 
+// locked returns what f reads of the server's state, read under s.mu.
+func locked[T any](s *Server, f func() T) T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f()
+}
+
 // notifyLocked wakes Wait callers.
 func (s *Server) notifyLocked() {
 	close(s.changed)
@@ -266,27 +265,17 @@ func (s *Server) Wait(ctx context.Context, cond func() bool) error {
 }
 
 // Hellos returns every Hello received.
-func (s *Server) Hellos() []Hello {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Hello(nil), s.hellos...)
-}
+func (s *Server) Hellos() []Hello { return locked(s, func() []Hello { return slices.Clone(s.hellos) }) }
 
 // Messages returns the device's messages, oldest first (the newest
 // MaxHistory when bounded).
 func (s *Server) Messages() []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Message(nil), s.msgs...)
+	return locked(s, func() []Message { return slices.Clone(s.msgs) })
 }
 
 // MessageCount counts every message the device sent, trimmed ones included:
 // the absolute index of the next message.
-func (s *Server) MessageCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.msgBase + len(s.msgs)
-}
+func (s *Server) MessageCount() int { return locked(s, func() int { return s.msgBase + len(s.msgs) }) }
 
 // MessageTypes returns the types of the device's messages from absolute
 // index from (see MessageCount) on.
@@ -322,31 +311,17 @@ func trimLocked[T any](list *[]T, limit int) int {
 
 // Uploads returns every ingestion request, oldest first.
 func (s *Server) Uploads() []Upload {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Upload(nil), s.uploads...)
+	return locked(s, func() []Upload { return slices.Clone(s.uploads) })
 }
 
 // Frames returns the recorded snapshot frames (the newest maxFrames).
-func (s *Server) Frames() []Frame {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Frame(nil), s.frames...)
-}
+func (s *Server) Frames() []Frame { return locked(s, func() []Frame { return slices.Clone(s.frames) }) }
 
 // Malformed counts device messages the fake could not parse.
-func (s *Server) Malformed() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.malformed
-}
+func (s *Server) Malformed() int { return locked(s, func() int { return s.malformed }) }
 
 // Connected reports whether a device is connected and accepted.
-func (s *Server) Connected() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dev != nil
-}
+func (s *Server) Connected() bool { return locked(s, func() bool { return s.dev != nil }) }
 
 // EchoCredentials makes the fake hostile (or just careless): a refused
 // Hello's reason and a failed upload's body repeat the API key the device
@@ -361,11 +336,7 @@ func (s *Server) EchoCredentials(on bool) {
 // echoTail is what EchoCredentials appends after the echoed credential.
 const echoTail = "\x1b]0;pwned\x07\x1b[2J\nforged log line"
 
-func (s *Server) echoing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.echo
-}
+func (s *Server) echoing() bool { return locked(s, func() bool { return s.echo }) }
 
 // FailUploads makes ingestion answer status (e.g. 503) until called with 0.
 func (s *Server) FailUploads(status int) {
@@ -412,11 +383,7 @@ func (s *Server) Stall(on bool) {
 	}
 }
 
-func (s *Server) isStalled() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stalled
-}
+func (s *Server) isStalled() bool { return locked(s, func() bool { return s.stalled }) }
 
 // Drop closes the device's socket abruptly (no close frame).
 func (s *Server) Drop() {
@@ -427,13 +394,15 @@ func (s *Server) Drop() {
 	}
 }
 
-// SampleRequest is a Studio sample request (spec §3.4).
+// SampleRequest is a Studio sample request (spec §3.4), its fields in the
+// order the real service sends them. It is declared here, not taken from
+// the link, so that the fake states the wire names on its own.
 type SampleRequest struct {
+	Path     string  `json:"path"`
 	Label    string  `json:"label"`
 	Length   float64 `json:"length"`
-	Path     string  `json:"path"`
-	HMACKey  string  `json:"hmacKey"`
 	Interval float64 `json:"interval"`
+	HMACKey  string  `json:"hmacKey"`
 	Sensor   string  `json:"sensor"`
 }
 
