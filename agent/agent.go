@@ -45,8 +45,6 @@ type Options struct {
 	StatusListener net.Listener
 	// Notifier reports to systemd; nil sends nothing.
 	Notifier *systemd.Notifier
-	// Notes are shown on the status page (the demo lists fakes not built).
-	Notes []string
 	// Secrets is the set of secrets kept out of logs and status; nil makes
 	// a new one. The config's secrets are added to it either way, and the
 	// links add the tokens they obtain.
@@ -305,7 +303,7 @@ func (a *Agent) Healthy() error {
 func (a *Agent) Snapshot() status.Snapshot {
 	s := status.Snapshot{
 		Device:  status.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type},
-		Version: a.opts.Version, Started: a.started, Notes: a.opts.Notes,
+		Version: a.opts.Version, Started: a.started,
 		Links: []status.LinkStatus{}, Sensors: []status.SensorStatus{},
 	}
 	for _, r := range a.links {

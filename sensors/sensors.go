@@ -183,7 +183,3 @@ type Env struct {
 	// empty means next to the binary or the repository's shared testdata.
 	DataDir string
 }
-
-// ErrNotBuilt is returned by constructors of kinds whose driver is not part of
-// this build yet.
-var ErrNotBuilt = errors.New("not built yet")

@@ -1,8 +1,9 @@
 // Package config loads the agent's YAML file: defaults first, then a strict
 // decode (every unknown key is an error naming file:line and its field path,
 // with a suggestion), then Validate, which collects every problem at once.
-// Each sensor and link kind owns its block's struct, defaults and checks; this
-// package only assembles them and maps field paths back to file:line.
+// Each sensor and link kind owns its block's struct, defaults and checks, and
+// agent/kinds lists the kinds; this package only assembles them and maps
+// field paths back to file:line.
 package config
 
 import (
@@ -23,17 +24,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edge-agent/edge-agent/agent/kinds"
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors/audio"
-	"github.com/edge-agent/edge-agent/sensors/command"
-	"github.com/edge-agent/edge-agent/sensors/iio"
-	"github.com/edge-agent/edge-agent/sensors/serial"
-	"github.com/edge-agent/edge-agent/sensors/synthetic"
-	"github.com/edge-agent/edge-agent/sensors/v4l2"
-	"github.com/edge-agent/edge-agent/transport/camserver"
-	"github.com/edge-agent/edge-agent/transport/edgeimpulse"
-	"github.com/edge-agent/edge-agent/transport/frameio"
-	"github.com/edge-agent/edge-agent/transport/rtm"
 )
 
 // DefaultPath is where `edge-agent run` looks without -config.
@@ -114,92 +106,30 @@ type Backoff struct {
 
 // Sensor is one named sensor instance: kind plus the block named like it.
 type Sensor struct {
-	Name       string `yaml:"name"`
-	Kind       string `yaml:"kind"`
-	decodeErrs []string
-	IIO        *iio.Config       `yaml:"iio,omitempty"`
-	Serial     *serial.Config    `yaml:"serial,omitempty"`
-	Microphone *audio.Config     `yaml:"microphone,omitempty"`
-	V4L2       *v4l2.Config      `yaml:"v4l2,omitempty"`
-	Command    *command.Config   `yaml:"command,omitempty"`
-	Synthetic  *synthetic.Config `yaml:"synthetic,omitempty"`
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+	// Block is the kind's config block, a pointer to its package's Config
+	// (*iio.Config for kind iio): read from and written to the key named
+	// like the kind, nil when the file has none. Callers that need the
+	// concrete type assert it.
+	Block kinds.Block `yaml:"-"`
+
+	decodeErrs []string     // type errors of this element (see keepElement)
+	others     []namedBlock // blocks of other kinds found beside Block
 }
 
 // Link is one named link instance: kind plus the block named like it.
 type Link struct {
-	Name        string   `yaml:"name"`
-	Kind        string   `yaml:"kind"`
-	Disabled    bool     `yaml:"disabled,omitempty"`
-	Backoff     *Backoff `yaml:"backoff,omitempty"` // overrides the top-level policy
-	decodeErrs  []string
-	EdgeImpulse *edgeimpulse.Config `yaml:"edgeimpulse,omitempty"`
-	RTM         *rtm.Config         `yaml:"rtm,omitempty"`
-	FrameIO     *frameio.Config     `yaml:"frameio,omitempty"`
-	CamServer   *camserver.Config   `yaml:"camserver,omitempty"`
-}
+	Name     string   `yaml:"name"`
+	Kind     string   `yaml:"kind"`
+	Disabled bool     `yaml:"disabled,omitempty"`
+	Backoff  *Backoff `yaml:"backoff,omitempty"` // overrides the top-level policy
+	// Block is the kind's config block (*rtm.Config for kind rtm); see
+	// Sensor.Block.
+	Block kinds.Block `yaml:"-"`
 
-// kindConfig is what every kind's block implements.
-type kindConfig interface {
-	SetDefaults()
-	Validate(v *conf.Validator)
-}
-
-// SensorKinds and LinkKinds list the valid kind names (the kind fields of
-// Sensor and Link, in order).
-var (
-	SensorKinds = kindNames(sensorFields)
-	LinkKinds   = kindNames(linkFields)
-)
-
-// Block returns the sensor's block for its kind (nil when absent).
-func (s *Sensor) Block() kindConfig { return blockOf(reflect.ValueOf(s), sensorFields, s.Kind) }
-
-// Block returns the link's block for its kind (nil when absent).
-func (l *Link) Block() kindConfig { return blockOf(reflect.ValueOf(l), linkFields, l.Kind) }
-
-// UnmarshalYAML allocates the kind blocks present in the node with their
-// defaults before decoding over them, so an explicit value always wins and an
-// absent one takes the kind's default.
-func (s *Sensor) UnmarshalYAML(n *yaml.Node) error {
-	type plain Sensor
-	p := plain{}
-	allocBlocks(reflect.ValueOf(&p), sensorFields, mappingKeys(n))
-	err := n.Decode(&p)
-	*s = Sensor(p)
-	return keepElement(err, &s.decodeErrs)
-}
-
-// UnmarshalYAML: see Sensor.UnmarshalYAML.
-func (l *Link) UnmarshalYAML(n *yaml.Node) error {
-	type plain Link
-	p := plain{}
-	allocBlocks(reflect.ValueOf(&p), linkFields, mappingKeys(n))
-	err := n.Decode(&p)
-	*l = Link(p)
-	return keepElement(err, &l.decodeErrs)
-}
-
-// keepElement stores per-field type errors in errs and returns nil, because
-// yaml.v3 drops a sequence element whose unmarshaler fails, which would shift
-// the index of every later sensor or link in the messages. Other errors are
-// returned as they are.
-func keepElement(err error, errs *[]string) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		*errs = append(*errs, te.Errors...)
-		return nil
-	}
-	return err
-}
-
-func mappingKeys(n *yaml.Node) map[string]bool {
-	keys := map[string]bool{}
-	if n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			keys[n.Content[i].Value] = true
-		}
-	}
-	return keys
+	decodeErrs []string
+	others     []namedBlock
 }
 
 // Default returns the configuration an empty file means. This is the one
@@ -449,6 +379,12 @@ func insecureTLS(v reflect.Value, path string) []string {
 			}
 			out = append(out, insecureTLS(v.Field(i), p)...)
 		}
+		// A sensor's or link's blocks are kept beside its fields (yaml:"-").
+		if h, ok := v.Interface().(interface{ blocks() []namedBlock }); ok {
+			for _, b := range h.blocks() {
+				out = append(out, insecureTLS(reflect.ValueOf(b.block), joinPath(path, b.kind))...)
+			}
+		}
 		return out
 	}
 	return nil
@@ -483,16 +419,7 @@ func (c *Config) validate(v *conf.Validator) {
 		s := &c.Sensors[i]
 		sv := v.At(fmt.Sprintf("sensors[%d]", i))
 		checkName(sv, s.Name, sensorNames)
-		if !oneOfKinds(sv, s.Kind, SensorKinds) {
-			continue
-		}
-		b := s.Block()
-		if b == nil {
-			sv.Errorf(s.Kind, "required for kind %s", s.Kind)
-			continue
-		}
-		b.Validate(sv.At(s.Kind))
-		otherBlocks(sv, s.Kind, presentKinds(reflect.ValueOf(s), sensorFields))
+		checkBlock(sv, sensorTable, s.Kind, s.Block, s.others, sv.At(s.Kind))
 	}
 	linkNames := map[string]bool{}
 	for i := range c.Links {
@@ -502,20 +429,13 @@ func (c *Config) validate(v *conf.Validator) {
 		if l.Backoff != nil {
 			l.Backoff.validate(lv.At("backoff"))
 		}
-		if !oneOfKinds(lv, l.Kind, LinkKinds) {
-			continue
-		}
-		b := l.Block()
-		if b == nil {
-			lv.Errorf(l.Kind, "required for kind %s", l.Kind)
-			continue
-		}
 		bv := lv.At(l.Kind)
 		if l.Disabled {
 			bv = bv.WithoutSecrets()
 		}
-		b.Validate(bv)
-		otherBlocks(lv, l.Kind, presentKinds(reflect.ValueOf(l), linkFields))
+		if !checkBlock(lv, linkTable, l.Kind, l.Block, l.others, bv) {
+			continue
+		}
 		for _, ref := range SensorRefs(l) {
 			if ref.Name != "" && !sensorNames[ref.Name] {
 				lv.At(l.Kind).Errorf(ref.Field, "no sensor named %q", ref.Name)
@@ -534,7 +454,7 @@ type SensorRef struct {
 // declare them with a SensorNames() map[string]string method (field path →
 // sensor name) so the loader can check that every name exists.
 func SensorRefs(l *Link) []SensorRef {
-	r, ok := l.Block().(interface{ SensorNames() map[string]string })
+	r, ok := l.Block.(interface{ SensorNames() map[string]string })
 	if !ok {
 		return nil
 	}
@@ -558,29 +478,6 @@ func checkName(v *conf.Validator, name string, seen map[string]bool) {
 		v.Errorf("name", "%q is used twice", name)
 	}
 	seen[name] = true
-}
-
-func oneOfKinds(v *conf.Validator, kind string, kinds []string) bool {
-	if kind == "" {
-		v.Errorf("kind", "required (one of %s)", strings.Join(kinds, "|"))
-		return false
-	}
-	for _, k := range kinds {
-		if k == kind {
-			return true
-		}
-	}
-	v.Errorf("kind", "%q is not one of %s", kind, strings.Join(kinds, "|"))
-	return false
-}
-
-// otherBlocks flags present blocks of kinds other than the instance's own.
-func otherBlocks(v *conf.Validator, kind string, present []string) {
-	for _, name := range present {
-		if name != kind {
-			v.Errorf(name, "block does not match kind %q", kind)
-		}
-	}
 }
 
 func (b *Backoff) validate(v *conf.Validator) {

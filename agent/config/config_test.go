@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/sensors/iio"
+	"github.com/edge-agent/edge-agent/transport/camserver"
+	"github.com/edge-agent/edge-agent/transport/edgeimpulse"
 )
 
 func repoFile(t *testing.T, rel string) string {
@@ -26,11 +28,11 @@ func TestExampleConfigLoads(t *testing.T) {
 	if len(cfg.Sensors) != 5 || len(cfg.Links) != 4 {
 		t.Fatalf("got %d sensors, %d links", len(cfg.Sensors), len(cfg.Links))
 	}
-	if cfg.Sensors[0].IIO == nil || cfg.Sensors[0].IIO.Frequencies[0] != 62.5 {
+	if b, ok := cfg.Sensors[0].Block.(*iio.Config); !ok || b.Frequencies[0] != 62.5 {
 		t.Errorf("iio block not decoded: %+v", cfg.Sensors[0])
 	}
-	if got := cfg.Links[3].CamServer.Stream.Delta.D().String(); got != "400ms" {
-		t.Errorf("camserver delta = %s", got)
+	if b, ok := cfg.Links[3].Block.(*camserver.Config); !ok || b.Stream.Delta.D().String() != "400ms" {
+		t.Errorf("camserver block = %+v", cfg.Links[3].Block)
 	}
 	if cfg.Spool.MaxSize != 256<<20 || cfg.Backoff.StableAfter.D().Minutes() != 1 {
 		t.Errorf("spool/backoff = %v %v", cfg.Spool.MaxSize, cfg.Backoff.StableAfter)
@@ -163,8 +165,8 @@ func TestSecrets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Links[0].EdgeImpulse.APIKey != "s3cret" || len(cfg.Warnings) != 0 {
-			t.Errorf("key %q warnings %v", cfg.Links[0].EdgeImpulse.APIKey, cfg.Warnings)
+		if key := cfg.Links[0].Block.(*edgeimpulse.Config).APIKey; key != "s3cret" || len(cfg.Warnings) != 0 {
+			t.Errorf("key %q warnings %v", key, cfg.Warnings)
 		}
 	})
 	t.Run("world-readable file warns", func(t *testing.T) {
@@ -260,15 +262,4 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("config.Error with no problems")
 		}
 	})
-}
-
-// TestKindTables pins the kinds read from the Sensor and Link fields: a
-// block type that stopped implementing SetDefaults/Validate would drop out.
-func TestKindTables(t *testing.T) {
-	if want := []string{"iio", "serial", "microphone", "v4l2", "command", "synthetic"}; !slices.Equal(config.SensorKinds, want) {
-		t.Errorf("SensorKinds = %v, want %v", config.SensorKinds, want)
-	}
-	if want := []string{"edgeimpulse", "rtm", "frameio", "camserver"}; !slices.Equal(config.LinkKinds, want) {
-		t.Errorf("LinkKinds = %v, want %v", config.LinkKinds, want)
-	}
 }

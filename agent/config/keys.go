@@ -44,6 +44,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, idx *index, report fun
 			return // the decoder reports the type mismatch
 		}
 		fields := yamlFields(t)
+		if kt := blockKeys[t]; kt != nil { // a sensor's or link's kind blocks
+			for k, bt := range kt.fields {
+				fields[k] = bt
+			}
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Value == "<<" { // merge key: check the merged mapping
@@ -83,11 +88,17 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, idx *index, report fun
 	}
 }
 
-// selfChecked lists types whose UnmarshalYAML only pre-fills defaults and then
-// decodes their own struct, so their keys are checked like a plain struct.
-func selfChecked(t reflect.Type) bool {
-	return t == reflect.TypeOf(Sensor{}) || t == reflect.TypeOf(Link{})
+// blockKeys gives the types whose mapping also holds the blocks of a table
+// of kinds, each under the kind's name.
+var blockKeys = map[reflect.Type]*kindTable{
+	reflect.TypeFor[Sensor](): sensorTable,
+	reflect.TypeFor[Link]():   linkTable,
 }
+
+// selfChecked lists types whose UnmarshalYAML only pre-fills defaults and then
+// decodes their own keys and kind blocks, so their keys are checked like a
+// plain struct's (plus the blocks, see blockKeys).
+func selfChecked(t reflect.Type) bool { return blockKeys[t] != nil }
 
 func joinPath(prefix, key string) string {
 	if prefix == "" {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/transport/frameio"
 )
 
 // TestTrustInsecureSkipVerifyWarned: insecure_skip_verify: true turns off
@@ -125,8 +126,8 @@ func TestTrustUnitCanWriteExampleWatchDir(t *testing.T) {
 	}
 	var watch string
 	for _, l := range cfg.Links {
-		if l.FrameIO != nil {
-			watch = l.FrameIO.Upload.WatchDir
+		if fc, ok := l.Block.(*frameio.Config); ok {
+			watch = fc.Upload.WatchDir
 		}
 	}
 	if watch == "" {

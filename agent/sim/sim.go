@@ -1,12 +1,11 @@
-// Package sim composes the in-process fakes of the four clouds (each link's
-// transport/<link>/<link>test package) for `edge-agent sim` and
-// `edge-agent demo`, and generates the demo's config: synthetic sensors plus
-// one link per fake, written as YAML and loaded through the same loader as a
-// user's file.
+// Package sim composes the in-process fakes of the clouds (each link kind's
+// NewSim in agent/kinds, from its transport/<link>/<link>test package) for
+// `edge-agent sim` and `edge-agent demo`, and generates the demo's config:
+// synthetic sensors plus one link per fake, written as YAML and loaded
+// through the same loader as a user's file.
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,57 +15,29 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/edge-agent/edge-agent/agent/config"
-	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/agent/kinds"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
-	"github.com/edge-agent/edge-agent/transport/camserver"
-	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
-	"github.com/edge-agent/edge-agent/transport/edgeimpulse"
-	"github.com/edge-agent/edge-agent/transport/edgeimpulse/eitest"
-	"github.com/edge-agent/edge-agent/transport/frameio"
-	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
-	"github.com/edge-agent/edge-agent/transport/rtm"
-	"github.com/edge-agent/edge-agent/transport/rtm/rtmtest"
 )
 
-// fake is one entry of the table of fakes.
-type fake struct {
-	kind  string
-	start func(listen string, logger *slog.Logger) (transport.SimService, error)
-}
-
-// fakes is the kind → fake table, in the order the links appear in the demo.
-var fakes = []fake{
-	{"edgeimpulse", eitest.NewSim},
-	{"rtm", rtmtest.NewSim},
-	{"frameio", frameiotest.NewSim},
-	{"camserver", camservertest.NewSim},
-}
-
-// Clouds is a running set of fakes.
+// Clouds is a running set of fakes, one per link kind in table order.
 type Clouds struct {
 	Services []transport.SimService
-	// NotBuilt lists the kinds whose fake (and link) is not built yet.
-	NotBuilt []string
 }
 
-// Start starts every fake on host (e.g. "127.0.0.1") with ephemeral ports.
-// A fake reporting sensors.ErrNotBuilt is listed in NotBuilt; any other
-// failure stops the ones already started and is returned.
+// Start starts the fake of every link kind on host (e.g. "127.0.0.1") with
+// ephemeral ports. If one fails, the ones already started are stopped and
+// the error is returned.
 func Start(host string, logger *slog.Logger) (*Clouds, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Clouds{}
-	for _, f := range fakes {
-		svc, err := f.start(net.JoinHostPort(host, "0"), logger)
-		if errors.Is(err, sensors.ErrNotBuilt) {
-			c.NotBuilt = append(c.NotBuilt, f.kind)
-			continue
-		}
+	for _, k := range kinds.Links {
+		svc, err := k.NewSim(net.JoinHostPort(host, "0"), logger)
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("sim: start %s fake: %w", f.kind, err)
+			return nil, fmt.Errorf("sim: start %s fake: %w", k.Name, err)
 		}
 		c.Services = append(c.Services, svc)
 	}
@@ -90,7 +61,7 @@ func DemoSensors() []config.Sensor {
 			tweak(c)
 		}
 		c.SetDefaults()
-		return config.Sensor{Name: name, Kind: "synthetic", Synthetic: c}
+		return config.Sensor{Name: name, Kind: "synthetic", Block: c}
 	}
 	return []config.Sensor{
 		mk("accel", synthetic.SignalMotion, func(c *synthetic.Config) { c.Frequencies = []float64{100, 62.5}; c.Noise = 0.05 }),
@@ -120,22 +91,12 @@ func (c *Clouds) WriteDemoConfig(dir string, st config.Status) (*config.Config, 
 		if err != nil {
 			return nil, "", fmt.Errorf("demo config: %s: %w", svc.Kind(), err)
 		}
-		if d, ok := block.(interface{ SetDefaults() }); ok {
-			d.SetDefaults() // the fake sets what matters; the kind fills the rest
-		}
-		l := config.Link{Name: svc.Kind(), Kind: svc.Kind()}
-		switch b := block.(type) {
-		case *edgeimpulse.Config:
-			l.EdgeImpulse = b
-		case *rtm.Config:
-			l.RTM = b
-		case *frameio.Config:
-			l.FrameIO = b
-		case *camserver.Config:
-			l.CamServer = b
-		default:
+		b, ok := block.(kinds.Block)
+		if !ok {
 			return nil, "", fmt.Errorf("demo config: %s fake returned a %T block", svc.Kind(), block)
 		}
+		b.SetDefaults() // the fake sets what matters; the kind fills the rest
+		l := config.Link{Name: svc.Kind(), Kind: svc.Kind(), Block: b}
 		cfg.Links = append(cfg.Links, l)
 	}
 	data, err := yaml.Marshal(&cfg)

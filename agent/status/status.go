@@ -40,7 +40,6 @@ type Snapshot struct {
 	Started time.Time      `json:"started"`
 	Links   []LinkStatus   `json:"links"`
 	Sensors []SensorStatus `json:"sensors"`
-	Notes   []string       `json:"notes,omitempty"`
 }
 
 // Device is the board identity.
@@ -231,7 +230,6 @@ small{color:#666}
 </style></head><body>
 <h1>edge-agent <small>{{.Version}}</small></h1>
 <p>Device <b>{{.Device.Name}}</b> · id {{.Device.ID}} · type {{.Device.Type}} · started {{ago .Started}}</p>
-{{range .Notes}}<p><i>{{.}}</i></p>{{end}}
 <h2>Links</h2>
 <table><tr><th>name</th><th>kind</th><th>state</th><th>since</th><th>reconnects</th><th>in / out</th><th>spool</th><th>details</th><th>last error</th></tr>
 {{range .Links}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td class="{{.State}}">{{.State}}</td><td>{{ago .Since}}</td><td>{{.Reconnects}}</td>

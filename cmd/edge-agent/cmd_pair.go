@@ -16,10 +16,10 @@ import (
 	"github.com/edge-agent/edge-agent/transport/frameio"
 )
 
-// cmdPair implements `edge-agent pair`: Frame.io device-code pairing
-// (config.md). It stores the tokens where the running link reads them
-// (token_file, or state_dir/links/<name>/tokens.json), so pairing works
-// while the daemon runs. -revoke deauthorizes the device instead. The
+// cmdPair implements `edge-agent pair`: Frame.io device-code pairing (the
+// user-facing contract in docs/DESIGN.md). It stores the tokens where the
+// running link reads them (token_file, or state_dir/links/<name>/tokens.json),
+// so pairing works while the daemon runs. -revoke deauthorizes the device instead. The
 // files belong to the user owning the state directory (the daemon's), also
 // when pair runs as root; see pairOwnership.
 func cmdPair(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -118,16 +118,19 @@ func pairAs(ctx context.Context, euid int, args []string, stdout, stderr io.Writ
 
 // pickFrameIO returns the frameio link named want, or the only one.
 func pickFrameIO(cfg *config.Config, want string) (string, *frameio.Config, error) {
-	var names []string
-	for i := range cfg.Links {
-		l := &cfg.Links[i]
-		if l.Kind != "frameio" || l.FrameIO == nil {
+	var (
+		names  []string
+		blocks []*frameio.Config
+	)
+	for _, l := range cfg.Links {
+		fc, ok := l.Block.(*frameio.Config)
+		if l.Kind != "frameio" || !ok {
 			continue
 		}
 		if want != "" && l.Name == want {
-			return l.Name, l.FrameIO, nil
+			return l.Name, fc, nil
 		}
-		names = append(names, l.Name)
+		names, blocks = append(names, l.Name), append(blocks, fc)
 	}
 	switch {
 	case want != "":
@@ -137,10 +140,5 @@ func pickFrameIO(cfg *config.Config, want string) (string, *frameio.Config, erro
 	case len(names) > 1:
 		return "", nil, fmt.Errorf("several frameio links (%s); choose one with -link", strings.Join(names, ", "))
 	}
-	for i := range cfg.Links {
-		if cfg.Links[i].Name == names[0] {
-			return names[0], cfg.Links[i].FrameIO, nil
-		}
-	}
-	return "", nil, errors.New("unreachable")
+	return names[0], blocks[0], nil
 }

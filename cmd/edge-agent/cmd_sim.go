@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/config"
@@ -35,9 +34,6 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	enc := json.NewEncoder(stdout)
 	for _, s := range clouds.Services {
 		_ = enc.Encode(map[string]any{"service": s.Kind(), "urls": s.URLs()})
-	}
-	for _, k := range clouds.NotBuilt {
-		_ = enc.Encode(map[string]any{"service": k, "built": false})
 	}
 	if *dir != "" {
 		if err := os.MkdirAll(*dir, 0o700); err != nil {
@@ -102,20 +98,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFatal
 	}
 	cfg.Resolve("/proc")
-	var notes []string
-	if len(clouds.NotBuilt) > 0 {
-		notes = append(notes, "links not built yet: "+strings.Join(clouds.NotBuilt, ", "))
-	}
 	fmt.Fprintf(stdout, "edge-agent demo: status page http://%s/  (config: %s)\n", ln.Addr(), path)
 	for _, s := range clouds.Services {
 		b, _ := json.Marshal(s.URLs())
 		fmt.Fprintf(stdout, "  fake %-12s %s\n", s.Kind(), b)
 	}
-	for _, n := range notes {
-		fmt.Fprintf(stdout, "  %s\n", n)
-	}
 	fmt.Fprintln(stdout, "press Ctrl-C to stop")
-	return runAgent(ctx, cfg, log, agent.Options{StatusListener: ln, Notes: notes}, stderr)
+	return runAgent(ctx, cfg, log, agent.Options{StatusListener: ln}, stderr)
 }
 
 // freeAddr resolves port 0 in addr to a port free now, so that the config

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/kinds"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 )
 
@@ -193,8 +194,9 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("status page lacks the sensor table")
 	}
 
-	// Every built link comes up against its fake (so the run's logs include
-	// each handshake, with its credentials, for the secrets check below).
+	// Every link kind has its fake in the demo, and every link comes up
+	// against it (so the run's logs include each handshake, with its
+	// credentials, for the secrets check below).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var st struct {
@@ -206,6 +208,9 @@ func TestDemoEndToEnd(t *testing.T) {
 			if l.State == "up" {
 				up++
 			}
+		}
+		if len(st.Links) != len(kinds.Links) {
+			t.Fatalf("the demo runs %d links, want one per link kind (%v): %+v", len(st.Links), kinds.Names(kinds.Links), st.Links)
 		}
 		if up == len(st.Links) {
 			t.Logf("%d links up", up)

@@ -18,17 +18,8 @@ import (
 	"strings"
 
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/agent/kinds"
 	"github.com/edge-agent/edge-agent/internal/conf"
-	"github.com/edge-agent/edge-agent/sensors/audio"
-	"github.com/edge-agent/edge-agent/sensors/command"
-	"github.com/edge-agent/edge-agent/sensors/iio"
-	"github.com/edge-agent/edge-agent/sensors/serial"
-	"github.com/edge-agent/edge-agent/sensors/synthetic"
-	"github.com/edge-agent/edge-agent/sensors/v4l2"
-	"github.com/edge-agent/edge-agent/transport/camserver"
-	"github.com/edge-agent/edge-agent/transport/edgeimpulse"
-	"github.com/edge-agent/edge-agent/transport/frameio"
-	"github.com/edge-agent/edge-agent/transport/rtm"
 )
 
 func main() {
@@ -43,43 +34,17 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-type kind struct {
-	name string
-	dir  string // package directory, relative to the repo root
-	cfg  any    // pointer to a defaulted Config
-}
-
-func defaulted[T any, P interface {
-	*T
-	SetDefaults()
-}]() any {
-	p := P(new(T))
-	p.SetDefaults()
-	return p
-}
-
-var sensorKinds = []kind{
-	{"iio", "sensors/iio", defaulted[iio.Config]()},
-	{"serial", "sensors/serial", defaulted[serial.Config]()},
-	{"microphone", "sensors/audio", defaulted[audio.Config]()},
-	{"v4l2", "sensors/v4l2", defaulted[v4l2.Config]()},
-	{"command", "sensors/command", defaulted[command.Config]()},
-	{"synthetic", "sensors/synthetic", defaulted[synthetic.Config]()},
-}
-
-var linkKinds = []kind{
-	{"edgeimpulse", "transport/edgeimpulse", defaulted[edgeimpulse.Config]()},
-	{"rtm", "transport/rtm", defaulted[rtm.Config]()},
-	{"frameio", "transport/frameio", defaulted[frameio.Config]()},
-	{"camserver", "transport/camserver", defaulted[camserver.Config]()},
-}
+// modulePath prefixes the import path of every kind's package; the rest is
+// its directory in the repository.
+const modulePath = "github.com/edge-agent/edge-agent/"
 
 func write(w io.Writer, root string) error {
 	fmt.Fprint(w, `# Configuration reference
 
 Generated from the code by `+"`go run ./scripts/configdoc > docs/CONFIG.md`"+`; do not edit by hand.
-The contract (command names, key names, status API) is in the project's config spec; a complete
-example is [deploy/config.example.yaml](../deploy/config.example.yaml).
+Key names and kind names are part of the user-facing contract ([DESIGN.md](DESIGN.md#the-user-facing-contract):
+new keys may be added, existing ones are not renamed or dropped); a complete example is
+[deploy/config.example.yaml](../deploy/config.example.yaml).
 
 The file is YAML with snake_case keys. Unknown keys are errors (reported with file, line and a
 suggestion). Durations are strings such as `+"`400ms`, `10s`, `5m`"+`; sizes are strings such as
@@ -99,14 +64,14 @@ A link with `+"`disabled: true`"+` is validated but not started, and its secret 
 	table(w, top, reflect.ValueOf(def), "", map[string]bool{"sensors": true, "links": true})
 	fmt.Fprintln(w, "\n## Sensors: `sensors[]`")
 	fmt.Fprintln(w, "\nEvery sensor has `name` (unique; letters, digits, `.`, `_`, `-`) and `kind`, plus the block of its kind.")
-	for _, k := range sensorKinds {
+	for _, k := range kinds.Kinds(kinds.Sensors) {
 		if err := kindSection(w, root, k); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintln(w, "\n## Links: `links[]`")
 	fmt.Fprintln(w, "\nEvery link has `name`, `kind`, optional `disabled` and an optional `backoff` block (same keys as the top-level one) overriding the reconnect policy, plus the block of its kind.")
-	for _, k := range linkKinds {
+	for _, k := range kinds.Kinds(kinds.Links) {
 		if err := kindSection(w, root, k); err != nil {
 			return err
 		}
@@ -114,13 +79,21 @@ A link with `+"`disabled: true`"+` is validated but not started, and its secret 
 	return nil
 }
 
-func kindSection(w io.Writer, root string, k kind) error {
-	fields, err := docFields(root, k.dir, "Config")
+// kindSection documents one kind: its line from the table, then the keys of
+// its block, read from the block type's package source (for the comments)
+// and from a defaulted block (for the defaults).
+func kindSection(w io.Writer, root string, k kinds.Kind) error {
+	block := reflect.ValueOf(k.NewBlock()).Elem()
+	dir, ok := strings.CutPrefix(block.Type().PkgPath(), modulePath)
+	if !ok {
+		return fmt.Errorf("kind %s: block %v is outside the module", k.Name, block.Type())
+	}
+	fields, err := docFields(root, dir, block.Type().Name())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n### `kind: %s`\n\n", k.name)
-	table(w, fields, reflect.ValueOf(k.cfg).Elem(), k.name+".", nil)
+	fmt.Fprintf(w, "\n### `kind: %s`\n\n%s\n\n", k.Name, k.Doc)
+	table(w, fields, block, k.Name+".", nil)
 	return nil
 }
 
