@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edge-agent/edge-agent/agent"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/status"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -66,7 +67,7 @@ links:
 		t.Fatal(err)
 	}
 	<-sub.C()
-	waitFor(t, "bad link failed and good link up", func() bool {
+	agenttest.Eventually(t, "bad link failed and good link up", func() bool {
 		s := a.Snapshot()
 		return link(s, "bad").State == "failed" && link(s, "good").State == "up"
 	})
@@ -106,15 +107,4 @@ func link(s status.Snapshot, name string) status.LinkStatus {
 		}
 	}
 	return status.LinkStatus{}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent"
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/transport/frameio"
@@ -99,7 +100,7 @@ links:
 	}
 	logs := &logxtest.Buffer{}
 	a, addr, stop := runAgent(t, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	waitFor(t, "the link to fail on the echo", func() bool {
+	agenttest.Eventually(t, "the link to fail on the echo", func() bool {
 		return strings.Contains(link(a.Snapshot(), "fio").LastError, "cannot serve")
 	})
 	for _, path := range []string{"/status", "/", "/metrics"} {

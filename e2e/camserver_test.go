@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
-	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
@@ -31,10 +31,6 @@ import (
 // camera stream pushed every 50 ms.
 const csDevice = "e2e-cam"
 
-func camserverSpec() linkSpec {
-	return linkSpec{name: "camserver", start: startCamserver}
-}
-
 type csRig struct {
 	lb     *logBuf
 	srv    *camservertest.Server
@@ -42,7 +38,7 @@ type csRig struct {
 	hub    *hub.Hub
 	spool  *spool.Spool
 	stats  *transport.Stats
-	sr     *supRun
+	sup    *supervisor.Supervisor
 	tr     *tracker
 	frames atomic.Int64
 	clk    *capClock // the supervisor's and the spool's
@@ -63,63 +59,50 @@ func startCamserver(t *testing.T) (rig, error) {
 // startCamserverWith is startCamserver, over TLS (https through the proxy,
 // the fake's CA in ca_file, r.caFile) when tls is set.
 func startCamserverWith(t *testing.T, tls bool) (*csRig, error) {
-	r := &csRig{lb: &logBuf{}, tr: newTracker(), want: map[string]string{}, stats: &transport.Stats{}, clk: &capClock{}}
+	r := &csRig{lb: &logBuf{}, tr: newTracker(), want: map[string]string{}, clk: &capClock{}}
 	log := newLogger(r.lb)
 	var err error
 	if r.srv, err = camservertest.New("127.0.0.1:0", camservertest.Options{Logger: log, TLS: tls}); err != nil {
 		return nil, err
 	}
+	t.Cleanup(func() { _ = r.srv.Close() })
 	// A per-minute budget large enough for 50 ms polls and heartbeats: the
 	// faults under test are the injected ones, not the budget.
 	r.srv.SetLimit(4, 60000, true)
 	r.srv.SetFrameHook(func(string, []byte) { r.frames.Add(1) })
 	if r.proxy, err = faultproxy.New(faultproxy.Options{Target: r.srv.Addr(), Logger: log}); err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	r.hub = hub.New(hub.Options{Logger: log})
+	t.Cleanup(func() { _ = r.proxy.Close() })
 	cc := synthetic.Config{Signal: synthetic.SignalCamera, FPS: 20}
 	cc.SetDefaults()
-	if err := r.hub.Add(synthetic.NewCamera("cam", cc)); err != nil {
-		r.closeAll()
-		return nil, err
-	}
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		r.closeAll()
-		return nil, err
-	}
-	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log, Clock: r.clk}); err != nil {
-		r.closeAll()
-		return nil, err
-	}
+	r.hub = agenttest.Hub(t, log, synthetic.NewCamera("cam", cc))
+	r.spool = agenttest.Spool(t, spool.Options{Logger: log, Clock: r.clk})
+	deps := agenttest.Deps(t, "cs", r.hub, log)
+	deps.Device = transport.Device{Name: csDevice}
+	deps.Spool, deps.Version, r.stats = r.spool, "e2e", deps.Stats
 	cfg := camserver.Config{URL: "http://" + r.proxy.Addr(), User: camservertest.DemoUser, Password: camservertest.DemoPassword,
 		Device: csDevice, Poll: conf.Duration(50 * time.Millisecond), Heartbeat: conf.Duration(40 * time.Millisecond),
 		Stream: camserver.Stream{Sensor: "cam"}}
 	if tls {
-		r.caFile = filepath.Join(dir, "ca.pem")
+		r.caFile = filepath.Join(t.TempDir(), "ca.pem")
 		if err := os.WriteFile(r.caFile, r.srv.CAPEM(), 0o600); err != nil {
-			r.closeAll()
 			return nil, err
 		}
 		cfg.URL, cfg.CAFile = "https://"+r.proxy.Addr(), r.caFile
 	}
 	cfg.SetDefaults()
 	cfg.Stream.Delta = conf.Duration(50 * time.Millisecond) // below Validate's floor: faster detection
-	link, err := camserver.New(cfg, transport.Deps{Name: "cs", Logger: log, Hub: r.hub,
-		Device: transport.Device{Name: csDevice}, StateDir: state, Spool: r.spool, Stats: r.stats,
-		Clock: clock.Real{}, Version: "e2e"},
+	link, err := camserver.New(cfg, deps,
 		camserver.Options{Watchdog: 300 * time.Millisecond, StreamRetry: fastRetry, Deliver: fastRetry})
 	if err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	r.sr = runSupervisor("cs", "camserver", link, log, r.clk)
+	r.sup = runLink(t, "camserver", link, deps, r.clk)
 	return r, nil
 }
 
-func (r *csRig) status() supervisor.Status { return r.sr.sup.Status() }
+func (r *csRig) status() supervisor.Status { return r.sup.Status() }
 func (r *csRig) logs() string              { return r.lb.String() }
 
 // record queues a record as the snapshot command does and counts it as
@@ -151,7 +134,7 @@ func (r *csRig) collect() {
 }
 
 func (r *csRig) delivered(ctx context.Context, name string) error {
-	return poll(ctx, "record "+name, func() bool {
+	return agenttest.Poll(ctx, "record "+name, func() bool {
 		r.collect()
 		return r.tr.isDelivered(name)
 	})
@@ -159,13 +142,13 @@ func (r *csRig) delivered(ctx context.Context, name string) error {
 
 // streaming waits for at least two more frames than n at the fake.
 func (r *csRig) streaming(ctx context.Context, n int64) error {
-	return poll(ctx, "stream frames", func() bool { return r.frames.Load() >= n+2 })
+	return agenttest.Poll(ctx, "stream frames", func() bool { return r.frames.Load() >= n+2 })
 }
 
 // healthy checks the data path: the link is up, frames arrive and a new
 // record is delivered.
 func (r *csRig) healthy(ctx context.Context, name string) error {
-	if err := waitUp(ctx, r.sr.sup); err != nil {
+	if err := waitUp(ctx, r.sup); err != nil {
 		return err
 	}
 	if err := r.streaming(ctx, r.frames.Load()); err != nil {
@@ -180,7 +163,7 @@ func (r *csRig) healthy(ctx context.Context, name string) error {
 func (r *csRig) warm(ctx context.Context) error { return r.healthy(ctx, "warm") }
 
 func (r *csRig) once(ctx context.Context, kind string, i int) error {
-	st := r.sr.sup.Status()
+	st := r.sup.Status()
 	ss := r.srv.Stats()
 	pre, post := fmt.Sprintf("pre-%03d", i), fmt.Sprintf("post-%03d", i)
 	if err := r.record(pre); err != nil {
@@ -190,9 +173,9 @@ func (r *csRig) once(ctx context.Context, kind string, i int) error {
 	// session surviving a transport break by design) the stream was
 	// reopened or the session re-authorized.
 	noticed := func() error {
-		return poll(ctx, "the link to notice the fault", func() bool {
+		return agenttest.Poll(ctx, "the link to notice the fault", func() bool {
 			now := r.srv.Stats()
-			return r.sr.sup.Status().Reconnects > st.Reconnects || now.StreamsOpened > ss.StreamsOpened ||
+			return r.sup.Status().Reconnects > st.Reconnects || now.StreamsOpened > ss.StreamsOpened ||
 				now.Authorizations > ss.Authorizations || r.stats.Details()["stream"] != "on"
 		})
 	}
@@ -255,11 +238,11 @@ func (r *csRig) once(ctx context.Context, kind string, i int) error {
 		return r.trustOnce(ctx, kind, i, st, ss, pre, post) // trust_http_test.go
 	}
 	if reauth {
-		if err := poll(ctx, "re-authorization", func() bool { return r.srv.Stats().Authorizations > ss.Authorizations }); err != nil {
+		if err := agenttest.Poll(ctx, "re-authorization", func() bool { return r.srv.Stats().Authorizations > ss.Authorizations }); err != nil {
 			return err
 		}
 	}
-	if err := poll(ctx, "the stream reopened", func() bool { return r.srv.Stats().StreamsOpened > ss.StreamsOpened }); err != nil {
+	if err := agenttest.Poll(ctx, "the stream reopened", func() bool { return r.srv.Stats().StreamsOpened > ss.StreamsOpened }); err != nil {
 		return err
 	}
 	if err := r.delivered(ctx, pre); err != nil {
@@ -269,7 +252,7 @@ func (r *csRig) once(ctx context.Context, kind string, i int) error {
 }
 
 func (r *csRig) drain(ctx context.Context) error {
-	err := poll(ctx, "spool empty and every record delivered", func() bool {
+	err := agenttest.Poll(ctx, "spool empty and every record delivered", func() bool {
 		r.collect()
 		return r.spool.Stats().Items == 0 && len(r.tr.missing()) == 0
 	})
@@ -289,19 +272,4 @@ func (r *csRig) ledger() ledger {
 		}
 	}
 	return l
-}
-
-func (r *csRig) close() {
-	r.sr.stop()
-	r.closeAll()
-}
-
-func (r *csRig) closeAll() {
-	if r.hub != nil {
-		r.hub.Close()
-	}
-	if r.proxy != nil {
-		r.proxy.Close()
-	}
-	r.srv.Close()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/atomicfile"
-	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
@@ -33,18 +32,13 @@ const (
 	eiRows     = eiLength / eiInterval
 )
 
-func eiSpec() linkSpec {
-	return linkSpec{name: "edgeimpulse", start: startEI}
-}
-
 type eiRig struct {
 	lb    *logBuf
 	proxy *faultproxy.Proxy
 	hub   *hub.Hub
 	spool *spool.Spool
-	sr    *supRun
+	sup   *supervisor.Supervisor
 	clk   *capClock // the supervisor's and the spool's
-	keep  func()
 	// reasked counts samples asked again because the session ended under
 	// them by itself (reported in the table).
 	reasked atomic.Int64
@@ -65,53 +59,39 @@ func startEI(t *testing.T) (rig, error) {
 		return nil, err
 	}
 	r.srv, r.addr = srv, srv.Addr()
+	t.Cleanup(func() { _ = r.server().Close() }) // the fake of the moment (restart replaces it)
 	if r.proxy, err = faultproxy.New(faultproxy.Options{Target: r.addr, Logger: log}); err != nil {
-		srv.Close()
 		return nil, err
 	}
-	r.hub = hub.New(hub.Options{Logger: log})
+	t.Cleanup(func() { _ = r.proxy.Close() })
 	mc := synthetic.Config{Signal: synthetic.SignalMotion, Frequencies: []float64{100}, Seed: 3}
 	mc.SetDefaults()
-	if err := r.hub.Add(synthetic.NewMotion("accel", mc)); err != nil {
-		r.closeAll()
-		return nil, err
-	}
+	r.hub = agenttest.Hub(t, log, synthetic.NewMotion("accel", mc))
 	// Keep the accelerometer running between samples, as another subscriber
 	// would: each sample then holds different readings (the fake, like
 	// ingestion, refuses a body it already stored as a duplicate).
-	if r.keep, err = keepRunning(r.hub, "accel"); err != nil {
-		r.closeAll()
+	if err := keepRunning(t, r.hub, "accel"); err != nil {
 		return nil, err
 	}
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
-		r.closeAll()
-		return nil, err
-	}
-	r.keyFile, r.key = filepath.Join(dir, "ei-api-key"), srv.APIKey()
+	r.keyFile, r.key = filepath.Join(t.TempDir(), "ei-api-key"), srv.APIKey()
 	if err := atomicfile.WriteFile(r.keyFile, []byte(r.key+"\n"), 0o600); err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log, Clock: r.clk}); err != nil {
-		r.closeAll()
-		return nil, err
-	}
+	r.spool = agenttest.Spool(t, spool.Options{Logger: log, Clock: r.clk})
 	// Keep-alive: dead after 400 ms of silence. Shorter windows (200 ms)
 	// declare healthy sessions dead on a loaded -race CI machine, which
 	// makes the data-path checks flaky without testing anything more.
 	cfg := edgeimpulse.Config{APIKey: r.key, APIKeyFile: r.keyFile, RemoteMgmtURL: "ws://" + r.proxy.Addr() + "/",
 		IngestionURL: "http://" + r.proxy.Addr(), Encoding: "json", Sensors: []string{"accel"},
 		PingInterval: conf.Duration(100 * time.Millisecond), PongTimeout: conf.Duration(300 * time.Millisecond)}
-	deps := transport.Deps{Name: "ei", Logger: log, Hub: r.hub,
-		Device:   transport.Device{ID: "dc:a6:32:00:00:01", Name: "pi", Type: "RASPBERRY_PI"},
-		StateDir: filepath.Join(dir, "state"), Spool: r.spool, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "e2e"}
+	deps := agenttest.Deps(t, "ei", r.hub, log)
+	deps.Device = transport.Device{ID: "dc:a6:32:00:00:01", Name: "pi", Type: "RASPBERRY_PI"}
+	deps.Spool, deps.Version = r.spool, "e2e"
 	link, err := edgeimpulse.New(cfg, deps, edgeimpulse.Options{UploadRetry: fastRetry})
 	if err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	r.sr = runSupervisor("ei", "edgeimpulse", link, log, r.clk)
+	r.sup = runLink(t, "edgeimpulse", link, deps, r.clk)
 	return r, nil
 }
 
@@ -121,7 +101,7 @@ func (r *eiRig) server() *eitest.Server {
 	return r.srv
 }
 
-func (r *eiRig) status() supervisor.Status { return r.sr.sup.Status() }
+func (r *eiRig) status() supervisor.Status { return r.sup.Status() }
 func (r *eiRig) logs() string              { return r.lb.String() }
 
 // collect marks every verified upload of the current fake as delivered.
@@ -144,14 +124,14 @@ var errSessionEnded = errors.New("the session ended under the sample")
 // the failure text, if any.
 func (r *eiRig) sample(ctx context.Context, label, stage string) (string, error) {
 	srv := r.server()
-	r0 := r.sr.sup.Status().Reconnects
+	r0 := r.sup.Status().Reconnects
 	from := len(srv.Messages())
 	if err := srv.RequestSample(eitest.SampleRequest{Sensor: "accel", Label: label, Length: eiLength, Interval: eiInterval}); err != nil {
 		return "", fmt.Errorf("request sample %s: %w", label, err)
 	}
 	var failure string
 	reached, ended := false, false
-	err := poll(ctx, "sample "+label+" to reach "+stage, func() bool {
+	err := agenttest.Poll(ctx, "sample "+label+" to reach "+stage, func() bool {
 		msgs := srv.Messages()
 		if len(msgs) < from {
 			return false
@@ -169,7 +149,7 @@ func (r *eiRig) sample(ctx context.Context, label, stage string) (string, error)
 				return true
 			}
 		}
-		ended = r.sr.sup.Status().Reconnects != r0
+		ended = r.sup.Status().Reconnects != r0
 		return ended
 	})
 	switch {
@@ -188,12 +168,12 @@ func (r *eiRig) sample(ctx context.Context, label, stage string) (string, error)
 // the injected fault (Studio asks again too). The re-asks are counted.
 func (r *eiRig) ask(ctx context.Context, label, stage string) (string, error) {
 	for {
-		if err := poll(ctx, "the fake to see the device", func() bool { return r.server().Connected() }); err != nil {
+		if err := agenttest.Poll(ctx, "the fake to see the device", func() bool { return r.server().Connected() }); err != nil {
 			return "", err
 		}
-		r0 := r.sr.sup.Status().Reconnects
+		r0 := r.sup.Status().Reconnects
 		fail, err := r.sample(ctx, label, stage)
-		if ctx.Err() != nil || r.tr.isProduced(label) || r.sr.sup.Status().Reconnects == r0 {
+		if ctx.Err() != nil || r.tr.isProduced(label) || r.sup.Status().Reconnects == r0 {
 			if errors.Is(err, errSessionEnded) && r.tr.isProduced(label) {
 				err = nil // spooled: Work delivers it whatever the session does
 			}
@@ -215,21 +195,21 @@ func (r *eiRig) healthy(ctx context.Context, label string) error {
 	if fail != "" {
 		return fmt.Errorf("sample %s failed after recovery: %s", label, fail)
 	}
-	return poll(ctx, "sample "+label+" verified by the fake", func() bool {
+	return agenttest.Poll(ctx, "sample "+label+" verified by the fake", func() bool {
 		r.collect()
 		return r.tr.isDelivered(label)
 	})
 }
 
 func (r *eiRig) warm(ctx context.Context) error {
-	if err := waitUp(ctx, r.sr.sup); err != nil {
+	if err := waitUp(ctx, r.sup); err != nil {
 		return err
 	}
 	return r.healthy(ctx, "warm")
 }
 
 func (r *eiRig) once(ctx context.Context, kind string, i int) error {
-	st := r.sr.sup.Status()
+	st := r.sup.Status()
 	pre, post := fmt.Sprintf("pre-%03d", i), fmt.Sprintf("post-%03d", i)
 	// A sample recorded and spooled just before the fault, its upload
 	// possibly in flight when the fault hits.
@@ -247,7 +227,7 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 		}
 		r.server().Close()
 		r.collect() // what the old fake stored before it died
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
 		if err := r.restart(); err != nil {
@@ -258,7 +238,7 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 			return err
 		}
 		r.proxy.Reset()
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
 	case faultStall:
@@ -266,7 +246,7 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 			return err
 		}
 		r.proxy.Stall(true)
-		err := waitNoticed(ctx, r.sr.sup, st.Reconnects) // pong timeout
+		err := waitNoticed(ctx, r.sup, st.Reconnects) // pong timeout
 		r.proxy.Stall(false)
 		if err != nil {
 			return err
@@ -296,7 +276,7 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 		if err := spooled(); err != nil {
 			return err
 		}
-		if err := poll(ctx, "ingestion to refuse "+pre+" with 401", func() bool {
+		if err := agenttest.Poll(ctx, "ingestion to refuse "+pre+" with 401", func() bool {
 			for _, u := range r.server().Uploads() {
 				if u.Label == pre && u.Status == 401 {
 					return true
@@ -317,11 +297,11 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 		}
 		refused0 := refused()
 		r.server().Drop()
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
-		if err := poll(ctx, "a refused hello, the link waiting for a new key", func() bool {
-			return refused() > refused0 && strings.Contains(r.sr.sup.Status().LastError, "waiting for a new key")
+		if err := agenttest.Poll(ctx, "a refused hello, the link waiting for a new key", func() bool {
+			return refused() > refused0 && strings.Contains(r.sup.Status().LastError, "waiting for a new key")
 		}); err != nil {
 			return err
 		}
@@ -339,7 +319,7 @@ func (r *eiRig) once(ctx context.Context, kind string, i int) error {
 	default:
 		return r.trustOnce(ctx, kind, i) // trust_http_test.go
 	}
-	if err := waitNewSession(ctx, r.sr.sup, st.Sessions); err != nil {
+	if err := waitNewSession(ctx, r.sup, st.Sessions); err != nil {
 		return err
 	}
 	return r.healthy(ctx, post)
@@ -362,7 +342,7 @@ func (r *eiRig) restart() error {
 }
 
 func (r *eiRig) drain(ctx context.Context) error {
-	err := poll(ctx, "spool empty and every sample delivered", func() bool {
+	err := agenttest.Poll(ctx, "spool empty and every sample delivered", func() bool {
 		r.collect()
 		return r.spool.Stats().Items == 0 && len(r.tr.missing()) == 0
 	})
@@ -378,22 +358,4 @@ func (r *eiRig) ledger() ledger {
 		l.note = fmt.Sprintf("%d samples asked again after a spurious reconnect", n)
 	}
 	return l
-}
-
-func (r *eiRig) close() {
-	r.sr.stop()
-	r.closeAll()
-}
-
-func (r *eiRig) closeAll() {
-	if r.keep != nil {
-		r.keep()
-	}
-	if r.hub != nil {
-		r.hub.Close()
-	}
-	if r.proxy != nil {
-		r.proxy.Close()
-	}
-	r.server().Close()
 }

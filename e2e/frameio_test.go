@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
-	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
-	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
 	"github.com/edge-agent/edge-agent/upload/spool"
@@ -28,16 +27,12 @@ import (
 // arrived intact.
 const fioAssetSize = 6 << 10
 
-func frameioSpec() linkSpec {
-	return linkSpec{name: "frameio", start: startFrameio}
-}
-
 type fioRig struct {
 	lb    *logBuf
 	fake  *frameiotest.Server
 	proxy *faultproxy.Proxy
 	spool *spool.Spool
-	sr    *supRun
+	sup   *supervisor.Supervisor
 	tr    *tracker
 	watch string
 	clk   *capClock // the supervisor's and the spool's
@@ -70,24 +65,19 @@ func startFrameio(t *testing.T) (rig, error) {
 	if r.fake, err = frameiotest.New(frameiotest.Options{Logger: log}); err != nil {
 		return nil, err
 	}
+	t.Cleanup(func() { _ = r.fake.Close() })
 	addr := r.fake.URL()[len("http://"):]
 	if r.proxy, err = faultproxy.New(faultproxy.Options{Target: addr, Logger: log}); err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	dir := t.TempDir()
-	r.watch = filepath.Join(dir, "watch")
-	stateDir := filepath.Join(dir, "state")
-	for _, d := range []string{r.watch, stateDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			r.closeAll()
-			return nil, err
-		}
-	}
-	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), spool.Options{Logger: log, Clock: r.clk}); err != nil {
-		r.closeAll()
+	t.Cleanup(func() { _ = r.proxy.Close() })
+	r.watch = filepath.Join(t.TempDir(), "watch")
+	if err := os.Mkdir(r.watch, 0o700); err != nil {
 		return nil, err
 	}
+	r.spool = agenttest.Spool(t, spool.Options{Logger: log, Clock: r.clk})
+	deps := agenttest.Deps(t, "fio", nil, log)
+	deps.Spool, deps.Version = r.spool, "e2e"
 	cfg := frameio.Config{APIURL: "http://" + r.proxy.Addr(), SocketURL: "ws://" + r.proxy.Addr() + "/devices/websocket",
 		ClientID: r.fake.ClientID(), ClientSecret: r.fake.ClientSecret()}
 	cfg.SetDefaults()
@@ -96,23 +86,19 @@ func startFrameio(t *testing.T) (rig, error) {
 	// Paired: the tokens `edge-agent pair` would have stored.
 	a, rt, exp := r.fake.IssueTokens()
 	now := time.Now().UTC()
-	if err := frameio.SaveTokens(frameio.TokenPath(&cfg, stateDir), &frameio.Tokens{AccessToken: a, RefreshToken: rt,
+	if err := frameio.SaveTokens(frameio.TokenPath(&cfg, deps.StateDir), &frameio.Tokens{AccessToken: a, RefreshToken: rt,
 		IssuedAt: now, ExpiresAt: now.Add(time.Duration(exp) * time.Second)}); err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	deps := transport.Deps{Name: "fio", Logger: log, Device: transport.Device{ID: "d1", Name: "pi"},
-		StateDir: stateDir, Spool: r.spool, Stats: &transport.Stats{}, Clock: clock.Real{}, Version: "e2e"}
 	link, err := frameio.New(cfg, deps, fioOptions())
 	if err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	r.sr = runSupervisor("fio", "frameio", link, log, r.clk)
+	r.sup = runLink(t, "frameio", link, deps, r.clk)
 	return r, nil
 }
 
-func (r *fioRig) status() supervisor.Status { return r.sr.sup.Status() }
+func (r *fioRig) status() supervisor.Status { return r.sup.Status() }
 func (r *fioRig) logs() string              { return r.lb.String() }
 
 // drop writes a new asset file into watch_dir (atomically: the watcher never
@@ -149,7 +135,7 @@ func (r *fioRig) collect() {
 }
 
 func (r *fioRig) delivered(ctx context.Context, name string) error {
-	return poll(ctx, "asset "+name+" complete and intact", func() bool {
+	return agenttest.Poll(ctx, "asset "+name+" complete and intact", func() bool {
 		r.collect()
 		return r.tr.isDelivered(name)
 	})
@@ -164,14 +150,14 @@ func (r *fioRig) healthy(ctx context.Context, name string) error {
 }
 
 func (r *fioRig) warm(ctx context.Context) error {
-	if err := waitUp(ctx, r.sr.sup); err != nil {
+	if err := waitUp(ctx, r.sup); err != nil {
 		return err
 	}
 	return r.healthy(ctx, "warm.bin")
 }
 
 func (r *fioRig) once(ctx context.Context, kind string, i int) error {
-	st := r.sr.sup.Status()
+	st := r.sup.Status()
 	pre, post := fmt.Sprintf("pre-%03d.bin", i), fmt.Sprintf("post-%03d.bin", i)
 	// An asset created just before the fault: it is being watched, spooled
 	// or uploaded when the fault hits.
@@ -189,19 +175,19 @@ func (r *fioRig) once(ctx context.Context, kind string, i int) error {
 			return fmt.Errorf("restart fake: %w", err)
 		}
 		r.proxy.Reset()
-		err := waitNoticed(ctx, r.sr.sup, st.Reconnects)
+		err := waitNoticed(ctx, r.sup, st.Reconnects)
 		r.proxy.Refuse(false)
 		if err != nil {
 			return err
 		}
 	case faultReset:
 		r.proxy.Reset()
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
 	case faultStall:
 		r.proxy.Stall(true)
-		err := waitNoticed(ctx, r.sr.sup, st.Reconnects) // DeadAfter
+		err := waitNoticed(ctx, r.sup, st.Reconnects) // DeadAfter
 		r.proxy.Stall(false)
 		if err != nil {
 			return err
@@ -221,10 +207,10 @@ func (r *fioRig) once(ctx context.Context, kind string, i int) error {
 		refreshes := r.fake.Stats().Refreshes
 		r.fake.ExpireAccessTokens()
 		r.proxy.Cut()
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
-		if err := poll(ctx, "a token refresh", func() bool { return r.fake.Stats().Refreshes > refreshes }); err != nil {
+		if err := agenttest.Poll(ctx, "a token refresh", func() bool { return r.fake.Stats().Refreshes > refreshes }); err != nil {
 			return err
 		}
 	case faultSlow:
@@ -238,7 +224,7 @@ func (r *fioRig) once(ctx context.Context, kind string, i int) error {
 	default:
 		return r.trustOnce(ctx, kind, i, pre, post) // trust_http_test.go
 	}
-	if err := waitNewSession(ctx, r.sr.sup, st.Sessions); err != nil {
+	if err := waitNewSession(ctx, r.sup, st.Sessions); err != nil {
 		return err
 	}
 	if err := r.delivered(ctx, pre); err != nil {
@@ -248,7 +234,7 @@ func (r *fioRig) once(ctx context.Context, kind string, i int) error {
 }
 
 func (r *fioRig) drain(ctx context.Context) error {
-	err := poll(ctx, "spool empty and every asset intact", func() bool {
+	err := agenttest.Poll(ctx, "spool empty and every asset intact", func() bool {
 		r.collect()
 		return r.spool.Stats().Items == 0 && len(r.tr.missing()) == 0
 	})
@@ -259,15 +245,3 @@ func (r *fioRig) drain(ctx context.Context) error {
 }
 
 func (r *fioRig) ledger() ledger { return r.tr.ledger() }
-
-func (r *fioRig) close() {
-	r.sr.stop()
-	r.closeAll()
-}
-
-func (r *fioRig) closeAll() {
-	if r.proxy != nil {
-		r.proxy.Close()
-	}
-	r.fake.Close()
-}

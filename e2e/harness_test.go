@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,7 +16,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/kinds"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
@@ -62,7 +63,9 @@ var (
 )
 
 // rig is one link wired to its fake(s) under a supervisor. A rig is built
-// per cell (link × fault) and closed after it, so leaks are measured per cell.
+// per cell (link × fault) with the cell's t, and everything it starts is
+// stopped by t's cleanups when the cell ends (the supervisor first, then the
+// hub, then proxies and fakes), so leaks are measured per cell.
 type rig interface {
 	// status is the supervisor's view.
 	status() supervisor.Status
@@ -77,7 +80,6 @@ type rig interface {
 	ledger() ledger
 	// logs returns the captured log (for failure reports).
 	logs() string
-	close()
 }
 
 // ledger accounts for what a cell produced and what the fake got.
@@ -99,7 +101,48 @@ type ledger struct {
 // linkSpec describes one link for the suite.
 type linkSpec struct {
 	name  string
-	start func(t *testing.T) (rig, error)
+	start startFunc
+}
+
+// startFunc builds a cell's rig with the cell's t.
+type startFunc func(t *testing.T) (rig, error)
+
+// linkSpecs is the suite's rig of each link kind; TestEveryLinkKindHasASpec
+// holds it to agent/kinds.
+var linkSpecs = map[string]startFunc{
+	"edgeimpulse": startEI,
+	"rtm":         startRTM,
+	"frameio":     startFrameio,
+	"camserver":   startCamserver,
+}
+
+// TestEveryLinkKindHasASpec: a link kind without a rig here would never
+// meet a fault.
+func TestEveryLinkKindHasASpec(t *testing.T) {
+	for _, name := range kinds.Names(kinds.Links) {
+		if linkSpecs[name] == nil {
+			t.Errorf("link kind %q has no rig in linkSpecs: add e2e/%s_test.go (see docs/DESIGN.md, Adding a link)", name, name)
+		}
+	}
+	for name := range linkSpecs {
+		if _, ok := kinds.Find(kinds.Links, name); !ok {
+			t.Errorf("linkSpecs has %q, which is not a link kind of agent/kinds", name)
+		}
+	}
+}
+
+// specsOf returns the specs of starts (link kind → rig) in the order of
+// agent/kinds, keeping those FAULT_LINKS names (comma-separated; all when
+// unset).
+func specsOf(starts map[string]startFunc) []linkSpec {
+	only := os.Getenv("FAULT_LINKS")
+	var out []linkSpec
+	for _, name := range kinds.Names(kinds.Links) {
+		if start := starts[name]; start != nil && (only == "" || strings.Contains(","+only+",", ","+name+",")) {
+			out = append(out, linkSpec{name: name, start: start})
+		}
+	}
+	return out
 }
 
 // result is one row of the table.
@@ -139,21 +182,11 @@ func faultCount(t *testing.T) int {
 // figures are process-wide, so cells must not overlap) and prints the table.
 func TestFault(t *testing.T) {
 	n := faultCount(t)
-	specs := []linkSpec{eiSpec(), frameioSpec(), camserverSpec(), rtmSpec()}
-	if only := os.Getenv("FAULT_LINKS"); only != "" {
-		var keep []linkSpec
-		for _, s := range specs {
-			if strings.Contains(","+only+",", ","+s.name+",") {
-				keep = append(keep, s)
-			}
-		}
-		specs = keep
-	}
 	var (
 		mu      sync.Mutex
 		results []result
 	)
-	for _, spec := range specs {
+	for _, spec := range specsOf(linkSpecs) {
 		t.Run(spec.name, func(t *testing.T) {
 			for _, kind := range faultKinds {
 				if !selected(os.Getenv("FAULT_KINDS"), kind) {
@@ -192,7 +225,7 @@ func selected(filter, kind string) bool {
 }
 
 // runCell builds a rig, warms it up, takes the baseline, runs n iterations,
-// drains, and compares goroutines and heap.
+// drains, and compares goroutines and heap. t's cleanups stop the rig.
 func runCell(t *testing.T, spec linkSpec, kind string, n int) result {
 	res := result{link: spec.name, fault: kind, n: n}
 	start := time.Now()
@@ -202,12 +235,6 @@ func runCell(t *testing.T, spec linkSpec, kind string, n int) result {
 		t.Errorf("start %s: %v", spec.name, err)
 		return res
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			r.close()
-		}
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), iterTimeout)
 	err = r.warm(ctx)
 	cancel()
@@ -267,8 +294,6 @@ func runCell(t *testing.T, spec linkSpec, kind string, n int) result {
 		t.Errorf("%s / %s: heap in use %.1f → %.1f → %.1f MiB (start, half-way, end of %d faults): still growing",
 			spec.name, kind, mib(res.hBefore), mib(res.hMid), mib(res.hAfter), n)
 	}
-	r.close()
-	closed = true
 	res.took = time.Since(start)
 	return res
 }
@@ -420,34 +445,12 @@ func newLogger(lb *logBuf) *slog.Logger {
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// supRun is a supervisor running in its own goroutine; stop cancels and
-// waits.
-type supRun struct {
-	sup    *supervisor.Supervisor
-	cancel context.CancelFunc
-	done   chan struct{}
+// runLink runs link under the real supervisor with the suite's policy and
+// the rig's clock (its capClock) until the cell ends.
+func runLink(t *testing.T, kind string, link transport.Link, deps transport.Deps, clk clock.Clock) *supervisor.Supervisor {
+	return agenttest.RunLinkWith(t, supervisor.Options{Name: deps.Name, Kind: kind, Link: link, Policy: supPolicy, Logger: deps.Logger, Clock: clk})
 }
 
-// runSupervisor runs link's supervisor with clk (the rig's capClock).
-func runSupervisor(name, kind string, link transport.Link, log *slog.Logger, clk clock.Clock) *supRun {
-	sup := supervisor.New(supervisor.Options{Name: name, Kind: kind, Link: link, Policy: supPolicy, Logger: log, Clock: clk})
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &supRun{sup: sup, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		_ = sup.Run(ctx)
-	}()
-	return s
-}
-
-func (s *supRun) stop() {
-	s.cancel()
-	<-s.done
-}
-
-var errTimeout = errors.New("timed out")
-
-// poll checks cond every 2 ms until it holds or ctx ends.
 // restartFake starts a fake with start on addr, as a restarted service behind
 // a stable name. If the port is not free (TIME_WAIT is fine on Linux, but
 // another test may have taken it) the fake listens on a new port and the
@@ -465,26 +468,15 @@ func restartFake[F interface{ Addr() string }](proxy *faultproxy.Proxy, addr str
 	return f, f.Addr(), nil
 }
 
-func poll(ctx context.Context, what string, cond func() bool) error {
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, errTimeout)
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
 // waitNoticed waits until the supervisor saw the session end (Reconnects
 // moved past r0).
 func waitNoticed(ctx context.Context, s *supervisor.Supervisor, r0 uint64) error {
-	return poll(ctx, "the link to notice the fault", func() bool { return s.Status().Reconnects > r0 })
+	return agenttest.Poll(ctx, "the link to notice the fault", func() bool { return s.Status().Reconnects > r0 })
 }
 
 // waitNewSession waits for a session newer than sessions0 to be up.
 func waitNewSession(ctx context.Context, s *supervisor.Supervisor, sessions0 uint64) error {
-	return poll(ctx, "a new session up", func() bool {
+	return agenttest.Poll(ctx, "a new session up", func() bool {
 		st := s.Status()
 		return st.State == supervisor.Up && st.Sessions > sessions0
 	})
@@ -492,7 +484,7 @@ func waitNewSession(ctx context.Context, s *supervisor.Supervisor, sessions0 uin
 
 // waitUp waits for the supervisor to be up (any session).
 func waitUp(ctx context.Context, s *supervisor.Supervisor) error {
-	return poll(ctx, "link up", func() bool { return s.Status().State == supervisor.Up })
+	return agenttest.Poll(ctx, "link up", func() bool { return s.Status().State == supervisor.Up })
 }
 
 // tracker records durable item ids produced and delivered. Safe for
@@ -555,12 +547,12 @@ func (tr *tracker) ledger() ledger {
 }
 
 // keepRunning subscribes to sensor name and discards its samples, so the
-// source keeps running between a link's own subscriptions. The returned stop
+// source keeps running between a link's own subscriptions. t's cleanup
 // closes the subscription and waits for the reader.
-func keepRunning(h *hub.Hub, name string) (stop func(), err error) {
+func keepRunning(t *testing.T, h *hub.Hub, name string) error {
 	sub, err := h.Subscribe(name, sensors.SubscribeOptions{Queue: 4, Policy: sensors.DropOldest, Label: "e2e-keepalive"})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	done := make(chan struct{})
 	go func() {
@@ -568,8 +560,9 @@ func keepRunning(h *hub.Hub, name string) (stop func(), err error) {
 		for range sub.C() {
 		}
 	}()
-	return func() {
+	t.Cleanup(func() {
 		sub.Close()
 		<-done
-	}, nil
+	})
+	return nil
 }

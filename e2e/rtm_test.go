@@ -4,15 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
-	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
@@ -38,15 +37,11 @@ const (
 var rtmCauses = []string{rtm.CauseConnError, rtm.CauseServiceShutdown, rtm.CausePeerConnFailed,
 	rtm.CauseNoPacketReceived, rtm.CauseConnTimeout, rtm.CauseTwoTimer, rtm.CauseSDPError, "SOMETHING_NEW"}
 
-func rtmSpec() linkSpec {
-	return linkSpec{name: "rtm", start: startRTM}
-}
-
 type rtmRig struct {
 	lb    *logBuf
 	proxy *faultproxy.Proxy
 	hub   *hub.Hub
-	sr    *supRun
+	sup   *supervisor.Supervisor
 	addr  string
 	dir   string
 	clk   *capClock // the supervisor's
@@ -66,47 +61,30 @@ func startRTM(t *testing.T) (rig, error) {
 		return nil, err
 	}
 	r.fake, r.addr = fake, fake.Addr()
+	t.Cleanup(func() { _ = r.server().Close() }) // the fake of the moment (refreshFake replaces it)
 	if r.proxy, err = faultproxy.New(faultproxy.Options{Target: r.addr, Logger: log}); err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	r.hub = hub.New(hub.Options{Logger: log})
+	t.Cleanup(func() { _ = r.proxy.Close() })
 	vc := synthetic.Config{Signal: synthetic.SignalH264}
 	vc.SetDefaults()
 	video, err := synthetic.NewH264("video", vc)
 	if err != nil {
-		r.closeAll()
 		return nil, err
 	}
 	ac := synthetic.Config{Signal: synthetic.SignalAudio}
 	ac.SetDefaults()
-	if err := r.hub.Add(video); err != nil {
-		r.closeAll()
-		return nil, err
-	}
-	if err := r.hub.Add(synthetic.NewAudio("mic", ac)); err != nil {
-		r.closeAll()
-		return nil, err
-	}
-	state := filepath.Join(r.dir, "state")
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		r.closeAll()
-		return nil, err
-	}
-	sp, err := spool.Open(filepath.Join(r.dir, "spool"), spool.Options{Logger: log})
-	if err != nil {
-		r.closeAll()
-		return nil, err
-	}
+	r.hub = agenttest.Hub(t, log, video, synthetic.NewAudio("mic", ac))
+	deps := agenttest.Deps(t, "recorder", r.hub, log)
+	deps.Device = transport.Device{ID: "e2e-1"}
+	deps.Spool, deps.Version = agenttest.Spool(t, spool.Options{Logger: log}), "e2e"
 	// The token comes from token_url (our backend, served by the fake) through
 	// the proxy too: an expired one is renewed on the 401.
 	cfg := rtm.Config{URL: "ws://" + r.proxy.Addr() + "/api/v2/io", ClientID: "e2e-1",
 		TokenURL: "http://" + r.proxy.Addr() + rtmtest.TokenPath, TokenURLKey: rtmDeviceKey,
 		Video: "video", Audio: "mic", Record: rtm.Record{Start: "manual"}}
 	cfg.SetDefaults()
-	link, err := rtm.New(cfg, transport.Deps{Name: "recorder", Logger: log, Hub: r.hub,
-		Device: transport.Device{ID: "e2e-1"}, StateDir: state, Spool: sp, Stats: &transport.Stats{},
-		Clock: clock.Real{}, Version: "e2e"}, rtm.Options{
+	link, err := rtm.New(cfg, deps, rtm.Options{
 		FirstPingTimeout:  2 * time.Second,
 		SetupTimeout:      10 * time.Second,
 		StopWait:          200 * time.Millisecond,
@@ -115,10 +93,9 @@ func startRTM(t *testing.T) (rig, error) {
 		SDPErrorWait:      5 * time.Millisecond,
 	})
 	if err != nil {
-		r.closeAll()
 		return nil, err
 	}
-	r.sr = runSupervisor("recorder", "rtm", link, log, r.clk)
+	r.sup = runLink(t, "rtm", link, deps, r.clk)
 	return r, nil
 }
 
@@ -137,7 +114,7 @@ func (r *rtmRig) server() *rtmtest.Server {
 	return r.fake
 }
 
-func (r *rtmRig) status() supervisor.Status { return r.sr.sup.Status() }
+func (r *rtmRig) status() supervisor.Status { return r.sup.Status() }
 func (r *rtmRig) logs() string              { return r.lb.String() }
 
 // activeCount counts the fake's sessions that reached ACTIVE.
@@ -154,10 +131,10 @@ func (r *rtmRig) activeCount() int {
 // healthy waits for a new ACTIVE session (beyond active0) with video and
 // audio flowing on the fake's side.
 func (r *rtmRig) healthy(ctx context.Context, active0 int, sessions0 uint64) error {
-	if err := waitNewSession(ctx, r.sr.sup, sessions0); err != nil {
+	if err := waitNewSession(ctx, r.sup, sessions0); err != nil {
 		return err
 	}
-	return poll(ctx, "a new ACTIVE session with media flowing", func() bool {
+	return agenttest.Poll(ctx, "a new ACTIVE session with media flowing", func() bool {
 		ss := r.server().Sessions()
 		if r.activeCount() <= active0 || len(ss) == 0 {
 			return false
@@ -170,7 +147,7 @@ func (r *rtmRig) healthy(ctx context.Context, active0 int, sessions0 uint64) err
 func (r *rtmRig) warm(ctx context.Context) error { return r.healthy(ctx, 0, 0) }
 
 func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
-	st := r.sr.sup.Status()
+	st := r.sup.Status()
 	active0 := r.activeCount()
 	switch kind {
 	case faultKill:
@@ -179,7 +156,7 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 			return fmt.Errorf("close fake: %w", err)
 		}
 		r.account(old)
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
 		if err := r.restart(); err != nil {
@@ -188,12 +165,12 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 		active0 = 0 // a fresh fake
 	case faultReset:
 		r.proxy.Reset()
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
 	case faultStall:
 		r.proxy.Stall(true)
-		err := waitNoticed(ctx, r.sr.sup, st.Reconnects) // no ping for 3 intervals
+		err := waitNoticed(ctx, r.sup, st.Reconnects) // no ping for 3 intervals
 		r.proxy.Stall(false)
 		if err != nil {
 			return err
@@ -205,9 +182,9 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 			r.server().SetRejectSDP(true)
 		}
 		r.server().Terminate(cause)
-		err := waitNoticed(ctx, r.sr.sup, st.Reconnects)
+		err := waitNoticed(ctx, r.sup, st.Reconnects)
 		if err == nil && cause == rtm.CauseSDPError {
-			err = poll(ctx, "a refused offer", func() bool {
+			err = agenttest.Poll(ctx, "a refused offer", func() bool {
 				for _, s := range r.server().Sessions()[active0:] {
 					if s.Cause == rtm.CauseSDPError && !slices.Contains(s.States, rtm.StateActive) {
 						return true
@@ -227,7 +204,7 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 		minted, rejected := f.Minted(), f.Rejected()
 		f.ExpireTokens()
 		f.DropSockets()
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
 		if err := r.healthy(ctx, active0, st.Sessions); err != nil {
@@ -243,7 +220,7 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 		// through it (offer, answer, candidates, pings).
 		r.proxy.Slow(slowLatency, slowRate)
 		r.proxy.Reset()
-		err := waitNoticed(ctx, r.sr.sup, st.Reconnects)
+		err := waitNoticed(ctx, r.sup, st.Reconnects)
 		if err == nil {
 			err = r.healthy(ctx, active0, st.Sessions)
 		}
@@ -261,7 +238,7 @@ func (r *rtmRig) once(ctx context.Context, kind string, i int) error {
 // refreshFake replaces the fake by a fresh one on the same address (its
 // session history dropped) and waits for the link's new session with media.
 func (r *rtmRig) refreshFake(ctx context.Context) error {
-	st := r.sr.sup.Status()
+	st := r.sup.Status()
 	old := r.server()
 	if err := old.Close(); err != nil {
 		return fmt.Errorf("close fake: %w", err)
@@ -315,19 +292,4 @@ func (r *rtmRig) ledger() ledger {
 		}
 	}
 	return l
-}
-
-func (r *rtmRig) close() {
-	r.sr.stop()
-	r.closeAll()
-}
-
-func (r *rtmRig) closeAll() {
-	if r.hub != nil {
-		r.hub.Close()
-	}
-	if r.proxy != nil {
-		r.proxy.Close()
-	}
-	r.server().Close()
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/httpx/httpxtest"
@@ -43,10 +44,7 @@ func TestTrustFaultHTTP(t *testing.T) {
 		mu      sync.Mutex
 		results []result
 	)
-	for _, spec := range []linkSpec{eiSpec(), frameioSpec(), camserverSpec(), rtmSpec()} {
-		if only := os.Getenv("FAULT_LINKS"); only != "" && !strings.Contains(","+only+",", ","+spec.name+",") {
-			continue
-		}
+	for _, spec := range specsOf(linkSpecs) {
 		t.Run(spec.name, func(t *testing.T) {
 			for _, kind := range []string{faultRedirect, faultRetryAfter} {
 				if !selected(os.Getenv("FAULT_KINDS"), kind) {
@@ -110,7 +108,7 @@ func (c *capClock) longestWait() time.Duration {
 // waitCapped waits until clk was asked for a wait of at least the cap and
 // checks it was not more: the peer's ten years, cut to retry.MaxRetryAfter.
 func waitCapped(ctx context.Context, clk *capClock) error {
-	if err := poll(ctx, "a wait of retry.MaxRetryAfter", func() bool { return clk.longestWait() >= retry.MaxRetryAfter }); err != nil {
+	if err := agenttest.Poll(ctx, "a wait of retry.MaxRetryAfter", func() bool { return clk.longestWait() >= retry.MaxRetryAfter }); err != nil {
 		return fmt.Errorf("%w (longest wait asked %v)", err, clk.longestWait())
 	}
 	if d := clk.longestWait(); d != retry.MaxRetryAfter {
@@ -192,7 +190,7 @@ func (r *fioRig) trustOnce(ctx context.Context, kind string, i int, pre, post st
 		defer sink.Close()
 		red0 := r.fake.Redirected()
 		r.fake.Redirect([]string{"/v2/devices/assets", "/s3/"}[i%2], redirectStatus(i), sink.URL())
-		err = poll(ctx, "a redirected call", func() bool { return r.fake.Redirected() > red0 })
+		err = agenttest.Poll(ctx, "a redirected call", func() bool { return r.fake.Redirected() > red0 })
 		r.fake.Redirect("", 0, "")
 		if err == nil {
 			err = untouched(sink)
@@ -229,7 +227,7 @@ func (r *csRig) trustOnce(ctx context.Context, kind string, i int, st supervisor
 		r.srv.Redirect("/authorize.json", redirectStatus(i), sink.URL())
 		r.srv.DeleteSessions(csDevice)
 		r.srv.Maintain()
-		err = poll(ctx, "a redirected authorize", func() bool { return r.srv.Redirected() > red0 })
+		err = agenttest.Poll(ctx, "a redirected authorize", func() bool { return r.srv.Redirected() > red0 })
 		r.srv.Redirect("", 0, "")
 		if err == nil {
 			err = untouched(sink)
@@ -242,7 +240,7 @@ func (r *csRig) trustOnce(ctx context.Context, kind string, i int, st supervisor
 		r.srv.FailNext("/authorize.json", 503, 2)
 		r.srv.DeleteSessions(csDevice)
 		r.srv.Maintain()
-		err = poll(ctx, "two refused authorizations", func() bool { return r.srv.Calls("/authorize.json") >= calls0+2 })
+		err = agenttest.Poll(ctx, "two refused authorizations", func() bool { return r.srv.Calls("/authorize.json") >= calls0+2 })
 		r.srv.SetFailRetryAfter("")
 		if d := r.clk.longestWait(); err == nil && d > retry.MaxRetryAfter {
 			err = fmt.Errorf("the link asked to wait %v, over the cap %v", d, retry.MaxRetryAfter)
@@ -253,10 +251,10 @@ func (r *csRig) trustOnce(ctx context.Context, kind string, i int, st supervisor
 	if err != nil {
 		return err
 	}
-	if err := poll(ctx, "re-authorization", func() bool { return r.srv.Stats().Authorizations > ss.Authorizations }); err != nil {
+	if err := agenttest.Poll(ctx, "re-authorization", func() bool { return r.srv.Stats().Authorizations > ss.Authorizations }); err != nil {
 		return err
 	}
-	if err := poll(ctx, "the stream reopened", func() bool { return r.srv.Stats().StreamsOpened > ss.StreamsOpened }); err != nil {
+	if err := agenttest.Poll(ctx, "the stream reopened", func() bool { return r.srv.Stats().StreamsOpened > ss.StreamsOpened }); err != nil {
 		return err
 	}
 	if err := r.delivered(ctx, pre); err != nil {
@@ -279,7 +277,7 @@ func (r *rtmRig) trustOnce(ctx context.Context, kind string, i int, st superviso
 		f.Redirect(rtmtest.TokenPath, redirectStatus(i), sink.URL())
 		f.ExpireTokens()
 		f.DropSockets()
-		err = poll(ctx, "a redirected token fetch", func() bool { return f.Redirected() > red0 })
+		err = agenttest.Poll(ctx, "a redirected token fetch", func() bool { return f.Redirected() > red0 })
 		f.Redirect("", 0, "")
 		if err == nil {
 			err = untouched(sink)

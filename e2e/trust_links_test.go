@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/faultproxy"
 	"github.com/edge-agent/edge-agent/transport/camserver"
@@ -34,18 +35,10 @@ import (
 type faultRig struct {
 	rig
 	fault   func(ctx context.Context, i int) error
-	cleanup func()
 	refresh func(ctx context.Context) error // the fakeRefresher of the wrapped rig, if any
 }
 
 func (r *faultRig) once(ctx context.Context, _ string, i int) error { return r.fault(ctx, i) }
-
-func (r *faultRig) close() {
-	r.rig.close()
-	if r.cleanup != nil {
-		r.cleanup()
-	}
-}
 
 // refreshableRig is a faultRig that passes settleFake's refresh on.
 type refreshableRig struct{ *faultRig }
@@ -59,17 +52,15 @@ func (r *faultRig) asRig() rig {
 	return r
 }
 
-// runTrustCells runs one cell per spec with kind as its name in the table.
-func runTrustCells(t *testing.T, kind string, specs []linkSpec) {
+// runTrustCells runs one cell per link kind of starts with kind as its name
+// in the table.
+func runTrustCells(t *testing.T, kind string, starts map[string]startFunc) {
 	n := faultCount(t)
 	var (
 		mu      sync.Mutex
 		results []result
 	)
-	for _, spec := range specs {
-		if only := os.Getenv("FAULT_LINKS"); only != "" && !strings.Contains(","+only+",", ","+spec.name+",") {
-			continue
-		}
+	for _, spec := range specsOf(starts) {
 		t.Run(spec.name, func(t *testing.T) {
 			res := runCell(t, spec, kind, n)
 			mu.Lock()
@@ -91,12 +82,14 @@ func notFailed(s *supervisor.Supervisor) error {
 
 // frontBehind puts a faultproxy.Front between the rig's TCP proxy and the
 // fake at base (http://host:port): the link's traffic still crosses the
-// proxy, and the front can answer single requests itself.
-func frontBehind(proxy *faultproxy.Proxy, base string) (*faultproxy.Front, error) {
+// proxy, and the front can answer single requests itself. t's cleanup
+// closes it.
+func frontBehind(t *testing.T, proxy *faultproxy.Proxy, base string) (*faultproxy.Front, error) {
 	front, err := faultproxy.NewFront(base)
 	if err != nil {
 		return nil, err
 	}
+	t.Cleanup(front.Close)
 	proxy.SetTarget(front.Addr())
 	proxy.Reset() // live connections go through the front from now on
 	return front, nil
@@ -108,11 +101,11 @@ func frontBehind(proxy *faultproxy.Proxy, base string) (*faultproxy.Front, error
 // token_url 401/403 (failed), Edge Impulse ingestion 404/405/410/421
 // (sample dropped). Each iteration must recover with nothing lost.
 func TestTrustFaultSingle4xx(t *testing.T) {
-	runTrustCells(t, "single 4xx", []linkSpec{
-		{name: "edgeimpulse", start: startEI4xx},
-		{name: "frameio", start: startFrameio4xx},
-		{name: "camserver", start: startCamserver4xx},
-		{name: "rtm", start: startRTM4xx},
+	runTrustCells(t, "single 4xx", map[string]startFunc{
+		"edgeimpulse": startEI4xx,
+		"frameio":     startFrameio4xx,
+		"camserver":   startCamserver4xx,
+		"rtm":         startRTM4xx,
 	})
 }
 
@@ -129,7 +122,7 @@ func startEI4xx(t *testing.T) (rig, error) {
 		r.server().FailUploads(code)
 		_, err := r.ask(ctx, pre, "sampleUploading")
 		if err == nil {
-			err = poll(ctx, fmt.Sprintf("ingestion to answer %s with %d", pre, code), func() bool {
+			err = agenttest.Poll(ctx, fmt.Sprintf("ingestion to answer %s with %d", pre, code), func() bool {
 				for _, u := range r.server().Uploads() {
 					if u.Label == pre && u.Status == code {
 						return true
@@ -142,7 +135,7 @@ func startEI4xx(t *testing.T) (rig, error) {
 		if err != nil {
 			return err
 		}
-		if err := poll(ctx, "sample "+pre+" kept and delivered", func() bool {
+		if err := agenttest.Poll(ctx, "sample "+pre+" kept and delivered", func() bool {
 			r.collect()
 			return r.tr.isDelivered(pre) || r.spool.Stats().Rejected > 0
 		}); err != nil {
@@ -162,14 +155,13 @@ func startFrameio4xx(t *testing.T) (rig, error) {
 		return nil, err
 	}
 	r := base.(*fioRig)
-	front, err := frontBehind(r.proxy, r.fake.URL())
+	front, err := frontBehind(t, r.proxy, r.fake.URL())
 	if err != nil {
-		r.close()
 		return nil, err
 	}
-	fr := &faultRig{rig: r, cleanup: front.Close}
+	fr := &faultRig{rig: r}
 	fr.fault = func(ctx context.Context, i int) error {
-		st := r.sr.sup.Status()
+		st := r.sup.Status()
 		pre, post := fmt.Sprintf("pre-%03d.bin", i), fmt.Sprintf("post-%03d.bin", i)
 		if i%2 == 0 {
 			// A bare 400 page on the next asset create: the asset is kept.
@@ -194,15 +186,15 @@ func startFrameio4xx(t *testing.T) (rig, error) {
 		front.FailNext("/v2/auth/token", []int{http.StatusNotFound, http.StatusRequestTimeout}[(i/2)%2], 1, "")
 		r.fake.ExpireAccessTokens()
 		r.proxy.Cut()
-		if err := poll(ctx, "a refresh after the refused one", func() bool {
-			return notFailed(r.sr.sup) != nil || r.fake.Stats().Refreshes > refreshes
+		if err := agenttest.Poll(ctx, "a refresh after the refused one", func() bool {
+			return notFailed(r.sup) != nil || r.fake.Stats().Refreshes > refreshes
 		}); err != nil {
 			return err
 		}
-		if err := notFailed(r.sr.sup); err != nil {
+		if err := notFailed(r.sup); err != nil {
 			return err
 		}
-		if err := waitNewSession(ctx, r.sr.sup, st.Sessions); err != nil {
+		if err := waitNewSession(ctx, r.sup, st.Sessions); err != nil {
 			return err
 		}
 		if err := r.delivered(ctx, pre); err != nil {
@@ -230,15 +222,15 @@ func startCamserver4xx(t *testing.T) (rig, error) {
 		r.srv.FailNext("/authorize.json", []int{http.StatusNotFound, http.StatusMethodNotAllowed}[i%2], 2)
 		r.srv.DeleteSessions(csDevice)
 		r.srv.Maintain()
-		if err := poll(ctx, "re-authorization after the refusals", func() bool {
-			return notFailed(r.sr.sup) != nil || r.srv.Stats().Authorizations > ss.Authorizations
+		if err := agenttest.Poll(ctx, "re-authorization after the refusals", func() bool {
+			return notFailed(r.sup) != nil || r.srv.Stats().Authorizations > ss.Authorizations
 		}); err != nil {
 			return err
 		}
-		if err := notFailed(r.sr.sup); err != nil {
+		if err := notFailed(r.sup); err != nil {
 			return err
 		}
-		if err := poll(ctx, "the stream reopened", func() bool { return r.srv.Stats().StreamsOpened > ss.StreamsOpened }); err != nil {
+		if err := agenttest.Poll(ctx, "the stream reopened", func() bool { return r.srv.Stats().StreamsOpened > ss.StreamsOpened }); err != nil {
 			return err
 		}
 		if err := r.delivered(ctx, pre); err != nil {
@@ -255,12 +247,11 @@ func startRTM4xx(t *testing.T) (rig, error) {
 		return nil, err
 	}
 	r := base.(*rtmRig)
-	front, err := frontBehind(r.proxy, "http://"+r.addr)
+	front, err := frontBehind(t, r.proxy, "http://"+r.addr)
 	if err != nil {
-		r.close()
 		return nil, err
 	}
-	fr := &faultRig{rig: r, cleanup: front.Close}
+	fr := &faultRig{rig: r}
 	fr.refresh = func(ctx context.Context) error {
 		if err := r.refreshFake(ctx); err != nil {
 			return err
@@ -273,7 +264,7 @@ func startRTM4xx(t *testing.T) (rig, error) {
 		return nil
 	}
 	fr.fault = func(ctx context.Context, i int) error {
-		st := r.sr.sup.Status()
+		st := r.sup.Status()
 		active0 := r.activeCount()
 		f := r.server()
 		minted := f.Minted()
@@ -282,15 +273,15 @@ func startRTM4xx(t *testing.T) (rig, error) {
 		front.FailNext(rtmtest.TokenPath, []int{http.StatusUnauthorized, http.StatusForbidden}[i%2], 1, "<html>Authorization Required</html>")
 		f.ExpireTokens()
 		f.DropSockets()
-		if err := waitNoticed(ctx, r.sr.sup, st.Reconnects); err != nil {
+		if err := waitNoticed(ctx, r.sup, st.Reconnects); err != nil {
 			return err
 		}
-		if err := poll(ctx, "a new token after the refused one", func() bool {
-			return notFailed(r.sr.sup) != nil || f.Minted() > minted
+		if err := agenttest.Poll(ctx, "a new token after the refused one", func() bool {
+			return notFailed(r.sup) != nil || f.Minted() > minted
 		}); err != nil {
 			return err
 		}
-		if err := notFailed(r.sr.sup); err != nil {
+		if err := notFailed(r.sup); err != nil {
 			return err
 		}
 		if front.Pending() != 0 {
@@ -306,19 +297,18 @@ func startRTM4xx(t *testing.T) (rig, error) {
 // keeps the CA read before instead of failing for good, and reads the file
 // again once it is back.
 func TestTrustFaultMissingCAFile(t *testing.T) {
-	runTrustCells(t, "ca_file missing at re-dial", []linkSpec{{name: "camserver", start: func(t *testing.T) (rig, error) {
+	runTrustCells(t, "ca_file missing at re-dial", map[string]startFunc{"camserver": func(t *testing.T) (rig, error) {
 		r, err := startCamserverWith(t, true)
 		if err != nil {
 			return nil, err
 		}
 		pem, err := os.ReadFile(r.caFile)
 		if err != nil {
-			r.close()
 			return nil, err
 		}
 		fr := &faultRig{rig: r}
 		fr.fault = func(ctx context.Context, i int) error {
-			st := r.sr.sup.Status()
+			st := r.sup.Status()
 			pre, post := fmt.Sprintf("pre-%03d", i), fmt.Sprintf("post-%03d", i)
 			if err := r.record(pre); err != nil {
 				return err
@@ -328,12 +318,12 @@ func TestTrustFaultMissingCAFile(t *testing.T) {
 			}
 			// A broken heartbeat ends the session: the link dials again.
 			r.srv.FailNext("/heartBit.json", http.StatusBadGateway, 1)
-			err := poll(ctx, "a new session with the CA read before", func() bool {
-				s := r.sr.sup.Status()
-				return notFailed(r.sr.sup) != nil || (s.Sessions > st.Sessions && s.State == supervisor.Up)
+			err := agenttest.Poll(ctx, "a new session with the CA read before", func() bool {
+				s := r.sup.Status()
+				return notFailed(r.sup) != nil || (s.Sessions > st.Sessions && s.State == supervisor.Up)
 			})
 			if err == nil {
-				err = notFailed(r.sr.sup)
+				err = notFailed(r.sup)
 			}
 			if err == nil && !strings.Contains(r.stats.Details()["ca_file"], "read before") {
 				err = fmt.Errorf("ca_file detail %q does not say the CA read before is used", r.stats.Details()["ca_file"])
@@ -350,7 +340,7 @@ func TestTrustFaultMissingCAFile(t *testing.T) {
 			return r.healthy(ctx, post)
 		}
 		return fr.asRig(), nil
-	}}})
+	}})
 }
 
 // TestTrustFaultGetMsgsDatabaseFail: after one message with "params":"abc"
@@ -359,7 +349,7 @@ func TestTrustFaultMissingCAFile(t *testing.T) {
 // and record delivery go on; after the server's restart commands are
 // handled again.
 func TestTrustFaultGetMsgsDatabaseFail(t *testing.T) {
-	runTrustCells(t, "getMsgs DATABASE_FAIL", []linkSpec{{name: "camserver", start: func(t *testing.T) (rig, error) {
+	runTrustCells(t, "getMsgs DATABASE_FAIL", map[string]startFunc{"camserver": func(t *testing.T) (rig, error) {
 		r, err := startCamserverWith(t, false)
 		if err != nil {
 			return nil, err
@@ -375,12 +365,12 @@ func TestTrustFaultGetMsgsDatabaseFail(t *testing.T) {
 				return err
 			}
 			defer done()
-			st := r.sr.sup.Status()
+			st := r.sup.Status()
 			auths := r.srv.Stats().Authorizations
 			if err := csPostRaw(ctx, r.srv, op, map[string]any{"msg": "x", "target": csDevice, "params": "abc"}); err != nil {
 				return err
 			}
-			if err := poll(ctx, "the poll to report DATABASE_FAIL", func() bool {
+			if err := agenttest.Poll(ctx, "the poll to report DATABASE_FAIL", func() bool {
 				return strings.Contains(r.stats.Details()["messages"], "DATABASE_FAIL")
 			}); err != nil {
 				return err
@@ -392,7 +382,7 @@ func TestTrustFaultGetMsgsDatabaseFail(t *testing.T) {
 			if err := r.delivered(ctx, pre); err != nil {
 				return err
 			}
-			if s := r.sr.sup.Status(); s.Sessions != st.Sessions || r.srv.Stats().Authorizations != auths {
+			if s := r.sup.Status(); s.Sessions != st.Sessions || r.srv.Stats().Authorizations != auths {
 				return fmt.Errorf("the session ended over a getMsgs failure (sessions %d→%d, authorizations %d→%d)",
 					st.Sessions, s.Sessions, auths, r.srv.Stats().Authorizations)
 			}
@@ -412,7 +402,7 @@ func TestTrustFaultGetMsgsDatabaseFail(t *testing.T) {
 			if err := op2.AddMsgs(ctx, camserver.Message{Msg: fmt.Sprintf("note-%d", i), Target: csDevice}); err != nil {
 				return fmt.Errorf("operator message: %w", err)
 			}
-			if err := poll(ctx, "a message handled after the restart", func() bool {
+			if err := agenttest.Poll(ctx, "a message handled after the restart", func() bool {
 				return r.stats.MsgsIn.Load() > in && r.stats.Details()["messages"] == ""
 			}); err != nil {
 				return err
@@ -420,7 +410,7 @@ func TestTrustFaultGetMsgsDatabaseFail(t *testing.T) {
 			return r.healthy(ctx, post)
 		}
 		return fr.asRig(), nil
-	}}})
+	}})
 }
 
 // csOperator is another device of the account, talking h2c to the fake

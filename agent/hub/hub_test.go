@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -91,17 +92,6 @@ func push(f *fakeSource, n int, from uint64) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func collect(sub sensors.Subscription, n int) []uint64 {
 	var got []uint64
 	for s := range sub.C() {
@@ -143,7 +133,7 @@ func TestFanOutWithSlowSubscriber(t *testing.T) {
 		}
 	}
 	// Newest wins: the slow one holds the last 4 and counted the rest.
-	eventually(t, "slow drops", func() bool { return slow.Dropped() == n-4 })
+	agenttest.Eventually(t, "slow drops", func() bool { return slow.Dropped() == n-4 })
 	if got := collect(slow, 4); got[0] != n-4 || got[3] != n-1 {
 		t.Errorf("slow subscriber kept %v, want the newest 4", got)
 	}
@@ -164,7 +154,7 @@ func TestDeviceReleasedAfterLastUnsubscribe(t *testing.T) {
 	}
 	a := subscribe(t, h, "cam", sensors.SubscribeOptions{})
 	b := subscribe(t, h, "cam", sensors.SubscribeOptions{})
-	eventually(t, "device open", src.open.Load)
+	agenttest.Eventually(t, "device open", src.open.Load)
 	a.Close()
 	push(src, 1, 0) // still running for b
 	if got := collect(b, 1); len(got) != 1 {
@@ -172,15 +162,15 @@ func TestDeviceReleasedAfterLastUnsubscribe(t *testing.T) {
 	}
 	b.Close()
 	b.Close() // idempotent
-	eventually(t, "device released", func() bool { return !src.open.Load() })
+	agenttest.Eventually(t, "device released", func() bool { return !src.open.Load() })
 	if st := h.Stats()[0]; st.State != hub.StateIdle || st.Subscribers != 0 {
 		t.Errorf("stats after last close = %+v", st)
 	}
 	// A new subscriber opens it again.
 	c := subscribe(t, h, "cam", sensors.SubscribeOptions{})
-	eventually(t, "device reopened", src.open.Load)
+	agenttest.Eventually(t, "device reopened", src.open.Load)
 	c.Close()
-	eventually(t, "device released again", func() bool { return !src.open.Load() })
+	agenttest.Eventually(t, "device released again", func() bool { return !src.open.Load() })
 	if src.opens.Load() != 2 {
 		t.Errorf("opens = %d, want 2", src.opens.Load())
 	}
@@ -196,7 +186,7 @@ func TestSourceFailureRestarts(t *testing.T) {
 	if got := collect(sub, 6); len(got) != 6 || got[5] != 5 {
 		t.Fatalf("got %v", got)
 	}
-	eventually(t, "restart counted", func() bool { return h.Stats()[0].Restarts >= 1 })
+	agenttest.Eventually(t, "restart counted", func() bool { return h.Stats()[0].Restarts >= 1 })
 	if st := h.Stats()[0]; st.LastError != errFail.Error() {
 		t.Errorf("last error = %q", st.LastError)
 	}
@@ -210,7 +200,7 @@ func TestPermanentSourceFailureIsNotRetried(t *testing.T) {
 	h := newHub(t, src)
 	sub := subscribe(t, h, "mic", sensors.SubscribeOptions{})
 	push(src, 1, 0)
-	eventually(t, "error state", func() bool { return h.Stats()[0].State == hub.StateError })
+	agenttest.Eventually(t, "error state", func() bool { return h.Stats()[0].State == hub.StateError })
 	time.Sleep(20 * time.Millisecond)
 	if src.opens.Load() != 1 {
 		t.Errorf("opens = %d, want 1 (no retry)", src.opens.Load())
@@ -223,12 +213,12 @@ func TestNoDropOverrunIsFlagged(t *testing.T) {
 	h := newHub(t, src)
 	win := subscribe(t, h, "accel", sensors.SubscribeOptions{Queue: 10, Policy: sensors.NoDrop})
 	push(src, 10, 0)
-	eventually(t, "10 delivered", func() bool { return h.Stats()[0].Samples == 10 })
+	agenttest.Eventually(t, "10 delivered", func() bool { return h.Stats()[0].Samples == 10 })
 	if win.Overrun() {
 		t.Fatal("overrun with a queue sized for the window")
 	}
 	push(src, 5, 10)
-	eventually(t, "5 drops", func() bool { return win.Dropped() == 5 })
+	agenttest.Eventually(t, "5 drops", func() bool { return win.Dropped() == 5 })
 	if !win.Overrun() {
 		t.Error("overrun not flagged")
 	}
@@ -263,7 +253,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := subscribe(t, h, "accel", sensors.SubscribeOptions{})
-	eventually(t, "open", src.open.Load)
+	agenttest.Eventually(t, "open", src.open.Load)
 	h.Close()
 	if _, ok := <-sub.C(); ok {
 		t.Error("channel still open after hub Close")

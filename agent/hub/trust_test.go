@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -48,7 +49,7 @@ func TestTrustStartStopFloodCoalesces(t *testing.T) {
 	src := &slowStopSource{release: make(chan struct{})}
 	h := newHub(t, src)
 	first := subscribe(t, h, "cam", sensors.SubscribeOptions{Queue: 1})
-	eventually(t, "camera open", func() bool { return src.live.Load() == 1 })
+	agenttest.Eventually(t, "camera open", func() bool { return src.live.Load() == 1 })
 	first.Close() // the camera is now stuck closing until release
 	base := runtime.NumGoroutine()
 	const pairs = 2000
@@ -69,7 +70,7 @@ func TestTrustStartStopFloodCoalesces(t *testing.T) {
 		t.Errorf("%d start/stop pairs while the camera closes grew goroutines by %d (want a bounded few)", pairs, grow)
 	}
 	close(src.release)
-	eventually(t, "camera open again for the last subscriber", func() bool { return src.live.Load() == 1 && src.runs.Load() >= 2 })
+	agenttest.Eventually(t, "camera open again for the last subscriber", func() bool { return src.live.Load() == 1 && src.runs.Load() >= 2 })
 	if n := src.runs.Load(); n > 3 {
 		t.Errorf("the camera was started %d times for one final wish (want the flood coalesced into at most 3 runs)", n)
 	}
@@ -77,6 +78,6 @@ func TestTrustStartStopFloodCoalesces(t *testing.T) {
 		t.Errorf("the camera ran %d times at once, want 1", n)
 	}
 	last.Close()
-	eventually(t, "camera released", func() bool { return src.live.Load() == 0 })
-	eventually(t, "workers gone", func() bool { return runtime.NumGoroutine() <= base })
+	agenttest.Eventually(t, "camera released", func() bool { return src.live.Load() == 0 })
+	agenttest.Eventually(t, "workers gone", func() bool { return runtime.NumGoroutine() <= base })
 }
