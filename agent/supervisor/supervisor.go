@@ -25,7 +25,7 @@ import (
 // State is a link's lifecycle state as shown in /status.
 type State string
 
-// Link states (the contract in config.md).
+// Link states, shown in /status (the user-facing contract in docs/DESIGN.md).
 const (
 	Connecting State = "connecting"
 	Up         State = "up"

@@ -20,7 +20,7 @@ var (
 	commit  = ""
 )
 
-// Exit codes (config.md).
+// Exit codes (the user-facing contract in docs/DESIGN.md).
 const (
 	exitOK     = 0
 	exitFatal  = 1

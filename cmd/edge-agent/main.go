@@ -1,5 +1,7 @@
 // Command edge-agent is the daemon and its tools: run, check-config, version,
-// sensors, sample, pair, sim and demo (see ../shared/specs/config.md).
+// sensors, sample, pair, sim and demo. Their names, flags and exit codes are
+// part of the user-facing contract (docs/DESIGN.md); the config file is
+// docs/CONFIG.md.
 package main
 
 import (
