@@ -19,8 +19,9 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// Acquisition describes a data-acquisition file (spec §5.1): everything but
-// the values, which are streamed row by row through an AcqWriter.
+// Acquisition describes a data-acquisition file (docs/protocols/edge-impulse.md
+// §6.1): everything but the values, which are streamed row by row through an
+// AcqWriter.
 type Acquisition struct {
 	DeviceName string
 	DeviceType string
@@ -28,8 +29,8 @@ type Acquisition struct {
 	IntervalMs float64
 	// Sensors name the columns, one per axis, in row order.
 	Sensors []AcqSensor
-	// IAT is protected.iat in seconds since the epoch; 0 omits it (the spec
-	// asks for it only with a trustworthy clock).
+	// IAT is protected.iat in seconds since the epoch; 0 omits it (the format
+	// wants it only from a clock that can be trusted, §6.1).
 	IAT int64
 	// Ints writes the values as integers (int16 PCM audio): CBOR major
 	// types 0/1 and JSON integers, so a 16 kHz sample stays compact.
@@ -64,9 +65,10 @@ var zeroSig = bytes.Repeat([]byte{'0'}, sigLen)
 
 // AcqWriter streams a signed acquisition file. The signature field is first
 // written as 64 ASCII '0's, every byte written is fed to the HMAC as it goes
-// out, and Close returns the digest to write over the placeholder: exactly
-// the C ingestion SDK's method (spec §5.2), so a 60 s 16 kHz recording goes
-// from the sensor to disk without ever being held in memory.
+// out, and Close returns the digest to write over the placeholder: exactly the
+// C ingestion SDK's method (docs/protocols/edge-impulse.md §6.2), so a 60 s
+// 16 kHz recording goes from the sensor to disk without ever being held in
+// memory.
 //
 // JSON files carry one array per row, or a flat list of scalars when there is
 // a single axis; CBOR files write the signature as a definite 64-byte text

@@ -13,8 +13,8 @@ import (
 )
 
 // Encoding is the wire encoding of a remote-management session. The Hello's
-// encoding fixes it for the whole session (spec §1): JSON travels in text
-// frames, CBOR in binary frames.
+// encoding fixes it for the whole session (docs/protocols/edge-impulse.md
+// §2.1): JSON travels in text frames, CBOR in binary frames.
 type Encoding string
 
 // Encodings.
@@ -23,7 +23,8 @@ const (
 	CBOR Encoding = "cbor"
 )
 
-// Inbound message types (the first-level key of a server message, spec §3).
+// Inbound message types (the first-level key of a server message,
+// docs/protocols/edge-impulse.md §4).
 const (
 	msgHello         = "hello"
 	msgErr           = "err"
@@ -100,8 +101,9 @@ const (
 	maxKeyLen = 64
 )
 
-// SampleRequest is Studio's `sample` message (spec §3.4). Length and Interval
-// are milliseconds; Interval may be fractional (0.0625 for 16 kHz).
+// SampleRequest is Studio's `sample` message (docs/protocols/edge-impulse.md
+// §4.4). Length and Interval are milliseconds; Interval may be fractional
+// (0.0625 for 16 kHz).
 type SampleRequest struct {
 	Label    string  `json:"label"`
 	Length   float64 `json:"length"`
@@ -152,13 +154,13 @@ type wireSample struct {
 	Sensor   rawValue `json:"sensor"`
 }
 
-// DecodeMessage decodes one server message in enc. Unknown top-level and
-// nested fields are ignored (the spec asks for leniency); a message that is
-// not an object, or whose known fields have the wrong type, returns an error
-// wrapping ErrMalformed. Only the known fields are decoded (into typed
-// values), so the memory a frame costs stays within a small multiple of its
-// size whatever it holds. JSON keys match as encoding/json matches them
-// (exact, else case-insensitively); CBOR keys match exactly.
+// DecodeMessage decodes one server message in enc. Unknown top-level and nested
+// fields are ignored (docs/protocols/edge-impulse.md §4.4: be lenient); a
+// message that is not an object, or whose known fields have the wrong type,
+// returns an error wrapping ErrMalformed. Only the known fields are decoded
+// (into typed values), so the memory a frame costs stays within a small
+// multiple of its size whatever it holds. JSON keys match as encoding/json
+// matches them (exact, else case-insensitively); CBOR keys match exactly.
 func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 	var w wireMsg
 	if !isObject(enc, b) {
@@ -398,7 +400,8 @@ func EncodeMessage(enc Encoding, v any) ([]byte, error) {
 	return b, nil
 }
 
-// Device → server messages (spec §3). Field order is the reference clients'.
+// Device → server messages (docs/protocols/edge-impulse.md §4). Field order is
+// the reference clients'.
 
 type helloMsg struct {
 	Hello hello `json:"hello"`
@@ -421,7 +424,8 @@ type helloSensor struct {
 }
 
 // sampleReply is {sample:true} or {sample:false, error}. The docs name the
-// field err; every reference client sends error (spec §3.5), so do we.
+// field err; every reference client sends error (docs/protocols/edge-impulse.md
+// §4.5), so do we.
 type sampleReply struct {
 	Sample bool   `json:"sample"`
 	Error  string `json:"error,omitempty"`

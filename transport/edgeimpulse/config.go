@@ -4,13 +4,16 @@
 // through the link's durable spool, so a recorded sample survives an
 // ingestion outage or an agent restart.
 //
-// The wire facts are in ../shared/specs/edge-impulse.md. Files: config.go
-// (the `edgeimpulse:` block), codec.go (message codec), acquisition.go (the
-// signed data-acquisition file), link.go (Dial and the Hello), session.go
-// (Serve: reader, writer, keep-alive), sample.go (sample requests),
-// snapshot.go and scale.go (snapshot streaming), upload.go (spool and
-// ingestion), apikey.go (api_key_file re-read, for a rotated key). eitest is
-// the in-process fake of the service.
+// The protocol facts it relies on, with their sources, are in
+// docs/protocols/edge-impulse.md; comments cite its sections. Files: link.go
+// (Link, New, Dial and the Hello), session.go (Serve and Close: reader, writer,
+// keep-alive), work.go (Work: spooled uploads), config.go (the `edgeimpulse:`
+// block), codec.go (message codec), acquisition.go (the signed data-acquisition
+// file), sample.go (sample requests), snapshot.go and scale.go (snapshot
+// streaming), upload.go (spool and ingestion), drops.go (dropped samples by
+// reason), apikey.go (api_key_file re-read, for a rotated key), peertext.go
+// (service text made safe to show). eitest is the in-process fake of the
+// service.
 //
 // Trust (internal/httpx, the same for every link): ca_file is added to the
 // system roots; an ingestion POST (it carries x-api-key, which Go would
@@ -42,7 +45,8 @@ type Config struct {
 	CAFile             string   `yaml:"ca_file"`              // PEM file of CAs trusted in addition to the system roots
 	InsecureSkipVerify bool     `yaml:"insecure_skip_verify"` // skip TLS certificate verification (testing only)
 
-	// PingInterval is how often the link pings the server (spec §1: 30 s).
+	// PingInterval is how often the link pings the server (30 s, as the Node
+	// clients do: docs/protocols/edge-impulse.md §2.2).
 	PingInterval conf.Duration `yaml:"ping_interval"`
 	// PongTimeout is how long after a ping without any answer the link is
 	// declared dead and the session ends (the supervisor reconnects).

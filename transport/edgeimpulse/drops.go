@@ -41,11 +41,11 @@ func (d *drops) drop(stats *transport.Stats, reason string, err error) error {
 	return retry.Permanent(err)
 }
 
-// sampleInvalid reports whether a 400, 413 or 422 says why the sample
-// itself is refused: ingestion's own answers carry a reason (/data: a text
-// body, §4.3; /files: JSON with an error). A bare status, or an HTML page
-// from a proxy or a load balancer, says nothing about the sample, and the
-// sample is kept.
+// sampleInvalid reports whether a 400, 413 or 422 says why the sample itself is
+// refused: ingestion's own answers carry a reason (/data: a text body; /files:
+// JSON with an error; docs/protocols/edge-impulse.md §5.3). A bare status, or
+// an HTML page from a proxy or a load balancer, says nothing about the sample,
+// and the sample is kept.
 func sampleInvalid(code int, contentType string, body []byte) bool {
 	if code != http.StatusBadRequest && code != http.StatusRequestEntityTooLarge && code != http.StatusUnprocessableEntity {
 		return false

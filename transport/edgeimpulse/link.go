@@ -29,8 +29,8 @@ var (
 	_ transport.Worker  = (*Link)(nil)
 )
 
-// Default limits the Hello advertises when a sensor does not state its own
-// (the Linux client's values, spec §3.1).
+// Default limits the Hello advertises when a sensor does not state its own (the
+// Linux client's values, docs/protocols/edge-impulse.md §4.1).
 const (
 	defaultMotionMax = 5 * time.Minute
 	defaultAudioMax  = time.Hour

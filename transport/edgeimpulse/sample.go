@@ -141,10 +141,10 @@ func (s *session) handleSample(ctx context.Context, r SampleRequest) {
 }
 
 // runSample captures, stores and uploads one sample, sending the progress
-// messages of spec §3.6 up to sampleUploading (the caller sends the final
-// sampleFinished or failure). A capture cut short by the session's end is
-// discarded (Studio saw the device leave); once captured, the sample is in
-// the spool before any upload is tried and is never lost.
+// messages of docs/protocols/edge-impulse.md §4.6 up to sampleUploading (the
+// caller sends the final sampleFinished or failure). A capture cut short by the
+// session's end is discarded (Studio saw the device leave); once captured, the
+// sample is in the spool before any upload is tried and is never lost.
 func (s *session) runSample(ctx context.Context, p samplePlan) error {
 	var (
 		meta uploadMeta
@@ -404,8 +404,8 @@ func (p *picker) feed(row []float64, emit func([]float64) error) error {
 }
 
 // captureStill takes the camera's next frame and wraps it as the multipart
-// `/files` upload the Linux client sends (spec §4.4): one part `data` named
-// <label>.jpg.
+// `/files` upload the Linux client sends (docs/protocols/edge-impulse.md §5.4):
+// one part `data` named <label>.jpg.
 func (s *session) captureStill(ctx context.Context, p samplePlan) (uploadMeta, io.Reader, error) {
 	l := s.l
 	sub, err := l.deps.Hub.Subscribe(p.sensor, sensors.SubscribeOptions{Policy: sensors.DropOldest, Queue: 1, Label: l.deps.Name})
@@ -456,9 +456,9 @@ func (s *session) captureStill(ctx context.Context, p samplePlan) (uploadMeta, i
 		ContentType: mw.FormDataContentType(), Files: true, Sensor: p.sensor}, &buf, nil
 }
 
-// filesPath maps a sample path (/api/training/data) to the multipart
-// endpoint of the same category (/api/training/files), honouring anomaly
-// and testing (unlike the Linux client, spec §7).
+// filesPath maps a sample path (/api/training/data) to the multipart endpoint
+// of the same category (/api/training/files), honouring anomaly and testing
+// (unlike the Linux client, docs/protocols/edge-impulse.md §7).
 func filesPath(path string) string {
 	if p, ok := strings.CutSuffix(path, "/data"); ok {
 		return p + "/files"

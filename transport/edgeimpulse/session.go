@@ -115,8 +115,8 @@ func (s *session) Close() error {
 }
 
 // read returns the next message, decoded by its frame type (text is JSON,
-// binary is CBOR: spec §1's rule, which also copes with a server that
-// answers in the other encoding).
+// binary is CBOR: the rule of docs/protocols/edge-impulse.md §2.1, which also
+// copes with a server that answers in the other encoding).
 func (s *session) read() (Inbound, error) {
 	typ, b, err := s.conn.ReadMessage()
 	if err != nil {

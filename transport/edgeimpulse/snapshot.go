@@ -8,7 +8,8 @@ import (
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
-// lowHeight is the height of low-resolution snapshot frames (spec §3.7).
+// lowHeight is the height of low-resolution snapshot frames
+// (docs/protocols/edge-impulse.md §4.7).
 const lowHeight = 96
 
 // snapRun is one running snapshot stream.
@@ -70,8 +71,9 @@ func (s *session) startSnapshot(ctx context.Context, res string) {
 	})
 }
 
-// stopSnapshot ends the stream and answers snapshotStopped once its last
-// frame is queued; without a stream there is no reply (spec §3.7).
+// stopSnapshot ends the stream and answers snapshotStopped once its last frame
+// is queued; without a stream there is no reply (docs/protocols/edge-impulse.md
+// §4.7).
 func (s *session) stopSnapshot(ctx context.Context) {
 	if s.stopSnapshotLocked() {
 		s.l.log.Info("snapshot streaming stopped", "camera", s.l.camera)

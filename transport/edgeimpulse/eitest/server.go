@@ -1,10 +1,11 @@
 // Package eitest is an in-process fake of Edge Impulse's remote management
 // WebSocket and ingestion service, like net/http/httptest. It behaves as
-// ../shared/specs/edge-impulse.md describes: it answers in the encoding of
-// the device's Hello frame (text JSON, binary CBOR), refuses a wrong API key
-// with hello:false, verifies upload signatures byte-exactly and records what
-// it received. Tests script Studio (sample requests, snapshot start/stop)
-// and inject faults (drop the socket, stall, fail uploads with 5xx).
+// docs/protocols/edge-impulse.md describes (§8 says what it copies): it answers
+// in the encoding of the device's Hello frame (text JSON, binary CBOR), refuses
+// a wrong API key with hello:false, verifies upload signatures byte-exactly and
+// records what it received. Tests script Studio (sample requests, snapshot
+// start/stop) and inject faults (drop the socket, stall, fail uploads with
+// 5xx).
 //
 // Concurrency: all methods are safe for concurrent use. Close stops the
 // server and waits for every goroutine it started.
@@ -394,9 +395,10 @@ func (s *Server) Drop() {
 	}
 }
 
-// SampleRequest is a Studio sample request (spec §3.4), its fields in the
-// order the real service sends them. It is declared here, not taken from
-// the link, so that the fake states the wire names on its own.
+// SampleRequest is a Studio sample request (docs/protocols/edge-impulse.md
+// §4.4), its fields in the order the real service sends them. It is declared
+// here, not taken from the link, so that the fake states the wire names on its
+// own.
 type SampleRequest struct {
 	Path     string  `json:"path"`
 	Label    string  `json:"label"`

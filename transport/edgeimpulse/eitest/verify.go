@@ -15,9 +15,9 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// This file checks data-acquisition files the way the ingestion service
-// does (spec §5.2), written independently of the link's encoder so a bug
-// there cannot hide itself.
+// This file checks data-acquisition files the way the ingestion service does
+// (docs/protocols/edge-impulse.md §6.2), written independently of the link's
+// encoder so a bug there cannot hide itself.
 
 var (
 	jsonSig = regexp.MustCompile(`"signature"\s*:\s*"([0-9a-fA-F]{64})"`)
