@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport/camserver/frame"
@@ -118,9 +119,9 @@ func (s *session) pushOnce(ctx context.Context) error {
 	}()
 
 	wd := max(3*l.cfg.Stream.Delta.D(), l.opts.Watchdog)
-	check := newTicker(ctx, l.deps.Clock, max(min(wd/4, l.cfg.Stream.Delta.D()), 10*time.Millisecond))
+	check := clock.NewTicker(ctx, l.deps.Clock, max(min(wd/4, l.cfg.Stream.Delta.D()), 10*time.Millisecond))
 	defer check.Stop()
-	flush := newTicker(ctx, l.deps.Clock, l.cfg.Stream.Delta.D())
+	flush := clock.NewTicker(ctx, l.deps.Clock, l.cfg.Stream.Delta.D())
 	defer flush.Stop()
 	var taken uint64
 	var sent int64

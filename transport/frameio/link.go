@@ -72,7 +72,10 @@ func (o Options) withDefaults(clk clock.Clock) Options {
 	def(&o.WatchEvery, 2*time.Second)
 	def(&o.CaptureTimeout, 10*time.Second)
 	if o.Ticker == nil {
-		o.Ticker = clockTicker(clk)
+		o.Ticker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := clock.NewTicker(context.Background(), clk, d)
+			return t.C, t.Stop
+		}
 	}
 	if o.Rejoin.Min == 0 {
 		o.Rejoin = retry.Policy{Min: time.Second, Max: 10 * time.Second, Factor: 2, Jitter: 0.2}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
@@ -101,9 +102,9 @@ type readResult struct {
 // serveState is Serve's loop state; only Serve's goroutine touches it.
 type serveState struct {
 	pendingHB    string
-	rejoin       *clockTimer // stopped while no rejoin is due
+	rejoin       *clock.Timer // stopped while no rejoin is due
 	rejoinBO     *retry.Backoff
-	joinDeadline *clockTimer // running while a rejoin awaits its reply
+	joinDeadline *clock.Timer // running while a rejoin awaits its reply
 }
 
 // Serve keeps the channel alive: a heartbeat every Heartbeat whose reply
@@ -127,7 +128,7 @@ func (s *session) Serve(ctx context.Context) error {
 	tick, stopTick := o.Ticker(o.Heartbeat)
 	defer stopTick()
 	clk := s.l.deps.Clock
-	st := &serveState{rejoin: &clockTimer{clk: clk}, rejoinBO: retry.New(o.Rejoin), joinDeadline: &clockTimer{clk: clk}}
+	st := &serveState{rejoin: clock.NewTimer(clk), rejoinBO: retry.New(o.Rejoin), joinDeadline: clock.NewTimer(clk)}
 	defer st.rejoin.Stop()
 	defer st.joinDeadline.Stop()
 	for {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
 )
 
@@ -39,8 +40,8 @@ type loopState struct {
 	stopping    bool
 	remote      map[candidateKey]struct{} // every remote candidate accepted (pending or applied)
 	remoteDrops int                       // candidates over maxRemoteCandidates
-	disc        *clockTimer               // DisconnectedGrace since ICE went "disconnected"
-	stop        *clockTimer               // StopWait since session_stop
+	disc        *clock.Timer              // DisconnectedGrace since ICE went "disconnected"
+	stop        *clock.Timer              // StopWait since session_stop
 	lastState   string
 	seen        map[string]bool // log-once keys, at most maxLoggedKeys
 }
@@ -106,7 +107,7 @@ func (s *session) run() {
 			}
 		case <-st.disc.C():
 			st.disc.Stop()
-			st.disc = nil // C stays closed
+			st.disc = nil
 			if s.peer.state() == webrtc.PeerConnectionStateDisconnected {
 				s.finish(fmt.Errorf("rtm peer connection: disconnected for %v", s.l.opts.DisconnectedGrace))
 				return
@@ -325,7 +326,7 @@ func (s *session) onPCState(st *loopState) error {
 		s.checkUp(st)
 	case webrtc.PeerConnectionStateDisconnected:
 		st.disc.Stop()
-		st.disc = newClockTimer(s.l.deps.Clock, s.l.opts.DisconnectedGrace)
+		st.disc = clock.AfterTimer(s.l.deps.Clock, s.l.opts.DisconnectedGrace)
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		return fmt.Errorf("rtm peer connection %s", state)
 	}
@@ -383,7 +384,7 @@ func (s *session) onCommand(st *loopState, c command) error {
 		if err := s.sig.send(TypeSessionStop, struct{}{}); err != nil {
 			return nil // socket already gone: nothing to wait for
 		}
-		st.stop = newClockTimer(s.l.deps.Clock, s.l.opts.StopWait)
+		st.stop = clock.AfterTimer(s.l.deps.Clock, s.l.opts.StopWait)
 	}
 	return nil
 }

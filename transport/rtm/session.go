@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
 )
@@ -224,7 +225,7 @@ func (s *session) start() {
 // peer connection is connected.
 func (s *session) waitUp(ctx context.Context) error {
 	l := s.l
-	setup := newClockTimer(l.deps.Clock, l.opts.SetupTimeout)
+	setup := clock.AfterTimer(l.deps.Clock, l.opts.SetupTimeout)
 	defer setup.Stop()
 	select {
 	case <-s.up:
@@ -307,7 +308,7 @@ func (s *session) close() {
 			case <-s.done:
 			case s.cmds <- cmdStop:
 				// run sends the stop messages and waits for TERMINATED.
-				t := newClockTimer(s.l.deps.Clock, s.l.opts.StopWait+time.Second)
+				t := clock.AfterTimer(s.l.deps.Clock, s.l.opts.StopWait+time.Second)
 				select {
 				case <-s.done:
 				case <-t.C():
