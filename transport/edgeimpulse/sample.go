@@ -231,8 +231,7 @@ type seriesCapture struct {
 
 // openSeries is the plan step: it sizes the subscription's queue for the
 // window (audio arrives in blocks of ≥ 10 ms), subscribes without drops,
-// creates the temp file and writes the acquisition head, columns and
-// iat (only from a clock that has been set) included.
+// creates the temp file and writes the acquisition head (acqHead) to it.
 func (s *session) openSeries(p samplePlan) (*seriesCapture, error) {
 	l := s.l
 	length := time.Duration(p.req.Length * float64(time.Millisecond))
@@ -246,19 +245,7 @@ func (s *session) openSeries(p samplePlan) (*seriesCapture, error) {
 		return nil, fmt.Errorf("open sensor: %w", err)
 	}
 	c := &seriesCapture{p: p, sub: sub, info: sub.Info(), span: length}
-	acq := Acquisition{DeviceName: l.deps.Device.ID, DeviceType: l.hello().Hello.DeviceType, IntervalMs: 1000 / p.freq}
-	if now := l.deps.Clock.Now(); now.Year() >= 2024 {
-		acq.IAT = now.Unix()
-	}
-	if c.info.Class == sensors.Audio {
-		acq.Sensors = []AcqSensor{{Name: "audio", Units: "wav"}}
-		acq.Ints = true
-	} else {
-		units := cmp.Or(c.info.Units, "N/A")
-		for _, a := range c.info.Axes {
-			acq.Sensors = append(acq.Sensors, AcqSensor{Name: a, Units: units})
-		}
-	}
+	acq := l.acqHead(c.info, p.freq)
 	if c.f, err = os.CreateTemp(l.deps.StateDir, "sample-*.tmp"); err != nil {
 		sub.Close()
 		return nil, fmt.Errorf("sample file: %w", err)
@@ -273,6 +260,28 @@ func (s *session) openSeries(p samplePlan) (*seriesCapture, error) {
 	c.pick = newPicker(c.info.Rate, p.freq, p.rows)
 	c.row = make([]float64, len(acq.Sensors))
 	return c, nil
+}
+
+// acqHead describes the acquisition file of a series from info at freq rows
+// a second: audio as one integer column "audio" (units wav), motion as one
+// column per axis (units N/A when the sensor states none), and iat only from
+// a clock that has been set (a board without a real-time clock starts in
+// 1970; docs/protocols/edge-impulse.md §6.1).
+func (l *Link) acqHead(info sensors.Info, freq float64) Acquisition {
+	acq := Acquisition{DeviceName: l.deps.Device.ID, DeviceType: l.hello().Hello.DeviceType, IntervalMs: 1000 / freq}
+	if now := l.deps.Clock.Now(); now.Year() >= 2024 {
+		acq.IAT = now.Unix()
+	}
+	if info.Class == sensors.Audio {
+		acq.Sensors = []AcqSensor{{Name: "audio", Units: "wav"}}
+		acq.Ints = true
+		return acq
+	}
+	units := cmp.Or(info.Units, "N/A")
+	for _, a := range info.Axes {
+		acq.Sensors = append(acq.Sensors, AcqSensor{Name: a, Units: units})
+	}
+	return acq
 }
 
 // recordSeries is the capture step: it feeds readings to the file until
