@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
@@ -172,14 +173,14 @@ func (s *session) runSample(ctx context.Context, p samplePlan) error {
 		s.l.forget(id)
 		return err
 	}
-	waited, stop := s.after(ctx, uploadWait)
-	defer stop()
+	waited := clock.AfterTimer(s.l.deps.Clock, uploadWait)
+	defer waited.Stop()
 	select {
 	case err = <-result:
 	case <-ctx.Done():
 		s.l.forget(id)
 		return ctx.Err()
-	case <-waited:
+	case <-waited.C():
 		s.l.forget(id)
 		return errors.New("upload still queued behind earlier uploads; kept on the device and sent later")
 	}
@@ -291,8 +292,8 @@ func (l *Link) acqHead(info sensors.Info, freq float64) Acquisition {
 // plus that slack, stops, or outruns the link (lost readings).
 func (s *session) recordSeries(ctx context.Context, c *seriesCapture) error {
 	p := c.p
-	late, stop := s.after(ctx, firstSampleTimeout)
-	defer func() { stop() }() // the stop in force when it returns
+	late := clock.AfterTimer(s.l.deps.Clock, firstSampleTimeout)
+	defer late.Stop()
 	started := false
 	for !c.pick.done() {
 		var smp sensors.Sample
@@ -300,7 +301,7 @@ func (s *session) recordSeries(ctx context.Context, c *seriesCapture) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-late:
+		case <-late.C():
 			if !started {
 				return fmt.Errorf("sensor %s delivered nothing in %v", p.sensor, firstSampleTimeout)
 			}
@@ -316,8 +317,7 @@ func (s *session) recordSeries(ctx context.Context, c *seriesCapture) error {
 		if !started {
 			started = true
 			// Allow twice the window plus slack for a slow sensor before failing.
-			stop()
-			late, stop = s.after(ctx, 2*c.span+firstSampleTimeout)
+			late.Reset(2*c.span + firstSampleTimeout)
 			if err := s.send(ctx, sampleStarted{SampleStarted: true}); err != nil {
 				return err
 			}
@@ -422,13 +422,13 @@ func (s *session) captureStill(ctx context.Context, p samplePlan) (uploadMeta, i
 		return uploadMeta{}, nil, fmt.Errorf("open camera: %w", err)
 	}
 	defer sub.Close()
-	late, stop := s.after(ctx, firstSampleTimeout)
-	defer stop()
+	late := clock.AfterTimer(s.l.deps.Clock, firstSampleTimeout)
+	defer late.Stop()
 	var frame sensors.Sample
 	select {
 	case <-ctx.Done():
 		return uploadMeta{}, nil, ctx.Err()
-	case <-late:
+	case <-late.C():
 		return uploadMeta{}, nil, fmt.Errorf("camera %s delivered no frame in %v", p.sensor, firstSampleTimeout)
 	case smp, open := <-sub.C():
 		if !open {

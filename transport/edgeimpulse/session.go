@@ -235,23 +235,3 @@ func (s *session) sendFrame(v any) {
 		s.l.deps.Stats.SetDetail("snapshot_frames_dropped", fmt.Sprint(n))
 	}
 }
-
-// after returns a channel closed once d has passed on the link's clock, for
-// a select beside other events, and a stop that ends the wait. The clock
-// offers Sleep, not a timer, so one goroutine sleeps on it; stop cancels that
-// sleep and waits for the goroutine, and must be called (defer it). The
-// channel stays open when ctx ends or stop comes first.
-func (s *session) after(ctx context.Context, d time.Duration) (<-chan struct{}, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	fired, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		if s.l.deps.Clock.Sleep(ctx, d) == nil {
-			close(fired)
-		}
-	}()
-	return fired, func() {
-		cancel()
-		<-done
-	}
-}
