@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/kinds"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
+	"github.com/edge-agent/edge-agent/internal/reexec"
 )
 
 // TestMain lets the test binary act as edge-agent itself (EDGE_AGENT_MAIN=1),
@@ -102,9 +102,6 @@ func TestVersionAndUsage(t *testing.T) {
 // systemd: it must notify READY=1 and WATCHDOG=1, serve /status listing the
 // synthetic sensors, and exit 0 within 5 s of SIGTERM with STOPPING=1.
 func TestDemoEndToEnd(t *testing.T) {
-	if os.Getenv("EDGE_AGENT_EMULATED") != "" {
-		t.Skip("re-executes the test binary, which qemu-user cannot start without binfmt_misc")
-	}
 	if testing.Short() {
 		t.Skip("runs the demo process")
 	}
@@ -128,7 +125,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}()
 
-	cmd := exec.Command(os.Args[0], "demo", "-status", "127.0.0.1:0", "-dir", filepath.Join(dir, "work"))
+	cmd := reexec.Command("demo", "-status", "127.0.0.1:0", "-dir", filepath.Join(dir, "work"))
 	cmd.Env = append(os.Environ(), "EDGE_AGENT_MAIN=1", "NOTIFY_SOCKET="+sockPath, "WATCHDOG_USEC=200000")
 	stdout, _ := cmd.StdoutPipe()
 	stderr := &logxtest.Buffer{}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
+	"github.com/edge-agent/edge-agent/internal/reexec"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/transport/frameio/frameiotest"
@@ -70,10 +70,6 @@ func childMain() bool {
 // kills it with SIGKILL while part 3 is in flight, restarts the uploader and
 // checks that the fake got every part exactly once and the bytes intact.
 func TestKillMidUploadResumes(t *testing.T) {
-	if os.Getenv("EDGE_AGENT_EMULATED") != "" {
-		t.Skip("under qemu-user (EDGE_AGENT_EMULATED is set): this test starts the test binary again as a child " +
-			"process, and qemu-user cannot exec an ARM binary without binfmt_misc")
-	}
 	if testing.Short() {
 		t.Skip("-short: this test starts the test binary again as a child uploader and kills it")
 	}
@@ -90,7 +86,7 @@ func TestKillMidUploadResumes(t *testing.T) {
 	it := putAsset(t, sp, "A001_C003.mov", "video/quicktime", time.Now(), data)
 	fake.BlockPart(3)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := reexec.Command("-test.run=^$") // through the emulator under qemu-user
 	cmd.Env = append(os.Environ(), envChild+"="+dir, envAPI+"="+fake.URL(), envSocket+"="+fake.SocketURL(),
 		envID+"="+fake.ClientID(), envSecret+"="+fake.ClientSecret())
 	stderr := &logxtest.Buffer{}
