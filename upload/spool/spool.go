@@ -10,6 +10,12 @@
 // ErrFull (counted in Stats.Refused and logged by the caller): what is already
 // queued is never evicted, because it is data someone captured on purpose.
 //
+// Each item carries the Stamp of its capture (internal/timesync) when the
+// spool has a time source or the producer gives one: a board without a
+// real-time clock may capture before NTP has set the wall clock, and the
+// stamp lets the deliverer send the capture's true age or corrected time.
+// Items written before stamps existed have none and stay readable.
+//
 // Concurrency: all methods are safe for concurrent use. Deliver is meant to
 // have one caller per spool (the owning link's worker).
 package spool
@@ -35,6 +41,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/internal/timesync"
 )
 
 // ErrFull is returned by Put when the item would exceed the spool's bound.
@@ -42,10 +49,14 @@ var ErrFull = errors.New("spool full")
 
 // Item is one queued upload. Meta is the producer's description (headers,
 // file name…); Progress is the deliverer's resumable state (finished parts).
+// Stamp is the capture's time (nil for an item queued without a time source,
+// or before stamps existed): resolve it with the link's timesync.Sync rather
+// than trusting Created, which is the wall clock at Put, right or not.
 type Item struct {
 	ID       string          `json:"id"`
 	Kind     string          `json:"kind"`
 	Created  time.Time       `json:"created"`
+	Stamp    *timesync.Stamp `json:"stamp,omitempty"`
 	Size     int64           `json:"size"`
 	Meta     json.RawMessage `json:"meta,omitempty"`
 	Progress json.RawMessage `json:"progress,omitempty"`
@@ -57,6 +68,9 @@ type Options struct {
 	MaxBytes int64
 	Logger   *slog.Logger
 	Clock    clock.Clock
+	// Time stamps every item Put queues (PutStamped takes the producer's
+	// own stamp instead); nil stores no stamp.
+	Time *timesync.Sync
 }
 
 // Stats are the spool's counters.
@@ -75,6 +89,7 @@ type Spool struct {
 	max int64
 	log *slog.Logger
 	clk clock.Clock
+	ts  *timesync.Sync
 
 	mu       sync.Mutex
 	items    map[string]Item
@@ -106,7 +121,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: create %s: %w", dir, err)
 	}
-	s := &Spool{dir: dir, max: opts.MaxBytes, log: opts.Logger, clk: opts.Clock,
+	s := &Spool{dir: dir, max: opts.MaxBytes, log: opts.Logger, clk: opts.Clock, ts: opts.Time,
 		items: map[string]Item{}, notify: make(chan struct{}, 1)}
 	if err := s.recover(); err != nil {
 		return nil, err
@@ -181,14 +196,27 @@ func (s *Spool) newID() string {
 }
 
 // Put writes body as a new item of kind with meta (marshalled to JSON) and
-// returns it once it is durable. It returns ErrFull (wrapped) when the bound
-// would be exceeded; nothing is written then.
+// returns it once it is durable, stamped now when the spool has a time
+// source. It returns ErrFull (wrapped) when the bound would be exceeded;
+// nothing is written then.
 func (s *Spool) Put(kind string, meta any, body io.Reader) (Item, error) {
+	var st *timesync.Stamp
+	if s.ts != nil {
+		now := s.ts.Now()
+		st = &now
+	}
+	return s.PutStamped(kind, meta, st, body)
+}
+
+// PutStamped is Put with the capture's own stamp, for a producer whose
+// capture happened before it reached the spool (a file written earlier); a
+// nil st stores none.
+func (s *Spool) PutStamped(kind string, meta any, st *timesync.Stamp, body io.Reader) (Item, error) {
 	mb, err := json.Marshal(meta)
 	if err != nil {
 		return Item{}, fmt.Errorf("spool put: meta: %w", err)
 	}
-	it := Item{ID: s.newID(), Kind: kind, Created: s.clk.Now().UTC(), Meta: mb}
+	it := Item{ID: s.newID(), Kind: kind, Created: s.clk.Now().UTC(), Stamp: st, Meta: mb}
 	room := s.room()
 	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"*")
 	if err != nil {
