@@ -3,6 +3,7 @@ package h264
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -26,14 +27,15 @@ type Report struct {
 	// BFrames counts access units with a B slice.
 	BFrames int
 	// KeyframeGap is the longest interval between keyframes seen, or since
-	// the last keyframe when that is longer (0 before the first keyframe).
+	// the last keyframe when that is longer; before the first keyframe, the
+	// time since the first frame.
 	KeyframeGap time.Duration
 	// KeyframesWithoutParams counts IDR access units without SPS and PPS in
 	// front: a receiver that joins at one of them cannot decode it.
 	KeyframesWithoutParams int
-	// Problems says, one line each, why a browser may not play the stream.
-	// Empty when nothing was found.
-	Problems []string
+	// Problems says, one each, why a browser may not play the stream. Empty
+	// when nothing was found.
+	Problems []Problem
 }
 
 // Inspector watches the access units of a stream and reports what would
@@ -119,32 +121,76 @@ func (in *Inspector) Report() Report {
 	r := in.rep
 	if !in.lastKey.IsZero() {
 		r.KeyframeGap = max(r.KeyframeGap, in.last.Sub(in.lastKey))
+	} else if r.Frames > 0 {
+		// No keyframe yet: the stream has gone at least this long without one.
+		r.KeyframeGap = in.last.Sub(in.first)
 	}
 	r.Problems = in.problems(r)
 	return r
 }
 
-func (in *Inspector) problems(r Report) []string {
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+// ProblemKind names a kind of problem, the same in every report, so a caller
+// can tell a new problem from one it has already reported (the texts carry
+// counts that change).
+type ProblemKind string
+
+// The problems an Inspector reports.
+const (
+	ProblemBadSPS      ProblemKind = "bad-sps"      // the latest SPS does not parse
+	ProblemNoSPS       ProblemKind = "no-sps"       // frames but no SPS
+	ProblemBFrames     ProblemKind = "b-frames"     // B slices seen
+	ProblemReorder     ProblemKind = "reorder"      // no B slice yet, but the SPS allows reordering
+	ProblemProfile     ProblemKind = "profile"      // a profile browsers do not decode
+	ProblemLevel       ProblemKind = "level"        // the level is too low for size × rate
+	ProblemKeyframeGap ProblemKind = "keyframe-gap" // keyframes further apart than the limit
+	ProblemNoParams    ProblemKind = "no-params"    // keyframes without SPS/PPS in front
+)
+
+// Problem is one reason a browser may not play the stream.
+type Problem struct {
+	Kind ProblemKind
+	// Text says what is wrong, with the figures, and how to fix it at the
+	// encoder.
+	Text string
+}
+
+func (p Problem) String() string { return p.Text }
+
+// BrowserProfile reports whether WebRTC in browsers decodes profile (as
+// SPS.Profile names it): constrained baseline, baseline, main and the
+// 8-bit 4:2:0 high profiles.
+func BrowserProfile(profile string) bool {
+	switch profile {
+	case "constrained baseline", "baseline", "main", "high", "constrained high", "progressive high":
+		return true
+	}
+	return false
+}
+
+func (in *Inspector) problems(r Report) []Problem {
+	var out []Problem
+	add := func(kind ProblemKind, format string, a ...any) {
+		out = append(out, Problem{Kind: kind, Text: fmt.Sprintf(format, a...)})
+	}
 	if in.spsErr != nil {
-		add("%v", in.spsErr)
+		add(ProblemBadSPS, "%v", in.spsErr)
 	}
 	if r.Frames > 0 && !r.HaveSPS {
-		add("no SPS seen: a receiver cannot start decoding")
+		add(ProblemNoSPS, "no SPS seen: a receiver cannot start decoding")
 	}
 	if r.BFrames > 0 {
-		add("B-frames (%d of %d frames): WebRTC receivers drop reordered frames; encode with no B-frames (x264 bframes=0, or profile baseline)", r.BFrames, r.Frames)
+		add(ProblemBFrames, "B-frames (%d of %d frames): WebRTC receivers drop reordered frames; encode with no B-frames (x264 bframes=0, or profile baseline)", r.BFrames, r.Frames)
 	} else if r.HaveSPS && r.SPS.MaxReorderFrames > 0 {
-		add("the SPS allows %d reordered frames (max_num_reorder_frames): browsers delay or drop output; encode with no B-frames", r.SPS.MaxReorderFrames)
+		add(ProblemReorder, "the SPS allows %d reordered frames (max_num_reorder_frames): browsers delay or drop output; encode with no B-frames", r.SPS.MaxReorderFrames)
 	}
 	if r.HaveSPS {
-		switch r.SPS.Profile() {
-		case "constrained baseline", "baseline", "main", "high", "constrained high", "progressive high":
-		default:
-			add("profile %s (profile_idc %d): browsers decode constrained baseline, main and high only", r.SPS.Profile(), r.SPS.ProfileIDC)
+		if !BrowserProfile(r.SPS.Profile()) {
+			add(ProblemProfile, "profile %s (profile_idc %d): browsers decode constrained baseline, main and high only", r.SPS.Profile(), r.SPS.ProfileIDC)
 		}
-		fps := r.FPS
+		// A measured rate jitters around the nominal one (30.05 for 30
+		// fps would fail level 3.1 at 720p): half a frame per second is
+		// the precision the level table needs.
+		fps := math.Round(r.FPS*2) / 2
 		if fps == 0 {
 			fps = r.SPS.FPS
 		}
@@ -153,14 +199,14 @@ func (in *Inspector) problems(r Report) []string {
 			if need != 0 {
 				want = SPS{LevelIDC: need}.Level()
 			}
-			add("level %s is too low for %dx%d at %.0f fps (needs %s): decoders may refuse it", r.SPS.Level(), r.SPS.Width, r.SPS.Height, fps, want)
+			add(ProblemLevel, "level %s is too low for %dx%d at %.0f fps (needs %s): decoders may refuse it", r.SPS.Level(), r.SPS.Width, r.SPS.Height, fps, want)
 		}
 	}
 	if r.KeyframeGap > in.maxGap {
-		add("keyframes %.1fs apart (limit %.1fs): a receiver that joins or loses a packet waits that long for a picture; set the encoder's intra period lower", r.KeyframeGap.Seconds(), in.maxGap.Seconds())
+		add(ProblemKeyframeGap, "keyframes %.1fs apart (limit %.1fs): a receiver that joins or loses a packet waits that long for a picture; set the encoder's intra period lower", r.KeyframeGap.Seconds(), in.maxGap.Seconds())
 	}
 	if r.KeyframesWithoutParams > 0 {
-		add("%d keyframes without SPS/PPS in front: receivers that join there cannot decode (rpicam-vid --inline, x264 repeat-headers)", r.KeyframesWithoutParams)
+		add(ProblemNoParams, "%d keyframes without SPS/PPS in front: receivers that join there cannot decode (rpicam-vid --inline, x264 repeat-headers)", r.KeyframesWithoutParams)
 	}
 	return out
 }

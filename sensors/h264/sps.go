@@ -1,6 +1,7 @@
 package h264
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 )
@@ -29,6 +30,17 @@ func (s SPS) ProfileLevelID() string {
 	return fmt.Sprintf("%02x%02x%02x", s.ProfileIDC, s.Constraints, s.LevelIDC)
 }
 
+// ParseProfileLevelID reads an SDP profile-level-id (RFC 6184 §8.1: six hex
+// digits) into the SPS fields it stands for, so Profile and Level name what
+// an offer announces.
+func ParseProfileLevelID(id string) (SPS, error) {
+	b, err := hex.DecodeString(id)
+	if err != nil || len(b) != 3 {
+		return SPS{}, fmt.Errorf("h264: profile-level-id %q: want six hex digits", id)
+	}
+	return SPS{ProfileIDC: b[0], Constraints: b[1], LevelIDC: b[2], MaxReorderFrames: -1}, nil
+}
+
 // Profile names the profile as RFC 6184 and browsers do.
 func (s SPS) Profile() string {
 	set1 := s.Constraints&0x40 != 0
@@ -46,6 +58,12 @@ func (s SPS) Profile() string {
 		}
 		return "main"
 	case 88:
+		switch s.Constraints & 0xc0 {
+		case 0xc0:
+			return "constrained baseline" // extended obeying baseline and main (RFC 6184 table 5)
+		case 0x80:
+			return "baseline"
+		}
 		return "extended"
 	case 100:
 		if set4 && set5 {
