@@ -19,6 +19,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/redact"
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/internal/timesync"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
 	"github.com/edge-agent/edge-agent/upload/spool"
@@ -49,6 +50,9 @@ type Options struct {
 	// a new one. The config's secrets are added to it either way, and the
 	// links add the tokens they obtain.
 	Secrets *redact.Secrets
+	// Time is the board's clock synchronization state, shared by every
+	// link and spool (capture stamps); nil reads the system's.
+	Time *timesync.Sync
 }
 
 // Agent is a configured daemon, ready to Run.
@@ -90,6 +94,9 @@ func New(cfg *config.Config, opts Options) (*Agent, error) {
 	// Every log line of the agent, its sensors and links passes the
 	// scrubber: a peer's echo of a token must not reach the journal.
 	opts.Logger = slog.New(opts.Secrets.Handler(opts.Logger.Handler()))
+	if opts.Time == nil {
+		opts.Time = timesync.New(timesync.System(), timesync.Options{Logger: opts.Logger})
+	}
 	if opts.Env.Logger == nil {
 		opts.Env.Logger = opts.Logger
 	}
@@ -149,14 +156,14 @@ func (a *Agent) buildLink(l config.Link) *linkRunner {
 		return fail(fmt.Errorf("state dir: %w", err))
 	}
 	sp, err := spool.Open(filepath.Join(a.cfg.StateDir, "spool", l.Name), spool.Options{
-		MaxBytes: int64(a.cfg.Spool.MaxSize), Logger: log, Clock: a.opts.Clock})
+		MaxBytes: int64(a.cfg.Spool.MaxSize), Logger: log, Clock: a.opts.Clock, Time: a.opts.Time})
 	if err != nil {
 		return fail(err)
 	}
 	r.spool = sp
 	deps := transport.Deps{
 		Name: l.Name, Logger: log, Hub: a.hub, StateDir: dir, Spool: sp, Stats: r.stats,
-		Clock: a.opts.Clock, Version: a.opts.Version, Secrets: a.opts.Secrets,
+		Clock: a.opts.Clock, Time: a.opts.Time, Version: a.opts.Version, Secrets: a.opts.Secrets,
 		Device: transport.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type},
 	}
 	link, err := NewLink(l, deps)

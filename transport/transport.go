@@ -18,6 +18,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/redact"
+	"github.com/edge-agent/edge-agent/internal/timesync"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
@@ -62,7 +63,12 @@ type Deps struct {
 	Spool    *spool.Spool // the link's own durable spool (nil for links that need none)
 	Stats    *Stats
 	Clock    clock.Clock
-	Version  string // agent version, sent where a service wants a client version
+	// Time says whether the wall clock is synchronized and resolves capture
+	// stamps (a spool item's Stamp) to their true time and age; it is the
+	// one the agent gives the link's spool, so stamps resolve against the
+	// clocks they were taken on.
+	Time    *timesync.Sync
+	Version string // agent version, sent where a service wants a client version
 	// Secrets holds the agent's secrets: a link registers the tokens it
 	// obtains (Set) and passes every peer-supplied string through Peer
 	// before it logs it, returns it in an error or shows it as a detail.
@@ -71,9 +77,9 @@ type Deps struct {
 }
 
 // WithDefaults returns d with the optional dependencies filled in, the same
-// way for every link: a discarding logger, fresh Stats, the real clock and a
-// private secrets set (a link alone still keeps its own secrets out of its
-// logs). Hub, Spool and StateDir have no default; a link that needs one
+// way for every link: a discarding logger, fresh Stats, the real clock, the
+// board's own time source and a private secrets set (a link alone still
+// keeps its own secrets out of its logs). Hub, Spool and StateDir have no default; a link that needs one
 // checks for it in its constructor and says so.
 func (d Deps) WithDefaults() Deps {
 	if d.Logger == nil {
@@ -87,6 +93,9 @@ func (d Deps) WithDefaults() Deps {
 	}
 	if d.Secrets == nil {
 		d.Secrets = redact.New()
+	}
+	if d.Time == nil {
+		d.Time = timesync.New(timesync.System(), timesync.Options{Logger: d.Logger})
 	}
 	return d
 }
