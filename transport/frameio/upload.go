@@ -20,6 +20,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/internal/timesync"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
@@ -167,16 +168,12 @@ func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (
 	if now.Before(l.opts.ClockFloor) {
 		return nil, retry.RetryAfter(errClockNotSet, l.opts.ClockWait)
 	}
-	if since, paused := l.pausedSince(); paused && !meta.Captured.Before(since) {
+	age, captured := l.captureAge(it, meta, now)
+	if since, paused := l.pausedSince(); paused && !captured.Before(since) {
 		l.log.Info("asset_skipped_paused", "name", meta.Name)
 		return nil, retry.Permanent(&itemRefused{fmt.Errorf("asset %s: captured while the channel is paused", meta.Name)})
 	}
-	var offset int64
-	if meta.Captured.Before(l.opts.ClockFloor) {
-		l.log.Warn("asset captured before the clock was set; sending offset 0", "name", meta.Name)
-	} else if d := now.Sub(meta.Captured); d > 0 {
-		offset = int64(d / time.Second)
-	}
+	offset := int64(age / time.Second)
 	req := createRequest{Name: meta.Name, Filetype: meta.Filetype, Filesize: it.Size, Offset: offset,
 		Channel: l.cfg.Channel, Parts: l.partCount(it.Size)}
 	b, err := json.Marshal(req)
@@ -219,6 +216,30 @@ func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (
 	}
 	l.log.Info("asset_created", "id", l.peer(resp.ID), "name", meta.Name, "size", it.Size, "parts", len(resp.UploadURLs), "offset", offset)
 	return &assetProgress{AssetID: resp.ID, urls: resp.UploadURLs, Created: now, Parts: req.Parts, Done: make([]bool, req.Parts)}, nil
+}
+
+// captureAge returns how long ago the asset was captured (offset is that age
+// in seconds) and its capture time on the link's clock, now being that
+// clock's time. A stamp of this boot gives the age from CLOCK_BOOTTIME:
+// exact whether or not NTP has set the wall clock yet, and never negative
+// when the wall clock jumped backwards (internal/timesync). An item without
+// a usable stamp (queued by an older version, or before sync in an earlier
+// boot) falls back to wall times: offset 0 when its capture time is
+// implausible, else now minus its capture time, at least 0.
+func (l *Link) captureAge(it spool.Item, meta assetMeta, now time.Time) (time.Duration, time.Time) {
+	if it.Stamp != nil {
+		c := l.deps.Time.Resolve(*it.Stamp)
+		if c.Quality != timesync.Uncorrectable {
+			return c.Age, now.Add(-c.Age)
+		}
+		l.log.Warn("asset captured in an earlier boot before the clock was synchronized; its capture time cannot be corrected",
+			"name", meta.Name, "captured", c.Time.UTC().Format(time.RFC3339))
+	}
+	if meta.Captured.Before(l.opts.ClockFloor) {
+		l.log.Warn("asset captured before the clock was set; sending offset 0", "name", meta.Name)
+		return 0, meta.Captured
+	}
+	return max(now.Sub(meta.Captured), 0), meta.Captured
 }
 
 // checkUploadURLs refuses upload URLs that would send the media in clear

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/internal/timesync"
 )
 
 // spooledDir is where watched files go once they are safely in the spool;
@@ -222,6 +224,24 @@ func (w *watcher) showTooBig() {
 	w.l.deps.Stats.SetDetail(watchDetail, msg)
 }
 
+// fileStamp is the capture stamp of a file last written at mtime: now's
+// stamp taken back by the file's age on the wall clock, when the file was
+// written in this boot (the age is within boottime). The age is a difference
+// of two wall readings seconds apart (a finished file is queued at the next
+// scan), so a clock that is wrong by months still gives it right; only a
+// step of the clock between the write and the scan skews it. A file from
+// before this boot, or dated in the future (another device's clock), gets
+// no stamp and keeps its modification time.
+func (l *Link) fileStamp(mtime time.Time) *timesync.Stamp {
+	now := l.deps.Time.Now()
+	d := now.Wall.Sub(mtime)
+	if d < 0 || d > now.Boot {
+		return nil
+	}
+	st := now.Back(d)
+	return &st
+}
+
 // spoolFile copies the finished file name (seen by the scan as seen) into
 // the spool and moves it into to (.spooled).
 func (w *watcher) spoolFile(d, to *os.File, name string, seen os.FileInfo) error {
@@ -242,7 +262,7 @@ func (w *watcher) spoolFile(d, to *os.File, name string, seen os.FileInfo) error
 		ft = "application/octet-stream"
 	}
 	meta := assetMeta{Name: name, Filetype: ft, Captured: fi.ModTime(), Source: "watch"}
-	it, err := l.deps.Spool.Put(assetKind, meta, io.LimitReader(f, fi.Size()))
+	it, err := l.deps.Spool.PutStamped(assetKind, meta, l.fileStamp(fi.ModTime()), io.LimitReader(f, fi.Size()))
 	if err != nil {
 		return err
 	}

@@ -116,6 +116,7 @@ func testWatcher(t *testing.T, dir string) (*watcher, *spool.Spool) {
 	t.Helper()
 	deps := agenttest.Deps(t, "fio", nil, nil)
 	deps.Spool = agenttest.Spool(t, spool.Options{})
+	deps = deps.WithDefaults() // as New does
 	l := &Link{log: deps.Logger, deps: deps}
 	return newWatcher(l, dir), deps.Spool
 }

@@ -16,7 +16,8 @@ import (
 const assetKind = "frameio-asset"
 
 // assetMeta is what the producer records with a spooled asset. Captured is
-// the capture time, so offset is computed when the create is sent
+// the capture time on the wall clock as it was; the item's timesync stamp,
+// when it has one, is what offset is computed from when the create is sent
 // (docs/protocols/frameio-c2c.md §5.3).
 type assetMeta struct {
 	Name     string    `json:"name"`
@@ -147,10 +148,10 @@ func (l *Link) captureOnce(ctx context.Context) error {
 		return fmt.Errorf("capture: no frame within %s", l.opts.CaptureTimeout)
 	case s = <-sub.C():
 	}
-	now := l.deps.Clock.Now()
+	now, stamp := l.deps.Clock.Now(), l.deps.Time.Now()
 	meta := assetMeta{Name: fmt.Sprintf("%s_%s_%06d.jpg", l.cfg.Upload.Sensor, now.UTC().Format("20060102_150405"), s.Seq%1e6),
 		Filetype: "image/jpeg", Captured: now, Source: "still"}
-	if _, err := l.deps.Spool.Put(assetKind, meta, bytes.NewReader(s.Data)); err != nil {
+	if _, err := l.deps.Spool.PutStamped(assetKind, meta, &stamp, bytes.NewReader(s.Data)); err != nil {
 		return fmt.Errorf("capture: %w", err)
 	}
 	return nil
