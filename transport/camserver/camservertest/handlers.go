@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // Result codes the fake sends (the link package names them).
@@ -130,10 +131,19 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, path string, 
 	s.mu.Lock()
 	ss := s.checkLocked(r, p.str("shash"))
 	s.stats.Requests++
+	hook := s.reqHook
+	var dev string
+	var at time.Time
+	if ss != nil {
+		dev, at = ss.device, ss.last
+	}
 	s.mu.Unlock()
 	if ss == nil {
 		s.reply(w, nil, codeNoSuchSession)
 		return
+	}
+	if hook != nil {
+		hook(path, dev, at)
 	}
 	if path == "/addRecord.json" {
 		v, code := s.addRecord(p, ss, body)

@@ -110,6 +110,7 @@ type Server struct {
 	stalled   map[string]bool
 	stats     Stats
 	frameHook func(device string, payload []byte)
+	reqHook   func(path, device string, at time.Time)
 	calls     map[string]int
 	dbFailed  bool           // getMsgs answers DATABASE_FAIL until Restart
 	failNext  map[string]int // path → HTTP status for the next requests (FailNext)
@@ -131,6 +132,10 @@ type Stats struct {
 	StreamsRefused  int
 	LengthMismatch  int // connections dropped for a wrong Content-Length
 	DeletedSessions int
+	// PeakPerMinute is the most counted requests one session made between
+	// two limit passes (Maintain), the window the real server checks its
+	// per-minute limit on (docs/protocols/camera-server.md §5.1).
+	PeakPerMinute int
 }
 
 // New starts a fake on listen ("127.0.0.1:0").
@@ -330,6 +335,16 @@ func (s *Server) Calls(path string) int {
 	return s.calls[path]
 }
 
+// SetRequestHook, when set, is called with every counted request (a JSON
+// request whose session id was accepted: what the limits count), its
+// device and the server clock's time (Options.Now) when it arrived. Tests
+// use it to see when a client polls, on a clock they control.
+func (s *Server) SetRequestHook(h func(path, device string, at time.Time)) {
+	s.mu.Lock()
+	s.reqHook = h
+	s.mu.Unlock()
+}
+
 // ResetStreams refuses every live input.raw (the clients see a stream reset).
 func (s *Server) ResetStreams() { s.closeStreams() }
 
@@ -404,6 +419,7 @@ func (s *Server) Maintain() {
 	perMin, total := int(s.kind(4)), int(s.kind(3))
 	var offenders []string
 	for k, ss := range s.sessions {
+		s.stats.PeakPerMinute = max(s.stats.PeakPerMinute, ss.perMin)
 		switch {
 		case now.Sub(ss.last) > dead:
 			s.log.Info("camserver fake: session expired", "device", ss.device)

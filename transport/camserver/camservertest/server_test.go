@@ -349,3 +349,52 @@ func TestUnknownSessionStreamRefused(t *testing.T) {
 		t.Fatal("not counted as refused")
 	}
 }
+
+// TestPerMinuteWindow: the fake counts each session's requests between two
+// limit passes, as the real server does (docs/protocols/camera-server.md
+// §5.1): PeakPerMinute reports the most one session made in a window, a
+// session over the limit is deleted at the next pass and not before, and
+// the request hook sees each counted request with its device and the
+// server clock's time (getServerTime is not counted).
+func TestPerMinuteWindow(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := newRaw(t, camservertest.Options{Now: func() time.Time { return at }})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	r.srv.SetRequestHook(func(path, dev string, when time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !when.Equal(at) {
+			t.Errorf("hook time %v, want the server clock's %v", when, at)
+		}
+		seen[dev+path]++
+	})
+	s := r.auth("d1")
+	for range 50 { // the default limit: allowed
+		r.json("/heartBit.json", map[string]string{"shash": s}, nil)
+	}
+	r.json("/getServerTime.json", map[string]string{}, nil)
+	r.srv.Maintain()
+	if st := r.srv.Stats(); st.PeakPerMinute != 50 || st.DeletedSessions != 0 {
+		t.Fatalf("after 50 requests: peak %d, deleted %d; want 50, 0", st.PeakPerMinute, st.DeletedSessions)
+	}
+	for range 51 {
+		r.json("/heartBit.json", map[string]string{"shash": s}, nil)
+	}
+	if c := code(r.json("/heartBit.json", map[string]string{"shash": s}, nil)); c != 0 {
+		t.Fatalf("over the limit before the pass: code %d, want OK", c)
+	}
+	r.srv.Maintain()
+	if st := r.srv.Stats(); st.PeakPerMinute != 52 || st.DeletedSessions != 1 {
+		t.Fatalf("after 52 requests: peak %d, deleted %d; want 52, 1", st.PeakPerMinute, st.DeletedSessions)
+	}
+	r.rt.CloseIdleConnections() // the pass also dropped the offender's connections
+	if c := code(r.json("/heartBit.json", map[string]string{"shash": s}, nil)); c != 6 {
+		t.Fatalf("after the pass: code %d, want NO_SUCH_SESSION", c)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["d1/heartBit.json"] != 102 || len(seen) != 1 {
+		t.Errorf("hook saw %v, want 102 counted heartBits of d1 and nothing else", seen)
+	}
+}
