@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"sync"
@@ -138,6 +139,20 @@ func (c *Client) Limits() Limits {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.limits
+}
+
+// spacing returns the least interval between requests that keeps them
+// within share of the client's own per-minute budget at the limits in
+// force, rounded up to a millisecond; with no budget at all, a duration
+// longer than any poll.
+func (c *Client) spacing(share float64) time.Duration {
+	c.mu.Lock()
+	perMin := float64(c.limits.RequestsPerMin) * c.budget * share
+	c.mu.Unlock()
+	if perMin <= 0 {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(math.Ceil(float64(time.Minute)/perMin/float64(time.Millisecond))) * time.Millisecond
 }
 
 // LastOK is when a counted request last succeeded (heartbeats skip if recent).

@@ -104,6 +104,9 @@ func TestConfigValidate(t *testing.T) {
 		{"delta too small", func(c *camserver.Config) { c.Stream.Delta = conf.Duration(100e6) }, "stream.delta"},
 		{"bad start", func(c *camserver.Config) { c.Stream.Start = "never" }, "stream.start"},
 		{"no password", func(c *camserver.Config) { c.PasswordFile = "" }, "password_file"},
+		{"poll_fast over poll", func(c *camserver.Config) { c.PollFast = conf.Duration(20 * time.Second) }, "poll_fast"},
+		{"poll_fast under 1s", func(c *camserver.Config) { c.PollFast = conf.Duration(500 * time.Millisecond) }, "poll_fast"},
+		{"poll_fast_for over 1h", func(c *camserver.Config) { c.PollFastFor = conf.Duration(2 * time.Hour) }, "poll_fast_for"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,8 +32,18 @@ type Config struct {
 	// Snapshot is the still sensor used by the `snapshot` command; empty
 	// means the stream sensor.
 	Snapshot string `yaml:"snapshot"`
-	// Poll is the message poll interval (each poll is one request).
+	// Poll is the message poll interval while no command is in use (each
+	// poll is one request).
 	Poll conf.Duration `yaml:"poll"`
+	// PollFast is the message poll interval while commands are in use (for
+	// poll_fast_for after the last command taken), so a viewer's next
+	// snapshot or stream_start is seen sooner. It is raised to what half of
+	// the link's request budget allows (4s at the server's default of 50
+	// requests a minute); equal to poll turns fast polling off.
+	PollFast conf.Duration `yaml:"poll_fast"`
+	// PollFastFor is how long after the last command taken the poll stays
+	// at poll_fast.
+	PollFastFor conf.Duration `yaml:"poll_fast_for"`
 	// Heartbeat is the idle time after which heartBit is sent; 0 derives it
 	// from the account's dead-session timeout: min(timeout/4, 2m).
 	Heartbeat conf.Duration `yaml:"heartbeat"`
@@ -87,6 +97,14 @@ func (c *Config) SetDefaults() {
 	if c.Poll == 0 {
 		c.Poll = conf.Duration(10 * time.Second)
 	}
+	if c.PollFast == 0 {
+		// Never slower than poll, so a config that set only a short poll
+		// stays valid.
+		c.PollFast = min(conf.Duration(2*time.Second), c.Poll)
+	}
+	if c.PollFastFor == 0 {
+		c.PollFastFor = conf.Duration(time.Minute)
+	}
 	if c.Commands.PerMinute == 0 {
 		c.Commands.PerMinute = 12
 	}
@@ -116,6 +134,12 @@ func (c *Config) Validate(v *conf.Validator) {
 	v.OneOf("stream.start", c.Stream.Start, "auto", "manual")
 	if c.Poll.D() < time.Second {
 		v.Errorf("poll", "must be >= 1s (each poll costs one request of the per-minute budget)")
+	}
+	if c.PollFast.D() < time.Second || c.PollFast > c.Poll {
+		v.Errorf("poll_fast", "must be between 1s and poll (%v)", c.Poll.D())
+	}
+	if c.PollFastFor.D() < time.Second || c.PollFastFor.D() > time.Hour {
+		v.Errorf("poll_fast_for", "must be between 1s and 1h")
 	}
 	if c.Heartbeat != 0 && c.Heartbeat.D() < time.Second {
 		v.Errorf("heartbeat", "must be >= 1s or 0 (derived)")

@@ -61,6 +61,7 @@ type Link struct {
 	streamReq chan struct{} // wakes the stream loop after stream_start/stop
 
 	gate       *commandGate // who may command this board, and how often
+	pace       *pollPace    // the message poll's interval: fast while commands are in use
 	ignoredLog logx.Every   // "message ignored" at most once a minute
 	refusedLog logx.Every   // "command dropped" at most once a minute
 
@@ -115,7 +116,7 @@ func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
 	}
 	l := &Link{cfg: cfg, deps: deps, opts: opts, base: u, dev: dev,
 		log: deps.Logger, changed: make(chan struct{}), streamReq: make(chan struct{}, 1),
-		gate: newCommandGate(cfg.Commands), ignoredLog: logx.Every{Interval: time.Minute},
+		gate: newCommandGate(cfg.Commands), pace: newPollPace(&cfg), ignoredLog: logx.Every{Interval: time.Minute},
 		refusedLog: logx.Every{Interval: time.Minute}}
 	l.streamOn.Store(cfg.Stream.Sensor != "" && cfg.Stream.Start == "auto")
 	return l, nil

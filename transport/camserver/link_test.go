@@ -23,6 +23,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -82,7 +83,7 @@ type frameSet struct {
 }
 
 // watchFrames subscribes to sensor until the test ends.
-func watchFrames(t *testing.T, h sensors.Hub, sensor string) *frameSet {
+func watchFrames(t testing.TB, h sensors.Hub, sensor string) *frameSet {
 	t.Helper()
 	fs := &frameSet{m: map[string]bool{}}
 	watch, err := h.Subscribe(sensor, sensors.SubscribeOptions{Queue: 64, Policy: sensors.NoDrop})
@@ -114,9 +115,10 @@ type rigOpts struct {
 	stateDir string
 	srv      *camservertest.Server // reuse a server (a restarted agent)
 	log      io.Writer             // the link's log at info (default: warnings to stderr)
+	clock    clock.Clock           // the link's clock (default: the wall clock)
 }
 
-func newServer(t *testing.T, o camservertest.Options) *camservertest.Server {
+func newServer(t testing.TB, o camservertest.Options) *camservertest.Server {
 	t.Helper()
 	srv, err := camservertest.New("127.0.0.1:0", o)
 	if err != nil {
@@ -130,7 +132,7 @@ func newServer(t *testing.T, o camservertest.Options) *camservertest.Server {
 
 // sensorHub is a hub with a synthetic camera "cam" (20 fps JPEG stills) and
 // a synthetic accelerometer "accel" (100 Hz motion), until the test ends.
-func sensorHub(t *testing.T, logger *slog.Logger) *hub.Hub {
+func sensorHub(t testing.TB, logger *slog.Logger) *hub.Hub {
 	t.Helper()
 	camCfg := synthetic.Config{Signal: synthetic.SignalCamera, FPS: 20}
 	camCfg.SetDefaults()
@@ -139,7 +141,7 @@ func sensorHub(t *testing.T, logger *slog.Logger) *hub.Hub {
 	return agenttest.Hub(t, logger, synthetic.NewCamera("cam", camCfg), synthetic.NewMotion("accel", accCfg))
 }
 
-func startRig(t *testing.T, o rigOpts) *rig {
+func startRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
 	o.srvOpts.TLS = o.tls
 	srv := o.srv
@@ -157,6 +159,9 @@ func startRig(t *testing.T, o rigOpts) *rig {
 	}
 	deps := agenttest.Deps(t, "cs", h, logger)
 	deps.Spool = sp
+	if o.clock != nil {
+		deps.Clock = o.clock
+	}
 	if o.stateDir != "" {
 		deps.StateDir = o.stateDir
 	}
@@ -232,7 +237,13 @@ func (r *rig) handledOnce(t *testing.T, op *camserver.Client, msg string, want i
 
 // operator is a second device on the same account, driving the agent with
 // messages the way a viewer application would.
-func operator(t *testing.T, srv *camservertest.Server, name string) *camserver.Client {
+func operator(t testing.TB, srv *camservertest.Server, name string) *camserver.Client {
+	t.Helper()
+	return operatorOn(t, srv, name, nil)
+}
+
+// operatorOn is operator with its request budget on clk (nil: the wall clock).
+func operatorOn(t testing.TB, srv *camservertest.Server, name string, clk clock.Clock) *camserver.Client {
 	t.Helper()
 	u, _ := url.Parse(srv.URL())
 	rt := &http2.Transport{AllowHTTP: true}
@@ -248,7 +259,7 @@ func operator(t *testing.T, srv *camservertest.Server, name string) *camserver.C
 	}
 	t.Cleanup(rt.CloseIdleConnections)
 	c := camserver.NewClient(u, rt, camserver.ClientOptions{User: camservertest.DemoUser,
-		Password: camservertest.DemoPassword, Device: name})
+		Password: camservertest.DemoPassword, Device: name, Clock: clk})
 	if err := c.Authorize(context.Background()); err != nil {
 		t.Fatal(err)
 	}

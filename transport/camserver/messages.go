@@ -53,6 +53,8 @@ func (l *Link) saveStamp(stamp string) {
 // the persisted stamp, 32 per page, at once again while pages are full; once
 // drained, the next poll is getMsgsAndSync so the server bookmark follows
 // us. Every message is handled at most once per stamp (stamps only grow).
+// Between polls it waits poll, or poll_fast while commands are in use
+// (pollPace, §6.4); the status detail "poll" says when it polls fast.
 //
 // A getMsgs the server cannot answer (a BAD code that retrying may fix, or
 // JSON_PARSER_FAIL from a stored message with bad params) does not end the
@@ -67,7 +69,9 @@ func (s *session) pollMessages(ctx context.Context) error {
 	sync := false
 	bo := retry.New(retry.Policy{Min: l.cfg.Poll.D(), Max: max(maxPollBackoff, l.cfg.Poll.D())})
 	var failing Code = -1 // the code getMsgs fails with, -1 while it works
+	pollDetail := ""      // the status detail "poll" as last set
 	defer l.deps.Stats.SetDetail("messages", "")
+	defer l.deps.Stats.SetDetail("poll", "")
 	for {
 		msgs, err := s.c.GetMsgs(ctx, stamp, sync && stamp != SyncToken)
 		var ae *APIError
@@ -123,7 +127,16 @@ func (s *session) pollMessages(ctx context.Context) error {
 			continue
 		}
 		sync = true
-		if err := l.deps.Clock.Sleep(ctx, l.cfg.Poll.D()); err != nil {
+		wait, fast := l.pace.next(l.deps.Clock.Now(), s.c.spacing(pollShare))
+		detail := ""
+		if fast {
+			detail = fmt.Sprintf("fast %v (commands in use)", wait)
+		}
+		if detail != pollDetail {
+			l.deps.Stats.SetDetail("poll", detail)
+			pollDetail = detail
+		}
+		if err := l.deps.Clock.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -162,9 +175,10 @@ func (s *session) handle(ctx context.Context, m Message) error {
 		}
 		return nil
 	}
-	if verdict, n := l.gate.allow(m.Device, l.deps.Clock.Now()); verdict != gateOK {
+	now := l.deps.Clock.Now()
+	if verdict, n := l.gate.allow(m.Device, now); verdict != gateOK {
 		l.deps.Stats.SetDetail(verdict, strconv.FormatUint(n, 10))
-		if ok, held := l.refusedLog.Allow(l.deps.Clock.Now()); ok {
+		if ok, held := l.refusedLog.Allow(now); ok {
 			why := "sender over its rate (commands.per_minute, commands.burst)"
 			if verdict == gateRefused {
 				why = "sender not in commands.from"
@@ -173,6 +187,8 @@ func (s *session) handle(ctx context.Context, m Message) error {
 		}
 		return nil
 	}
+	// A command taken: more are likely to follow, so poll fast for a while.
+	l.pace.command(now)
 	switch m.Msg {
 	case CmdSnapshot:
 		l.log.Info("camserver: snapshot requested", "from", m.Device)
