@@ -6,16 +6,20 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/agenttest"
+	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/transport/camserver"
 	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 	"github.com/edge-agent/edge-agent/transport/camserver/frame"
@@ -251,6 +255,111 @@ func BenchmarkStreamPushRatio(b *testing.B) {
 			b.ReportMetric(float64(ta)/float64(tb), "agent/bare")
 			b.ReportMetric(float64(b.N*200*len(payload))/ta.Seconds()/1e6, "agent-MB/s")
 			b.ReportMetric(float64(b.N*200*len(payload))/tb.Seconds()/1e6, "bare-MB/s")
+		})
+	}
+}
+
+// scaledClock runs k times faster than the wall clock: Now moves k seconds
+// per second, Sleep(d) takes d/k. The link and the fake both run on it, so a
+// benchmark sees minutes of polling in seconds through the real code path.
+type scaledClock struct {
+	start time.Time // wall time at base
+	base  time.Time
+	k     float64
+}
+
+func (c scaledClock) Now() time.Time {
+	return c.base.Add(time.Duration(float64(time.Since(c.start)) * c.k))
+}
+
+func (c scaledClock) Sleep(ctx context.Context, d time.Duration) error {
+	return clock.Real{}.Sleep(ctx, time.Duration(float64(d)/c.k))
+}
+
+// BenchmarkCommandLatency measures, on the fake, the time from a viewer's
+// command (a status message) reaching the server to the board's reply
+// reaching it, both as the fake's clock saw them: the poll's wait plus two
+// requests. The link and the fake run on a clock 50 times faster than the
+// wall clock, with the production intervals (poll 10 s, poll_fast 2 s for
+// 1 min). Cases:
+//
+//   - idle: each command comes over a minute after the last one, at a
+//     random point of the 10 s poll (what every command waited before);
+//   - active: commands 1 to 8 s apart, at the server's default limit of 50
+//     requests a minute, where the budget raises poll_fast to 4 s;
+//   - active-100rpm: the same with the account's limit at 100 a minute, so
+//     poll_fast is 2 s.
+//
+// It reports the median and the 90th percentile in seconds of the fake's
+// clock (s-median, s-p90); ns/op is wall time and means nothing here. Run:
+//
+//	go test -run '^$' -bench CommandLatency -benchtime 40x ./transport/camserver/
+func BenchmarkCommandLatency(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		active bool
+		perMin float64 // the account's requests a minute; 0: the server default (50)
+	}{{"idle", false, 0}, {"active", true, 0}, {"active-100rpm", true, 100}} {
+		b.Run(bc.name, func(b *testing.B) {
+			clk := scaledClock{start: time.Now(), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), k: 50}
+			srv, err := camservertest.New("127.0.0.1:0", camservertest.Options{Now: clk.Now})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { srv.Close() })
+			if bc.perMin > 0 {
+				srv.SetLimit(4, bc.perMin, false)
+			}
+			sent, replied := make(chan time.Time, 1), make(chan time.Time, 1)
+			srv.SetRequestHook(func(path, dev string, at time.Time) {
+				if path != "/addMsgs.json" {
+					return
+				}
+				if dev == device {
+					replied <- at
+				} else {
+					sent <- at
+				}
+			})
+			r := startRig(b, rigOpts{srv: srv, clock: clk, cfg: func(c *camserver.Config) {
+				c.Stream.Sensor = ""
+				c.Poll, c.PollFast, c.PollFastFor, c.Heartbeat = 0, 0, 0, 0
+				c.SetDefaults()
+				c.Commands.PerMinute = 60
+			}})
+			agenttest.Eventually(b, "the first poll", func() bool { return r.polls() > 0 })
+			op := operatorOn(b, srv, "viewer-app", clk)
+			rnd := rand.New(rand.NewPCG(1, 2))
+			command := func() time.Duration {
+				if err := op.AddMsgs(context.Background(), camserver.Message{Msg: camserver.CmdStatus, Target: device}); err != nil {
+					b.Fatal(err)
+				}
+				at := <-sent
+				select {
+				case done := <-replied:
+					return done.Sub(at)
+				case <-time.After(time.Minute): // 50 min on the fake's clock: a hang
+					b.Fatal("no reply")
+					return 0
+				}
+			}
+			if bc.active {
+				command() // from here on commands are in use
+			}
+			var lat []time.Duration
+			b.ResetTimer()
+			for range b.N {
+				quiet := time.Second + time.Duration(rnd.Int64N(int64(7*time.Second)))
+				if !bc.active {
+					quiet = time.Minute + time.Duration(rnd.Int64N(int64(10*time.Second)))
+				}
+				_ = clk.Sleep(context.Background(), quiet)
+				lat = append(lat, command())
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(lat[len(lat)/2].Seconds(), "s-median")
+			b.ReportMetric(lat[len(lat)*9/10].Seconds(), "s-p90")
 		})
 	}
 }
