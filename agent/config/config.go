@@ -7,9 +7,9 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/user"
@@ -26,6 +26,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/kinds"
 	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/internal/identity"
 )
 
 // DefaultPath is where `edge-agent run` looks without -config.
@@ -44,6 +45,14 @@ type Config struct {
 	Sensors  []Sensor `yaml:"sensors"`
 	Links    []Link   `yaml:"links"`
 
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT): near
+	// it the garbage collector runs more often, so the agent stays small
+	// on a board with little RAM instead of growing until the kernel
+	// kills something. 0 means no limit. The GOMEMLIMIT environment
+	// variable, when set, wins. The default suits a 512 MB Raspberry Pi
+	// Zero 2 W (deploy/README.md); a reload applies a new value.
+	MemoryLimit conf.Size `yaml:"memory_limit"`
+
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
 	// Warnings are non-fatal findings (inline secrets, readable secret files,
@@ -59,14 +68,20 @@ type Config struct {
 
 // Device is the board's identity; "auto" values are resolved by Resolve.
 type Device struct {
-	// ID identifies the board to the clouds; auto is the MAC address of the
-	// first non-loopback interface.
+	// ID identifies the board to the clouds and must not change; auto is the
+	// id kept in state_dir/device-id, else the MAC of the first physical
+	// network interface (eth0, end0, wlan0 first; virtual ones never), else
+	// a hash of /etc/machine-id, kept in state_dir/device-id from its first
+	// use on.
 	ID string `yaml:"id"`
 	// Name is shown in the clouds' device lists; auto is the hostname.
 	Name string `yaml:"name"`
-	// Type is the board type; auto reads /proc/device-tree/model (a
-	// Raspberry Pi gives RASPBERRY_PI).
+	// Type is the board type Edge Impulse shows (deviceType); auto derives
+	// it from /proc/device-tree/model (a Raspberry Pi gives RASPBERRY_PI).
 	Type string `yaml:"type"`
+	// Model is the board's model from /proc/device-tree/model ("Raspberry
+	// Pi 4 Model B Rev 1.4"), filled by Resolve; "" without a device tree.
+	Model string `yaml:"-"`
 }
 
 // Log configures log/slog.
@@ -148,8 +163,14 @@ func Default() Config {
 			Jitter:      0.2,
 			StableAfter: conf.Duration(60e9),
 		},
+		MemoryLimit: DefaultMemoryLimit,
 	}
 }
+
+// DefaultMemoryLimit is memory_limit's default: about eight times what the
+// agent's runtime holds with every link busy (docs/BENCHMARKS.md), a
+// quarter of a Pi Zero 2 W's RAM.
+const DefaultMemoryLimit = 128 << 20
 
 // Error lists every problem found in a config file, each as
 // "file:line: path: message".
@@ -413,6 +434,9 @@ func (c *Config) validate(v *conf.Validator) {
 		v.Errorf("spool.max_size", "must be at least 1MiB")
 	}
 	c.Backoff.validate(v.At("backoff"))
+	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
+		v.Errorf("memory_limit", "must be at least 32MiB (the runtime alone holds about 15MiB), or 0 for no limit")
+	}
 
 	sensorNames := map[string]bool{}
 	for i := range c.Sensors {
@@ -492,12 +516,55 @@ func (b *Backoff) validate(v *conf.Validator) {
 	}
 }
 
-// Resolve fills "auto" device fields from the machine: the MAC of the first
-// non-loopback interface, the hostname, and /proc/device-tree/model. procRoot
-// is "/proc" in production.
-func (c *Config) Resolve(procRoot string) {
+// Machine is where Resolve reads the board's identity. HostMachine is this
+// machine's; tests give fake trees.
+type Machine struct {
+	Proc      string // /proc: device-tree/model
+	Net       string // /sys/class/net
+	MachineID string // /etc/machine-id
+	// ReadOnly reads the id kept in state_dir but writes none: `pair` may
+	// run as root and must not leave a root-owned file the daemon cannot
+	// read.
+	ReadOnly bool
+	// Logger gets the chosen id and what went wrong choosing it; nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// HostMachine is this machine, for a command that writes the id it chooses
+// (run, demo).
+func HostMachine(log *slog.Logger) Machine {
+	return Machine{Proc: "/proc", Net: identity.NetRoot, MachineID: identity.MachineIDFile, Logger: log}
+}
+
+// Resolve fills "auto" device fields from the machine: the stable id (see
+// Device.ID and internal/identity, kept in state_dir/device-id unless
+// m.ReadOnly), the hostname and the device-tree model, and always fills
+// Model. A configured id wins and touches no file. Nothing here fails: a
+// state_dir that cannot be written leaves the computed id, with a warning.
+// Not safe for concurrent use on one Config.
+func (c *Config) Resolve(m Machine) {
+	log := m.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c.Device.Model = identity.Model(m.Proc)
 	if c.Device.ID == "auto" || c.Device.ID == "" {
-		c.Device.ID = firstMAC()
+		file := ""
+		if c.StateDir != "" {
+			file = filepath.Join(c.StateDir, identity.FileName)
+		}
+		ch := identity.Choose(identity.Options{NetRoot: m.Net, MachineIDFile: m.MachineID, File: file, ReadOnly: m.ReadOnly})
+		for _, err := range ch.Problems {
+			log.Warn("device id: " + err.Error())
+		}
+		if ch.Source == identity.FromFile && ch.Computed.ID != "" && ch.Computed.ID != ch.ID {
+			log.Info("device id: keeping the id the clouds know this board by; the machine now gives another "+
+				"(delete the file, or set device.id, to change it)", "id", ch.ID, "kept_in", file,
+				"computed", ch.Computed.ID, "from", ch.Computed.String())
+		}
+		log.Info("device id", "id", ch.ID, "from", ch.String(), "kept", ch.Saved || ch.Source == identity.FromFile)
+		c.Device.ID = ch.ID
 	}
 	if c.Device.Name == "auto" || c.Device.Name == "" {
 		if h, err := os.Hostname(); err == nil && h != "" {
@@ -507,28 +574,17 @@ func (c *Config) Resolve(procRoot string) {
 		}
 	}
 	if c.Device.Type == "auto" || c.Device.Type == "" {
-		c.Device.Type = boardType(procRoot)
+		c.Device.Type = BoardType(c.Device.Model)
 	}
-}
-
-func firstMAC() string {
-	ifs, err := net.Interfaces()
-	if err == nil {
-		sort.Slice(ifs, func(i, j int) bool { return ifs[i].Index < ifs[j].Index })
-		for _, i := range ifs {
-			if i.Flags&net.FlagLoopback == 0 && len(i.HardwareAddr) >= 6 {
-				return i.HardwareAddr.String()
-			}
-		}
-	}
-	if h, err := os.Hostname(); err == nil {
-		return h
-	}
-	return "unknown"
 }
 
 // BoardType maps a device-tree model string to a device type:
-// "Raspberry Pi 4 Model B Rev 1.4" → RASPBERRY_PI.
+// "Raspberry Pi 4 Model B Rev 1.4" → RASPBERRY_PI, another model to its
+// words in capitals, none to LINUX_<GOARCH>. Edge Impulse's Linux client
+// sends RASPBERRY_PI too, but guesses it from the MAC's vendor prefix (which
+// misses a Pi 5), and EDGE_IMPULSE_LINUX for anything it does not know
+// (docs/protocols/edge-impulse.md §4.1); reading the board's own model
+// names a Pi 5 and other boards as they are.
 func BoardType(model string) string {
 	model = strings.TrimRight(strings.TrimSpace(model), "\x00")
 	switch {
@@ -547,9 +603,4 @@ func BoardType(model string) string {
 		}
 	}
 	return strings.TrimSuffix(b.String(), "_")
-}
-
-func boardType(procRoot string) string {
-	b, _ := os.ReadFile(filepath.Join(procRoot, "device-tree", "model"))
-	return BoardType(string(bytes.TrimRight(b, "\x00\n")))
 }

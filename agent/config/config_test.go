@@ -225,27 +225,6 @@ func TestBoardType(t *testing.T) {
 	}
 }
 
-func TestResolve(t *testing.T) {
-	proc := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(proc, "device-tree"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(proc, "device-tree", "model"), []byte("Raspberry Pi 5 Model B Rev 1.0\x00"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Resolve(proc)
-	if cfg.Device.Type != "RASPBERRY_PI" || cfg.Device.ID == "auto" || cfg.Device.ID == "" || cfg.Device.Name == "auto" {
-		t.Errorf("resolved device = %+v", cfg.Device)
-	}
-	cfg = config.Default()
-	cfg.Device = config.Device{ID: "my-id", Name: "my-name", Type: "MY_TYPE"}
-	cfg.Resolve(proc)
-	if cfg.Device != (config.Device{ID: "my-id", Name: "my-name", Type: "MY_TYPE"}) {
-		t.Errorf("explicit values overwritten: %+v", cfg.Device)
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	seed, _ := os.ReadFile(filepath.Join("..", "..", "deploy", "config.example.yaml"))
 	f.Add(seed)

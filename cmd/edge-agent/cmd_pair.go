@@ -41,7 +41,11 @@ func pairAs(ctx context.Context, euid int, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	cfg.Resolve("/proc")
+	// Read-only: pair may run as root, and a device-id file it made would be
+	// root's, unreadable to the daemon.
+	machine := config.HostMachine(nil)
+	machine.ReadOnly = true
+	cfg.Resolve(machine)
 	name, fc, err := pickFrameIO(cfg, *linkName)
 	if err != nil {
 		fmt.Fprintf(stderr, "edge-agent pair: %v\n", err)

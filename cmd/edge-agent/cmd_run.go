@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/internal/identity"
 )
 
 // Set by the Makefile with -ldflags "-X main.version=… -X main.commit=…".
@@ -39,12 +41,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	log := newLogger(stderr, cfg.Log)
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Log))
+	log := newLevelLogger(stderr, cfg.Log.Format, level)
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
-	cfg.Resolve("/proc")
-	return runAgent(ctx, cfg, log, agent.Options{}, stderr)
+	cfg.Resolve(config.HostMachine(log))
+	applyMemoryLimit(cfg.MemoryLimit, log)
+	opts, stop := reloadOptions(*path, log, level)
+	defer stop()
+	return runAgent(ctx, cfg, log, opts, stderr)
 }
 
 // runAgent builds and runs the agent until ctx ends.
@@ -94,6 +101,12 @@ func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	procRoot := fs.String("proc-root", "/proc", "root of procfs, for the board model (for tests and containers)")
+	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
 	fmt.Fprintf(stdout, "edge-agent %s\n", versionString())
 	c := commit
 	if c == "" {
@@ -111,6 +124,7 @@ func cmdVersion(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fmt.Fprintf(stdout, "commit:     %s\n", c)
 	fmt.Fprintf(stdout, "go:         %s\n", runtime.Version())
 	fmt.Fprintf(stdout, "platform:   %s/%s%s\n", runtime.GOOS, runtime.GOARCH, goarm())
+	fmt.Fprintf(stdout, "board:      %s\n", boardModel(*procRoot))
 	mic := "no (built without cgo; use a `command` sensor with arecord)"
 	if cgoEnabled {
 		mic = "yes (malgo, cgo)"
@@ -132,13 +146,19 @@ func goarm() string {
 	return ""
 }
 
-// newLogger builds the slog logger the config asks for.
+// newLogger builds the slog logger the config asks for (see
+// newLevelLogger).
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	lv := new(slog.LevelVar)
+	lv.Set(logLevel(c))
+	return newLevelLogger(w, c.Format, lv)
+}
+
+// boardModel is the board's device-tree model for `version` and `sensors`,
+// or says that there is none (a PC has no device tree).
+func boardModel(procRoot string) string {
+	if m := identity.Model(procRoot); m != "" {
+		return m
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return "unknown (no " + filepath.Join(procRoot, "device-tree", "model") + ")"
 }

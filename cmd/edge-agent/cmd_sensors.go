@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/edge-agent/edge-agent/internal/identity"
 )
 
-// cmdSensors implements `edge-agent sensors [-json]`: it lists what the board
-// has (IIO devices with channels and rates, V4L2 nodes with formats and
-// sizes, ALSA capture devices, serial ports) so the user can write the
-// sensors: section of the config. A subsystem that cannot be queried is
+// cmdSensors implements `edge-agent sensors [-json]`: it names the board (its
+// device-tree model) and lists what it has (IIO devices with channels and
+// rates, V4L2 nodes with formats and sizes, ALSA capture devices with the
+// rates they offer, serial ports) so the user can write the sensors: section
+// of the config. A subsystem that cannot be queried is
 // reported in its section; the command still succeeds.
 func cmdSensors(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return runSensors(ctx, args, stdout, stderr, realDiscoverers())
@@ -26,6 +29,7 @@ func runSensors(ctx context.Context, args []string, stdout, stderr io.Writer, d 
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	sysRoot := fs.String("sys-root", "/sys", "root of sysfs (for tests and containers)")
 	devRoot := fs.String("dev-root", "/dev", "root of device nodes (for tests and containers)")
+	procRoot := fs.String("proc-root", "/proc", "root of procfs, for the board model (for tests and containers)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -37,6 +41,7 @@ func runSensors(ctx context.Context, args []string, stdout, stderr io.Writer, d 
 		return 1
 	}
 	inv := takeInventory(d, *sysRoot, *devRoot)
+	inv.Model = identity.Model(*procRoot)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -46,6 +51,7 @@ func runSensors(ctx context.Context, args []string, stdout, stderr io.Writer, d 
 		}
 		return 0
 	}
+	fmt.Fprintf(stdout, "Board: %s\n\n", boardModel(*procRoot))
 	printInventory(stdout, inv)
 	return 0
 }
@@ -82,13 +88,13 @@ func printInventory(w io.Writer, inv inventory) {
 		}
 		fmt.Fprintln(tw)
 	}
-	if section("ALSA capture devices (kind: microphone; device: default is ALSA's default PCM)", len(inv.Audio), inv.AudioError, "DEVICE\tCARD\tNAME") {
+	if section("ALSA capture devices (kind: microphone; device: default is ALSA's default PCM)", len(inv.Audio), inv.AudioError, "DEVICE\tCARD\tNAME\tRATES Hz") {
 		for _, d := range inv.Audio {
 			card := "-"
 			if d.Card != nil {
 				card = fmt.Sprintf("%d [%s] %s", *d.Card, d.CardID, d.CardName)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.ID, card, d.Name)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.ID, card, d.Name, formatAudioRates(d.Rates, d.RatesError))
 		}
 		fmt.Fprintln(tw)
 	}

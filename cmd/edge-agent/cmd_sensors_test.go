@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +18,21 @@ import (
 	"github.com/edge-agent/edge-agent/sensors/serial"
 	"github.com/edge-agent/edge-agent/sensors/v4l2"
 )
+
+// fakeProc is a /proc whose device tree names a Raspberry Pi 4.
+func fakeProc(t *testing.T) string {
+	t.Helper()
+	proc := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(proc, "device-tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "device-tree", "model"), []byte(pi4Model+"\x00"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	return proc
+}
+
+const pi4Model = "Raspberry Pi 4 Model B Rev 1.4"
 
 // fakeBoard builds a sysfs tree with one accelerometer and a /dev with one
 // node named like a camera that is not a V4L2 device (a regular file).
@@ -50,8 +66,9 @@ func testDiscoverers(audioErr error) discoverers {
 			if audioErr != nil {
 				return nil, audioErr
 			}
-			return []audio.Device{{ID: "hw:Device,0", Name: "USB Audio", Card: 1, CardID: "Device", CardName: "USB PnP Sound Device", PCM: 0},
-				{ID: "null", Name: "Discard all samples", Card: -1, PCM: -1}}, nil
+			return []audio.Device{{ID: "hw:Device,0", Name: "USB Audio", Card: 1, CardID: "Device", CardName: "USB PnP Sound Device", PCM: 0, Rates: []int{44100, 48000}},
+				{ID: "null", Name: "Discard all samples", Card: -1, PCM: -1, Rates: []int{8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000, 352800, 384000}},
+				{ID: "hw:Loopback,1", Name: "Loopback PCM", Card: 2, CardID: "Loopback", CardName: "Loopback", PCM: 1, RatesError: "busy (another program, or the running agent, captures from it)"}}, nil
 		},
 		serial: func() ([]serial.Port, error) {
 			return []serial.Port{{Path: "/dev/ttyACM0", Description: "2341:0043 Arduino Uno"}}, nil
@@ -63,7 +80,7 @@ func TestSensorsJSON(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	sys, dev := fakeBoard(t)
 	var o, e bytes.Buffer
-	if code := runSensors(context.Background(), []string{"-json", "-sys-root", sys, "-dev-root", dev}, &o, &e, testDiscoverers(nil)); code != 0 {
+	if code := runSensors(context.Background(), []string{"-json", "-sys-root", sys, "-dev-root", dev, "-proc-root", fakeProc(t)}, &o, &e, testDiscoverers(nil)); code != 0 {
 		t.Fatalf("exit %d: %s", code, e.String())
 	}
 	var inv inventory
@@ -76,12 +93,19 @@ func TestSensorsJSON(t *testing.T) {
 	if len(inv.Video) != 1 || inv.Video[0].Path != filepath.Join(dev, "video0") || inv.Video[0].Error == "" {
 		t.Errorf("video = %+v (a non-V4L2 node must be listed with its error)", inv.Video)
 	}
-	if len(inv.Audio) != 2 || inv.Audio[0].ID != "hw:Device,0" || inv.Audio[0].Card == nil || *inv.Audio[0].Card != 1 ||
+	if len(inv.Audio) != 3 || inv.Audio[0].ID != "hw:Device,0" || inv.Audio[0].Card == nil || *inv.Audio[0].Card != 1 ||
 		inv.Audio[0].CardID != "Device" || inv.Audio[0].Device == nil || *inv.Audio[0].Device != 0 ||
 		inv.Audio[1].ID != "null" || inv.Audio[1].Card != nil || len(inv.Serial) != 1 {
 		t.Errorf("audio %+v serial %+v", inv.Audio, inv.Serial)
 	}
-	for _, key := range []string{`"sampling_frequency"`, `"channels"`, `"path"`} {
+	if inv.Model != pi4Model {
+		t.Errorf("model %q, want %q", inv.Model, pi4Model)
+	}
+	if len(inv.Audio) == 3 && (!slices.Equal(inv.Audio[0].Rates, []int{44100, 48000}) || inv.Audio[0].RatesError != "" ||
+		inv.Audio[2].Rates != nil || !strings.HasPrefix(inv.Audio[2].RatesError, "busy")) {
+		t.Errorf("rates: %+v", inv.Audio)
+	}
+	for _, key := range []string{`"sampling_frequency"`, `"channels"`, `"path"`, `"model"`, `"rates": [`, `"rates_error"`} {
 		if !strings.Contains(o.String(), key) {
 			t.Errorf("JSON lacks %s", key)
 		}
@@ -97,7 +121,9 @@ func TestSensorsTable(t *testing.T) {
 		audioErr error
 		want     []string
 	}{
-		{name: "full board", dev: "", want: []string{"IIO devices", "mpu6050", "accel_x", "50 100 200", "hw:Device,0  1 [Device] USB PnP Sound Device  USB Audio", "Discard all samples", "/dev/ttyACM0", "(none found)"}},
+		{name: "full board", dev: "", want: []string{"Board: " + pi4Model + "\n", "IIO devices", "mpu6050", "accel_x", "50 100 200",
+			"hw:Device,0    1 [Device] USB PnP Sound Device  USB Audio            44100 48000\n", "RATES Hz", "Discard all samples  8000…384000 (14 rates)",
+			"hw:Loopback,1  2 [Loopback] Loopback            Loopback PCM         ? (busy", "/dev/ttyACM0", "(none found)"}},
 		{name: "no audio", dev: "", audioErr: errors.New("microphone support not compiled in"), want: []string{"unavailable: microphone support not compiled in", "mpu6050"}},
 	}
 	for _, tc := range tests {
@@ -107,7 +133,7 @@ func TestSensorsTable(t *testing.T) {
 			if dev == "" {
 				dev = t.TempDir() // no video nodes
 			}
-			if code := runSensors(context.Background(), []string{"-sys-root", sys, "-dev-root", dev}, &o, &e, testDiscoverers(tc.audioErr)); code != 0 {
+			if code := runSensors(context.Background(), []string{"-sys-root", sys, "-dev-root", dev, "-proc-root", fakeProc(t)}, &o, &e, testDiscoverers(tc.audioErr)); code != 0 {
 				t.Fatalf("exit %d: %s", code, e.String())
 			}
 			for _, w := range tc.want {

@@ -97,7 +97,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFatal
 	}
-	cfg.Resolve("/proc")
+	cfg.Resolve(config.HostMachine(log))
 	fmt.Fprintf(stdout, "edge-agent demo: status page http://%s/  (config: %s)\n", ln.Addr(), path)
 	for _, s := range clouds.Services {
 		b, _ := json.Marshal(s.URLs())

@@ -98,6 +98,38 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
+// TestVersionOutput: `edge-agent version` prints one line per fact, in this
+// order, the board's device-tree model among them (without the NUL the
+// kernel keeps), or says there is none.
+func TestVersionOutput(t *testing.T) {
+	noTree := t.TempDir()
+	tests := []struct {
+		name, proc, board string
+	}{
+		{"raspberry pi", fakeProc(t), regexp.QuoteMeta(pi4Model)},
+		{"no device tree", noTree, regexp.QuoteMeta("unknown (no " + filepath.Join(noTree, "device-tree", "model") + ")")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := run(t, "version", "-proc-root", tt.proc)
+			want := []string{`edge-agent \S+`, `commit:     \S+`, `go:         go\S+`, `platform:   linux/\w+( \(GOARM=\S+\))?`,
+				`board:      ` + tt.board, `microphone: (yes|no) .+`}
+			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			if code != 0 || len(lines) != len(want) {
+				t.Fatalf("exit %d, %d lines, want %d:\n%s", code, len(lines), len(want), out)
+			}
+			for i, w := range want {
+				if !regexp.MustCompile("^" + w + "$").MatchString(lines[i]) {
+					t.Errorf("line %d = %q, want %s", i+1, lines[i], w)
+				}
+			}
+		})
+	}
+	if code, out := run(t, "version", "-no-such-flag"); code != 2 {
+		t.Errorf("unknown flag: exit %d\n%s", code, out)
+	}
+}
+
 // TestDemoEndToEnd runs `edge-agent demo` as a real process under a fake
 // systemd: it must notify READY=1 and WATCHDOG=1, serve /status listing the
 // synthetic sensors, and exit 0 within 5 s of SIGTERM with STOPPING=1.

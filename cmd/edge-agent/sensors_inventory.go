@@ -16,6 +16,8 @@ import (
 // error so one unavailable subsystem (no ALSA, no /dev/video*) does not hide
 // the others. JSON names are snake_case like the config.
 type inventory struct {
+	// Model is the board's device-tree model; absent without one.
+	Model       string        `json:"model,omitempty"`
 	IIO         []iioEntry    `json:"iio"`
 	IIOError    string        `json:"iio_error,omitempty"`
 	Video       []v4l2.Device `json:"video"`
@@ -38,14 +40,19 @@ type iioEntry struct {
 
 // audioEntry is one ALSA capture device: id is what microphone.device
 // takes (hw:CARD,DEV for a card's device); the card fields are absent for
-// PCMs that are not one card's device ("null", "pulse").
+// PCMs that are not one card's device ("null", "pulse"). rates are the
+// sample rates it offers (the microphone captures at one of them and
+// converts to microphone.sample_rate); rates_error says why they are
+// unknown (busy: something captures from it).
 type audioEntry struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Card     *int   `json:"card,omitempty"`
-	CardID   string `json:"card_id,omitempty"`
-	CardName string `json:"card_name,omitempty"`
-	Device   *int   `json:"device,omitempty"`
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Card       *int   `json:"card,omitempty"`
+	CardID     string `json:"card_id,omitempty"`
+	CardName   string `json:"card_name,omitempty"`
+	Device     *int   `json:"device,omitempty"`
+	Rates      []int  `json:"rates,omitempty"`
+	RatesError string `json:"rates_error,omitempty"`
 }
 
 type serialEntry struct {
@@ -85,7 +92,7 @@ func takeInventory(d discoverers, sysRoot, devRoot string) inventory {
 		inv.AudioError = err.Error()
 	} else {
 		for _, x := range devs {
-			e := audioEntry{ID: x.ID, Name: x.Name}
+			e := audioEntry{ID: x.ID, Name: x.Name, Rates: x.Rates, RatesError: x.RatesError}
 			if x.Card >= 0 {
 				e.Card, e.CardID, e.CardName, e.Device = &x.Card, x.CardID, x.CardName, &x.PCM
 			}
@@ -113,6 +120,24 @@ func takeInventory(d discoverers, sysRoot, devRoot string) inventory {
 		inv.Serial = []serialEntry{}
 	}
 	return inv
+}
+
+// formatAudioRates shows a device's rates in Hz; a device that takes any
+// rate (a software PCM) lists fourteen, shown as their range.
+func formatAudioRates(rates []int, errText string) string {
+	switch {
+	case errText != "":
+		return "? (" + errText + ")"
+	case len(rates) == 0:
+		return "-"
+	case len(rates) > 6:
+		return fmt.Sprintf("%d…%d (%d rates)", rates[0], rates[len(rates)-1], len(rates))
+	}
+	s := make([]string, len(rates))
+	for i, r := range rates {
+		s[i] = strconv.Itoa(r)
+	}
+	return strings.Join(s, " ")
 }
 
 func formatRates(v []float64) string {

@@ -32,6 +32,14 @@ type Device struct {
 	CardID, CardName string
 	// PCM is the device number on the card (the DEV of hw:CARD,DEV).
 	PCM int
+	// Rates are the sample rates in Hz the device offers, ascending, as
+	// ALSA answers when the device is opened and asked (a USB microphone's
+	// hw: device often offers only 44100 and 48000; the microphone captures
+	// at one it offers and converts). Empty when it could not be asked, and
+	// RatesError says why: usually busy, because another program or the
+	// running agent captures from it.
+	Rates      []int
+	RatesError string
 }
 
 // ErrNotCompiled is returned by every microphone entry point in builds

@@ -3,7 +3,9 @@
 package audio
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gen2brain/malgo"
@@ -11,7 +13,8 @@ import (
 
 // ListCaptureDevices lists the capture devices: each sound card's capture
 // devices from /proc/asound as hw:CARD,DEV, then the other PCMs ALSA's
-// configuration offers for capture ("null", "pulse", …). Only the ALSA
+// configuration offers for capture ("null", "pulse", …), each with the rates
+// it offers (which takes opening it: a device in use says busy). Only the ALSA
 // backend is asked, so a board without libasound gets an error instead of
 // miniaudio's null device. Safe to call concurrently (each call has its own
 // context).
@@ -36,7 +39,75 @@ func listCaptureDevices(procRoot string, backends []malgo.Backend) ([]Device, er
 	if err != nil {
 		return nil, fmt.Errorf("list capture devices: %w", err)
 	}
-	return append(cardDevices(cards), pcms...), nil
+	devs := cardDevices(cards)
+	cardRates(devs, backends)
+	return append(devs, pcms...), nil
+}
+
+// cardRates asks each card device which rates it offers. miniaudio answers
+// only for a device its enumeration lists, by the name it lists it under:
+// its default enumeration names a card's device ":N,D" and opens that
+// through dsnoop first, whose rate is dsnoop's setting, not the device's; its
+// verbose enumeration lists ALSA's own hint names, hw:CARD=ID,DEV=N among
+// them, which open the device itself (as hw:ID,N, what the microphone opens).
+func cardRates(devs []Device, backends []malgo.Backend) {
+	if len(devs) == 0 {
+		return
+	}
+	mctx, err := malgo.InitContext(backends, malgo.ContextConfig{Alsa: malgo.AlsaContextConfig{UseVerboseDeviceEnumeration: 1}}, nil)
+	if err != nil {
+		for i := range devs {
+			devs[i].RatesError = "init audio context: " + err.Error()
+		}
+		return
+	}
+	defer func() {
+		_ = mctx.Uninit()
+		mctx.Free()
+	}()
+	for i := range devs {
+		id, err := alsaDeviceID(fmt.Sprintf("hw:CARD=%s,DEV=%d", devs[i].CardID, devs[i].PCM))
+		if err != nil {
+			devs[i].RatesError = err.Error()
+			continue
+		}
+		devs[i].Rates, devs[i].RatesError = deviceRates(mctx.Context, id)
+	}
+}
+
+// deviceRates opens the capture device id (not blocking: ALSA opens hw
+// devices non-blocking by default, so a busy one fails at once) and returns
+// the distinct rates of its native formats, ascending, or why it could not.
+func deviceRates(mctx malgo.Context, id malgo.DeviceID) ([]int, string) {
+	info, err := mctx.DeviceInfo(malgo.Capture, id, malgo.Shared)
+	if err != nil {
+		return nil, describeOpenError(err)
+	}
+	return distinctRates(info.Formats), ""
+}
+
+// describeOpenError says why a device could not be asked for its rates in
+// the words a user acts on.
+func describeOpenError(err error) string {
+	if errors.Is(err, malgo.ErrBusy) {
+		return "busy (another program, or the running agent, captures from it)"
+	}
+	return err.Error()
+}
+
+// distinctRates returns the rates of formats, each once, ascending; a format
+// with rate 0 (miniaudio's "any rate", the null backend's) adds none.
+func distinctRates(formats []malgo.DataFormat) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, f := range formats {
+		if r := int(f.SampleRate); r > 0 && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // configuredPCMs lists the capture PCMs from ALSA's name hints that are not
@@ -55,7 +126,9 @@ func configuredPCMs(mctx malgo.Context) ([]Device, error) {
 		if strings.HasPrefix(id, ":") {
 			continue
 		}
-		out = append(out, Device{ID: id, Name: infos[i].Name(), Card: -1, PCM: -1})
+		d := Device{ID: id, Name: infos[i].Name(), Card: -1, PCM: -1}
+		d.Rates, d.RatesError = deviceRates(mctx, infos[i].ID)
+		out = append(out, d)
 	}
 	return out, nil
 }
