@@ -309,7 +309,7 @@ func (a *Agent) Healthy() error {
 // Snapshot returns the current /status document.
 func (a *Agent) Snapshot() status.Snapshot {
 	s := status.Snapshot{
-		Device:  status.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type},
+		Device:  status.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type, Model: a.cfg.Device.Model},
 		Version: a.opts.Version, Started: a.started,
 		Links: []status.LinkStatus{}, Sensors: []status.SensorStatus{},
 	}
@@ -343,6 +343,12 @@ func (a *Agent) Snapshot() status.Snapshot {
 		s.Sensors = append(s.Sensors, status.SensorStatus{Name: h.Name, Kind: h.Kind, Class: h.Class,
 			State: h.State, Subscribers: h.Subscribers, Samples: h.Samples, Dropped: h.Dropped,
 			Restarts: h.Restarts, LastError: h.LastError, LastSample: h.LastSample})
+	}
+	// A microphone's native rate is known once its device is open.
+	for i := range s.Sensors {
+		if info, ok := a.hub.Info(s.Sensors[i].Name); ok {
+			s.Sensors[i].NativeRate = info.NativeRate
+		}
 	}
 	return s
 }

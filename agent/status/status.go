@@ -42,11 +42,14 @@ type Snapshot struct {
 	Sensors []SensorStatus `json:"sensors"`
 }
 
-// Device is the board identity.
+// Device is the board identity. Model is the device-tree model ("Raspberry
+// Pi 4 Model B Rev 1.4"), absent on a board without one; Type is what Edge
+// Impulse is told (deviceType).
 type Device struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	Type string `json:"type"`
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Model string `json:"model,omitempty"`
 }
 
 // LinkStatus is one link. State is connecting|up|backoff|stopped|failed.
@@ -86,6 +89,10 @@ type SensorStatus struct {
 	Restarts    uint64    `json:"restarts"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastSample  time.Time `json:"last_sample,omitzero"`
+	// NativeRate is the rate a microphone really captures at, its
+	// device's own, which it converts to the sensor's rate; absent for
+	// other sensors and until the device is open.
+	NativeRate float64 `json:"native_rate,omitempty"`
 }
 
 // LinkStates lists the states in the contract's order.
@@ -229,7 +236,7 @@ table{border-collapse:collapse;margin-bottom:1.5em}td,th{padding:.3em .8em;borde
 small{color:#666}
 </style></head><body>
 <h1>edge-agent <small>{{.Version}}</small></h1>
-<p>Device <b>{{.Device.Name}}</b> · id {{.Device.ID}} · type {{.Device.Type}} · started {{ago .Started}}</p>
+<p>Device <b>{{.Device.Name}}</b> · id {{.Device.ID}} · type {{.Device.Type}}{{with .Device.Model}} · {{.}}{{end}} · started {{ago .Started}}</p>
 <h2>Links</h2>
 <table><tr><th>name</th><th>kind</th><th>state</th><th>since</th><th>reconnects</th><th>in / out</th><th>spool</th><th>details</th><th>last error</th></tr>
 {{range .Links}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td class="{{.State}}">{{.State}}</td><td>{{ago .Since}}</td><td>{{.Reconnects}}</td>
@@ -239,7 +246,7 @@ small{color:#666}
 </table>
 <h2>Sensors</h2>
 <table><tr><th>name</th><th>kind</th><th>class</th><th>state</th><th>subscribers</th><th>samples</th><th>dropped</th><th>last sample</th><th>last error</th></tr>
-{{range .Sensors}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Class}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Subscribers}}</td>
+{{range .Sensors}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Class}}{{with .NativeRate}} · {{.}} Hz native{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Subscribers}}</td>
 <td>{{.Samples}}</td><td>{{.Dropped}}</td><td>{{ago .LastSample}}</td><td>{{.LastError}}</td></tr>
 {{else}}<tr><td colspan="9">no sensors configured</td></tr>{{end}}
 </table>
