@@ -13,8 +13,9 @@ import (
 // polls come at most every 4 s.
 const pollShare = 0.5
 
-// pollPace chooses the message poll's interval. Nothing is pushed by the
-// server (§6.1), so a command waits for the next poll: up to poll (10 s by
+// pollPace chooses the message poll's interval
+// (docs/protocols/camera-server.md §6.4). Nothing is pushed by the server
+// (§6.1), so a command waits for the next poll: up to poll (10 s by
 // default; the real server showed 4 to 9 s from a viewer's message to the
 // record). A viewer that sends one command usually sends more (a snapshot
 // after a status, stream_stop after stream_start), so for poll_fast_for
