@@ -340,9 +340,13 @@ func (a *Agent) Snapshot() status.Snapshot {
 		s.Links = append(s.Links, ls)
 	}
 	for _, h := range a.hub.Stats() {
-		s.Sensors = append(s.Sensors, status.SensorStatus{Name: h.Name, Kind: h.Kind, Class: h.Class,
+		ss := status.SensorStatus{Name: h.Name, Kind: h.Kind, Class: h.Class,
 			State: h.State, Subscribers: h.Subscribers, Samples: h.Samples, Dropped: h.Dropped,
-			Restarts: h.Restarts, LastError: h.LastError, LastSample: h.LastSample})
+			Restarts: h.Restarts, LastError: h.LastError, LastSample: h.LastSample, Stalls: h.Stalls}
+		if !h.LastStall.At.IsZero() {
+			ss.LastStall = &status.StallStatus{At: h.LastStall.At, Reason: h.LastStall.Reason}
+		}
+		s.Sensors = append(s.Sensors, ss)
 	}
 	// A microphone's native rate is known once its device is open.
 	for i := range s.Sensors {

@@ -9,10 +9,16 @@
 // for it. Delivery never blocks the pump: each subscriber has a
 // bounded queue with its own drop policy and drop counter, so one slow link
 // cannot stall another.
+//
+// A source that delivers at a steady rate while it works (a camera, an
+// encoder) says how long it may stay silent by implementing Watched; the
+// feed's watchdog ends a run that outlasts that and restarts it like a
+// failed one, so a capture that stops after hours comes back by itself.
 package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -38,6 +44,25 @@ type Options struct {
 	// subscribers. Zero fields take retry.DefaultPolicy with Min 500ms, Max 30s.
 	Restart retry.Policy
 	Clock   clock.Clock
+}
+
+// Watched is implemented by sources whose silence means they are stuck: a
+// camera or an encoder delivers at its frame rate while it works, so a run
+// with no first sample (a USB camera that never starts streaming, an
+// encoder that hangs at start-up) or none for a while after it (a wedged
+// UVC camera, rpicam-vid that stops writing but does not exit) will not
+// recover by waiting. The hub's watchdog ends such a run and restarts the
+// source with the usual backoff, counting it in Stat.Stalls. Sources that
+// are silent by nature (a motion sensor that reports on change, a serial
+// board that pauses) do not implement it.
+//
+// StallTimeouts returns how long a run may take to its first sample and how
+// long it may then go without one; zero turns that check off. The feed asks
+// at the start of each run and again after the run's first sample, when a
+// source that refines its rate on open knows the real one. It may be called
+// concurrently with Run.
+type Watched interface {
+	StallTimeouts() (firstSample, stall time.Duration)
 }
 
 // Hub is the sensor multiplexer.
@@ -173,9 +198,17 @@ type Stat struct {
 	Subscribers int
 	Samples     uint64 // delivered by the source since the agent started
 	Dropped     uint64 // lost to full subscriber queues (summed over subscribers, past and present)
-	Restarts    uint64
+	Restarts    uint64 // runs that failed or stalled and were started again (stalls included)
+	Stalls      uint64 // runs the watchdog ended (see Watched)
+	LastStall   Stall  // the most recent of them; zero when none
 	LastError   string
 	LastSample  time.Time
+}
+
+// Stall is one run the watchdog ended: when, and what it waited for.
+type Stall struct {
+	At     time.Time // on the hub's clock
+	Reason string    // e.g. "no sample for 3s (after 1200 in this run)"
 }
 
 // Stats returns a snapshot of every sensor's counters.
@@ -194,7 +227,7 @@ func (h *Hub) Stats() []Stat {
 		st := Stat{
 			Name: f.name, Kind: info.Kind, Class: info.Class.String(), State: f.state,
 			Subscribers: len(f.subs), Samples: f.samples.Load(), Restarts: f.restarts,
-			LastError: f.lastErr, Dropped: f.droppedGone,
+			Stalls: f.stalls, LastStall: f.lastStall, LastError: f.lastErr, Dropped: f.droppedGone,
 		}
 		for s := range f.subs {
 			st.Dropped += s.dropped.Load()
@@ -250,6 +283,8 @@ type feed struct {
 	state       string
 	lastErr     string
 	restarts    uint64
+	stalls      uint64
+	lastStall   Stall
 	droppedGone uint64        // drops of subscribers that already left
 	want        bool          // the source should run (the feed has subscribers)
 	cancel      func()        // stops the current pump; nil when none runs
@@ -349,11 +384,21 @@ func (f *feed) pump(ctx context.Context) {
 		if err == nil {
 			err = fmt.Errorf("source returned without error before it was stopped")
 		}
+		var stall *stallError
+		stalled := errors.As(err, &stall)
 		f.mu.Lock()
 		f.state, f.lastErr = StateError, err.Error()
 		f.restarts++
+		if stalled {
+			f.stalls++
+			f.lastStall = Stall{At: stall.at, Reason: stall.reason}
+		}
 		f.mu.Unlock()
-		log.Warn("sensor failed; restarting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		if stalled {
+			log.Warn("sensor stalled; restarting", "reason", stall.reason, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			log.Warn("sensor failed; restarting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		}
 		if f.hub.clk.Sleep(ctx, wait) != nil {
 			return
 		}
@@ -363,17 +408,29 @@ func (f *feed) pump(ctx context.Context) {
 	}
 }
 
-// runOnce runs the source once and forwards its samples.
+// runOnce runs the source once and forwards its samples. When the watchdog
+// finds the run silent it cancels the source, waits for Run to return, and
+// returns a *stallError.
 func (f *feed) runOnce(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := make(chan sensors.Sample, 64)
 	errc := make(chan error, 1)
 	go func() { errc <- f.src.Run(ctx, ch) }()
+	wd := newWatchdog(f.src, f.hub.clk)
+	defer wd.stop()
+	var stalled error
 	for {
 		select {
 		case s := <-ch:
 			f.deliver(s)
+			wd.sample()
+		case <-wd.C():
+			if err := wd.expired(); err != nil {
+				stalled = err
+				wd.stop()
+				cancel()
+			}
 		case err := <-errc:
 			// Drain what the source managed to send before it returned.
 			for {
@@ -381,11 +438,96 @@ func (f *feed) runOnce(ctx context.Context) error {
 				case s := <-ch:
 					f.deliver(s)
 				default:
+					if stalled != nil {
+						return stalled // Run saw only the cancel; the stall is why
+					}
 					return err
 				}
 			}
 		}
 	}
+}
+
+// stallError ends a run the watchdog found silent.
+type stallError struct {
+	at     time.Time
+	reason string
+}
+
+func (e *stallError) Error() string { return "stalled: " + e.reason }
+
+// watchdog watches one run of a Watched source. One timer is armed at a
+// time, for the earliest moment the run could count as stalled; a sample
+// only records the time, and a timer that fires after samples came is armed
+// again for the rest, so a 30 fps camera costs one timer per stall period
+// rather than one per frame. The timers run on the hub's clock.
+//
+// Concurrency: used by runOnce's goroutine only. A source that is not
+// Watched gets a watchdog whose C is nil and never fires.
+type watchdog struct {
+	src   Watched // nil: not watched
+	clk   clock.Clock
+	timer *clock.Timer
+
+	first, stall time.Duration
+	last         time.Time // when the newest sample arrived
+	n            uint64    // samples in this run
+}
+
+func newWatchdog(src sensors.Source, clk clock.Clock) *watchdog {
+	w := &watchdog{clk: clk, timer: clock.NewTimer(clk)}
+	if ws, ok := src.(Watched); ok {
+		w.src = ws
+		w.first, w.stall = ws.StallTimeouts()
+		if w.first > 0 {
+			w.timer.Reset(w.first)
+		}
+	}
+	return w
+}
+
+// C fires when the run may have stalled; expired says whether it has.
+func (w *watchdog) C() <-chan time.Time { return w.timer.C() }
+
+// sample records a delivered sample. The first one switches the timer from
+// the first-sample timeout to the stall timeout, asked for again because
+// the source may know its real rate by now.
+func (w *watchdog) sample() {
+	if w.src == nil {
+		return
+	}
+	w.n++
+	w.last = w.clk.Now()
+	if w.n > 1 {
+		return
+	}
+	_, w.stall = w.src.StallTimeouts()
+	w.timer.Stop()
+	if w.stall > 0 {
+		w.timer.Reset(w.stall)
+	}
+}
+
+// expired is called when C fired: it returns the stall, or arms the timer
+// for the rest of the stall timeout counted from the newest sample.
+func (w *watchdog) expired() error {
+	now := w.clk.Now()
+	if w.n == 0 {
+		return &stallError{at: now, reason: fmt.Sprintf("no sample in the first %s", w.first)}
+	}
+	silent := now.Sub(w.last)
+	if silent >= w.stall {
+		return &stallError{at: now, reason: fmt.Sprintf("no sample for %s (after %d in this run)", w.stall, w.n)}
+	}
+	w.timer.Reset(w.stall - silent)
+	return nil
+}
+
+// stop disarms the watchdog for the rest of the run: once it has fired, a
+// late sample from the cancelled source must not arm it again.
+func (w *watchdog) stop() {
+	w.timer.Stop()
+	w.src = nil
 }
 
 func (f *feed) deliver(s sensors.Sample) {

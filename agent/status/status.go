@@ -93,6 +93,17 @@ type SensorStatus struct {
 	// device's own, which it converts to the sensor's rate; absent for
 	// other sensors and until the device is open.
 	NativeRate float64 `json:"native_rate,omitempty"`
+	// Stalls counts the restarts that were stalls: the hub's watchdog
+	// ended a run that went silent (no first frame, or none for the
+	// sensor's stall timeout). LastStall is the most recent.
+	Stalls    uint64       `json:"stalls"`
+	LastStall *StallStatus `json:"last_stall,omitempty"`
+}
+
+// StallStatus is one stall: when the watchdog ended the run, and why.
+type StallStatus struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 // LinkStates lists the states in the contract's order.
@@ -245,10 +256,10 @@ small{color:#666}
 {{else}}<tr><td colspan="9">no links configured</td></tr>{{end}}
 </table>
 <h2>Sensors</h2>
-<table><tr><th>name</th><th>kind</th><th>class</th><th>state</th><th>subscribers</th><th>samples</th><th>dropped</th><th>last sample</th><th>last error</th></tr>
+<table><tr><th>name</th><th>kind</th><th>class</th><th>state</th><th>subscribers</th><th>samples</th><th>dropped</th><th>restarts</th><th>last sample</th><th>last error</th></tr>
 {{range .Sensors}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Class}}{{with .NativeRate}} · {{.}} Hz native{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Subscribers}}</td>
-<td>{{.Samples}}</td><td>{{.Dropped}}</td><td>{{ago .LastSample}}</td><td>{{.LastError}}</td></tr>
-{{else}}<tr><td colspan="9">no sensors configured</td></tr>{{end}}
+<td>{{.Samples}}</td><td>{{.Dropped}}</td><td>{{.Restarts}}{{with .LastStall}} · stalled {{ago .At}}: {{.Reason}}{{end}}</td><td>{{ago .LastSample}}</td><td>{{.LastError}}</td></tr>
+{{else}}<tr><td colspan="10">no sensors configured</td></tr>{{end}}
 </table>
 <p><a href="/status">/status</a> · <a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a></p>
 </body></html>
@@ -280,14 +291,15 @@ var (
 	descSamples     = prometheus.NewDesc("edge_agent_sensor_samples_total", "Samples (rows, blocks, frames) produced by the sensor.", []string{"sensor", "kind"}, nil)
 	descDropped     = prometheus.NewDesc("edge_agent_sensor_dropped_total", "Samples lost to full subscriber queues.", []string{"sensor", "kind"}, nil)
 	descSubscribers = prometheus.NewDesc("edge_agent_sensor_subscribers", "Current subscribers of the sensor.", []string{"sensor", "kind"}, nil)
-	descRestarts    = prometheus.NewDesc("edge_agent_sensor_restarts_total", "Times the sensor's source failed and was restarted.", []string{"sensor", "kind"}, nil)
+	descRestarts    = prometheus.NewDesc("edge_agent_sensor_restarts_total", "Times the sensor's source failed or stalled and was restarted.", []string{"sensor", "kind"}, nil)
+	descStalls      = prometheus.NewDesc("edge_agent_sensor_stalls_total", "Times the sensor went silent (no first sample, or none for its stall timeout) and was restarted.", []string{"sensor", "kind"}, nil)
 	descBuild       = prometheus.NewDesc("edge_agent_build_info", "Agent version.", []string{"version"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkState, descReconnects, descBytesIn, descBytesOut, descMsgsIn,
 		descMsgsOut, descDetail, descSpoolItems, descSpoolBytes, descSpoolRef, descSpoolDel, descSpoolRej,
-		descSamples, descDropped, descSubscribers, descRestarts, descBuild} {
+		descSamples, descDropped, descSubscribers, descRestarts, descStalls, descBuild} {
 		ch <- d
 	}
 }
@@ -330,5 +342,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, float64(x.Dropped), x.Name, x.Kind)
 		gauge(descSubscribers, float64(x.Subscribers), x.Name, x.Kind)
 		counter(descRestarts, float64(x.Restarts), x.Name, x.Kind)
+		counter(descStalls, float64(x.Stalls), x.Name, x.Kind)
 	}
 }

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,8 +28,8 @@ var ErrExited = errors.New("command exited")
 
 // Source runs the command while the hub has subscribers.
 //
-// Concurrency: the hub calls Run one at a time; Info may be called at any
-// time. Source does not implement sensors.KeyframeRequester (see the
+// Concurrency: the hub calls Run one at a time; Info and StallTimeouts may
+// be called at any time. Source does not implement sensors.KeyframeRequester (see the
 // package comment).
 type Source struct {
 	name string
@@ -57,6 +58,19 @@ func NewSource(name string, cfg Config, env sensors.Env) *Source {
 
 // Info describes the sensor; it never changes.
 func (s *Source) Info() sensors.Info { return s.info }
+
+// StallTimeouts gives the hub's watchdog (agent/hub.Watched) the configured
+// first-frame and stall timeouts, the stall one stretched to three frame
+// intervals for a command slower than one frame a second (PCM counts in
+// 20 ms blocks, so 3 s always covers it). Zero fields take the defaults.
+func (s *Source) StallTimeouts() (firstFrame, stall time.Duration) {
+	first := cmp.Or(s.cfg.FirstFrameTimeout.D(), DefaultFirstFrameTimeout)
+	stall = cmp.Or(s.cfg.StallTimeout.D(), DefaultStallTimeout)
+	if s.cfg.Output != "pcm" && s.cfg.Rate > 0 {
+		stall = max(stall, time.Duration(3*float64(time.Second)/s.cfg.Rate))
+	}
+	return first, stall
+}
 
 // Run starts the command and turns its stdout into samples until ctx ends
 // (the command is stopped, Run returns nil) or the command exits or writes

@@ -9,9 +9,11 @@
 package v4l2
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -24,7 +26,22 @@ type Config struct {
 	Width  int     `yaml:"width"`  // frame width; 0 picks the size nearest 640x480
 	Height int     `yaml:"height"` // frame height; 0 picks the size nearest 640x480
 	FPS    float64 `yaml:"fps"`    // frames per second asked of the camera
+	// FirstFrameTimeout is how long the camera may take from being opened to
+	// its first frame before the agent closes it and opens it again (with
+	// backoff); a USB camera can take a few seconds to start streaming.
+	FirstFrameTimeout conf.Duration `yaml:"first_frame_timeout"`
+	// StallTimeout is how long the camera may go without a frame, once it
+	// has sent one, before the agent closes it and opens it again: a UVC
+	// camera that wedges keeps its node and never reports an error. At
+	// least three frame intervals at the camera's real rate are allowed.
+	StallTimeout conf.Duration `yaml:"stall_timeout"`
 }
+
+// Default watchdog timeouts (Config.FirstFrameTimeout, Config.StallTimeout).
+const (
+	DefaultFirstFrameTimeout = 10 * time.Second
+	DefaultStallTimeout      = 3 * time.Second
+)
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
@@ -37,6 +54,8 @@ func (c *Config) SetDefaults() {
 	if c.FPS == 0 {
 		c.FPS = 15
 	}
+	c.FirstFrameTimeout = cmp.Or(c.FirstFrameTimeout, conf.Duration(DefaultFirstFrameTimeout))
+	c.StallTimeout = cmp.Or(c.StallTimeout, conf.Duration(DefaultStallTimeout))
 }
 
 // Validate records every problem with the block.

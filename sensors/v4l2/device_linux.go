@@ -20,14 +20,12 @@ import (
 // driver always has one to fill while the agent copies another out.
 const bufferCount = 4
 
-// noFrameTimeout is how long a streaming camera may stay silent before Run
-// reports it as failed (a UVC camera that wedged, a cable that came loose
-// without a disconnect).
-const noFrameTimeout = 10 * time.Second
-
 // silenceCheck is how long Run waits for a frame before it checks that the
 // device still exists: a driver that unregisters its node does not always
 // wake a waiting poll, but every ioctl on the node then fails with ENODEV.
+// A camera that is still there but sends nothing (a UVC camera that
+// wedged) is not Run's to judge: the hub's watchdog ends the run after the
+// sensor's stall_timeout (Source.StallTimeouts).
 const silenceCheck = time.Second
 
 // commonSizes are offered for cameras that describe their sizes as a
@@ -165,7 +163,6 @@ func (d *device) Run(ctx context.Context, out chan<- Frame) (err error) {
 
 	fds := []unix.PollFd{{Fd: int32(d.vd.Fd()), Events: unix.POLLIN}, {Fd: int32(w.fd), Events: unix.POLLIN}}
 	var seq uint64
-	last := time.Now()
 	for {
 		fds[0].Revents, fds[1].Revents = 0, 0
 		n, err := unix.Poll(fds, int(silenceCheck/time.Millisecond))
@@ -181,9 +178,6 @@ func (d *device) Run(ctx context.Context, out chan<- Frame) (err error) {
 		if n == 0 {
 			if _, err := d.vd.QueryCap(); err != nil {
 				return fmt.Errorf("device check: %w", err)
-			}
-			if time.Since(last) > noFrameTimeout {
-				return fmt.Errorf("no frame for %s", noFrameTimeout)
 			}
 			continue
 		}
@@ -209,7 +203,6 @@ func (d *device) Run(ctx context.Context, out chan<- Frame) (err error) {
 		if err := d.vd.Requeue(buf.Index); err != nil {
 			return fmt.Errorf("requeue: %w", err)
 		}
-		last = fr.Time
 		if len(fr.Data) == 0 && !fr.Corrupt {
 			continue // UVC hands out empty buffers for dropped transfers
 		}

@@ -1,6 +1,7 @@
 package v4l2
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,10 +21,15 @@ import (
 // re-encode); YUYV frames are JPEG-encoded; H.264 buffers go out as access
 // units with SPS/PPS in front of every keyframe.
 //
+// A camera that stops sending frames without an error (a wedged UVC camera)
+// is the hub's watchdog's to catch: Source implements agent/hub.Watched
+// with the configured first-frame and stall timeouts, and the hub closes
+// and reopens the device.
+//
 // Concurrency: Run is called by the hub, one at a time; it opens the device,
 // and closes it before it returns, so the device is held only while the hub
-// has subscribers. Info and RequestKeyframe may be called from any goroutine
-// at any time.
+// has subscribers. Info, StallTimeouts and RequestKeyframe may be called
+// from any goroutine at any time.
 type Source struct {
 	name string
 	cfg  Config
@@ -72,6 +78,20 @@ func (s *Source) Info() sensors.Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.info
+}
+
+// StallTimeouts gives the hub's watchdog (agent/hub.Watched) the
+// configured first-frame and stall timeouts, the stall one stretched to
+// three frame intervals at the rate in use (the driver's, once the device
+// is open) for a camera slower than one frame a second. Zero fields take
+// the defaults, so a Config built without SetDefaults is watched too.
+func (s *Source) StallTimeouts() (firstFrame, stall time.Duration) {
+	first := cmp.Or(s.cfg.FirstFrameTimeout.D(), DefaultFirstFrameTimeout)
+	stall = cmp.Or(s.cfg.StallTimeout.D(), DefaultStallTimeout)
+	if fps := s.Info().Rate; fps > 0 {
+		stall = max(stall, time.Duration(3*float64(time.Second)/fps))
+	}
+	return first, stall
 }
 
 // BadFrames counts frames dropped because they were not usable (flagged
