@@ -41,17 +41,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	level := new(slog.LevelVar)
-	level.Set(logLevel(cfg.Log))
-	log := newLevelLogger(stderr, cfg.Log.Format, level)
+	log := newLogger(stderr, cfg.Log)
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
 	cfg.Resolve(config.HostMachine(log))
-	applyMemoryLimit(cfg.MemoryLimit, log)
-	opts, stop := reloadOptions(*path, log, level)
-	defer stop()
-	return runAgent(ctx, cfg, log, opts, stderr)
+	return runAgent(ctx, cfg, log, agent.Options{}, stderr)
 }
 
 // runAgent builds and runs the agent until ctx ends.
@@ -146,12 +141,15 @@ func goarm() string {
 	return ""
 }
 
-// newLogger builds the slog logger the config asks for (see
-// newLevelLogger).
+// newLogger builds the slog logger the config asks for.
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	lv := new(slog.LevelVar)
-	lv.Set(logLevel(c))
-	return newLevelLogger(w, c.Format, lv)
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // boardModel is the board's device-tree model for `version` and `sensors`,
