@@ -168,6 +168,24 @@ static void fill_row(const src_t *s, int ci, int y, int cw, int padw, unsigned c
 	for (int x = cw; x < padw; x++) dst[x] = dst[cw - 1];
 }
 
+// deint_yuyv splits one packed YUYV row of w pixels (w even) into its Y,
+// Cb and Cr rows, padded to ypad and cpad samples by repetition.
+static void deint_yuyv(const unsigned char *restrict row, int w, unsigned char *restrict y,
+                       unsigned char *restrict cb, unsigned char *restrict cr, int ypad, int cpad) {
+	int cw = w / 2;
+	for (int x = 0; x < cw; x++) {
+		y[2 * x] = row[4 * x];
+		cb[x] = row[4 * x + 1];
+		y[2 * x + 1] = row[4 * x + 2];
+		cr[x] = row[4 * x + 3];
+	}
+	for (int x = w; x < ypad; x++) y[x] = y[w - 1];
+	for (int x = cw; x < cpad; x++) {
+		cb[x] = cb[cw - 1];
+		cr[x] = cr[cw - 1];
+	}
+}
+
 // encode compresses w x h pixels whose luma is sampled hs x vs times as
 // densely as chroma (ncomp 1: grey). Rows are pointed at in place when the
 // source is planar and wide enough; otherwise they are copied into padded
@@ -218,6 +236,20 @@ static int encode(cj_state *st, const src_t *s, int w, int h, int ncomp, int hs,
 	JSAMPARRAY planes[3] = {r0, r1, r2};
 	while (c->next_scanline < c->image_height) {
 		int mcu = c->next_scanline / (vs * DCTSIZE);
+		if (s->kind == SRC_YUYV) {
+			// One pass over each packed row fills all three planes' rows
+			// (4:2:2 has as many chroma rows as luma rows).
+			for (int r = 0; r < DCTSIZE; r++) {
+				int y = mcu * DCTSIZE + r;
+				if (y >= h) y = h - 1;
+				rp[0][r] = st->scratch + off[0] + (size_t)r * padw[0];
+				rp[1][r] = st->scratch + off[1] + (size_t)r * padw[1];
+				rp[2][r] = st->scratch + off[2] + (size_t)r * padw[2];
+				deint_yuyv(s->p[0] + (size_t)y * s->stride[0], w, rp[0][r], rp[1][r], rp[2][r], padw[0], padw[1]);
+			}
+			jpeg_write_raw_data(c, planes, DCTSIZE);
+			continue;
+		}
 		for (int ci = 0; ci < ncomp; ci++) {
 			for (int r = 0; r < rows[ci]; r++) {
 				int y = mcu * rows[ci] + r;
