@@ -14,12 +14,13 @@ import (
 	"hash/fnv"
 	"image"
 	"image/color"
-	"image/jpeg"
 	"math"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/camjpeg"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -273,6 +274,12 @@ func (a *Audio) Run(ctx context.Context, out chan<- sensors.Sample) error {
 type Camera struct {
 	info sensors.Info
 	cfg  Config
+
+	// mu guards the frame being drawn and the encoder's output buffer,
+	// reused from frame to frame (Frame may be called concurrently).
+	mu  sync.Mutex
+	img *image.YCbCr
+	buf []byte
 }
 
 // NewCamera returns a camera source (default 5 fps).
@@ -294,30 +301,69 @@ var bars = []color.RGBA{
 	{192, 0, 192, 255}, {192, 0, 0, 255}, {0, 0, 192, 255},
 }
 
-// Frame renders frame n as a JPEG.
+// Frame renders frame n as a JPEG (quality 75, 4:2:0). The picture is drawn
+// straight into YCbCr planes, one row of each kind copied down the image,
+// and encoded by camjpeg, so a frame costs the agent little more than its
+// JPEG encode.
 func (c *Camera) Frame(n uint64) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	w, h := c.cfg.Width, c.cfg.Height
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	if c.img == nil {
+		c.img = image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	}
+	m := c.img
 	bw := max(w/len(bars), 1)
 	pos := int(n % uint64(w))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			col := bars[min(x/bw, len(bars)-1)]
-			if y > h*3/4 {
-				col = color.RGBA{16, 16, 16, 255}
-				if x >= pos && x < pos+w/16 {
-					col = color.RGBA{255, 255, 255, 255}
-				}
-			}
-			img.SetRGBA(x, y, col)
+	split := h*3/4 + 1 // rows from here on are the dark strip with the moving bar
+	bar := func(x int) (uint8, uint8, uint8) {
+		col := bars[min(x/bw, len(bars)-1)]
+		return color.RGBToYCbCr(col.R, col.G, col.B)
+	}
+	// The first row of the bars and of the strip, then copies.
+	for x := range w {
+		y, _, _ := bar(x)
+		m.Y[x] = y
+		v := uint8(16)
+		if x >= pos && x < pos+w/16 {
+			v = 255
+		}
+		if split < h {
+			m.Y[split*m.YStride+x] = v // grey: Y equals R=G=B
 		}
 	}
-	var buf bytes.Buffer
-	buf.Grow(w * h / 4)
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 75}); err != nil {
+	for y := 1; y < h; y++ {
+		from := 0
+		if y > split {
+			from = split
+		}
+		if y != split {
+			copy(m.Y[y*m.YStride:y*m.YStride+w], m.Y[from*m.YStride:from*m.YStride+w])
+		}
+	}
+	cw, ch := (w+1)/2, (h+1)/2
+	for cx := range cw {
+		_, cb, cr := bar(2 * cx)
+		m.Cb[cx], m.Cr[cx] = cb, cr
+	}
+	for cy := 1; cy < ch; cy++ {
+		row := m.Cb[cy*m.CStride : cy*m.CStride+cw]
+		rowr := m.Cr[cy*m.CStride : cy*m.CStride+cw]
+		if 2*cy >= split { // the strip is grey: neutral chroma
+			for i := range row {
+				row[i], rowr[i] = 128, 128
+			}
+			continue
+		}
+		copy(row, m.Cb[:cw])
+		copy(rowr, m.Cr[:cw])
+	}
+	out, err := camjpeg.EncodeYCbCr(c.buf[:0], m, 75)
+	c.buf = out[:0]
+	if err != nil {
 		return nil, fmt.Errorf("synthetic camera: encode: %w", err)
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(out), nil
 }
 
 // Run emits frames at the configured rate until ctx ends.

@@ -172,3 +172,43 @@ func TestH264LoopsWithParameterSetsBeforeKeyframes(t *testing.T) {
 		t.Error("unit after RequestKeyframe is not a keyframe")
 	}
 }
+
+// TestCameraFrameContent: the picture is what Camera's doc says (colour
+// bars above a dark strip whose white bar moves one pixel a frame), within
+// JPEG's loss.
+func TestCameraFrameContent(t *testing.T) {
+	src := synthetic.NewCamera("cam", cfg("camera", func(c *synthetic.Config) { c.Width = 320; c.Height = 240 }))
+	for _, n := range []uint64{0, 37, 290, 320} { // 320 wraps to 0
+		data, err := src.Frame(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		pos := int(n % 320)
+		for _, p := range []struct {
+			x, y    int
+			r, g, b int
+		}{
+			{22, 60, 192, 192, 192}, // first bar
+			{68, 100, 192, 192, 0},  // second bar
+			{300, 170, 0, 0, 192},   // last bar
+			{pos + 10, 230, 255, 255, 255},
+			{(pos + 160) % 320, 230, 16, 16, 16},
+		} {
+			r, g, b, _ := img.At(p.x, p.y).RGBA()
+			if d := max(abs(int(r>>8)-p.r), abs(int(g>>8)-p.g), abs(int(b>>8)-p.b)); d > 12 {
+				t.Errorf("frame %d at (%d,%d): %d,%d,%d, want about %d,%d,%d", n, p.x, p.y, r>>8, g>>8, b>>8, p.r, p.g, p.b)
+			}
+		}
+	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

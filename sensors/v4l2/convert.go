@@ -2,55 +2,33 @@ package v4l2
 
 import (
 	"bytes"
-	"fmt"
-	"image"
-	"image/jpeg"
 
+	"github.com/edge-agent/edge-agent/internal/camjpeg"
 	"github.com/edge-agent/edge-agent/sensors/h264"
 )
 
-// yuyvToJPEG encodes one packed YUYV (4:2:2) frame as a JPEG. The planes are
-// copied into an image.YCbCr with 4:2:2 subsampling, which image/jpeg encodes
-// without an RGB round trip. buf is reused between calls to keep allocation
-// flat at camera frame rates.
+// yuyvEncoder encodes packed YUYV (4:2:2) frames as JPEGs through camjpeg:
+// libjpeg-turbo from the camera's own planes in a cgo build, image/jpeg in
+// a pure-Go one. buf is the encoder's output, reused from frame to frame;
+// each frame then costs one allocation, the exact-size copy that becomes
+// the sample (subscribers keep samples, so it cannot be reused). Used by
+// the capture goroutine only.
 type yuyvEncoder struct {
-	img     *image.YCbCr
-	buf     bytes.Buffer
+	buf     []byte
 	quality int
 }
 
 func (e *yuyvEncoder) encode(data []byte, w, h int) ([]byte, error) {
-	if w <= 0 || h <= 0 || w%2 != 0 {
-		return nil, fmt.Errorf("yuyv: bad size %dx%d", w, h)
-	}
-	if len(data) < w*h*2 {
-		return nil, fmt.Errorf("yuyv: frame is %d bytes, want %d for %dx%d", len(data), w*h*2, w, h)
-	}
-	if e.img == nil || e.img.Rect.Dx() != w || e.img.Rect.Dy() != h {
-		e.img = image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio422)
-	}
-	img := e.img
-	for y := 0; y < h; y++ {
-		row := data[y*w*2 : (y+1)*w*2]
-		yo := y * img.YStride
-		co := y * img.CStride
-		for x := 0; x < w/2; x++ {
-			p := row[x*4 : x*4+4]
-			img.Y[yo+2*x] = p[0]
-			img.Cb[co+x] = p[1]
-			img.Y[yo+2*x+1] = p[2]
-			img.Cr[co+x] = p[3]
-		}
-	}
-	e.buf.Reset()
 	q := e.quality
 	if q == 0 {
 		q = 85
 	}
-	if err := jpeg.Encode(&e.buf, img, &jpeg.Options{Quality: q}); err != nil {
-		return nil, fmt.Errorf("yuyv: jpeg encode: %w", err)
+	out, err := camjpeg.EncodeYUYV(e.buf[:0], data, w, h, q)
+	e.buf = out[:0]
+	if err != nil {
+		return nil, err
 	}
-	return bytes.Clone(e.buf.Bytes()), nil
+	return bytes.Clone(out), nil
 }
 
 // auAssembler turns one V4L2 H.264 buffer (one access unit, as UVC and the
