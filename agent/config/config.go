@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -561,29 +560,21 @@ func (c *Config) Resolve(m Machine) {
 	}
 }
 
-// BoardType maps a device-tree model string to a device type:
-// "Raspberry Pi 4 Model B Rev 1.4" → RASPBERRY_PI, another model to its
-// words in capitals, none to LINUX_<GOARCH>. Edge Impulse's Linux client
-// sends RASPBERRY_PI too, but guesses it from the MAC's vendor prefix (which
-// misses a Pi 5), and EDGE_IMPULSE_LINUX for anything it does not know
-// (docs/protocols/edge-impulse.md §4.1); reading the board's own model
-// names a Pi 5 and other boards as they are.
+// BoardType maps a device-tree model string to the device type the clouds
+// see (Edge Impulse's deviceType, which Studio uses to offer deployment
+// targets): a Raspberry Pi → RASPBERRY_PI, a Jetson Nano →
+// NVIDIA_JETSON_NANO, anything else (or no model) → EDGE_IMPULSE_LINUX, the
+// vocabulary of Edge Impulse's Linux client (docs/protocols/edge-impulse.md
+// §4.1). That client guesses the board from the MAC's vendor prefix, which
+// misses a Pi 5; reading the board's own model does not. The model itself
+// is reported beside the type (Device.Model).
 func BoardType(model string) string {
 	model = strings.TrimRight(strings.TrimSpace(model), "\x00")
 	switch {
-	case model == "":
-		return "LINUX_" + strings.ToUpper(runtime.GOARCH)
 	case strings.Contains(model, "Raspberry Pi"):
 		return "RASPBERRY_PI"
+	case strings.Contains(model, "Jetson Nano"):
+		return "NVIDIA_JETSON_NANO"
 	}
-	var b strings.Builder
-	for _, r := range strings.ToUpper(model) {
-		switch {
-		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case b.Len() > 0 && !strings.HasSuffix(b.String(), "_"):
-			b.WriteByte('_')
-		}
-	}
-	return strings.TrimSuffix(b.String(), "_")
+	return "EDGE_IMPULSE_LINUX"
 }

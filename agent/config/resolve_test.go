@@ -95,7 +95,7 @@ func TestResolve(t *testing.T) {
 		cfg := config.Default()
 		cfg.StateDir = t.TempDir()
 		cfg.Resolve(fakeMachine(t, "", lo, ifb0))
-		if cfg.Device.ID != hashed || cfg.Device.Model != "" || !strings.HasPrefix(cfg.Device.Type, "LINUX_") {
+		if cfg.Device.ID != hashed || cfg.Device.Model != "" || cfg.Device.Type != "EDGE_IMPULSE_LINUX" {
 			t.Errorf("resolved %+v", cfg.Device)
 		}
 	})
