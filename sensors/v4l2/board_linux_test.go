@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/internal/vboard"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -50,6 +51,9 @@ const (
 	ctrlFatalError    = "Inject Fatal Streaming Error"
 	ctrlBufFlagError  = "Inject V4L2_BUF_FLAG_ERROR"
 	ctrlDisconnect    = "Disconnect"
+	// An integer 0..100: the share of frames vivid skips, leaving the
+	// buffers queued. At 100 the stream stays on and nothing arrives.
+	ctrlPercDropped = "Percentage of Dropped Buffers"
 )
 
 var boardLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -126,6 +130,26 @@ func press(t *testing.T, node, control string) {
 	}
 	if err := d.SetControl(c.ID, 1); err != nil {
 		t.Fatalf("press %q: %v", control, err)
+	}
+}
+
+// setControl sets one of vivid's integer controls, through a node of its own.
+func setControl(t *testing.T, node, control string, value int32) {
+	t.Helper()
+	d, err := videodev.Open(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := d.ControlByName(control)
+	if err != nil {
+		t.Fatalf("vivid control: %v", err)
+	}
+	if c.Type != videodev.CtrlTypeInteger {
+		t.Fatalf("control %q has type %d, not an integer", control, c.Type)
+	}
+	if err := d.SetControl(c.ID, value); err != nil {
+		t.Fatalf("set %q to %d: %v", control, value, err)
 	}
 }
 
@@ -310,9 +334,14 @@ type rig struct {
 
 func startRig(t *testing.T, node string) *rig {
 	t.Helper()
+	return startRigWith(t, boardSource(node, 320, 180))
+}
+
+func startRigWith(t *testing.T, src *v4l2.Source) *rig {
+	t.Helper()
 	r := &rig{
 		h:   hub.New(hub.Options{Logger: boardLog, Restart: retry.Policy{Min: 100 * time.Millisecond, Max: time.Second}}),
-		src: boardSource(node, 320, 180),
+		src: src,
 	}
 	t.Cleanup(r.h.Close) // before vivid is unloaded (cleanups run last first)
 	if err := r.h.Add(r.src); err != nil {
@@ -461,8 +490,37 @@ func TestBoardFaultsRecover(t *testing.T) {
 	})
 }
 
+// TestBoardStallRecovers: with vivid's "Percentage of Dropped Buffers" at
+// 100 the camera stays open and streaming, with no error and no frame, as a
+// wedged UVC camera does. The hub's watchdog closes and reopens it once it
+// has been silent for stall_timeout; while the drop stays on, each reopen
+// ends at first_frame_timeout; once it is off, frames flow again. Each
+// stall is counted, with its reason.
+func TestBoardStallRecovers(t *testing.T) {
+	loadVivid(t, vividCapture)
+	node := vividCaptureNode(t)
+	cfg := v4l2.Config{Device: node, Format: "yuyv", Width: 320, Height: 180, FPS: 15,
+		FirstFrameTimeout: conf.Duration(4 * time.Second), StallTimeout: conf.Duration(2 * time.Second)}
+	r := startRigWith(t, v4l2.NewSource("cam", cfg, sensors.Env{Logger: boardLog}))
+	setControl(t, node, ctrlPercDropped, 100)
+	st := r.waitFor(t, "the silent camera to stall", 30*time.Second, func(st hub.Stat) bool { return st.Stalls >= 1 })
+	if !strings.HasPrefix(st.LastStall.Reason, "no sample for 2s (after ") || st.Restarts < st.Stalls {
+		t.Errorf("first stall: %+v, want no sample for 2s after some frames", st)
+	}
+	st = r.waitFor(t, "a reopen that stays silent", 30*time.Second, func(st hub.Stat) bool { return st.Stalls >= 2 })
+	if st.LastStall.Reason != "no sample in the first 4s" {
+		t.Errorf("second stall: %+v, want no first frame within 4s", st)
+	}
+	setControl(t, node, ctrlPercDropped, 0)
+	r.waitSamples(t, 3)
+	if st := r.stat(); st.State != hub.StateRunning {
+		t.Errorf("after the drop was turned off: %+v", st)
+	}
+}
+
 // TestBoardControls: the controls the fault cases rely on exist under the
-// names used above, as buttons, on the capture node.
+// names used above, as buttons (the drop percentage as an integer), on the
+// capture node.
 func TestBoardControls(t *testing.T) {
 	loadVivid(t, vividCapture)
 	d, err := videodev.Open(vividCaptureNode(t))
@@ -483,6 +541,9 @@ func TestBoardControls(t *testing.T) {
 		if names[n] != videodev.CtrlTypeButton {
 			missing = append(missing, n)
 		}
+	}
+	if names[ctrlPercDropped] != videodev.CtrlTypeInteger {
+		missing = append(missing, ctrlPercDropped+" (integer)")
 	}
 	if len(missing) > 0 {
 		all := make([]string, 0, len(names))

@@ -169,6 +169,11 @@ type sensorStatus struct {
 	Restarts    uint64 `json:"restarts"`
 	Subscribers int    `json:"subscribers"`
 	LastError   string `json:"last_error"`
+	Stalls      uint64 `json:"stalls"`
+	LastStall   *struct {
+		At     time.Time `json:"at"`
+		Reason string    `json:"reason"`
+	} `json:"last_stall"`
 }
 
 func findLink(st status, name string) *linkStatus {
