@@ -16,8 +16,8 @@
 // followed, nor of a GET to another origin or from https to http; a refused
 // redirect is retried, the asset stays spooled. upload_urls must be one per
 // part asked for and https (http only when api_url is http, on its host
-// name); they are written once per asset to state_dir/upload-urls, not with
-// every part's progress. A server's wait (Retry-After, x-ratelimit-window,
+// name); they are written once per asset, with the create, in the spool
+// item's progress log (0600), not with every part's progress. A server's wait (Retry-After, x-ratelimit-window,
 // a device code's interval) is capped.
 package frameio
 

@@ -120,10 +120,10 @@ func TestKillMidUploadResumes(t *testing.T) {
 		t.Fatal("the asset left the spool before it was uploaded")
 	}
 	var prog struct {
-		Done []bool `json:"done"`
+		Parts int `json:"parts"`
 	}
-	if err := json.Unmarshal(left.Progress, &prog); err != nil || mustJSON(prog.Done) != "[true,true,false,false,false]" {
-		t.Fatalf("progress after kill = %s (%v)", left.Progress, err)
+	if err := json.Unmarshal(left.Progress, &prog); err != nil || prog.Parts != 5 || mustJSON(left.Updates) != "[0,1]" {
+		t.Fatalf("progress after kill = %s then %s (%v), want 5 parts, then parts 0 and 1 done", left.Progress, mustJSON(left.Updates), err)
 	}
 
 	// Restart the uploader (in process, so the leak check covers it).

@@ -17,29 +17,34 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edge-agent/edge-agent/internal/atomicfile"
 	"github.com/edge-agent/edge-agent/internal/httpx"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/internal/timesync"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
-// assetProgress is the resumable state of one asset, stored with the spool
-// item (0600, fsynced) after the create and after every finished part, so a
-// restart resumes without re-sending finished parts. The upload URLs are not
-// in it: they are written once, at the create, to their own file (see
-// saveURLs), so a finished part rewrites a record of a few bytes per part,
-// not every URL (1000 URLs of 1 KB once made a 10-byte asset cost ~1 GB of
-// fsynced writes). URLs are credentials for ~24 h and are never logged.
+// assetProgress is the resumable state of one asset in the spool item's
+// progress log (0600, fsynced), so a restart resumes without creating the
+// asset again or re-sending finished parts. It is written once, after the
+// create, with the upload URLs; each finished part then appends its index, a
+// few bytes (spool.AppendProgress), except the last, after which the item
+// is removed anyway (a crash in between re-sends that one part, which S3
+// overwrites). A board writes to an SD card: rewriting the record per part
+// cost two fsyncs and the whole record each time (with every URL inline,
+// 1000 URLs of 1 KB once made a 10-byte asset cost ~1 GB of fsynced
+// writes). URLs are credentials for ~24 h and are never logged.
 type assetProgress struct {
 	AssetID string    `json:"asset_id"`
 	Created time.Time `json:"created"`
-	Parts   int       `json:"parts"`
-	// URLsSum is the SHA-256 of the URLs file, binding it to this asset.
-	URLsSum string `json:"urls_sha256"`
-	Done    []bool `json:"done"`
-
-	urls []string // from the URLs file (or the create), never in the record
+	// CreatedStamp times the create on the board's monotonic clock, so the
+	// URLs' age is right across a wall-clock step (internal/timesync).
+	CreatedStamp *timesync.Stamp `json:"created_stamp,omitempty"`
+	Parts        int             `json:"parts"`
+	URLs         []string        `json:"urls,omitempty"`
+	// URLsSum and Done are the form an earlier version wrote (the URLs in
+	// their own file, the record rewritten per part); still read.
+	URLsSum string `json:"urls_sha256,omitempty"`
+	Done    []bool `json:"done,omitempty"`
 }
 
 type createRequest struct {
@@ -117,20 +122,14 @@ func (l *Link) deliverItem(ctx context.Context, it spool.Item, body *os.File) er
 	if err := json.Unmarshal(it.Meta, &meta); err != nil || meta.Name == "" {
 		return retry.Permanent(&itemRefused{fmt.Errorf("asset %s: damaged metadata", it.ID)})
 	}
-	var prog assetProgress
-	if len(it.Progress) > 0 && string(it.Progress) != "null" {
-		if err := json.Unmarshal(it.Progress, &prog); err != nil {
-			prog = assetProgress{}
-		}
-	}
-	now := l.deps.Clock.Now()
+	prog := readProgress(it)
 	switch {
 	case prog.AssetID == "":
-	case now.Sub(prog.Created) > l.opts.URLLifetime:
+	case l.urlsAge(prog) > l.opts.URLLifetime:
 		l.log.Warn("asset upload URLs expired; creating the asset again", "name", meta.Name)
 		prog = assetProgress{}
 	default:
-		if err := l.loadURLs(it.ID, &prog); err != nil {
+		if err := l.checkURLs(it.ID, &prog); err != nil {
 			l.log.Warn("asset upload URLs unusable; creating the asset again", "name", meta.Name, "err", err)
 			prog = assetProgress{}
 		}
@@ -141,9 +140,6 @@ func (l *Link) deliverItem(ctx context.Context, it spool.Item, body *os.File) er
 			return err
 		}
 		prog = *p
-		if err := l.saveURLs(it.ID, &prog); err != nil {
-			return fmt.Errorf("asset %s: %w", meta.Name, err)
-		}
 		if err := l.deps.Spool.SetProgress(it.ID, prog); err != nil {
 			return fmt.Errorf("asset %s: %w", meta.Name, err)
 		}
@@ -215,7 +211,8 @@ func (l *Link) createAsset(ctx context.Context, it spool.Item, meta assetMeta) (
 		return nil, fmt.Errorf("asset create %q: %w", l.peer(resp.ID), err)
 	}
 	l.log.Info("asset_created", "id", l.peer(resp.ID), "name", meta.Name, "size", it.Size, "parts", len(resp.UploadURLs), "offset", offset)
-	return &assetProgress{AssetID: resp.ID, urls: resp.UploadURLs, Created: now, Parts: req.Parts, Done: make([]bool, req.Parts)}, nil
+	stamp := l.deps.Time.Now()
+	return &assetProgress{AssetID: resp.ID, URLs: resp.UploadURLs, Created: now, CreatedStamp: &stamp, Parts: req.Parts, Done: make([]bool, req.Parts)}, nil
 }
 
 // captureAge returns how long ago the asset was captured (offset is that age
@@ -259,34 +256,62 @@ func (l *Link) checkUploadURLs(urls []string) error {
 	return nil
 }
 
-// urlsDir holds one file of upload URLs per asset being uploaded, in the
-// link's private state directory.
+// readProgress returns the asset's state from the spool item's progress log:
+// the record written at the create with the parts finished since marked
+// done. Anything unreadable is "no asset yet".
+func readProgress(it spool.Item) assetProgress {
+	var prog assetProgress
+	if len(it.Progress) == 0 || string(it.Progress) == "null" {
+		return prog
+	}
+	if err := json.Unmarshal(it.Progress, &prog); err != nil || prog.Parts <= 0 || prog.Parts > 10000 {
+		return assetProgress{}
+	}
+	if len(prog.Done) != prog.Parts {
+		prog.Done = make([]bool, prog.Parts)
+	}
+	for _, u := range it.Updates {
+		var i int
+		if json.Unmarshal(u, &i) == nil && i >= 0 && i < prog.Parts {
+			prog.Done[i] = true
+		}
+	}
+	return prog
+}
+
+// urlsAge is how long ago the asset's URLs were issued: on the monotonic
+// clock when the create was stamped in this boot, else by the wall clock.
+func (l *Link) urlsAge(prog assetProgress) time.Duration {
+	if prog.CreatedStamp != nil {
+		if c := l.deps.Time.Resolve(*prog.CreatedStamp); c.Quality != timesync.Uncorrectable {
+			return c.Age
+		}
+	}
+	return l.deps.Clock.Now().Sub(prog.Created)
+}
+
+// checkURLs makes sure prog has one upload URL per part, reading them from
+// the URLs file an earlier version wrote when the record has none.
+func (l *Link) checkURLs(id string, prog *assetProgress) error {
+	if prog.URLs == nil {
+		return l.loadURLs(id, prog)
+	}
+	if len(prog.URLs) != prog.Parts {
+		return fmt.Errorf("upload URLs: %d URLs for %d parts", len(prog.URLs), prog.Parts)
+	}
+	return nil
+}
+
+// urlsDir held one file of upload URLs per asset being uploaded, in the
+// link's private state directory, before the URLs moved into the progress
+// log; an item queued then still has its file there.
 func (l *Link) urlsDir() string { return filepath.Join(l.deps.StateDir, "upload-urls") }
 
 func (l *Link) urlsPath(id string) string { return filepath.Join(l.urlsDir(), id+".json") }
 
-// saveURLs writes prog's URLs once (0600, fsynced, atomic) for spool item
-// id and records their checksum in prog.
-func (l *Link) saveURLs(id string, prog *assetProgress) error {
-	b, err := json.Marshal(prog.urls)
-	if err != nil {
-		return fmt.Errorf("upload URLs: %w", err)
-	}
-	if err := os.MkdirAll(l.urlsDir(), 0o700); err != nil {
-		return fmt.Errorf("upload URLs: %w", err)
-	}
-	if err := atomicfile.WriteFile(l.urlsPath(id), b, 0o600); err != nil {
-		return fmt.Errorf("upload URLs: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	prog.URLsSum = hex.EncodeToString(sum[:])
-	return nil
-}
-
-// loadURLs reads the URLs file of spool item id into prog, checking that it
-// is the one prog's asset was created with and has one URL per part. A
-// record from an earlier version (URLs inline, no checksum) fails, so that
-// asset is created again.
+// loadURLs reads the URLs file of spool item id (an earlier version's) into
+// prog, checking that it is the one prog's asset was created with and has
+// one URL per part.
 func (l *Link) loadURLs(id string, prog *assetProgress) error {
 	b, err := os.ReadFile(l.urlsPath(id))
 	if err != nil {
@@ -303,7 +328,7 @@ func (l *Link) loadURLs(id string, prog *assetProgress) error {
 	if len(urls) != prog.Parts || len(prog.Done) != prog.Parts {
 		return fmt.Errorf("upload URLs: %d URLs and %d part marks for %d parts", len(urls), len(prog.Done), prog.Parts)
 	}
-	prog.urls = urls
+	prog.URLs = urls
 	return nil
 }
 
@@ -333,16 +358,19 @@ func (l *Link) removeStaleURLs() {
 }
 
 // putParts uploads the parts not yet done with upload.parallel workers. Each
-// finished part is recorded durably before the next is taken, so a crash
-// re-sends at most the parts that were in flight.
+// finished part but the last is recorded durably (appended to the progress
+// log) before the worker takes the next, so a crash re-sends at most the
+// parts that were in flight, or the last one.
 func (l *Link) putParts(ctx context.Context, it spool.Item, meta assetMeta, body *os.File, prog *assetProgress) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	n := len(prog.urls)
+	n := len(prog.URLs)
 	todo := make(chan int, n)
+	left := 0
 	for i, done := range prog.Done {
 		if !done {
 			todo <- i
+			left++
 		}
 	}
 	close(todo)
@@ -358,11 +386,13 @@ func (l *Link) putParts(ctx context.Context, it spool.Item, meta assetMeta, body
 			defer wg.Done()
 			for i := range todo {
 				off, length := partRange(it.Size, n, i)
-				err := l.putPart(ctx, prog.urls[i], meta.Filetype, io.NewSectionReader(body, off, length), length)
+				err := l.putPart(ctx, prog.URLs[i], meta.Filetype, io.NewSectionReader(body, off, length), length)
 				mu.Lock()
 				if err == nil {
 					prog.Done[i] = true
-					err = l.deps.Spool.SetProgress(it.ID, *prog)
+					if left--; left > 0 {
+						err = l.deps.Spool.AppendProgress(it.ID, i)
+					}
 				}
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("asset %s part %d/%d: %w", meta.Name, i+1, n, err)
