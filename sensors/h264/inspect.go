@@ -116,6 +116,10 @@ func (in *Inspector) parseSPS(nal []byte) {
 	}
 }
 
+// SPS returns the latest SPS that parsed, if any; unlike Report it costs
+// nothing, so a caller may ask after every Add.
+func (in *Inspector) SPS() (SPS, bool) { return in.rep.SPS, in.rep.HaveSPS }
+
 // Report returns what was learned so far, with the problems found.
 func (in *Inspector) Report() Report {
 	r := in.rep
@@ -137,9 +141,8 @@ type ProblemKind string
 // The problems an Inspector reports.
 const (
 	ProblemBadSPS      ProblemKind = "bad-sps"      // the latest SPS does not parse
-	ProblemNoSPS       ProblemKind = "no-sps"       // frames but no SPS
-	ProblemBFrames     ProblemKind = "b-frames"     // B slices seen
-	ProblemReorder     ProblemKind = "reorder"      // no B slice yet, but the SPS allows reordering
+	ProblemNoSPS       ProblemKind = "no-sps"       // frames but no SPS for a keyframe interval
+	ProblemBFrames     ProblemKind = "b-frames"     // B slices seen, or none yet but the SPS allows reordering
 	ProblemProfile     ProblemKind = "profile"      // a profile browsers do not decode
 	ProblemLevel       ProblemKind = "level"        // the level is too low for size × rate
 	ProblemKeyframeGap ProblemKind = "keyframe-gap" // keyframes further apart than the limit
@@ -150,18 +153,22 @@ const (
 type Problem struct {
 	Kind ProblemKind
 	// Text says what is wrong, with the figures, and how to fix it at the
-	// encoder.
+	// encoder, in one sentence without semicolons (callers join several
+	// with "; ").
 	Text string
 }
 
 func (p Problem) String() string { return p.Text }
 
-// BrowserProfile reports whether WebRTC in browsers decodes profile (as
-// SPS.Profile names it): constrained baseline, baseline, main and the
-// 8-bit 4:2:0 high profiles.
+// BrowserProfile reports whether WebRTC in browsers can negotiate profile
+// (as SPS.Profile names it): libwebrtc, under Chromium's and Safari's
+// WebRTC, recognises constrained baseline, baseline, main, high and
+// constrained high, and treats any other profile-level-id as no H.264 it
+// knows (api/video_codecs/h264_profile_level_id.cc). Which of these a given
+// browser decodes is narrower (docs/protocols/webrtc-rtm.md §6.1).
 func BrowserProfile(profile string) bool {
 	switch profile {
-	case "constrained baseline", "baseline", "main", "high", "constrained high", "progressive high":
+	case "constrained baseline", "baseline", "main", "high", "constrained high":
 		return true
 	}
 	return false
@@ -175,24 +182,28 @@ func (in *Inspector) problems(r Report) []Problem {
 	if in.spsErr != nil {
 		add(ProblemBadSPS, "%v", in.spsErr)
 	}
-	if r.Frames > 0 && !r.HaveSPS {
-		add(ProblemNoSPS, "no SPS seen: a receiver cannot start decoding")
+	span := in.last.Sub(in.first)
+	// A reader that joins mid-stream sees frames before the next SPS: only
+	// a stream that went a whole keyframe interval without one lacks it.
+	if r.Frames > 0 && !r.HaveSPS && span > in.maxGap {
+		add(ProblemNoSPS, "no SPS in %.1fs: a receiver cannot start decoding", span.Seconds())
 	}
 	if r.BFrames > 0 {
-		add(ProblemBFrames, "B-frames (%d of %d frames): WebRTC receivers drop reordered frames; encode with no B-frames (x264 bframes=0, or profile baseline)", r.BFrames, r.Frames)
+		add(ProblemBFrames, "B-frames (%d of %d frames): WebRTC receivers drop reordered frames, so encode without them (x264 bframes=0, or profile baseline)", r.BFrames, r.Frames)
 	} else if r.HaveSPS && r.SPS.MaxReorderFrames > 0 {
-		add(ProblemReorder, "the SPS allows %d reordered frames (max_num_reorder_frames): browsers delay or drop output; encode with no B-frames", r.SPS.MaxReorderFrames)
+		add(ProblemBFrames, "the SPS allows %d reordered frames (max_num_reorder_frames): browsers delay or drop output, so encode without B-frames", r.SPS.MaxReorderFrames)
 	}
 	if r.HaveSPS {
 		if !BrowserProfile(r.SPS.Profile()) {
-			add(ProblemProfile, "profile %s (profile_idc %d): browsers decode constrained baseline, main and high only", r.SPS.Profile(), r.SPS.ProfileIDC)
+			add(ProblemProfile, "profile %s (profile_idc %d): browsers negotiate constrained baseline, main and high only", r.SPS.Profile(), r.SPS.ProfileIDC)
 		}
 		// A measured rate jitters around the nominal one (30.05 for 30
 		// fps would fail level 3.1 at 720p): half a frame per second is
-		// the precision the level table needs.
-		fps := math.Round(r.FPS*2) / 2
-		if fps == 0 {
-			fps = r.SPS.FPS
+		// the precision the level table needs, and under a second of
+		// frames is no measurement (the SPS's rate counts until then).
+		fps := r.SPS.FPS
+		if span >= time.Second {
+			fps = math.Round(r.FPS*2) / 2
 		}
 		if ok, need := levelFits(r.SPS.LevelIDC, r.SPS.Width, r.SPS.Height, fps); !ok && fps > 0 {
 			want := "none"
@@ -203,7 +214,7 @@ func (in *Inspector) problems(r Report) []Problem {
 		}
 	}
 	if r.KeyframeGap > in.maxGap {
-		add(ProblemKeyframeGap, "keyframes %.1fs apart (limit %.1fs): a receiver that joins or loses a packet waits that long for a picture; set the encoder's intra period lower", r.KeyframeGap.Seconds(), in.maxGap.Seconds())
+		add(ProblemKeyframeGap, "keyframes %.1fs apart (limit %.1fs): a receiver that joins or loses a packet waits that long for a picture, so set the encoder's intra period lower", r.KeyframeGap.Seconds(), in.maxGap.Seconds())
 	}
 	if r.KeyframesWithoutParams > 0 {
 		add(ProblemNoParams, "%d keyframes without SPS/PPS in front: receivers that join there cannot decode (rpicam-vid --inline, x264 repeat-headers)", r.KeyframesWithoutParams)

@@ -126,9 +126,11 @@ func TestInspectBrokenInput(t *testing.T) {
 	// A slice without any SPS, then an SPS cut short.
 	in.Add([]byte{0, 0, 0, 1, 0x65, 0x88, 0x84}, t0)
 	in.Add([]byte{0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0, 0, 0, 1, 0x65, 0x88}, t0.Add(time.Second/15))
+	// Still no SPS after a whole keyframe interval.
+	in.Add([]byte{0, 0, 0, 1, 0x41, 0x9a, 0x02}, t0.Add(3*time.Second))
 	r := in.Report()
-	if r.Frames != 2 || r.HaveSPS {
-		t.Fatalf("report %+v, want 2 frames and no usable SPS", r)
+	if r.Frames != 3 || r.HaveSPS {
+		t.Fatalf("report %+v, want 3 frames and no usable SPS", r)
 	}
 	var kinds []h264.ProblemKind
 	var texts []string
@@ -136,11 +138,11 @@ func TestInspectBrokenInput(t *testing.T) {
 		kinds, texts = append(kinds, p.Kind), append(texts, p.Text)
 	}
 	joined := strings.Join(texts, "\n")
-	if !strings.Contains(joined, "malformed SPS") || !strings.Contains(joined, "no SPS seen") {
+	if !strings.Contains(joined, "malformed SPS") || !strings.Contains(joined, "no SPS in 3.0s") {
 		t.Errorf("problems %q, want the malformed SPS and the missing SPS named", r.Problems)
 	}
-	if !slices.Equal(kinds, []h264.ProblemKind{h264.ProblemBadSPS, h264.ProblemNoSPS, h264.ProblemNoParams}) {
-		t.Errorf("kinds %v, want bad-sps, no-sps, no-params (two IDRs without a PPS)", kinds)
+	if !slices.Equal(kinds, []h264.ProblemKind{h264.ProblemBadSPS, h264.ProblemNoSPS, h264.ProblemKeyframeGap, h264.ProblemNoParams}) {
+		t.Errorf("kinds %v, want bad-sps, no-sps, keyframe-gap, no-params (two IDRs without a PPS)", kinds)
 	}
 	if _, err := h264.ParseSPS([]byte{0x68, 1, 2, 3}); !errors.Is(err, h264.ErrBadSPS) {
 		t.Errorf("ParseSPS(PPS) = %v, want ErrBadSPS", err)
@@ -157,6 +159,24 @@ func FuzzParseSPS(f *testing.F) {
 		}
 		_ = h264.SliceType(nal)
 	})
+}
+
+// TestInspectJoinMidStream: a reader that starts between keyframes sees
+// frames before the first SPS; that is no problem while the next keyframe
+// comes within the limit.
+func TestInspectJoinMidStream(t *testing.T) {
+	units, err := h264.SplitAll(testdata(t, "testsrc-320x240-15fps-4s.h264"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := h264.NewInspector(0)
+	t0 := time.Unix(1_700_000_000, 0)
+	for i, u := range units[5:] {
+		in.Add(u.Data, t0.Add(time.Duration(i)*time.Second/15))
+		if r := in.Report(); len(r.Problems) != 0 {
+			t.Fatalf("after %d frames: problems %q, want none", i+1, r.Problems)
+		}
+	}
 }
 
 // TestInspectNoKeyframe: a stream that never sends a keyframe is reported
@@ -291,5 +311,22 @@ func TestProfileLevelID(t *testing.T) {
 		if _, err := h264.ParseProfileLevelID(bad); err == nil {
 			t.Errorf("ParseProfileLevelID(%q) accepted", bad)
 		}
+	}
+}
+
+// BenchmarkInspect is the Inspector's cost per access unit on the
+// repository's clip (320x240, one SPS per keyframe, repeated): what a link
+// pays per published frame.
+func BenchmarkInspect(b *testing.B) {
+	units, err := h264.SplitAll(testdata(b, "testsrc-320x240-15fps-4s.h264"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := h264.NewInspector(0)
+	t0 := time.Unix(1_700_000_000, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		in.Add(units[i%len(units)].Data, t0.Add(time.Duration(i)*time.Second/15))
 	}
 }
