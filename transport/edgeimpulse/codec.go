@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -38,7 +39,9 @@ const (
 const maxMessageBytes = 1 << 20
 
 // ErrMalformed marks an inbound message that could not be decoded or whose
-// fields have the wrong types. The session logs it and carries on.
+// fields have the wrong types. The session logs it; a sample or startSnapshot
+// request among them (Inbound.Invalid says why) is also answered with a
+// refusal, so that Studio does not wait for a reply that never comes.
 var ErrMalformed = errors.New("malformed message")
 
 // cborMsgDec decodes server messages into the typed wire structs below, with
@@ -91,8 +94,15 @@ type Inbound struct {
 	Err     string
 	// Sample is the sample request.
 	Sample SampleRequest
-	// Resolution is startSnapshot's "low" (default) or "high".
+	// Resolution is startSnapshot's resolution as sent: "low" (also when
+	// absent, null or empty), "high" or anything else (the session streams
+	// low then).
 	Resolution string
+	// Invalid says, for a sample or startSnapshot request whose fields have
+	// the wrong type, what is wrong ("length is a string, not a number");
+	// DecodeMessage then returns the request's Type with it and an error
+	// wrapping ErrMalformed.
+	Invalid string
 }
 
 // Bounds of Inbound.Keys: a peer's frame may hold 100 000 keys.
@@ -157,21 +167,32 @@ type wireSample struct {
 // DecodeMessage decodes one server message in enc. Unknown top-level and nested
 // fields are ignored (docs/protocols/edge-impulse.md §4.4: be lenient); a
 // message that is not an object, or whose known fields have the wrong type,
-// returns an error wrapping ErrMalformed. Only the known fields are decoded
-// (into typed values), so the memory a frame costs stays within a small
-// multiple of its size whatever it holds. JSON keys match as encoding/json
-// matches them (exact, else case-insensitively); CBOR keys match exactly.
+// returns an error wrapping ErrMalformed. For a sample or startSnapshot
+// request with wrong-typed fields the Inbound still has its Type and says in
+// Invalid what is wrong, so that the request can be answered. Only the known
+// fields are decoded (into typed values), so the memory a frame costs stays
+// within a small multiple of its size whatever it holds. JSON keys match as
+// encoding/json matches them (exact, else case-insensitively); CBOR keys
+// match exactly. A JSON frame of at most maxLenientJSON bytes may hold the
+// bare NaN, Infinity and -Infinity some encoders write for non-finite
+// numbers: the field holding one is reported as such (§4.4).
 func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 	var w wireMsg
-	if !isObject(enc, b) {
-		// Still decoded, so that broken input reports the decoder's error.
-		if err := unmarshal(enc, b, &w); err != nil {
-			return Inbound{}, fmt.Errorf("decode %s message: %w: %v", enc, ErrMalformed, err)
+	err := unmarshal(enc, b, &w)
+	marked := false
+	if err != nil && enc == JSON && len(b) <= maxLenientJSON {
+		if nb, ok := markNonFinite(b); ok {
+			var mw wireMsg
+			if unmarshal(enc, nb, &mw) == nil {
+				b, w, err, marked = nb, mw, nil, true
+			}
 		}
-		return Inbound{}, fmt.Errorf("decode %s message: %w: not an object", enc, ErrMalformed)
 	}
-	if err := unmarshal(enc, b, &w); err != nil {
+	if err != nil {
 		return Inbound{}, fmt.Errorf("decode %s message: %w: %v", enc, ErrMalformed, err)
+	}
+	if !isObject(enc, b) {
+		return Inbound{}, fmt.Errorf("decode %s message: %w: not an object", enc, ErrMalformed)
 	}
 	// A message is typed by the first known key it carries, in this order.
 	var in Inbound
@@ -190,68 +211,235 @@ func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 		in.Keys = topKeys(enc, b)
 		return in, nil
 	}
-	bad := func(field, want string) (Inbound, error) {
-		return Inbound{}, fmt.Errorf("decode %s message %q: %w: %s is not %s", enc, in.Type, ErrMalformed, field, want)
-	}
-	var ok bool
+	f := fields{enc: enc, marked: marked}
 	switch in.Type {
 	case msgHello:
-		if in.HelloOK, ok = decodeBool(enc, w.Hello); !ok {
-			return bad("hello", "a bool")
-		}
+		in.HelloOK = f.boolean("hello", w.Hello)
 		if w.Err != nil {
-			if in.Err, ok = decodeString(enc, w.Err); !ok {
-				return bad("err", "a string")
-			}
+			in.Err = f.str("err", w.Err)
 		}
 	case msgErr:
-		if in.Err, ok = decodeString(enc, w.Err); !ok {
-			return bad("err", "a string")
-		}
+		in.Err = f.str("err", w.Err)
 	case msgSample:
 		var ws wireSample
-		if isNull(enc, w.Sample) || !isObject(enc, w.Sample) || unmarshal(enc, w.Sample, &ws) != nil {
-			return bad("sample", "an object")
+		if kind := f.kind(w.Sample); kind != "an object" || unmarshal(enc, w.Sample, &ws) != nil {
+			f.wrong("sample", kind, "an object")
+			break
 		}
+		// In the real service's order (§4.4), so that the reasons are too.
 		var r SampleRequest
-		okAll := true
-		str := func(v rawValue, dst *string) {
-			if v != nil {
-				s, isStr := decodeString(enc, v)
-				okAll = okAll && isStr
-				*dst = s
-			}
-		}
-		num := func(v rawValue, dst *float64) {
-			if v != nil {
-				f, isNum := decodeNumber(enc, v)
-				okAll = okAll && isNum
-				*dst = f
-			}
-		}
-		str(ws.Label, &r.Label)
-		str(ws.Path, &r.Path)
-		str(ws.HMACKey, &r.HMACKey)
-		str(ws.Sensor, &r.Sensor)
-		num(ws.Length, &r.Length)
-		num(ws.Interval, &r.Interval)
-		if !okAll {
-			return bad("a sample field", "of the right type")
-		}
+		r.Path = f.optStr("path", ws.Path)
+		r.Label = f.optStr("label", ws.Label)
+		r.Length = f.optNum("length", ws.Length)
+		r.Interval = f.optNum("interval", ws.Interval)
+		r.HMACKey = f.optStr("hmacKey", ws.HMACKey)
+		r.Sensor = f.optStr("sensor", ws.Sensor)
 		in.Sample = r
 	case msgStartSnapshot:
 		in.Resolution = "low"
-		if w.Resolution != nil {
-			s, isStr := decodeString(enc, w.Resolution)
-			if !isStr {
-				return bad("resolution", "a string")
-			}
-			if s != "" {
+		// Absent, null or empty all mean low, as for the Linux client,
+		// which only tests the field for truth (§4.7).
+		if w.Resolution != nil && !isNull(enc, w.Resolution) {
+			if s := f.str("resolution", w.Resolution); s != "" {
 				in.Resolution = s
 			}
 		}
 	}
+	if marked && len(f.bad) == 0 {
+		// The non-finite number is in a field the link does not read: the
+		// frame is still not JSON.
+		f.bad = append(f.bad, "a field holds NaN or an infinity, which JSON does not allow")
+	}
+	if len(f.bad) > 0 {
+		why := strings.Join(f.bad, "; ")
+		err := fmt.Errorf("decode %s message %q: %w: %s", enc, in.Type, ErrMalformed, why)
+		if in.Type != msgSample && in.Type != msgStartSnapshot {
+			return Inbound{}, err
+		}
+		return Inbound{Type: in.Type, Invalid: why}, err
+	}
 	return in, nil
+}
+
+// fields decodes the typed fields of one message, collecting what is wrong
+// with them.
+type fields struct {
+	enc Encoding
+	// marked: markNonFinite rewrote the frame, so a string starting with
+	// nonFiniteMark stands for a bare NaN or infinity.
+	marked bool
+	bad    []string
+}
+
+func (f *fields) wrong(name, kind, want string) {
+	f.bad = append(f.bad, name+" is "+kind+", not "+want)
+}
+
+func (f *fields) boolean(name string, v rawValue) bool {
+	b, ok := decodeBool(f.enc, v)
+	if !ok {
+		f.wrong(name, f.kind(v), "a bool")
+	}
+	return b
+}
+
+func (f *fields) str(name string, v rawValue) string {
+	s, ok := decodeString(f.enc, v)
+	if !ok || f.marked && strings.HasPrefix(s, nonFiniteMark) {
+		f.wrong(name, f.kind(v), "a string")
+		return ""
+	}
+	return s
+}
+
+func (f *fields) optStr(name string, v rawValue) string {
+	if v == nil {
+		return ""
+	}
+	return f.str(name, v)
+}
+
+// optNum reads a finite number. A number too large for a float64 (JSON
+// 1e400, a CBOR bignum) is out of range; NaN and the infinities are named.
+func (f *fields) optNum(name string, v rawValue) float64 {
+	if v == nil {
+		return 0
+	}
+	n, ok := decodeNumber(f.enc, v)
+	if ok {
+		return n
+	}
+	switch kind := f.kind(v); kind {
+	case "NaN", "Infinity", "-Infinity":
+		f.wrong(name, kind, "a finite number")
+	case "a number", "a bignum":
+		f.bad = append(f.bad, name+" is out of range")
+	default:
+		f.wrong(name, kind, "a number")
+	}
+	return 0
+}
+
+// kind names what a raw value is, for the reason a request is refused.
+func (f *fields) kind(v rawValue) string {
+	if f.enc == CBOR {
+		return cborKind(v)
+	}
+	t := bytes.TrimSpace(v)
+	if len(t) == 0 {
+		return "empty"
+	}
+	switch t[0] {
+	case '"':
+		var s string
+		if f.marked && json.Unmarshal(t, &s) == nil && strings.HasPrefix(s, nonFiniteMark) {
+			return strings.TrimPrefix(s, nonFiniteMark)
+		}
+		return "a string"
+	case 't', 'f':
+		return "a bool"
+	case 'n':
+		return "null"
+	case '[':
+		return "an array"
+	case '{':
+		return "an object"
+	}
+	return "a number"
+}
+
+// cborKind names a CBOR data item by its first byte (and, for a float, its
+// value).
+func cborKind(v rawValue) string {
+	if len(v) == 0 {
+		return "empty"
+	}
+	switch v[0] >> 5 {
+	case 0, 1:
+		return "a number"
+	case 2:
+		return "a byte string"
+	case 3:
+		return "a string"
+	case 4:
+		return "an array"
+	case 5:
+		return "an object"
+	case 6:
+		if v[0] == 0xc2 || v[0] == 0xc3 { // tags 2 and 3: bignums
+			return "a bignum"
+		}
+		return "a tagged value"
+	}
+	switch v[0] {
+	case 0xf4, 0xf5:
+		return "a bool"
+	case 0xf6:
+		return "null"
+	case 0xf7:
+		return "undefined"
+	case 0xf9, 0xfa, 0xfb:
+		var x float64
+		if cborMsgDec.Unmarshal(v, &x) == nil {
+			switch {
+			case math.IsNaN(x):
+				return "NaN"
+			case math.IsInf(x, 1):
+				return "Infinity"
+			case math.IsInf(x, -1):
+				return "-Infinity"
+			}
+		}
+		return "a number"
+	}
+	return "a simple value"
+}
+
+// maxLenientJSON bounds the frames markNonFinite rewrites: a request is a
+// few hundred bytes, and the copy may be up to four times the frame.
+const maxLenientJSON = 64 << 10
+
+// nonFiniteMark starts the strings markNonFinite puts in place of bare
+// non-finite numbers; no protocol string starts with a NUL.
+const nonFiniteMark = "\x00"
+
+// markNonFinite returns a copy of the JSON text b in which every bare NaN,
+// Infinity and -Infinity outside strings (what Python's json module writes
+// for non-finite floats, and JSON does not allow) is replaced by a string of
+// nonFiniteMark and the token, so that the message decodes and the field can
+// be named in the refusal. ok is false when b holds none.
+func markNonFinite(b []byte) (out []byte, ok bool) {
+	last := 0 // b[last:i] is still to be copied
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"': // skip the string, escapes included
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			continue
+		case 'N', 'I', '-':
+		default:
+			continue
+		}
+		for _, tok := range []string{"NaN", "Infinity", "-Infinity"} {
+			if bytes.HasPrefix(b[i:], []byte(tok)) {
+				if out == nil {
+					out = make([]byte, 0, len(b)+64)
+				}
+				out = append(out, b[last:i]...)
+				out = append(out, `"\u0000`+tok+`"`...)
+				i += len(tok) - 1
+				last = i + 1
+				break
+			}
+		}
+	}
+	if out == nil {
+		return nil, false
+	}
+	return append(out, b[last:]...), true
 }
 
 func unmarshal(enc Encoding, b []byte, v any) error {

@@ -7,7 +7,9 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 func TestPicker(t *testing.T) {
@@ -113,5 +115,68 @@ func BenchmarkScaleJPEG(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLowPacer: low snapshots keep one frame per 200 ms of capture time on
+// average whatever the camera's rate and jitter (two frames sent are never
+// under 150 ms apart, and n frames never span less than n-1 intervals minus
+// 50 ms), and a camera at 10 fps with ±20 ms of jitter gives exactly every
+// other frame, one at 5 fps or slower every frame.
+func TestLowPacer(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	cases := []struct {
+		fps    float64
+		jitter time.Duration
+		want   string // all | half | "" (only the bounds)
+	}{
+		{10, 0, "half"},
+		{10, 20 * time.Millisecond, "half"},
+		{5, 20 * time.Millisecond, "all"},
+		{4, 20 * time.Millisecond, "all"},
+		{30, 5 * time.Millisecond, ""},
+		{7, 10 * time.Millisecond, ""},
+		{10.05, 20 * time.Millisecond, ""},
+		{24, 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%gfps±%v", c.fps, c.jitter), func(t *testing.T) {
+			p := newLowPacer(interval)
+			rnd := rand.New(rand.NewPCG(1, 2))
+			t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			period := time.Duration(float64(time.Second) / c.fps)
+			const frames = 600
+			var sent []time.Time
+			for i := range frames {
+				at := t0.Add(time.Duration(i)*period + time.Duration((rnd.Float64()*2-1)*float64(c.jitter)))
+				if p.admit(at) {
+					sent = append(sent, at)
+				}
+			}
+			for i := 1; i < len(sent); i++ {
+				if g := sent[i].Sub(sent[i-1]); g < interval*3/4 {
+					t.Fatalf("frames %d and %d sent %v apart", i-1, i, g)
+				}
+			}
+			if n := len(sent); time.Duration(n-1)*interval > sent[n-1].Sub(sent[0])+interval/4 {
+				t.Errorf("%d frames in %v", n, sent[n-1].Sub(sent[0]))
+			}
+			switch {
+			case c.want == "all" && len(sent) != frames, c.want == "half" && len(sent) != frames/2:
+				t.Errorf("%d of %d frames sent, want %s", len(sent), frames, c.want)
+			}
+			t.Logf("%d of %d frames sent: %.2f fps", len(sent), frames, float64(len(sent))/(time.Duration(frames)*period).Seconds())
+		})
+	}
+	// A clock set back starts afresh: the frame is sent, and pacing goes on
+	// from it.
+	p := newLowPacer(interval)
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var got []bool
+	for _, ms := range []int{0, 100, 200, 300, 400, 50, 150, 250, 300} {
+		got = append(got, p.admit(t0.Add(time.Duration(ms)*time.Millisecond)))
+	}
+	if want := []bool{true, false, true, false, true, true, false, true, false}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("admitted %v, want %v", got, want)
 	}
 }

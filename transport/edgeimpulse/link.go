@@ -115,8 +115,9 @@ type Options struct {
 	// UploadRetry is the backoff of spooled uploads; zero fields take
 	// retry.DefaultPolicy.
 	UploadRetry retry.Policy
-	// SnapshotLowInterval is the minimum gap between low-resolution snapshot
-	// frames (0: 200 ms, ≤ 5 fps, like the serial daemon).
+	// SnapshotLowInterval is the average gap between low-resolution snapshot
+	// frames on capture time, one of which may come a quarter of it early
+	// (0: 200 ms, 5 fps, like the serial daemon; lowPacer).
 	SnapshotLowInterval time.Duration
 }
 

@@ -69,6 +69,8 @@ type rigOpts struct {
 	spoolClock clock.Clock
 	// keyFile gives the key as api_key_file (its path in rig.keyFile).
 	keyFile bool
+	// hub, when set, wraps the rig's hub: the link sees what it returns.
+	hub func(sensors.Hub) sensors.Hub
 }
 
 func testLogger(testing.TB) *slog.Logger {
@@ -98,7 +100,11 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	cc := synthetic.Config{Signal: "camera", FPS: cmp.Or(o.camFPS, 12)}
 	cc.SetDefaults()
 	h := agenttest.Hub(t, log, append([]sensors.Source{motion, audio, synthetic.NewCamera("cam", cc)}, o.extra...)...)
-	deps := agenttest.Deps(t, "ei", h, log)
+	var linkHub sensors.Hub = h
+	if o.hub != nil {
+		linkHub = o.hub(h)
+	}
+	deps := agenttest.Deps(t, "ei", linkHub, log)
 	deps.Device = transport.Device{ID: "dc:a6:32:01:02:03", Name: "pi", Type: "RASPBERRY_PI"}
 	if o.spoolDir == "" {
 		deps.Spool = agenttest.Spool(t, spool.Options{Logger: log, Clock: o.spoolClock})
@@ -426,11 +432,10 @@ func TestSnapshotStreaming(t *testing.T) {
 				t.Fatalf("low frame %+v, want 128x96 frame.jpg", f)
 			}
 		}
+		// The rate is paced on capture time, which the fake does not see:
+		// TestSnapshotLowRateFromJitteryCamera and TestLowPacer check it.
 		fps := float64(len(low)-1) / low[len(low)-1].At.Sub(low[0].At).Seconds()
-		t.Logf("low: %d frames at %.2f fps", len(low), fps)
-		if fps > 5 {
-			t.Errorf("low fps %.2f > 5", fps)
-		}
+		t.Logf("low: %d frames at %.2f fps on arrival", len(low), fps)
 		if count("snapshotStarted") != 1 {
 			t.Errorf("snapshotStarted sent %d times", count("snapshotStarted"))
 		}
@@ -583,6 +588,10 @@ func TestRotatedAPIKeyFile(t *testing.T) {
 	})
 }
 
+// TestMalformedAndUnknownMessages: frames that are no message, or one the
+// link does not know, are ignored; a sample request that is not an object
+// is refused (TestWrongTypedRequestsAnswered has the other wrong types).
+// The session carries on.
 func TestMalformedAndUnknownMessages(t *testing.T) {
 	cases := map[string][][]byte{
 		"json": {[]byte("{not json"), []byte(`{"sample":"nope"}`), []byte(`[1,2]`), []byte(`{"whatIsThis":1}`), []byte(`{"err":"Failed to parse message"}`)},
@@ -593,6 +602,10 @@ func TestMalformedAndUnknownMessages(t *testing.T) {
 			if err := r.srv.SendRaw(b); err != nil {
 				t.Fatal(err)
 			}
+		}
+		r.wait("the sample that is not an object refused", func() bool { return strings.Contains(r.lastSampleError(), "not an object") })
+		if got := r.srv.MessageTypes(0); len(got) != 1 {
+			t.Errorf("replies %v, want the one refusal", got)
 		}
 		r.cycle("after garbage", eitest.SampleRequest{Sensor: "accel", Label: "still-ok", Length: 300, Interval: 10}, fullCycle)
 		if n := len(r.srv.Hellos()); n != 1 {

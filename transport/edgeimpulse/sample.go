@@ -46,9 +46,11 @@ type samplePlan struct {
 	rows   int
 }
 
-// plan validates a request against the offered sensors: a known sensor, a
-// length within its maximum, and an interval matching one of its
-// frequencies. The errors are sent to Studio as {sample:false, error}.
+// plan validates a request against the offered sensors: a known sensor, an
+// interval that is not negative, a length within its maximum, and an
+// interval matching one of its frequencies (0: the sensor's rate). The
+// errors are sent to Studio as {sample:false, error}. DecodeMessage has
+// refused NaN and the infinities already.
 func (l *Link) plan(r SampleRequest) (samplePlan, error) {
 	p := samplePlan{req: r}
 	for _, o := range l.offered {
@@ -67,17 +69,23 @@ func (l *Link) plan(r SampleRequest) (samplePlan, error) {
 	if !strings.HasPrefix(r.Path, "/") || strings.Contains(r.Path, "..") || strings.ContainsAny(r.Path, "?#") {
 		return p, fmt.Errorf("invalid ingestion path %q", r.Path)
 	}
+	if r.Interval < 0 {
+		// It used to be read as 0 (the sensor's own rate); no sensor samples
+		// backwards, so the request is wrong (docs/protocols/edge-impulse.md §4.4).
+		return p, fmt.Errorf("invalid interval %v ms: negative", r.Interval)
+	}
 	if info.Class == sensors.Still {
 		return p, nil
 	}
 	if !(r.Length > 0) {
 		return p, fmt.Errorf("invalid sample length %v ms", r.Length)
 	}
-	if max := maxLength(info); time.Duration(r.Length*float64(time.Millisecond)) > max {
+	// Compared as floats: a length of 1e300 ms overflows a Duration.
+	if max := maxLength(info); r.Length*float64(time.Millisecond) > float64(max) {
 		return p, fmt.Errorf("sample length %v ms is longer than the maximum %v for %s", r.Length, max, r.Sensor)
 	}
 	freqs := frequencies(info)
-	if r.Interval <= 0 {
+	if r.Interval == 0 {
 		p.freq = info.Rate
 	} else {
 		want := 1000 / r.Interval

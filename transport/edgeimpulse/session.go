@@ -142,13 +142,28 @@ func (s *session) readLoop(ctx context.Context) error {
 			return nil
 		}
 		if errors.Is(err, ErrMalformed) {
-			s.l.logLimited(&s.l.warns.malformed, "malformed message ignored", "err", err)
+			s.l.logLimited(&s.l.warns.malformed, "malformed message", "err", err)
+			s.refuse(ctx, in)
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("edgeimpulse read: %w", err)
 		}
 		s.dispatch(ctx, in)
+	}
+}
+
+// refuse answers a sample or startSnapshot request whose fields have the
+// wrong type with sample:false or snapshotFailed and the reason: Studio
+// waits for a reply to each request, and the reference client leaves it
+// waiting (docs/protocols/edge-impulse.md §4.5, §4.7). Any other malformed
+// message gets no reply, as none is expected.
+func (s *session) refuse(ctx context.Context, in Inbound) {
+	switch in.Type {
+	case msgSample:
+		_ = s.send(ctx, sampleReply{Sample: false, Error: "invalid sample request: " + in.Invalid})
+	case msgStartSnapshot:
+		_ = s.send(ctx, snapshotFailed{SnapshotFailed: true, Error: "invalid startSnapshot request: " + in.Invalid})
 	}
 }
 

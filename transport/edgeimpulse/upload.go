@@ -22,6 +22,16 @@ const spoolKind = "edgeimpulse-sample"
 // uploadTimeout bounds one ingestion request.
 const uploadTimeout = 5 * time.Minute
 
+// The x-upload-source and x-device-type values of the reference clients
+// (docs/protocols/edge-impulse.md §5.4): edge-impulse-linux's uploader on
+// /files, edge-impulse-cli's data forwarder on /data (which sends no device
+// type; the acquisition file carries one).
+const (
+	uploadSourceFiles     = "EDGE_IMPULSE_CLI_UPLOADER"
+	uploadDeviceTypeFiles = "EDGE_IMPULSE_CLI"
+	uploadSourceData      = "EDGE_IMPULSE_CLI_FORWARDER"
+)
+
 // maxReplyBody bounds how much of an ingestion reply is read (its verdict,
 // its reason for a refusal).
 const maxReplyBody = 64 << 10
@@ -101,6 +111,17 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 		req.Header.Set("x-no-label", "1")
 	}
 	req.Header.Set("x-disallow-duplicates", "1")
+	// A unique id after the stored name: every sample of a label has the
+	// same file name, and two must not collide (§5.2).
+	req.Header.Set("x-add-date-id", "1")
+	// What the reference uploaders send (§5.4): edge-impulse-linux's
+	// uploader for files, the data forwarder for signed acquisition files.
+	if m.Files {
+		req.Header.Set("x-upload-source", uploadSourceFiles)
+		req.Header.Set("x-device-type", uploadDeviceTypeFiles)
+	} else {
+		req.Header.Set("x-upload-source", uploadSourceData)
+	}
 	req.Header.Set("Content-Type", m.ContentType)
 	req.Header.Set("User-Agent", "edge-agent/"+l.deps.Version)
 	resp, err := l.http.Do(req)

@@ -87,7 +87,15 @@ type Upload struct {
 	Hash        string
 	Size        int
 	ContentType string
-	Err         string // why it was refused
+	// Header holds the request's headers, x-api-key removed.
+	Header http.Header
+	// StoredName is the name ingestion stored the file under: the file name
+	// (x-file-name, or the multipart part's name) with a unique id appended
+	// when the request sent x-add-date-id: 1, as the real service does
+	// (docs/protocols/edge-impulse.md §5.2). Without the header two samples
+	// of one label share a name.
+	StoredName string
+	Err        string // why it was refused
 	// File is set for verified /data uploads.
 	File *File
 	// JPEG sizes for /files uploads.
@@ -133,6 +141,7 @@ type Server struct {
 	echo        bool          // EchoCredentials
 	stallCh     chan struct{} // closed when the stall ends
 	stored      map[string]bool
+	dateIDs     int // ids handed out for x-add-date-id
 	changed     chan struct{}
 	closed      bool
 }
@@ -691,7 +700,8 @@ func (s *Server) record(m map[string]any) {
 // ingest is POST /api/{training|testing|anomaly}/{data|files}.
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	cat, kind := r.PathValue("category"), r.PathValue("kind")
-	u := Upload{Path: r.URL.Path, At: time.Now(), ContentType: r.Header.Get("Content-Type")}
+	u := Upload{Path: r.URL.Path, At: time.Now(), ContentType: r.Header.Get("Content-Type"), Header: r.Header.Clone()}
+	u.Header.Del("x-api-key")
 	u.FileName, _ = url.PathUnescape(r.Header.Get("x-file-name"))
 	u.Label, _ = url.PathUnescape(r.Header.Get("x-label"))
 	body, err := io.ReadAll(io.LimitReader(r.Body, 128<<20))
@@ -711,7 +721,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		if code == http.StatusOK && kind == "files" {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(code)
-			fmt.Fprintf(w, `{"success":true,"files":[{"success":true,"fileName":%q}]}`, u.FileName)
+			fmt.Fprintf(w, `{"success":true,"files":[{"success":true,"fileName":%q}]}`, u.StoredName)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")
@@ -761,9 +771,10 @@ func (s *Server) ingestData(r *http.Request, u *Upload, body []byte, reply func(
 		reply(http.StatusConflict, "duplicate file")
 		return
 	}
-	s.log.Info("sample received", "path", u.Path, "label", u.Label, "encoding", f.Encoding,
+	u.StoredName = s.storedName(r, u.FileName)
+	s.log.Info("sample received", "path", u.Path, "label", u.Label, "stored_as", u.StoredName, "encoding", f.Encoding,
 		"rows", f.Rows, "axes", f.Sensors, "interval_ms", f.IntervalMs, "signature", "verified")
-	reply(http.StatusOK, u.FileName)
+	reply(http.StatusOK, u.StoredName)
 }
 
 func (s *Server) ingestFiles(r *http.Request, u *Upload, body []byte, reply func(int, string)) {
@@ -804,7 +815,8 @@ func (s *Server) ingestFiles(r *http.Request, u *Upload, body []byte, reply func
 		reply(http.StatusConflict, "duplicate file")
 		return
 	}
-	s.log.Info("image received", "path", u.Path, "label", u.Label, "file", u.FileName,
+	u.StoredName = s.storedName(r, u.FileName)
+	s.log.Info("image received", "path", u.Path, "label", u.Label, "file", u.FileName, "stored_as", u.StoredName,
 		"size", fmt.Sprintf("%dx%d", u.ImageWidth, u.ImageHeight))
 	reply(http.StatusOK, "")
 }
@@ -822,13 +834,28 @@ func (s *Server) duplicate(r *http.Request, hash string) bool {
 	return dup && r.Header.Get("x-disallow-duplicates") == "1"
 }
 
+// storedName is the name a stored file gets: name itself, or with
+// x-add-date-id: 1 name followed by a unique id, so that repeated uploads
+// of one label stay apart. (The real service's id format is its own; the
+// fake's is a dot and eight hex digits.)
+func (s *Server) storedName(r *http.Request, name string) string {
+	if r.Header.Get("x-add-date-id") != "1" {
+		return name
+	}
+	s.mu.Lock()
+	s.dateIDs++
+	n := s.dateIDs
+	s.mu.Unlock()
+	return fmt.Sprintf("%s.%08x", name, n)
+}
+
 // status serves a JSON summary: what a demo user looks at.
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	type up struct {
-		Path, Label, File, Encoding string
-		Status, Rows                int
-		Verified                    bool
-		At                          time.Time
+		Path, Label, File, Stored, Encoding string
+		Status, Rows                        int
+		Verified                            bool
+		At                                  time.Time
 	}
 	s.mu.Lock()
 	out := struct {
@@ -850,7 +877,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	for _, u := range s.uploads {
-		x := up{Path: u.Path, Label: u.Label, File: u.FileName, Status: u.Status, At: u.At}
+		x := up{Path: u.Path, Label: u.Label, File: u.FileName, Stored: u.StoredName, Status: u.Status, At: u.At}
 		if u.File != nil {
 			x.Rows, x.Verified, x.Encoding = u.File.Rows, true, u.File.Encoding
 		}
