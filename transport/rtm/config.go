@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
+	"github.com/edge-agent/edge-agent/sensors/h264"
 )
 
 // Config is the `rtm:` block of a link.
@@ -42,8 +43,11 @@ type Config struct {
 	Video      string      `yaml:"video"`
 	Audio      string      `yaml:"audio"`       // the microphone sensor to publish as PCMU (optional)
 	ICEServers []ICEServer `yaml:"ice_servers"` // STUN/TURN servers for the peer connection
-	Record     Record      `yaml:"record"`
-	WebhookURL string      `yaml:"webhook_url"` // URL the service calls on session or recording events (optional)
+	// VideoChecks are the limits of what the link checks in the H.264 it
+	// publishes (problems are shown in /status and logged once).
+	VideoChecks VideoChecks `yaml:"video_checks"`
+	Record      Record      `yaml:"record"`
+	WebhookURL  string      `yaml:"webhook_url"` // URL the service calls on session or recording events (optional)
 
 	CAFile             string `yaml:"ca_file"`              // PEM file of CAs trusted in addition to the system roots
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // skip TLS certificate verification (testing only)
@@ -57,6 +61,15 @@ type ICEServer struct {
 	// CredentialFile holds the TURN credential (mode 0600), read when the
 	// config is loaded.
 	CredentialFile string `yaml:"credential_file"`
+}
+
+// VideoChecks tunes the check of the published H.264 stream
+// (docs/protocols/webrtc-rtm.md §6.1).
+type VideoChecks struct {
+	// MaxKeyframeInterval is the longest keyframe interval not reported as
+	// a problem: a viewer who joins, or loses a packet, waits up to one
+	// interval for a picture.
+	MaxKeyframeInterval conf.Duration `yaml:"max_keyframe_interval"`
 }
 
 // Record configures recording.
@@ -73,6 +86,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.TokenRefreshBefore == 0 {
 		c.TokenRefreshBefore = conf.Duration(5 * time.Minute)
+	}
+	if c.VideoChecks.MaxKeyframeInterval == 0 {
+		c.VideoChecks.MaxKeyframeInterval = conf.Duration(h264.DefaultMaxKeyframeGap)
 	}
 }
 
@@ -96,6 +112,7 @@ func (c *Config) Validate(v *conf.Validator) {
 		c.Token = v.Secret("token", c.Token, "token_file", c.TokenFile, true)
 	}
 	v.Positive("token_refresh_before", c.TokenRefreshBefore.D().Seconds())
+	v.Positive("video_checks.max_keyframe_interval", c.VideoChecks.MaxKeyframeInterval.D().Seconds())
 	v.Required("client_id", c.ClientID)
 	v.Required("video", c.Video)
 	v.OneOf("record.start", c.Record.Start, "auto", "manual")

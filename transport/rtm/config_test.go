@@ -3,6 +3,7 @@ package rtm
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/conf/conftest"
@@ -13,6 +14,9 @@ func TestSampleConfig(t *testing.T) {
 	conftest.Check(t, "testdata/sample.yaml", &c)
 	if c.Token != "sample-token" || len(c.ICEServers) != 2 || c.Record.Start != "auto" {
 		t.Errorf("decoded %+v", c)
+	}
+	if c.VideoChecks.MaxKeyframeInterval.D() != 3*time.Second {
+		t.Errorf("video_checks.max_keyframe_interval = %v, want the sample's 3s", c.VideoChecks.MaxKeyframeInterval)
 	}
 	if got := c.SensorNames(); got["video"] != "cam" || got["audio"] != "mic" {
 		t.Errorf("SensorNames = %v", got)
@@ -43,6 +47,7 @@ func TestValidate(t *testing.T) {
 		{name: "token_url and token", mutate: func(c *Config) { c.TokenURL, c.TokenURLKey = "https://backend/rtm-token", "k" }, want: []string{"token_url: give either"}},
 		{name: "token_url without a key", mutate: func(c *Config) { c.Token, c.TokenURL = "", "https://backend/rtm-token" }, want: []string{"token_url_key_file: required"}},
 		{name: "token_url not http", mutate: func(c *Config) { c.Token, c.TokenURL, c.TokenURLKey = "", "wss://backend", "k" }, want: []string{"token_url: scheme"}},
+		{name: "negative keyframe interval", mutate: func(c *Config) { c.VideoChecks.MaxKeyframeInterval = -1 }, want: []string{"video_checks.max_keyframe_interval"}},
 		{name: "negative refresh", mutate: func(c *Config) { c.TokenRefreshBefore = -1 }, want: []string{"token_refresh_before"}},
 		{name: "no client id, no video", mutate: func(c *Config) { c.ClientID, c.Video = "", "" }, want: []string{"client_id: required", "video: required"}},
 		{name: "bad record.start", mutate: func(c *Config) { c.Record.Start = "sometimes" }, want: []string{"record.start"}},

@@ -43,6 +43,11 @@ type Options struct {
 	// SDPErrorWait is the wait after SDP_ERROR (a codec or config bug that
 	// a quick retry will not fix).
 	SDPErrorWait time.Duration
+	// SPSWait bounds how long a link that has not yet seen its camera's SPS
+	// waits for one before the first offer, which announces the stream's
+	// profile-level-id (docs/protocols/webrtc-rtm.md §6.1). It covers a
+	// camera's start (rpicam-vid takes seconds) and one keyframe interval.
+	SPSWait time.Duration
 	// Loopback forces loopback ICE candidates on. They are on anyway when
 	// the service's host is a loopback address.
 	Loopback bool
@@ -58,6 +63,7 @@ var DefaultOptions = Options{
 	DisconnectedGrace: 3 * time.Second,
 	TwoTimerWait:      5 * time.Second,
 	SDPErrorWait:      5 * time.Minute,
+	SPSWait:           5 * time.Second,
 }
 
 func (o Options) withDefaults() Options {
@@ -73,6 +79,7 @@ func (o Options) withDefaults() Options {
 	set(&o.DisconnectedGrace, d.DisconnectedGrace)
 	set(&o.TwoTimerWait, d.TwoTimerWait)
 	set(&o.SDPErrorWait, d.SDPErrorWait)
+	set(&o.SPSWait, d.SPSWait)
 	return o
 }
 
@@ -96,6 +103,7 @@ type Link struct {
 
 	tokens *tokenSource
 	waits  *retry.PeerWaits // caps (and logs) the waits the service asks for
+	video  videoWatch       // the camera's latest SPS and the problems logged
 
 	mu       sync.Mutex
 	cur      *session

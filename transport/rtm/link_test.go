@@ -16,6 +16,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
+	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/h264"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
@@ -98,15 +99,21 @@ func newEnv(t testing.TB, pingEvery time.Duration) *env {
 // a recording sink and the link's deps.
 func newEnvWith(t testing.TB, fo rtmtest.Options) *env {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	vcfg := synthetic.Config{Signal: synthetic.SignalH264}
 	vcfg.SetDefaults()
 	vsrc, err := synthetic.NewH264("video", vcfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return newEnvVideo(t, fo, vsrc)
+}
+
+// newEnvVideo is newEnvWith with vsrc as the camera "video".
+func newEnvVideo(t testing.TB, fo rtmtest.Options, vsrc sensors.Source) *env {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	acfg := synthetic.Config{Signal: synthetic.SignalAudio}
 	acfg.SetDefaults()
@@ -226,6 +233,9 @@ func TestRecordingEndToEnd(t *testing.T) {
 	}
 	if s.Cause != rtm.CauseTermByClient {
 		t.Errorf("cause = %q, want TERM_BY_CLIENT", s.Cause)
+	}
+	if len(s.MediaErrors) != 0 {
+		t.Errorf("the fake found what a browser would refuse: %q", s.MediaErrors)
 	}
 	if len(s.Recordings) != 1 || !slices.Equal(s.Recordings[0].States, []string{rtm.RecordingStarted, rtm.RecordingStopped}) {
 		t.Fatalf("recordings = %+v", s.Recordings)

@@ -86,7 +86,7 @@ func (s *session) run() {
 			}
 			err := s.sig.Err()
 			if st.stopping {
-				err = nil
+				err = s.stopResult(nil)
 			}
 			s.finish(err)
 			return
@@ -119,7 +119,7 @@ func (s *session) run() {
 			}
 		case <-st.stop.C():
 			s.log.Info("rtm no TERMINATED after session_stop; closing", "waited", s.l.opts.StopWait)
-			s.finish(nil)
+			s.finish(s.stopResult(nil))
 			return
 		}
 	}
@@ -276,7 +276,7 @@ func (s *session) onSessionState(st *loopState, d SessionStateData) error {
 		s.checkUp(st)
 	case StateTerminated:
 		if st.stopping && (d.TerminationCause == CauseTermByClient || d.TerminationCause == "") {
-			return errStopped
+			return s.stopResult(errStopped)
 		}
 		return s.terminated(d.TerminationCause)
 	}
@@ -297,7 +297,8 @@ func (s *session) terminated(cause string) error {
 		wait := s.l.opts.TwoTimerWait << min(n-1, 6)
 		return retry.RetryAfter(err, min(wait, max(60*time.Second, s.l.opts.TwoTimerWait)))
 	case CauseSDPError:
-		s.log.Error("rtm service rejected the SDP; check the codecs (H.264 42e01f, PCMU)", "retry_in", s.l.opts.SDPErrorWait)
+		s.log.Error("rtm service rejected the SDP; check the codecs: the H.264 profile announced (constrained baseline plays everywhere) and PCMU",
+			"h264", s.announcedOrNone(), "retry_in", s.l.opts.SDPErrorWait)
 		return retry.RetryAfter(err, s.l.opts.SDPErrorWait)
 	case CauseNoPacketReceived:
 		last := s.counters.lastVideoUnix.Load()

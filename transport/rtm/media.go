@@ -12,11 +12,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
-	"github.com/edge-agent/edge-agent/transport/rtm/internal/pionapi"
 )
-
-// H264Fmtp is what the agent offers (pionapi.H264Fmtp).
-const H264Fmtp = pionapi.H264Fmtp
 
 // iceServers converts the config (or the REST session's) servers.
 func iceServers(in []ICEServer) []webrtc.ICEServer {
@@ -118,10 +114,11 @@ func (k *keyLimiter) allow(now time.Time) bool {
 
 // videoPump writes access units from sub to track through a videoGate, and
 // passes keyframe requests (PLI/FIR from keyReq, or the gate's own) to the
-// source. now is the link's clock. It returns when ctx ends or sub closes.
-// Owned by the session.
+// source. Every unit the source sends goes through check first. now is the
+// link's clock. It returns when ctx ends or sub closes. Owned by the session.
 func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subscription,
-	track *webrtc.TrackLocalStaticSample, keyReq <-chan struct{}, c *mediaCounters, log *slog.Logger, now func() time.Time) {
+	track *webrtc.TrackLocalStaticSample, keyReq <-chan struct{}, c *mediaCounters, check *videoCheck,
+	log *slog.Logger, now func() time.Time) {
 	info := sub.Info()
 	gate := videoGate{nominal: time.Second / 15, lastDropped: sub.Dropped()}
 	if info.Rate > 0 {
@@ -157,6 +154,7 @@ func videoPump(ctx context.Context, connected <-chan struct{}, sub sensors.Subsc
 				return
 			}
 			c.lastVideoUnix.Store(now().UnixNano())
+			check.add(s)
 			isConnected := false
 			select {
 			case <-connected:

@@ -1,8 +1,10 @@
 package rtm
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,7 @@ type peerConfig struct {
 	ice      []webrtc.ICEServer
 	loopback bool      // offer loopback host candidates (the service runs on this host)
 	udpPorts [2]uint16 // ephemeral ICE ports (0,0 = any)
+	h264Fmtp string    // the H.264 format offered: the stream's profile-level-id
 	audio    bool      // add a PCMU track beside the H.264 one
 	// sdpErrorWait is how long the supervisor waits after a description
 	// pion cannot apply or answer (a codec or config bug that a quick retry
@@ -47,6 +50,7 @@ type peer struct {
 	candDrops    atomic.Int64                   // local candidates dropped on a full cands
 
 	sdpErrorWait time.Duration
+	h264Fmtp     string // the H.264 format offered
 	log          *slog.Logger
 	pending      []webrtc.ICECandidateInit // remote candidates before the remote description
 
@@ -58,7 +62,7 @@ type peer struct {
 // audio) transceivers and starts its RTCP readers. On error nothing is left
 // running.
 func newPeer(cfg peerConfig) (_ *peer, err error) {
-	api, err := pionapi.New(cfg.loopback, cfg.udpPorts)
+	api, err := pionapi.New(pionapi.Config{H264: []string{cfg.h264Fmtp}, Loopback: cfg.loopback, UDPPorts: cfg.udpPorts})
 	if err != nil {
 		return nil, retry.Permanent(err)
 	}
@@ -68,7 +72,7 @@ func newPeer(cfg peerConfig) (_ *peer, err error) {
 	}
 	p := &peer{
 		pc: pc, keyReq: make(chan struct{}, 1), cands: make(chan webrtc.ICECandidateInit, 64),
-		changed: make(chan struct{}, 1), sdpErrorWait: cfg.sdpErrorWait, log: cfg.log,
+		changed: make(chan struct{}, 1), sdpErrorWait: cfg.sdpErrorWait, h264Fmtp: cfg.h264Fmtp, log: cfg.log,
 	}
 	defer func() {
 		if err != nil {
@@ -76,7 +80,7 @@ func newPeer(cfg peerConfig) (_ *peer, err error) {
 		}
 	}()
 	var vtr, atr *webrtc.RTPTransceiver
-	p.video, vtr, err = p.addTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: H264Fmtp}, "video")
+	p.video, vtr, err = p.addTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: cfg.h264Fmtp}, "video")
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +167,11 @@ func (p *peer) offer() (*webrtc.SessionDescription, error) {
 // answer asks the supervisor to wait sdpErrorWait.
 func (p *peer) apply(sd webrtc.SessionDescription) (answer *webrtc.SessionDescription, err error) {
 	if err := p.pc.SetRemoteDescription(sd); err != nil {
+		if errors.Is(err, webrtc.ErrUnsupportedCodec) && videoRefused(sd.SDP) {
+			// What a browser without a decoder for the profile answers
+			// (docs/protocols/webrtc-rtm.md §6.1): say which one.
+			err = fmt.Errorf("the peer takes none of the H.264 we offered (%s), so it does not decode the camera's profile; encode constrained baseline, which every browser decodes: %w", p.h264Fmtp, err)
+		}
 		return nil, retry.RetryAfter(fmt.Errorf("rtm apply %s: %w", sd.Type, err), p.sdpErrorWait)
 	}
 	if sd.Type == webrtc.SDPTypeOffer {
@@ -182,6 +191,17 @@ func (p *peer) apply(sd webrtc.SessionDescription) (answer *webrtc.SessionDescri
 	}
 	p.pending = nil
 	return answer, nil
+}
+
+// videoRefused reports whether a description refuses its video section
+// (port 0, RFC 3264 §6).
+func videoRefused(sdp string) bool {
+	for line := range strings.Lines(sdp) {
+		if strings.HasPrefix(line, "m=video 0 ") {
+			return true
+		}
+	}
+	return false
 }
 
 // addCandidate adds a remote candidate, or keeps it until the remote

@@ -15,6 +15,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/transport/rtm/internal/pionapi"
 )
 
 // TerminatedError is a session the service ended with session_state
@@ -61,10 +62,12 @@ type session struct {
 	remoteDrops atomic.Int64
 
 	video, audio sensors.Subscription // audio is nil without audio
+	check        *videoCheck          // inspects what video publishes
 	counters     mediaCounters
 	started      time.Time
 
-	running   atomic.Bool // run was started (so cmdStop will be answered)
+	running   atomic.Bool           // run was started (so cmdStop will be answered)
+	stopErr   atomic.Pointer[error] // why the session stopped itself (stopFor), nil when Close stopped it
 	closeOnce sync.Once
 }
 
@@ -77,9 +80,11 @@ type endpoint struct {
 }
 
 // dial sets up one session presenting token, in the protocol's order
-// (docs/protocols/webrtc-rtm.md §5): REST session, subscriptions, peer,
-// signalling, offer, then the wait for ACTIVE and connected. A session that
-// fails half-way is closed, which stops whatever it had started.
+// (docs/protocols/webrtc-rtm.md §5): REST session (first, so a failing
+// backend never starts the camera), subscriptions, the stream's
+// profile-level-id, peer, signalling, offer, then the wait for ACTIVE and
+// connected. A session that fails half-way is closed, which stops whatever
+// it had started.
 func (l *Link) dial(ctx context.Context, tc *tls.Config, token string) (_ *session, err error) {
 	cfg := l.cfg
 	cfg.Token = token
@@ -96,7 +101,11 @@ func (l *Link) dial(ctx context.Context, tc *tls.Config, token string) (_ *sessi
 	if err := s.subscribe(); err != nil {
 		return nil, err
 	}
-	if err := s.openPeer(ep); err != nil {
+	plid, err := s.announce(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openPeer(ep, plid); err != nil {
 		return nil, err
 	}
 	if err := s.openSignal(ctx, &cfg, tc, ep); err != nil {
@@ -139,6 +148,7 @@ func (l *Link) newSession() *session {
 		stopped: make(chan struct{}), cmds: make(chan command, 4), started: l.deps.Clock.Now(),
 	}
 	s.counters.stats = l.deps.Stats
+	s.check = l.newVideoCheck()
 	return s
 }
 
@@ -160,12 +170,17 @@ func (s *session) subscribe() error {
 	return nil
 }
 
-// openPeer makes the session's peer connection for ep.
-func (s *session) openPeer(ep endpoint) (err error) {
+// openPeer makes the session's peer connection for ep, announcing H.264
+// with profileLevelID.
+func (s *session) openPeer(ep endpoint, profileLevelID string) (err error) {
 	s.peer, err = newPeer(peerConfig{
 		ice: ep.ice, loopback: s.l.opts.Loopback || isLoopbackURL(ep.wsURL), udpPorts: s.l.opts.UDPPortRange,
-		audio: s.audio != nil, sdpErrorWait: s.l.opts.SDPErrorWait, counters: &s.counters, log: s.log,
+		h264Fmtp: pionapi.H264Fmtp(profileLevelID),
+		audio:    s.audio != nil, sdpErrorWait: s.l.opts.SDPErrorWait, counters: &s.counters, log: s.log,
 	})
+	if err == nil {
+		s.l.deps.Stats.SetDetail(DetailVideoProfileLevelID, profileLevelID)
+	}
 	return err
 }
 
@@ -208,13 +223,14 @@ func (s *session) sendOffer(cfg *Config) error {
 // them.
 func (s *session) start() {
 	s.running.Store(true)
+	s.check.end = s.stopFor // before the pump starts: the pump owns the check from then on
 	s.wg.Go(func() {
 		defer close(s.stopped)
 		s.run()
 	})
 	now := s.l.deps.Clock.Now
 	s.wg.Go(func() {
-		videoPump(s.ctx, s.connected, s.video, s.peer.video, s.peer.keyReq, &s.counters, s.log, now)
+		videoPump(s.ctx, s.connected, s.video, s.peer.video, s.peer.keyReq, &s.counters, s.check, s.log, now)
 	})
 	if s.audio != nil {
 		s.wg.Go(func() { audioPump(s.ctx, s.connected, s.audio, s.peer.audio, &s.counters) })
@@ -263,6 +279,29 @@ func (s *session) finish(err error) {
 			s.log.Info("rtm session ended", "err", err, "after", s.since().Round(time.Millisecond))
 		}
 	})
+}
+
+// stopFor ends the session from inside, the way Close does
+// (docs/protocols/webrtc-rtm.md §5 step 9: recording_stop, session_stop,
+// the wait for TERMINATED, so the next session meets no TWO_TIMER), and
+// makes err what Serve returns. Safe from any goroutine; only the first
+// reason counts.
+func (s *session) stopFor(err error) {
+	if !s.stopErr.CompareAndSwap(nil, &err) {
+		return
+	}
+	if s.command(cmdStop) != nil {
+		s.finish(err) // the loop is gone or its queue is full: end without the messages
+	}
+}
+
+// stopResult is what a session that was stopping ends with: the reason
+// given to stopFor, else def.
+func (s *session) stopResult(def error) error {
+	if p := s.stopErr.Load(); p != nil {
+		return *p
+	}
+	return def
 }
 
 func (s *session) command(c command) error {

@@ -148,9 +148,9 @@ func New(listen string, opts Options) (*Server, error) {
 		}
 		s.dir, s.ownDir = d, true
 	}
-	// The link's codecs and interceptors, with loopback candidates (the
-	// fake always runs on this host).
-	api, err := pionapi.New(true, [2]uint16{})
+	// The link's interceptors, the H.264 formats a browser accepts, and
+	// loopback candidates (the fake always runs on this host).
+	api, err := pionapi.New(pionapi.Config{H264: pionapi.BrowserH264, Loopback: true})
 	if err != nil {
 		return nil, fmt.Errorf("rtm fake: %w", err)
 	}

@@ -1,6 +1,7 @@
 package rtmtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -40,6 +41,17 @@ type SessionInfo struct {
 	Cause        string        `json:"cause,omitempty"` // termination_cause sent
 	Ended        bool          `json:"ended"`
 	Received     []string      `json:"received"` // message types from the agent, in order
+	// VideoFmtp is the fmtp line of the H.264 format the offer announced
+	// (the first, when it named several).
+	VideoFmtp string `json:"video_fmtp,omitempty"`
+	// StreamProfileLevelID is the profile-level-id of the latest SPS that
+	// arrived over RTP: what the stream really is.
+	StreamProfileLevelID string `json:"stream_profile_level_id,omitempty"`
+	// MediaErrors are what a browser would refuse: an offer of no H.264
+	// profile it decodes (the session then ends with SDP_ERROR), an SPS
+	// whose profile is not the announced one or whose level is above it, an
+	// SPS that does not parse. Each distinct error once.
+	MediaErrors []string `json:"media_errors,omitempty"`
 }
 
 // Recording is one recording of a session.
@@ -71,6 +83,7 @@ type fakeSession struct {
 	ended     bool
 	lastPong  time.Time
 	videoSSRC uint32
+	offered   map[uint8]string // the offer's H.264 formats: payload type → fmtp line
 }
 
 // recorder writes the received media to two files while a recording runs.
@@ -231,6 +244,10 @@ func (fs *fakeSession) onStart(m rtm.Message) bool {
 		fs.terminate(rtm.CauseSDPError)
 		return false
 	}
+	if !fs.checkOffer(offer.SDP) {
+		fs.terminate(rtm.CauseSDPError)
+		return false
+	}
 	fs.sendState(rtm.StateSetup, "")
 	pc, err := fs.srv.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -316,10 +333,15 @@ func (fs *fakeSession) readTrack(tr *webrtc.TrackRemote) {
 		fs.videoSSRC = uint32(tr.SSRC())
 		fs.mu.Unlock()
 	}
+	var lastSPS []byte
 	for {
 		p, _, err := tr.ReadRTP()
 		if err != nil {
 			return
+		}
+		if sps := spsIn(p.Payload); video && sps != nil && !bytes.Equal(sps, lastSPS) {
+			lastSPS = append(lastSPS[:0], sps...)
+			fs.checkSPS(p.PayloadType, sps)
 		}
 		fs.mu.Lock()
 		since := time.Since(fs.info_.Started)
@@ -430,6 +452,7 @@ func (fs *fakeSession) info() SessionInfo {
 	in := fs.info_
 	in.States = append([]string(nil), in.States...)
 	in.Received = append([]string(nil), in.Received...)
+	in.MediaErrors = append([]string(nil), in.MediaErrors...)
 	in.Recordings = make([]Recording, len(fs.info_.Recordings))
 	for i, r := range fs.info_.Recordings {
 		r.States = append([]string(nil), r.States...)
