@@ -175,7 +175,8 @@ type wireSample struct {
 // encoding/json matches them (exact, else case-insensitively); CBOR keys
 // match exactly. A JSON frame of at most maxLenientJSON bytes may hold the
 // bare NaN, Infinity and -Infinity some encoders write for non-finite
-// numbers: the field holding one is reported as such (§4.4).
+// numbers: the field holding one is reported as such
+// (docs/protocols/edge-impulse.md §4.4).
 func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 	var w wireMsg
 	err := unmarshal(enc, b, &w)
@@ -226,7 +227,8 @@ func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 			f.wrong("sample", kind, "an object")
 			break
 		}
-		// In the real service's order (§4.4), so that the reasons are too.
+		// In the real service's order (docs/protocols/edge-impulse.md
+		// §4.4), so that the reasons are too.
 		var r SampleRequest
 		r.Path = f.optStr("path", ws.Path)
 		r.Label = f.optStr("label", ws.Label)
@@ -238,7 +240,8 @@ func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 	case msgStartSnapshot:
 		in.Resolution = "low"
 		// Absent, null or empty all mean low, as for the Linux client,
-		// which only tests the field for truth (§4.7).
+		// which only tests the field for truth
+		// (docs/protocols/edge-impulse.md §4.7).
 		if w.Resolution != nil && !isNull(enc, w.Resolution) {
 			if s := f.str("resolution", w.Resolution); s != "" {
 				in.Resolution = s

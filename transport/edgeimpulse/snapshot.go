@@ -30,7 +30,8 @@ func (s *session) startSnapshot(ctx context.Context, res string) {
 		return
 	}
 	if res != "low" && res != "high" {
-		// The Linux client takes any value (§4.7); low is the cheap one.
+		// The Linux client takes any value (docs/protocols/edge-impulse.md
+		// §4.7); low is the cheap one.
 		s.l.log.Info("unknown snapshot resolution: streaming low", "resolution", s.l.peer(res))
 		res = "low"
 	}

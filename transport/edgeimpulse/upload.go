@@ -112,10 +112,12 @@ func (l *Link) post(ctx context.Context, it spool.Item, body *os.File) error {
 	}
 	req.Header.Set("x-disallow-duplicates", "1")
 	// A unique id after the stored name: every sample of a label has the
-	// same file name, and two must not collide (§5.2).
+	// same file name, and two must not collide
+	// (docs/protocols/edge-impulse.md §5.2).
 	req.Header.Set("x-add-date-id", "1")
-	// What the reference uploaders send (§5.4): edge-impulse-linux's
-	// uploader for files, the data forwarder for signed acquisition files.
+	// What the reference uploaders send (docs/protocols/edge-impulse.md
+	// §5.4): edge-impulse-linux's uploader for files, the data forwarder
+	// for signed acquisition files.
 	if m.Files {
 		req.Header.Set("x-upload-source", uploadSourceFiles)
 		req.Header.Set("x-device-type", uploadDeviceTypeFiles)
