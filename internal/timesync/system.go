@@ -34,8 +34,11 @@ func System() Source {
 	return &system{bootID: readBootID(), file: TimesyncdFile, kernel: kernelSynced, boot: boottime}
 }
 
+// Read strips the monotonic reading from the wall time: a stamp is about
+// the wall clock, and Go would otherwise compare two in-process times by
+// their monotonic readings, blind to a step of the wall clock.
 func (s *system) Read() (time.Time, time.Duration) {
-	w := time.Now()
+	w := time.Now().Round(0)
 	return w, s.boot()
 }
 

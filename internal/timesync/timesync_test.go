@@ -207,6 +207,9 @@ func TestSystem(t *testing.T) {
 	if b1 <= 0 || b2 <= b1 || w2.Before(w1) {
 		t.Errorf("reads (%v, %v) then (%v, %v)", w1, b1, w2, b2)
 	}
+	if w1 != w1.Round(0) {
+		t.Errorf("wall time %v keeps a monotonic reading: comparisons would not see a step of the wall clock", w1)
+	}
 	if id := src.BootID(); id == "" || id != timesync.System().BootID() {
 		t.Errorf("boot id %q not stable", id)
 	}
