@@ -244,26 +244,15 @@ func (s *Spool) Put(kind string, meta any, body io.Reader) (Item, error) {
 // capture happened before it reached the spool (a file written earlier); a
 // nil st stores none.
 func (s *Spool) PutStamped(kind string, meta any, st *timesync.Stamp, body io.Reader) (Item, error) {
-	mb, err := json.Marshal(meta)
+	p, err := s.Create()
 	if err != nil {
-		return Item{}, fmt.Errorf("spool put: meta: %w", err)
+		return Item{}, fmt.Errorf("spool put %s: %w", kind, err)
 	}
-	it := Item{ID: s.newID(), Kind: kind, Created: s.clk.Now().UTC(), Stamp: st, Meta: mb}
+	defer p.Abort() // a no-op once Commit ran
 	room := s.room()
-	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"*")
-	if err != nil {
-		return Item{}, fmt.Errorf("spool put: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	n, err := io.Copy(tmp, io.LimitReader(body, room+1))
+	n, err := io.Copy(p.f, io.LimitReader(body, room+1))
 	if err == nil && n > room {
 		err = ErrFull
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
 	}
 	if err != nil {
 		if errors.Is(err, ErrFull) {
@@ -271,23 +260,81 @@ func (s *Spool) PutStamped(kind string, meta any, st *timesync.Stamp, body io.Re
 		}
 		return Item{}, fmt.Errorf("spool put %s: %w", kind, err)
 	}
-	it.Size = n
+	return p.Commit(kind, meta, st)
+}
+
+// Pending is an item's data being written by its producer, straight into
+// the spool's directory: a capture too long to hold in memory (a recording)
+// is written to disk once, where a temp file elsewhere and Put would write
+// it twice. Commit makes it an item; Abort (or a crash: Open deletes what is
+// left) drops it.
+//
+// Concurrency: one goroutine owns a Pending.
+type Pending struct {
+	s    *Spool
+	f    *os.File
+	done bool
+}
+
+// Create starts a pending item.
+func (s *Spool) Create() (*Pending, error) {
+	f, err := os.CreateTemp(s.dir, tmpPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("spool create: %w", err)
+	}
+	return &Pending{s: s, f: f}, nil
+}
+
+// File is where the producer writes the data (it may seek and WriteAt). It
+// is closed by Commit or Abort.
+func (p *Pending) File() *os.File { return p.f }
+
+// Commit makes the data written so far (the file's size) a durable item of
+// kind with meta and the capture stamp st (nil: none). It fails with ErrFull
+// (wrapped) when the data does not fit in the spool's bound, and then, as
+// on any error, the data is dropped.
+func (p *Pending) Commit(kind string, meta any, st *timesync.Stamp) (Item, error) {
+	if p.done {
+		return Item{}, fmt.Errorf("spool put %s: already committed or aborted", kind)
+	}
+	p.done = true
+	s, tmp := p.s, p.f.Name()
+	fail := func(err error) (Item, error) {
+		_ = os.Remove(tmp)
+		return Item{}, fmt.Errorf("spool put %s: %w", kind, err)
+	}
+	mb, err := json.Marshal(meta)
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = p.f.Stat()
+	}
+	if err == nil {
+		err = p.f.Sync()
+	}
+	if cerr := p.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	n := fi.Size()
+	it := Item{ID: s.newID(), Kind: kind, Created: s.clk.Now().UTC(), Stamp: st, Size: n, Meta: mb}
 	s.mu.Lock()
-	if s.bytes+n > s.max { // another Put won the room meanwhile
+	if s.bytes+n > s.max {
 		s.mu.Unlock()
 		s.refused.Add(1)
-		return Item{}, fmt.Errorf("spool put %s: %w", kind, ErrFull)
+		return fail(ErrFull)
 	}
 	s.bytes += n // reserve before the slow renames
 	s.mu.Unlock()
-	if err := os.Rename(tmp.Name(), s.path(it.ID, dataSuffix)); err != nil {
+	if err := os.Rename(tmp, s.path(it.ID, dataSuffix)); err != nil {
 		s.unreserve(n)
-		return Item{}, fmt.Errorf("spool put: %w", err)
+		return fail(err)
 	}
 	if err := s.writeMeta(it); err != nil {
 		_ = os.Remove(s.path(it.ID, dataSuffix))
 		s.unreserve(n)
-		return Item{}, fmt.Errorf("spool put: %w", err)
+		return fail(err)
 	}
 	s.mu.Lock()
 	s.items[it.ID] = it
@@ -297,6 +344,16 @@ func (s *Spool) PutStamped(kind string, meta any, st *timesync.Stamp, body io.Re
 	default:
 	}
 	return it, nil
+}
+
+// Abort drops the pending data; a no-op after Commit or Abort.
+func (p *Pending) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	p.f.Close()
+	_ = os.Remove(p.f.Name())
 }
 
 // Room is how many more bytes the spool takes now. A producer with a large
