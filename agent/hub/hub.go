@@ -423,8 +423,8 @@ func (f *feed) runOnce(ctx context.Context) error {
 	for {
 		select {
 		case s := <-ch:
+			wd.sample() // first, so a subscriber holding s knows it was counted
 			f.deliver(s)
-			wd.sample()
 		case <-wd.C():
 			if err := wd.expired(); err != nil {
 				stalled = err

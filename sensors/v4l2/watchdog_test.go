@@ -75,10 +75,10 @@ func TestWatchdogReopensCameraWithoutFirstFrame(t *testing.T) {
 		}
 		return live.Opener()(path)
 	}
-	h, sub := watchedRig(t, open, 300*time.Millisecond, 10*time.Second)
+	h, sub := watchedRig(t, open, 500*time.Millisecond, 10*time.Second)
 	waitStills(t, h, sub, 5)
 	st := h.Stats()[0]
-	if st.Stalls != 1 || st.LastStall.Reason != "no sample in the first 300ms" {
+	if st.Stalls != 1 || st.LastStall.Reason != "no sample in the first 500ms" {
 		t.Fatalf("stats %+v, want one stall for the first frame", st)
 	}
 	if silent.IsOpen() || silent.Closes() != 1 {
