@@ -206,8 +206,10 @@ loop:
 // permanent error (a port that is not a tty, a camera without the asked
 // format): the hub rightly stops retrying and waits for its subscribers to
 // leave, and sample should then stop at once with the reason instead of
-// waiting out its time limit. RequestKeyframe is forwarded because the hub
-// finds it by a type assertion on the source it holds. Run is called by the
+// waiting out its time limit. RequestKeyframe and StallTimeouts are
+// forwarded because the hub finds them by type assertions on the source it
+// holds (a stalled camera is restarted by the hub's watchdog during a
+// sample, as under the daemon). Run is called by the
 // hub's pump, one call at a time.
 type failFast struct {
 	sensors.Source
@@ -223,6 +225,15 @@ func (f *failFast) Run(ctx context.Context, out chan<- sensors.Sample) error {
 		}
 	}
 	return err
+}
+
+// StallTimeouts forwards the source's watchdog timeouts (zero, which turns
+// the watchdog off, for a source that has none).
+func (f *failFast) StallTimeouts() (firstSample, stall time.Duration) {
+	if w, ok := f.Source.(hub.Watched); ok {
+		return w.StallTimeouts()
+	}
+	return 0, 0
 }
 
 func (f *failFast) RequestKeyframe() error {
