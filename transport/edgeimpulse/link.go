@@ -166,8 +166,10 @@ func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
 		hellos[h] = name
 		l.offered = append(l.offered, offered{hello: h, name: name})
 	}
-	// A crash mid-capture leaves a partial, unsigned temp file: not a
-	// recorded sample (Studio saw it fail), so it goes.
+	// Earlier versions recorded into sample-*.tmp here, and a crash
+	// mid-capture left a partial, unsigned file: not a recorded sample
+	// (Studio saw it fail), so it goes. Captures now go straight into the
+	// spool, which deletes its own unfinished files when it opens.
 	if olds, _ := filepath.Glob(filepath.Join(deps.StateDir, "sample-*.tmp")); len(olds) > 0 {
 		for _, f := range olds {
 			_ = os.Remove(f)

@@ -22,6 +22,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/internal/conf/conftest"
 	"github.com/edge-agent/edge-agent/internal/retry"
+	"github.com/edge-agent/edge-agent/internal/timesync"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
@@ -71,6 +72,10 @@ type rigOpts struct {
 	keyFile bool
 	// hub, when set, wraps the rig's hub: the link sees what it returns.
 	hub func(sensors.Hub) sensors.Hub
+	// time is the link's clock synchronization state (nil: the system's);
+	// stateDir replaces the link's state directory.
+	time     *timesync.Sync
+	stateDir string
 }
 
 func testLogger(testing.TB) *slog.Logger {
@@ -106,6 +111,10 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	}
 	deps := agenttest.Deps(t, "ei", linkHub, log)
 	deps.Device = transport.Device{ID: "dc:a6:32:01:02:03", Name: "pi", Type: "RASPBERRY_PI"}
+	deps.Time = o.time
+	if o.stateDir != "" {
+		deps.StateDir = o.stateDir
+	}
 	if o.spoolDir == "" {
 		deps.Spool = agenttest.Spool(t, spool.Options{Logger: log, Clock: o.spoolClock})
 	} else {

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/clock"
+	"github.com/edge-agent/edge-agent/internal/timesync"
 	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
 const (
@@ -156,24 +158,18 @@ func (s *session) handleSample(ctx context.Context, r SampleRequest) {
 // sample is in the spool before any upload is tried and is never lost.
 func (s *session) runSample(ctx context.Context, p samplePlan) error {
 	var (
-		meta uploadMeta
-		body io.Reader
-		err  error
+		c   captured
+		err error
 	)
 	if p.info.Class == sensors.Still {
-		meta, body, err = s.captureStill(ctx, p)
+		c, err = s.captureStill(ctx, p)
 	} else {
-		var f *os.File
-		meta, f, err = s.captureSeries(ctx, p)
-		if f != nil {
-			defer func() { f.Close(); os.Remove(f.Name()) }()
-			body = f
-		}
+		c, err = s.captureSeries(ctx, p)
 	}
 	if err != nil {
 		return err
 	}
-	id, result, err := s.l.enqueue(meta, body)
+	id, result, err := s.l.enqueue(c)
 	if err != nil {
 		return fmt.Errorf("store sample: %w", err)
 	}
@@ -198,16 +194,26 @@ func (s *session) runSample(ctx context.Context, p samplePlan) error {
 	return nil
 }
 
+// captured is a finished capture, ready for the spool: a still's multipart
+// body in memory, or a series' signed file already in the spool's directory
+// (pend), with the stamp of the moment the capture began.
+type captured struct {
+	meta  uploadMeta
+	stamp timesync.Stamp
+	body  io.Reader
+	pend  *spool.Pending
+}
+
 // captureSeries records a motion or audio window through the hub into a
-// signed acquisition file written straight to a temp file in StateDir, in
-// three steps: openSeries plans the capture (queue size, subscription, file
-// head), recordSeries captures the rows, finishSeries signs the file. The
-// returned file is complete, signed and positioned at 0; on an error no
-// file is left behind.
-func (s *session) captureSeries(ctx context.Context, p samplePlan) (uploadMeta, *os.File, error) {
+// signed acquisition file written straight into the spool (a pending item:
+// on a board's SD card the recording is written once, not to a temp file
+// and again into the spool), in three steps: openSeries plans the capture
+// (queue size, subscription, file head), recordSeries captures the rows,
+// finishSeries signs the file. On an error nothing is left behind.
+func (s *session) captureSeries(ctx context.Context, p samplePlan) (captured, error) {
 	c, err := s.openSeries(p)
 	if err != nil {
-		return uploadMeta{}, nil, err
+		return captured{}, err
 	}
 	defer c.sub.Close()
 	var meta uploadMeta
@@ -216,31 +222,33 @@ func (s *session) captureSeries(ctx context.Context, p samplePlan) (uploadMeta, 
 		meta, err = s.finishSeries(ctx, c)
 	}
 	if err != nil {
-		c.f.Close()
-		os.Remove(c.f.Name())
-		return uploadMeta{}, nil, err
+		c.pend.Abort()
+		return captured{}, err
 	}
-	return meta, c.f, nil
+	return captured{meta: meta, stamp: c.stamp, pend: c.pend}, nil
 }
 
 // seriesCapture is one series capture in progress: the sensor's
-// subscription, the temp file and the signing writer over it. It belongs to
-// the sample task that runs captureSeries.
+// subscription, the pending spool item and the signing writer over its
+// file. It belongs to the sample task that runs captureSeries.
 type seriesCapture struct {
-	p    samplePlan
-	sub  sensors.Subscription
-	info sensors.Info // the subscription's (the driver's current) description
-	f    *os.File
-	bw   *bufio.Writer
-	aw   *AcqWriter
-	pick *picker
-	row  []float64     // audio: the down-mixed row handed to pick
-	span time.Duration // the requested window
+	p     samplePlan
+	sub   sensors.Subscription
+	info  sensors.Info // the subscription's (the driver's current) description
+	stamp timesync.Stamp
+	pend  *spool.Pending
+	f     *os.File // pend's file
+	bw    *bufio.Writer
+	aw    *AcqWriter
+	pick  *picker
+	row   []float64     // audio: the down-mixed row handed to pick
+	span  time.Duration // the requested window
 }
 
 // openSeries is the plan step: it sizes the subscription's queue for the
 // window (audio arrives in blocks of ≥ 10 ms), subscribes without drops,
-// creates the temp file and writes the acquisition head (acqHead) to it.
+// stamps the capture, creates the pending spool item and writes the
+// acquisition head (acqHead) to it.
 func (s *session) openSeries(p samplePlan) (*seriesCapture, error) {
 	l := s.l
 	length := time.Duration(p.req.Length * float64(time.Millisecond))
@@ -253,17 +261,17 @@ func (s *session) openSeries(p samplePlan) (*seriesCapture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sensor: %w", err)
 	}
-	c := &seriesCapture{p: p, sub: sub, info: sub.Info(), span: length}
-	acq := l.acqHead(c.info, p.freq)
-	if c.f, err = os.CreateTemp(l.deps.StateDir, "sample-*.tmp"); err != nil {
+	c := &seriesCapture{p: p, sub: sub, info: sub.Info(), span: length, stamp: l.deps.Time.Now()}
+	acq := l.acqHead(c.info, p.freq, c.stamp)
+	if c.pend, err = l.deps.Spool.Create(); err != nil {
 		sub.Close()
 		return nil, fmt.Errorf("sample file: %w", err)
 	}
+	c.f = c.pend.File()
 	c.bw = bufio.NewWriterSize(c.f, 64<<10)
 	if c.aw, err = NewAcqWriter(c.bw, l.enc, acq, []byte(p.req.HMACKey)); err != nil {
 		sub.Close()
-		c.f.Close()
-		os.Remove(c.f.Name())
+		c.pend.Abort()
 		return nil, err
 	}
 	c.pick = newPicker(c.info.Rate, p.freq, p.rows)
@@ -273,13 +281,17 @@ func (s *session) openSeries(p samplePlan) (*seriesCapture, error) {
 
 // acqHead describes the acquisition file of a series from info at freq rows
 // a second: audio as one integer column "audio" (units wav), motion as one
-// column per axis (units N/A when the sensor states none), and iat only from
-// a clock that has been set (a board without a real-time clock starts in
-// 1970; docs/protocols/edge-impulse.md §6.1).
-func (l *Link) acqHead(info sensors.Info, freq float64) Acquisition {
+// column per axis (units N/A when the sensor states none), and iat only when
+// the capture's stamp says the wall clock was synchronized
+// (docs/protocols/edge-impulse.md §6.1: only from a clock that can be
+// trusted). A board without a real-time clock boots with its last shutdown's
+// time or 1970 until NTP sets it; a capture before that carries no iat,
+// since the signature covers it and the request's HMAC key is not kept to
+// sign it again once the time is known.
+func (l *Link) acqHead(info sensors.Info, freq float64, stamp timesync.Stamp) Acquisition {
 	acq := Acquisition{DeviceName: l.deps.Device.ID, DeviceType: l.hello().Hello.DeviceType, IntervalMs: 1000 / freq}
-	if now := l.deps.Clock.Now(); now.Year() >= 2024 {
-		acq.IAT = now.Unix()
+	if stamp.Synced {
+		acq.IAT = stamp.Wall.Unix()
 	}
 	if info.Class == sensors.Audio {
 		acq.Sensors = []AcqSensor{{Name: "audio", Units: "wav"}}
@@ -359,8 +371,8 @@ func (c *seriesCapture) feed(smp sensors.Sample) error {
 }
 
 // finishSeries is the finish step: it releases the sensor before the slow
-// part, sends sampleProcessing, closes the writer, writes the signature over
-// its placeholder and rewinds the file for the upload.
+// part, sends sampleProcessing, closes the writer and writes the signature
+// over its placeholder.
 func (s *session) finishSeries(ctx context.Context, c *seriesCapture) (uploadMeta, error) {
 	c.sub.Close()
 	if err := s.send(ctx, sampleProcessing{SampleProcessing: true}); err != nil {
@@ -372,9 +384,6 @@ func (s *session) finishSeries(ctx context.Context, c *seriesCapture) (uploadMet
 	}
 	if err == nil {
 		_, err = c.f.WriteAt([]byte(signed.Signature), signed.Offset)
-	}
-	if err == nil {
-		_, err = c.f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
 		return uploadMeta{}, fmt.Errorf("sample file: %w", err)
@@ -423,11 +432,11 @@ func (p *picker) feed(row []float64, emit func([]float64) error) error {
 // captureStill takes the camera's next frame and wraps it as the multipart
 // `/files` upload the Linux client sends (docs/protocols/edge-impulse.md §5.4):
 // one part `data` named <label>.jpg.
-func (s *session) captureStill(ctx context.Context, p samplePlan) (uploadMeta, io.Reader, error) {
+func (s *session) captureStill(ctx context.Context, p samplePlan) (captured, error) {
 	l := s.l
 	sub, err := l.deps.Hub.Subscribe(p.sensor, sensors.SubscribeOptions{Policy: sensors.DropOldest, Queue: 1, Label: l.deps.Name})
 	if err != nil {
-		return uploadMeta{}, nil, fmt.Errorf("open camera: %w", err)
+		return captured{}, fmt.Errorf("open camera: %w", err)
 	}
 	defer sub.Close()
 	late := clock.AfterTimer(s.l.deps.Clock, firstSampleTimeout)
@@ -435,25 +444,26 @@ func (s *session) captureStill(ctx context.Context, p samplePlan) (uploadMeta, i
 	var frame sensors.Sample
 	select {
 	case <-ctx.Done():
-		return uploadMeta{}, nil, ctx.Err()
+		return captured{}, ctx.Err()
 	case <-late.C():
-		return uploadMeta{}, nil, fmt.Errorf("camera %s delivered no frame in %v", p.sensor, firstSampleTimeout)
+		return captured{}, fmt.Errorf("camera %s delivered no frame in %v", p.sensor, firstSampleTimeout)
 	case smp, open := <-sub.C():
 		if !open {
-			return uploadMeta{}, nil, fmt.Errorf("camera %s stopped", p.sensor)
+			return captured{}, fmt.Errorf("camera %s stopped", p.sensor)
 		}
 		frame = smp
 	}
+	stamp := l.deps.Time.Now()
 	sub.Close()
 	if err := s.send(ctx, sampleStarted{SampleStarted: true}); err != nil {
-		return uploadMeta{}, nil, err
+		return captured{}, err
 	}
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	var rb [12]byte
 	_, _ = rand.Read(rb[:])
 	if err := mw.SetBoundary("edge-agent-" + hex.EncodeToString(rb[:])); err != nil {
-		return uploadMeta{}, nil, err
+		return captured{}, err
 	}
 	name := fileLabel(p.req.Label) + ".jpg"
 	h := textproto.MIMEHeader{}
@@ -467,10 +477,11 @@ func (s *session) captureStill(ctx context.Context, p samplePlan) (uploadMeta, i
 		err = mw.Close()
 	}
 	if err != nil {
-		return uploadMeta{}, nil, fmt.Errorf("camera sample: %w", err)
+		return captured{}, fmt.Errorf("camera sample: %w", err)
 	}
-	return uploadMeta{Path: filesPath(p.req.Path), FileName: name, Label: p.req.Label,
-		ContentType: mw.FormDataContentType(), Files: true, Sensor: p.sensor}, &buf, nil
+	meta := uploadMeta{Path: filesPath(p.req.Path), FileName: name, Label: p.req.Label,
+		ContentType: mw.FormDataContentType(), Files: true, Sensor: p.sensor}
+	return captured{meta: meta, stamp: stamp, body: &buf}, nil
 }
 
 // filesPath maps a sample path (/api/training/data) to the multipart endpoint

@@ -50,14 +50,24 @@ type uploadMeta struct {
 	Sensor string `json:"sensor,omitempty"`
 }
 
-// enqueue stores a finished sample durably and registers the caller as the
-// waiter for the first delivery attempt. Holding wmu across Put and the
-// registration means the worker, which takes wmu before its first attempt,
-// always finds the waiter.
-func (l *Link) enqueue(meta uploadMeta, body io.Reader) (string, <-chan error, error) {
+// enqueue stores a finished sample durably (a series' pending file is
+// committed, a still's body written) with its capture stamp, and registers
+// the caller as the waiter for the first delivery attempt. Holding wmu
+// across the commit and the registration means the worker, which takes wmu
+// before its first attempt, always finds the waiter.
+func (l *Link) enqueue(c captured) (string, <-chan error, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	it, err := l.deps.Spool.Put(spoolKind, meta, body)
+	meta := c.meta
+	var (
+		it  spool.Item
+		err error
+	)
+	if c.pend != nil {
+		it, err = c.pend.Commit(spoolKind, meta, &c.stamp)
+	} else {
+		it, err = l.deps.Spool.PutStamped(spoolKind, meta, &c.stamp, c.body)
+	}
 	if err != nil {
 		if errors.Is(err, spool.ErrFull) {
 			l.log.Error("spool full: sample refused", "sensor", meta.Sensor, "label", meta.Label)

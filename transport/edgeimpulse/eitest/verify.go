@@ -48,6 +48,8 @@ type File struct {
 	Width int
 	// First is the first row, for spot checks.
 	First []float64
+	// IAT is protected.iat, 0 when the file has none.
+	IAT int64
 }
 
 // Verify locates the 64-character signature, HMACs the buffer with those
@@ -84,6 +86,11 @@ func Verify(b, key []byte) (File, error) {
 	}
 	if err != nil {
 		return f, fmt.Errorf("decode: %w", err)
+	}
+	if prot, ok := doc["protected"].(map[string]any); ok {
+		if iat, ok := toFloat(prot["iat"]); ok {
+			f.IAT = int64(iat)
+		}
 	}
 	pl, _ := doc["payload"].(map[string]any)
 	if pl == nil {
