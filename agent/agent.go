@@ -53,27 +53,58 @@ type Options struct {
 	// Time is the board's clock synchronization state, shared by every
 	// link and spool (capture stamps); nil reads the system's.
 	Time *timesync.Sync
+	// Reload asks for a config reload on every value (the command passes
+	// its SIGHUP channel); nil never reloads. See reload.go.
+	Reload <-chan os.Signal
+	// LoadConfig re-reads the config for a reload, as the command read it
+	// at start (loaded, validated, device resolved); nil reloads the file
+	// the config came from with config.Load.
+	LoadConfig func() (*config.Config, error)
+	// ApplySettings applies the process-wide settings a reload changes in
+	// place (the log level, memory_limit); the command owns them. Nil
+	// leaves them as they are and a reload reports them as needing a
+	// restart. Called on Run's goroutine.
+	ApplySettings func(cfg *config.Config)
 }
 
 // Agent is a configured daemon, ready to Run.
+//
+// Concurrency: Run is called once. Snapshot, Healthy and Reload may be
+// called from any goroutine; a reload is carried out on Run's goroutine,
+// which alone changes the sensors and links.
 type Agent struct {
-	cfg     *config.Config
 	opts    Options
 	log     *slog.Logger
 	hub     *hub.Hub
-	links   []*linkRunner
 	started time.Time
+	reloads chan reloadRequest // Reload's requests, served by Run
+	ended   chan struct{}      // closed when Run returns
+
+	mu         sync.Mutex // guards cfg, links and lastReload (written on Run's goroutine)
+	cfg        *config.Config
+	links      []*linkRunner
+	lastReload *status.ReloadStatus
+
+	// Owned by New, then by Run's goroutine.
+	sensors map[string]*sensorEntry
+	linkCtx context.Context // parent of every link's context; ends at shutdown
+	linkWG  sync.WaitGroup  // every link goroutine Run started
 }
 
 // linkRunner is one configured link: its supervisor, or the reason it could
 // not be built (then its state is failed from the start).
 type linkRunner struct {
 	cfg      config.Link
+	key      linkKey // what it was built from, compared by a reload
 	stats    *transport.Stats
 	spool    *spool.Spool
 	sup      *supervisor.Supervisor
 	buildErr error
 	since    time.Time
+	// Set by startLink on Run's goroutine: stop cancels the supervisor,
+	// done is closed when its Run has returned.
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // New builds the agent from a validated config. Only problems that make the
@@ -101,28 +132,24 @@ func New(cfg *config.Config, opts Options) (*Agent, error) {
 		opts.Env.Logger = opts.Logger
 	}
 	setRoots(&opts.Env)
-	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, started: opts.Clock.Now()}
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, started: opts.Clock.Now(),
+		reloads: make(chan reloadRequest), ended: make(chan struct{}), sensors: map[string]*sensorEntry{}}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: state_dir: %w", err)
 	}
 	a.hub = hub.New(hub.Options{Logger: opts.Logger, Clock: opts.Clock})
 	for _, s := range cfg.Sensors {
-		src, err := NewSource(s, opts.Env)
-		if err != nil {
-			a.log.Error("sensor cannot be built; links using it will fail to subscribe", "sensor", s.Name, "kind", s.Kind, "err", err)
-			err = a.hub.AddFailed(sensors.Info{Name: s.Name, Kind: s.Kind}, err)
-		} else {
-			err = a.hub.Add(src)
-		}
-		if err != nil {
+		e := buildSensor(s, opts.Env)
+		if err := e.addTo(a.hub, a.log.Error); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
+		a.sensors[s.Name] = e
 	}
 	for _, l := range cfg.Links {
 		if l.Disabled {
 			continue
 		}
-		a.links = append(a.links, a.buildLink(l))
+		a.links = append(a.links, a.buildLink(cfg, l, a.started))
 	}
 	return a, nil
 }
@@ -143,20 +170,21 @@ func setRoots(env *sensors.Env) {
 // resumable state). `edge-agent pair` writes the Frame.io tokens there.
 func LinkStateDir(stateDir, link string) string { return filepath.Join(stateDir, "links", link) }
 
-func (a *Agent) buildLink(l config.Link) *linkRunner {
-	r := &linkRunner{cfg: l, stats: &transport.Stats{}, since: a.started}
+// buildLink builds link l of cfg, first shown in /status as of since.
+func (a *Agent) buildLink(cfg *config.Config, l config.Link, since time.Time) *linkRunner {
+	r := &linkRunner{cfg: l, key: linkKeyOf(cfg, l), stats: &transport.Stats{}, since: since}
 	log := a.log.With("link", l.Name, "kind", l.Kind)
 	fail := func(err error) *linkRunner {
 		r.buildErr = err
 		log.Error("link cannot be built; it stays failed", "err", err)
 		return r
 	}
-	dir := LinkStateDir(a.cfg.StateDir, l.Name)
+	dir := LinkStateDir(cfg.StateDir, l.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(fmt.Errorf("state dir: %w", err))
 	}
-	sp, err := spool.Open(filepath.Join(a.cfg.StateDir, "spool", l.Name), spool.Options{
-		MaxBytes: int64(a.cfg.Spool.MaxSize), Logger: log, Clock: a.opts.Clock, Time: a.opts.Time})
+	sp, err := spool.Open(filepath.Join(cfg.StateDir, "spool", l.Name), spool.Options{
+		MaxBytes: int64(cfg.Spool.MaxSize), Logger: log, Clock: a.opts.Clock, Time: a.opts.Time})
 	if err != nil {
 		return fail(err)
 	}
@@ -164,13 +192,13 @@ func (a *Agent) buildLink(l config.Link) *linkRunner {
 	deps := transport.Deps{
 		Name: l.Name, Logger: log, Hub: a.hub, StateDir: dir, Spool: sp, Stats: r.stats,
 		Clock: a.opts.Clock, Time: a.opts.Time, Version: a.opts.Version, Secrets: a.opts.Secrets,
-		Device: transport.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type},
+		Device: transport.Device{ID: cfg.Device.ID, Name: cfg.Device.Name, Type: cfg.Device.Type},
 	}
 	link, err := NewLink(l, deps)
 	if err != nil {
 		return fail(err)
 	}
-	b := a.cfg.Backoff
+	b := cfg.Backoff
 	if l.Backoff != nil {
 		b = *l.Backoff
 	}
@@ -185,8 +213,10 @@ func (a *Agent) buildLink(l config.Link) *linkRunner {
 func (a *Agent) Hub() *hub.Hub { return a.hub }
 
 // Run runs the daemon until ctx ends, then shuts down in the documented
-// order. It returns an error only when the status server cannot listen.
+// order. Between the two it serves reloads (Options.Reload, Reload). It
+// returns an error only when the status server cannot listen.
 func (a *Agent) Run(ctx context.Context) error {
+	defer close(a.ended)
 	ln := a.opts.StatusListener
 	if ln == nil && a.cfg.Status.Listen != "" {
 		var err error
@@ -220,16 +250,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 
 	linkCtx, stopLinks := context.WithCancel(context.WithoutCancel(ctx))
-	var linkWG sync.WaitGroup
+	a.linkCtx = linkCtx
 	for _, r := range a.links {
-		if r.sup == nil {
-			continue
-		}
-		linkWG.Add(1)
-		go func() {
-			defer linkWG.Done()
-			_ = r.sup.Run(linkCtx)
-		}()
+		a.startLink(r)
 	}
 
 	n := a.opts.Notifier
@@ -247,7 +270,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		n.Watchdog(wdCtx, a.Healthy)
 	}()
 
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-a.opts.Reload: // nil: never
+			_, _ = a.reload(ctx, n) // logged and shown in /status
+		case req := <-a.reloads:
+			st, err := a.reload(ctx, n)
+			req.reply <- reloadReply{st, err}
+		}
+	}
 	n.Stopping()
 	a.log.Info("agent stopping")
 	stopWD()
@@ -255,7 +287,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopLinks()
 	done := make(chan struct{})
 	go func() {
-		linkWG.Wait()
+		a.linkWG.Wait()
 		close(done)
 	}()
 	select {
@@ -308,12 +340,15 @@ func (a *Agent) Healthy() error {
 
 // Snapshot returns the current /status document.
 func (a *Agent) Snapshot() status.Snapshot {
+	a.mu.Lock() // a reload replaces cfg, links and lastReload, never changes them
+	cfg, links, reload := a.cfg, a.links, a.lastReload
+	a.mu.Unlock()
 	s := status.Snapshot{
-		Device:  status.Device{ID: a.cfg.Device.ID, Name: a.cfg.Device.Name, Type: a.cfg.Device.Type, Model: a.cfg.Device.Model},
+		Device:  status.Device{ID: cfg.Device.ID, Name: cfg.Device.Name, Type: cfg.Device.Type, Model: cfg.Device.Model},
 		Version: a.opts.Version, Started: a.started,
-		Links: []status.LinkStatus{}, Sensors: []status.SensorStatus{},
+		Links: []status.LinkStatus{}, Sensors: []status.SensorStatus{}, Reload: reload,
 	}
-	for _, r := range a.links {
+	for _, r := range links {
 		ls := status.LinkStatus{Name: r.cfg.Name, Kind: r.cfg.Kind,
 			BytesIn: r.stats.BytesIn.Load(), BytesOut: r.stats.BytesOut.Load(),
 			MsgsIn: r.stats.MsgsIn.Load(), MsgsOut: r.stats.MsgsOut.Load(), Details: r.stats.Details()}
@@ -323,6 +358,7 @@ func (a *Agent) Snapshot() status.Snapshot {
 		if r.sup != nil {
 			st := r.sup.Status()
 			ls.State, ls.Since, ls.LastError, ls.Reconnects = string(st.State), st.Since, st.LastError, st.Reconnects
+			ls.Sessions = st.Sessions
 		} else {
 			ls.State, ls.Since, ls.LastError = string(supervisor.Failed), r.since, r.buildErr.Error()
 		}

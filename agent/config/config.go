@@ -44,6 +44,14 @@ type Config struct {
 	Sensors  []Sensor `yaml:"sensors"`
 	Links    []Link   `yaml:"links"`
 
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT): near
+	// it the garbage collector runs more often, so the agent stays small
+	// on a board with little RAM instead of growing until the kernel
+	// kills something. 0 means no limit. The GOMEMLIMIT environment
+	// variable, when set, wins. The default suits a 512 MB Raspberry Pi
+	// Zero 2 W (deploy/README.md); a reload applies a new value.
+	MemoryLimit conf.Size `yaml:"memory_limit"`
+
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
 	// Warnings are non-fatal findings (inline secrets, readable secret files,
@@ -154,8 +162,14 @@ func Default() Config {
 			Jitter:      0.2,
 			StableAfter: conf.Duration(60e9),
 		},
+		MemoryLimit: DefaultMemoryLimit,
 	}
 }
+
+// DefaultMemoryLimit is memory_limit's default: about eight times what the
+// agent's runtime holds with every link busy (docs/BENCHMARKS.md), a
+// quarter of a Pi Zero 2 W's RAM.
+const DefaultMemoryLimit = 128 << 20
 
 // Error lists every problem found in a config file, each as
 // "file:line: path: message".
@@ -419,6 +433,9 @@ func (c *Config) validate(v *conf.Validator) {
 		v.Errorf("spool.max_size", "must be at least 1MiB")
 	}
 	c.Backoff.validate(v.At("backoff"))
+	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
+		v.Errorf("memory_limit", "must be at least 32MiB (the runtime alone holds about 15MiB), or 0 for no limit")
+	}
 
 	sensorNames := map[string]bool{}
 	for i := range c.Sensors {

@@ -40,6 +40,33 @@ type Snapshot struct {
 	Started time.Time      `json:"started"`
 	Links   []LinkStatus   `json:"links"`
 	Sensors []SensorStatus `json:"sensors"`
+	// Reload is the outcome of the last configuration reload (SIGHUP,
+	// `systemctl reload`); absent until the first one.
+	Reload *ReloadStatus `json:"reload,omitempty"`
+}
+
+// ReloadStatus is what one configuration reload did. A refused file
+// (Error set) changed nothing.
+type ReloadStatus struct {
+	At      time.Time     `json:"at"`
+	Error   string        `json:"error,omitempty"`
+	Links   ReloadChanges `json:"links"`
+	Sensors ReloadChanges `json:"sensors"`
+	// Applied lists the top-level settings changed in place (log.level,
+	// memory_limit); NeedsRestart those that take effect at the next
+	// restart of the agent (status.listen, log.format).
+	Applied      []string `json:"applied,omitempty"`
+	NeedsRestart []string `json:"needs_restart,omitempty"`
+}
+
+// ReloadChanges names the links or sensors a reload added, removed,
+// restarted (their config changed, or a sensor they use changed in a way
+// they must see) and left running untouched.
+type ReloadChanges struct {
+	Added     []string `json:"added,omitempty"`
+	Removed   []string `json:"removed,omitempty"`
+	Restarted []string `json:"restarted,omitempty"`
+	Unchanged []string `json:"unchanged,omitempty"`
 }
 
 // Device is the board identity. Model is the device-tree model ("Raspberry
@@ -60,6 +87,7 @@ type LinkStatus struct {
 	Since      time.Time         `json:"since"`
 	LastError  string            `json:"last_error"`
 	Reconnects uint64            `json:"reconnects"`
+	Sessions   uint64            `json:"sessions"` // sessions that came up since the link was (re)started
 	BytesIn    int64             `json:"bytes_in"`
 	BytesOut   int64             `json:"bytes_out"`
 	MsgsIn     int64             `json:"messages_in"`

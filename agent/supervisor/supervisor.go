@@ -133,7 +133,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 		if retry.IsPermanent(err) {
 			s.set(Failed, err)
-			s.log.Error("link failed; it stays down until the config is fixed and the agent restarted", "err", err)
+			s.log.Error("link failed; it stays down until the config is fixed and the agent reloaded or restarted", "err", err)
 			return nil
 		}
 		if err == nil {

@@ -41,12 +41,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	log := newLogger(stderr, cfg.Log)
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Log))
+	log := newLevelLogger(stderr, cfg.Log.Format, level)
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
 	cfg.Resolve(config.HostMachine(log))
-	return runAgent(ctx, cfg, log, agent.Options{}, stderr)
+	applyMemoryLimit(cfg.MemoryLimit, log)
+	opts, stop := reloadOptions(*path, log, level)
+	defer stop()
+	return runAgent(ctx, cfg, log, opts, stderr)
 }
 
 // runAgent builds and runs the agent until ctx ends.
@@ -141,15 +146,12 @@ func goarm() string {
 	return ""
 }
 
-// newLogger builds the slog logger the config asks for.
+// newLogger builds the slog logger the config asks for (see
+// newLevelLogger).
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	lv := new(slog.LevelVar)
+	lv.Set(logLevel(c))
+	return newLevelLogger(w, c.Format, lv)
 }
 
 // boardModel is the board's device-tree model for `version` and `sensors`,

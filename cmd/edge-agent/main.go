@@ -42,6 +42,15 @@ func main() {
 	os.Exit(code)
 }
 
+// hangups subscribes to SIGHUP, which `systemctl reload` sends (the unit's
+// ExecReload): only `run` asks for it, so every other command keeps the
+// default action (a hung-up terminal ends it). stop unsubscribes.
+func hangups() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 1) // a reload asked for during a reload is kept, more are one
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
+}
+
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stdout, stderr = lockWriters(stdout, stderr)
 	if len(args) == 0 {
