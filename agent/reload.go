@@ -93,16 +93,13 @@ func (s *swappable) RequestKeyframe() error {
 	return sensors.ErrNoKeyframeControl
 }
 
-// stallWatched is the hub's optional stall-timeout interface (hub.Watched),
-// which the wrapper passes on so the hub watches the driver as if it held
-// it directly.
-type stallWatched interface {
-	StallTimeouts() (firstSample, stall time.Duration)
-}
+// The hub's optional stall-timeout interface, which the wrapper passes on
+// so the hub watches the driver as if it held it directly.
+var _ hub.Watched = (*swappable)(nil)
 
 // StallTimeouts are the driver's; zero (no watchdog) for a driver without.
 func (s *swappable) StallTimeouts() (firstSample, stall time.Duration) {
-	if w, ok := s.current().(stallWatched); ok {
+	if w, ok := s.current().(hub.Watched); ok {
 		return w.StallTimeouts()
 	}
 	return 0, 0
