@@ -77,6 +77,10 @@ type Device struct {
 	Name  string `json:"name"`
 	Type  string `json:"type"`
 	Model string `json:"model,omitempty"`
+	// ClockSynced says whether the wall clock is synchronized (NTP):
+	// until it is, capture times are kept on the monotonic clock and
+	// corrected when it syncs (internal/timesync).
+	ClockSynced bool `json:"clock_synced"`
 }
 
 // LinkStatus is one link. State is connecting|up|backoff|stopped|failed.
@@ -322,12 +326,13 @@ var (
 	descRestarts    = prometheus.NewDesc("edge_agent_sensor_restarts_total", "Times the sensor's source failed or stalled and was restarted.", []string{"sensor", "kind"}, nil)
 	descStalls      = prometheus.NewDesc("edge_agent_sensor_stalls_total", "Times the sensor went silent (no first sample, or none for its stall timeout) and was restarted.", []string{"sensor", "kind"}, nil)
 	descBuild       = prometheus.NewDesc("edge_agent_build_info", "Agent version.", []string{"version"}, nil)
+	descClockSynced = prometheus.NewDesc("edge_agent_clock_synced", "1 when the wall clock is synchronized (NTP), else 0.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkState, descReconnects, descBytesIn, descBytesOut, descMsgsIn,
 		descMsgsOut, descDetail, descSpoolItems, descSpoolBytes, descSpoolRef, descSpoolDel, descSpoolRej,
-		descSamples, descDropped, descSubscribers, descRestarts, descStalls, descBuild} {
+		descSamples, descDropped, descSubscribers, descRestarts, descStalls, descBuild, descClockSynced} {
 		ch <- d
 	}
 }
@@ -341,6 +346,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	gauge(descBuild, 1, s.Version)
+	synced := 0.0
+	if s.Device.ClockSynced {
+		synced = 1
+	}
+	gauge(descClockSynced, synced)
 	for _, l := range s.Links {
 		for _, st := range LinkStates {
 			v := 0.0
