@@ -19,9 +19,9 @@ func TestClockSynced(t *testing.T) {
 		body, _ := get(t, srv, "/status")
 		metrics, _ := get(t, srv, "/metrics")
 		srv.Close()
-		wantJSON, wantMetric := `"clock_synced":false`, "edge_agent_clock_synced 0"
+		wantJSON, wantMetric := `"clock_synced": false`, "edge_agent_clock_synced 0"
 		if synced {
-			wantJSON, wantMetric = `"clock_synced":true`, "edge_agent_clock_synced 1"
+			wantJSON, wantMetric = `"clock_synced": true`, "edge_agent_clock_synced 1"
 		}
 		if !strings.Contains(body, wantJSON) {
 			t.Errorf("synced=%v: /status lacks %s: %s", synced, wantJSON, body)
