@@ -1,6 +1,6 @@
 // Package sensors defines what every sensor driver produces and what every
 // link consumes: a Source that runs while it has readers, a Sample of one of
-// four classes, and the Hub through which links subscribe. Drivers live in
+// five classes, and the Hub through which links subscribe. Drivers live in
 // sub-packages (synthetic, iio, serial, audio, v4l2, command); the hub that
 // fans a source out to many subscribers lives in agent/hub.
 //
@@ -29,6 +29,11 @@ const (
 	// Video access units: Data holds one H.264 access unit in Annex-B form
 	// (start codes included); keyframes carry SPS and PPS in front.
 	Video
+	// Inference results of an on-device model (agent/infer): Values holds
+	// one score per label in Info.Axes order, Data the model's answer as
+	// JSON ({"result": …, "timing": …}, docs/protocols/eim.md §5.2) and
+	// Input what was classified.
+	Inference
 )
 
 func (c Class) String() string {
@@ -41,6 +46,8 @@ func (c Class) String() string {
 		return "still"
 	case Video:
 		return "video"
+	case Inference:
+		return "inference"
 	}
 	return "unknown"
 }
@@ -61,8 +68,12 @@ type Sample struct {
 	Data []byte
 	// Keyframe marks a Video access unit that starts with SPS+PPS+IDR.
 	Keyframe bool
-	// Duration is the span a Video or Audio sample covers (1/fps, frames/rate).
+	// Duration is the span a Video or Audio sample covers (1/fps, frames/rate),
+	// or the window an Inference result classified.
 	Duration time.Duration
+	// Input is, for an Inference result, the data the model classified: a
+	// JPEG still or s16le PCM at the model's rate (nil for motion).
+	Input []byte
 }
 
 // Info describes a configured sensor. Drivers fill it from config and refine
@@ -70,7 +81,7 @@ type Sample struct {
 // reports the real one).
 type Info struct {
 	Name  string // the instance name from the config
-	Kind  string // iio | serial | microphone | v4l2 | command | synthetic
+	Kind  string // iio | serial | microphone | v4l2 | command | synthetic | eim (an inference stream)
 	Class Class
 	// Rate is samples per second for Motion, frames per second for Audio
 	// (16000) and the frame rate for Still and Video.
