@@ -32,6 +32,12 @@ const (
 	msgSample        = "sample"
 	msgStartSnapshot = "startSnapshot"
 	msgStopSnapshot  = "stopSnapshot"
+	// Model monitoring (docs/protocols/eim.md §9).
+	msgStartInference = "startInferenceStream"
+	msgStopInference  = "stopInferenceStream"
+	msgNewModel       = "newModelAvailable"
+	msgRecordAck      = "impulseRecordAck"
+	msgRecordRequest  = "impulseRecordRequest"
 )
 
 // maxMessageBytes bounds one inbound frame. Server messages are small; a
@@ -98,6 +104,8 @@ type Inbound struct {
 	// absent, null or empty), "high" or anything else (the session streams
 	// low then).
 	Resolution string
+	// Ack is an impulseRecordAck's verdict (Err its reason).
+	Ack bool
 	// Invalid says, for a sample or startSnapshot request whose fields have
 	// the wrong type, what is wrong ("length is a string, not a number");
 	// DecodeMessage then returns the request's Type with it and an error
@@ -152,6 +160,13 @@ type wireMsg struct {
 	StartSnapshot rawValue `json:"startSnapshot"`
 	StopSnapshot  rawValue `json:"stopSnapshot"`
 	Resolution    rawValue `json:"resolution"`
+
+	StartInference rawValue `json:"startInferenceStream"`
+	StopInference  rawValue `json:"stopInferenceStream"`
+	NewModel       rawValue `json:"newModelAvailable"`
+	RecordAck      rawValue `json:"impulseRecordAck"`
+	RecordRequest  rawValue `json:"impulseRecordRequest"`
+	Error          rawValue `json:"error"`
 }
 
 // wireSample is a sample request's object, fields kept raw for type checks.
@@ -206,6 +221,16 @@ func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 		in.Type = msgStartSnapshot
 	case w.StopSnapshot != nil:
 		in.Type = msgStopSnapshot
+	case w.StartInference != nil:
+		in.Type = msgStartInference
+	case w.StopInference != nil:
+		in.Type = msgStopInference
+	case w.NewModel != nil:
+		in.Type = msgNewModel
+	case w.RecordAck != nil:
+		in.Type = msgRecordAck
+	case w.RecordRequest != nil:
+		in.Type = msgRecordRequest
 	case w.Err != nil:
 		in.Type = msgErr
 	default:
@@ -221,6 +246,11 @@ func DecodeMessage(enc Encoding, b []byte) (Inbound, error) {
 		}
 	case msgErr:
 		in.Err = f.str("err", w.Err)
+	case msgRecordAck:
+		in.Ack = f.boolean("impulseRecordAck", w.RecordAck)
+		if w.Error != nil && !isNull(enc, w.Error) {
+			in.Err = f.str("error", w.Error)
+		}
 	case msgSample:
 		var ws wireSample
 		if kind := f.kind(w.Sample); kind != "an object" || unmarshal(enc, w.Sample, &ws) != nil {
@@ -606,6 +636,10 @@ type hello struct {
 	Connection                string        `json:"connection"`
 	Sensors                   []helloSensor `json:"sensors"`
 	SupportsSnapshotStreaming bool          `json:"supportsSnapshotStreaming"`
+	// Version 4 with an on-device model (docs/protocols/eim.md §9).
+	Mode             string            `json:"mode,omitempty"`
+	InferenceInfo    *InferenceInfo    `json:"inferenceInfo,omitempty"`
+	AvailableRecords *availableRecords `json:"availableRecords,omitempty"`
 }
 
 type helloSensor struct {

@@ -39,7 +39,12 @@ type Config struct {
 	// RemoteMgmtURL is the remote management WebSocket.
 	RemoteMgmtURL string `yaml:"remote_mgmt_url"`
 	IngestionURL  string `yaml:"ingestion_url"` // base URL of the ingestion service (signed uploads)
-	Encoding      string `yaml:"encoding"`      // json | cbor
+	// StudioURL is Studio's REST API, used only to download the project's
+	// model for on-device inference (an `inference[]` entry naming this
+	// link): the project of the API key and its newest deployment for the
+	// board's architecture.
+	StudioURL string `yaml:"studio_url"`
+	Encoding  string `yaml:"encoding"` // json | cbor
 	// Sensors are the sensor names offered in the Hello.
 	Sensors            []string `yaml:"sensors"`
 	CAFile             string   `yaml:"ca_file"`              // PEM file of CAs trusted in addition to the system roots
@@ -64,6 +69,7 @@ const (
 func (c *Config) SetDefaults() {
 	c.RemoteMgmtURL = cmp.Or(c.RemoteMgmtURL, "wss://remote-mgmt.edgeimpulse.com")
 	c.IngestionURL = cmp.Or(c.IngestionURL, "https://ingestion.edgeimpulse.com")
+	c.StudioURL = cmp.Or(c.StudioURL, "https://studio.edgeimpulse.com")
 	c.Encoding = cmp.Or(c.Encoding, "json")
 	c.PingInterval = cmp.Or(c.PingInterval, conf.Duration(DefaultPingInterval))
 	c.PongTimeout = cmp.Or(c.PongTimeout, conf.Duration(DefaultPongTimeout))
@@ -74,6 +80,7 @@ func (c *Config) Validate(v *conf.Validator) {
 	c.APIKey = v.Secret("api_key", c.APIKey, "api_key_file", c.APIKeyFile, true)
 	v.URL("remote_mgmt_url", c.RemoteMgmtURL, true, "ws", "wss")
 	v.URL("ingestion_url", c.IngestionURL, true, "http", "https")
+	v.URL("studio_url", c.StudioURL, true, "http", "https")
 	v.SocketTLS("remote_mgmt_url", c.RemoteMgmtURL, "ingestion_url", c.IngestionURL, "the API key")
 	v.OneOf("encoding", c.Encoding, "json", "cbor")
 	if len(c.Sensors) == 0 {

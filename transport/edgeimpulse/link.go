@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -71,6 +72,8 @@ type Link struct {
 
 	wmu     sync.Mutex
 	waiters map[string]chan error // spool id → the session waiting for its first attempt
+
+	monitor atomic.Pointer[Monitor] // the on-device model reported on (SetMonitor); nil: none
 }
 
 type offered struct {
@@ -197,11 +200,19 @@ func New(cfg Config, deps transport.Deps, opts Options) (*Link, error) {
 	return l, nil
 }
 
-// hello builds the v3 Hello from the sensors' current descriptions (a driver
-// refines its rate once the device is open).
+// hello builds the Hello from the sensors' current descriptions (a driver
+// refines its rate once the device is open): version 3, or version 4 in
+// inference mode while an on-device model runs (docs/protocols/eim.md §9).
 func (l *Link) hello() helloMsg {
 	h := hello{Version: 3, APIKey: l.key.get(), DeviceID: l.deps.Device.ID, DeviceType: l.deps.Device.Type,
 		Connection: "ip", Sensors: make([]helloSensor, 0, len(l.offered)), SupportsSnapshotStreaming: l.camera != ""}
+	if m := l.monitorOf(); m != nil {
+		if info, ok := m.InferenceInfo(); ok {
+			// No records are kept on the board: all indexes 0, as the
+			// reference runner sends without storage.
+			h.Version, h.Mode, h.InferenceInfo, h.AvailableRecords = 4, "inference", &info, &availableRecords{}
+		}
+	}
 	if h.DeviceType == "" {
 		h.DeviceType = "EDGE_IMPULSE_LINUX"
 	}
@@ -286,7 +297,9 @@ func (l *Link) Dial(ctx context.Context) (transport.Session, error) {
 
 func (l *Link) handshake(conn *websocket.Conn) (*session, error) {
 	s := newSession(l, conn)
-	b, err := EncodeMessage(l.enc, l.hello())
+	hm := l.hello()
+	s.mon.announced.Store(hm.Hello.InferenceInfo != nil)
+	b, err := EncodeMessage(l.enc, hm)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,8 @@ type session struct {
 
 	framesDropped atomic.Uint64
 	closeOnce     sync.Once
+
+	mon monitorState // model monitoring (monitor.go)
 }
 
 func newSession(l *Link, conn *websocket.Conn) *session {
@@ -70,7 +72,7 @@ func (s *session) Serve(parent context.Context) error {
 		return s.conn.SetReadDeadline(time.Now().Add(alive))
 	})
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	var wg sync.WaitGroup
 	run := func(f func(context.Context) error) {
 		wg.Go(func() {
@@ -82,9 +84,13 @@ func (s *session) Serve(parent context.Context) error {
 	run(s.readLoop)
 	run(s.writeLoop)
 	run(s.pingLoop)
+	if s.l.monitorOf() != nil && !s.mon.announced.Load() {
+		run(s.watchModel)
+	}
 	wg.Wait()
 	s.tasks.Wait()
 	s.stopSnapshotLocked()
+	s.stopInferenceLocked()
 	if parent.Err() != nil {
 		return nil
 	}
@@ -175,6 +181,17 @@ func (s *session) dispatch(ctx context.Context, in Inbound) {
 		s.startSnapshot(ctx, in.Resolution)
 	case msgStopSnapshot:
 		s.stopSnapshot(ctx)
+	case msgStartInference:
+		s.startInference(ctx)
+	case msgStopInference:
+		s.stopInference(ctx)
+	case msgNewModel:
+		s.updateModel(ctx)
+	case msgRecordAck:
+		s.recordAck(ctx, in.Ack, in.Err)
+	case msgRecordRequest:
+		// No records are kept on the board (the Hello says so).
+		_ = s.send(ctx, impulseRecordsResponse{ImpulseRecordsResponse: false, Error: "no inference records are stored on this device"})
 	case msgErr:
 		s.l.logLimited(&s.l.warns.serverErr, "server reported an error", "err", s.l.peer(in.Err))
 	case msgHello:

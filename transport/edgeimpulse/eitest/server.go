@@ -144,6 +144,8 @@ type Server struct {
 	dateIDs     int // ids handed out for x-add-date-id
 	changed     chan struct{}
 	closed      bool
+
+	st studio // the Studio REST routes (studio.go), under their own lock
 }
 
 type deviceConn struct {
@@ -179,6 +181,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("/", s.root)
 	mux.HandleFunc("GET /status", s.status)
 	mux.Handle("POST /api/{category}/{kind}", s.redirect.Wrap(http.HandlerFunc(s.ingest)))
+	s.studioRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.wg.Go(func() { _ = s.srv.Serve(s.ln) })
@@ -511,7 +514,9 @@ func decode(typ int, b []byte) (map[string]any, string, error) {
 }
 
 var deviceTypes = []string{"hello", "sample", "sampleStarted", "sampleProcessing", "sampleReading",
-	"sampleUploading", "sampleFinished", "snapshotStarted", "snapshotStopped", "snapshotFailed", "snapshotFrame"}
+	"sampleUploading", "sampleFinished", "snapshotStarted", "snapshotStopped", "snapshotFailed", "snapshotFrame",
+	"inferenceStreamStarted", "inferenceStreamStopped", "inferenceStreamFailed", "impulseRecord",
+	"modelUpdateSuccess", "impulseRecordsResponse"}
 
 func msgType(m map[string]any) string {
 	for _, k := range deviceTypes {
@@ -648,6 +653,10 @@ func (s *Server) serveDevice(d *deviceConn) {
 			continue
 		}
 		s.record(m)
+		if msgType(m) == "impulseRecord" {
+			// Studio acknowledges every record (docs/protocols/eim.md §9).
+			_ = d.write(map[string]any{"impulseRecordAck": true, "index": m["index"]})
+		}
 	}
 }
 

@@ -57,6 +57,7 @@ func (s *Sim) URLs() map[string]string {
 	return map[string]string{
 		"remote_mgmt": s.WSURL(),
 		"ingestion":   s.IngestionURL(),
+		"studio":      s.IngestionURL(),
 		"status":      s.IngestionURL() + "/status",
 	}
 }
@@ -72,6 +73,7 @@ func (s *Sim) DemoLink(secretDir string) (any, error) {
 		APIKeyFile:    keyFile,
 		RemoteMgmtURL: s.WSURL(),
 		IngestionURL:  s.IngestionURL(),
+		StudioURL:     s.IngestionURL(),
 		Encoding:      "json",
 		Sensors:       []string{"accel", "mic", "cam"},
 	}, nil
