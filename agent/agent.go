@@ -344,8 +344,8 @@ func (a *Agent) Snapshot() status.Snapshot {
 	cfg, links, reload := a.cfg, a.links, a.lastReload
 	a.mu.Unlock()
 	s := status.Snapshot{
-		Device: status.Device{ID: cfg.Device.ID, Name: cfg.Device.Name, Type: cfg.Device.Type, Model: cfg.Device.Model,
-			ClockSynced: a.opts.Time.Synced()},
+		Device:  status.Device{ID: cfg.Device.ID, Name: cfg.Device.Name, Type: cfg.Device.Type, Model: cfg.Device.Model},
+		Clock:   status.Clock{Synced: a.opts.Time.Synced()},
 		Version: a.opts.Version, Started: a.started,
 		Links: []status.LinkStatus{}, Sensors: []status.SensorStatus{}, Reload: reload,
 	}

@@ -14,14 +14,14 @@ import (
 func TestClockSynced(t *testing.T) {
 	for _, synced := range []bool{false, true} {
 		snap := snapshot()
-		snap.Device.ClockSynced = synced
+		snap.Clock.Synced = synced
 		srv := httptest.NewServer(status.New(func() status.Snapshot { return snap }, nil).Handler())
 		body, _ := get(t, srv, "/status")
 		metrics, _ := get(t, srv, "/metrics")
 		srv.Close()
-		wantJSON, wantMetric := `"clock_synced": false`, "edge_agent_clock_synced 0"
+		wantJSON, wantMetric := `"synced": false`, "edge_agent_clock_synced 0"
 		if synced {
-			wantJSON, wantMetric = `"clock_synced": true`, "edge_agent_clock_synced 1"
+			wantJSON, wantMetric = `"synced": true`, "edge_agent_clock_synced 1"
 		}
 		if !strings.Contains(body, wantJSON) {
 			t.Errorf("synced=%v: /status lacks %s: %s", synced, wantJSON, body)

@@ -36,6 +36,7 @@ import (
 // Snapshot is the whole /status document.
 type Snapshot struct {
 	Device  Device         `json:"device"`
+	Clock   Clock          `json:"clock"`
 	Version string         `json:"version"`
 	Started time.Time      `json:"started"`
 	Links   []LinkStatus   `json:"links"`
@@ -77,10 +78,14 @@ type Device struct {
 	Name  string `json:"name"`
 	Type  string `json:"type"`
 	Model string `json:"model,omitempty"`
-	// ClockSynced says whether the wall clock is synchronized (NTP):
-	// until it is, capture times are kept on the monotonic clock and
-	// corrected when it syncs (internal/timesync).
-	ClockSynced bool `json:"clock_synced"`
+}
+
+// Clock is the board's wall clock as the agent sees it.
+type Clock struct {
+	// Synced says whether the wall clock is synchronized (NTP): until it
+	// is, capture times are kept on the monotonic clock and corrected when
+	// it syncs (internal/timesync).
+	Synced bool `json:"synced"`
 }
 
 // LinkStatus is one link. State is connecting|up|backoff|stopped|failed.
@@ -347,7 +352,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descBuild, 1, s.Version)
 	synced := 0.0
-	if s.Device.ClockSynced {
+	if s.Clock.Synced {
 		synced = 1
 	}
 	gauge(descClockSynced, synced)
