@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/agent/console"
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/status"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
@@ -209,6 +210,14 @@ func (a *Agent) buildLink(cfg *config.Config, l config.Link, since time.Time) *l
 	return r
 }
 
+// Config returns the config in effect: the one New was given, or the last
+// one a reload applied.
+func (a *Agent) Config() *config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
 // Hub returns the sensor hub (for tests and the sample command).
 func (a *Agent) Hub() *hub.Hub { return a.hub }
 
@@ -235,6 +244,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.cfg.Status.Pprof {
 			srv.EnablePprof()
 			a.log.Info("profiler enabled", "url", "http://"+statusAddr+"/debug/pprof/")
+		}
+		// The web console takes over the page at / (agent/console); it
+		// ends its live streams when statusCtx ends, before the server's
+		// graceful shutdown waits for them.
+		con, err := console.New(console.Options{Hub: a.hub, Snapshot: a.Snapshot, Config: a.Config,
+			Secrets: a.opts.Secrets, Listen: ln.Addr(), TokenFile: console.TokenPath(a.cfg),
+			OpenReadonly: a.cfg.Status.OpenReadonly, CaptureDir: console.CaptureDir(a.cfg),
+			Version: a.opts.Version, Logger: a.log, Clock: a.opts.Clock})
+		if err != nil {
+			a.log.Error("web console unavailable; the status page stays", "err", err)
+		} else {
+			srv.Mount(con.Handler(), console.Prefixes...)
+			statusWG.Add(1)
+			go func() {
+				defer statusWG.Done()
+				_ = con.Run(statusCtx)
+			}()
 		}
 		statusWG.Add(1)
 		go func() {

@@ -98,6 +98,15 @@ type Status struct {
 	// goroutines), to diagnose memory or CPU on a board. Off by default;
 	// keep listen on loopback when it is on.
 	Pprof bool `yaml:"pprof"`
+	// TokenFile holds the web console's token, which every action (a
+	// capture, a sign-in) needs when listen is beyond loopback; the agent
+	// creates it (0600, random) when it is missing, and `edge-agent
+	// console-token` prints it. Empty means state_dir/console-token.
+	TokenFile string `yaml:"token_file"`
+	// OpenReadonly lets anyone who reaches listen see the console's views
+	// (live sensors, link cards, the config with secrets masked) without
+	// the token; actions still need it. Off by default.
+	OpenReadonly bool `yaml:"open_readonly"`
 }
 
 // Spool bounds each link's durable upload queue.

@@ -1,7 +1,8 @@
 // Package status serves the agent's status API on status.listen: /healthz,
-// /status (JSON), /metrics (Prometheus text) and / (a small HTML page). Every
-// endpoint renders one Snapshot taken at request time, so the numbers on the
-// page, in JSON and in metrics always agree.
+// /status (JSON), /metrics (Prometheus text) and / (a small HTML page, or
+// the web console once Mount hands it over). Every endpoint renders one
+// Snapshot taken at request time, so the numbers on the page, in JSON and
+// in metrics always agree.
 //
 // Only requests naming this board in their Host header are answered: the
 // listen address, localhost, an IP literal or a name given to AllowHost. A
@@ -154,6 +155,7 @@ type Server struct {
 	mux      *http.ServeMux
 
 	hosts map[string]bool // names accepted in Host besides localhost and IP literals
+	page  http.Handler    // serves / instead of the table page (Mount); nil: the table
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -188,6 +190,17 @@ func (s *Server) EnablePprof() {
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
+
+// Mount hands the page at / and every path under prefixes (each ending in
+// "/", e.g. "/api/") to h, behind the same Host check: the web console
+// (agent/console) takes the page over. /healthz, /status, /metrics and the
+// profiler stay the server's. Call before Serve.
+func (s *Server) Mount(h http.Handler, prefixes ...string) {
+	s.page = h
+	for _, p := range prefixes {
+		s.mux.Handle(p, h)
+	}
 }
 
 // AllowHost adds names accepted in the Host header (status.listen's host,
@@ -303,6 +316,10 @@ small{color:#666}
 `))
 
 func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
+	if s.page != nil {
+		s.page.ServeHTTP(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := page.Execute(w, s.snapshot()); err != nil {
 		s.log.Debug("status page", "err", err)
