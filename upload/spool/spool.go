@@ -25,6 +25,15 @@
 // stamp lets the deliverer send the capture's true age or corrected time.
 // Items written before stamps existed have none and stay readable.
 //
+// The queue can be steered while it runs (control.go): List shows each item
+// with its delivery attempts, last error and, for the item in flight, how far
+// it got; Cancel drops an item durably (the item in flight too: its delivery
+// is stopped) and counts it; RetryNow sends an item at once instead of
+// waiting out the backoff; SetPaused switches uploading to manual (nothing
+// is sent unless RetryNow asks for it) and back to auto. The mode is kept in
+// the spool's directory, so it survives a restart; Options.Manual is the
+// config's choice, which wins when it changed since.
+//
 // Concurrency: all methods are safe for concurrent use. Deliver is meant to
 // have one caller per spool (the owning link's worker).
 package spool
@@ -86,6 +95,11 @@ type Options struct {
 	// Time stamps every item Put queues (PutStamped takes the producer's
 	// own stamp instead); nil stores no stamp.
 	Time *timesync.Sync
+	// Manual is the config's upload mode (spool.upload: manual): items are
+	// queued but not sent until RetryNow or SetPaused(false). The mode the
+	// console last set, kept in the directory, wins over it until the
+	// config's value changes.
+	Manual bool
 }
 
 // Stats are the spool's counters.
@@ -96,6 +110,7 @@ type Stats struct {
 	Delivered uint64 // items acknowledged by the peer and removed
 	Rejected  uint64 // items the peer refused for good and that were dropped
 	Retries   uint64 // failed delivery attempts that will be retried
+	Cancelled uint64 // items a user cancelled (Cancel, CancelAll) and that were dropped
 }
 
 // Spool is a directory of committed items.
@@ -111,10 +126,21 @@ type Spool struct {
 	bytes    int64
 	lastNano int64 // newest id's time part
 
-	progMu sync.Mutex // serializes writes to the progress logs
+	// Guarded by mu: the delivery state control.go reads and steers.
+	paused      bool
+	cfgManual   bool                // Options.Manual
+	flight      *flight             // the item Deliver is sending, if any
+	tries       map[string]*attempt // delivery record per item, since Open
+	next        string              // RetryNow's item, sent before any other
+	resetBo     bool                // RetryNow asked: the backoff starts over
+	sleepCancel context.CancelFunc  // ends Deliver's backoff wait early
 
-	notify                               chan struct{}
-	refused, delivered, rejected, retrys atomic.Uint64
+	progMu sync.Mutex // serializes writes to the progress logs and removals
+	modeMu sync.Mutex // serializes SetPaused's writes of the mode file
+
+	notify                                          chan struct{}
+	wake                                            chan struct{} // RetryNow, SetPaused, Cancel: Deliver looks again
+	refused, delivered, rejected, retrys, cancelled atomic.Uint64
 }
 
 const (
@@ -140,10 +166,12 @@ func Open(dir string, opts Options) (*Spool, error) {
 		return nil, fmt.Errorf("spool: create %s: %w", dir, err)
 	}
 	s := &Spool{dir: dir, max: opts.MaxBytes, log: opts.Logger, clk: opts.Clock, ts: opts.Time,
-		items: map[string]Item{}, notify: make(chan struct{}, 1)}
+		items: map[string]Item{}, notify: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		tries: map[string]*attempt{}, cfgManual: opts.Manual}
 	if err := s.recover(); err != nil {
 		return nil, err
 	}
+	s.paused = s.loadMode()
 	return s, nil
 }
 
@@ -537,28 +565,39 @@ func (s *Spool) readProgress(it *Item) error {
 // Remove deletes an item after its peer acknowledged it. The metadata goes
 // first, so a crash in between leaves only orphan data that Open deletes.
 func (s *Spool) Remove(id string) error {
+	_, err := s.remove(id)
+	return err
+}
+
+// remove is Remove, reporting whether the item was still queued. It holds
+// progMu, so a deliverer's progress write either lands before (and is
+// deleted with the item) or finds the item gone.
+func (s *Spool) remove(id string) (bool, error) {
+	s.progMu.Lock()
+	defer s.progMu.Unlock()
 	s.mu.Lock()
 	it, ok := s.items[id]
 	delete(s.items, id)
+	delete(s.tries, id)
 	if ok {
 		s.bytes -= it.Size
 	}
 	s.mu.Unlock()
 	if !ok {
-		return nil
+		return false, nil
 	}
 	if err := os.Remove(s.path(id, metaSuffix)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("spool remove %s: %w", id, err)
+		return true, fmt.Errorf("spool remove %s: %w", id, err)
 	}
 	if err := atomicfile.SyncDir(s.dir); err != nil {
-		return fmt.Errorf("spool remove %s: %w", id, err)
+		return true, fmt.Errorf("spool remove %s: %w", id, err)
 	}
 	for _, suffix := range []string{dataSuffix, progSuffix} {
 		if err := os.Remove(s.path(id, suffix)); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("spool remove %s: %w", id, err)
+			return true, fmt.Errorf("spool remove %s: %w", id, err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // Items returns the queued items, oldest first.
@@ -579,7 +618,7 @@ func (s *Spool) Stats() Stats {
 	n, b := len(s.items), s.bytes
 	s.mu.Unlock()
 	return Stats{Items: n, Bytes: b, Refused: s.refused.Load(), Delivered: s.delivered.Load(),
-		Rejected: s.rejected.Load(), Retries: s.retrys.Load()}
+		Rejected: s.rejected.Load(), Retries: s.retrys.Load(), Cancelled: s.cancelled.Load()}
 }
 
 // Notify returns a channel that receives after each Put (coalesced).
@@ -589,68 +628,115 @@ func (s *Spool) Notify() <-chan struct{} { return s.notify }
 // ReadAt. It returns nil once the peer acknowledged the item; an error
 // wrapped with retry.Permanent when the peer refused it for good (the item is
 // dropped and counted); any other error is retried with backoff.
+//
+// ctx ends when the link stops, and also when a user cancels the item
+// (context.Cause(ctx) is ErrCancelled: it is already gone from the spool) or
+// pauses uploading (ErrPaused: it stays queued and resumes later); the
+// function must return promptly then, and whatever it returns is not counted
+// as a failed attempt. A deliverer that reads body with ReadAt reports how far
+// it got with ReportSent.
 type DeliverFunc func(ctx context.Context, it Item, body *os.File) error
 
 // Deliver runs until ctx ends, delivering items oldest first. A failed item is
 // retried with backoff (honouring retry.RetryAfter) before the next one is
-// tried, so the peer sees items in capture order. It returns ctx.Err().
+// tried, so the peer sees items in capture order; RetryNow cuts the wait
+// short or sends a chosen item first. While paused (manual mode) it sends
+// only what RetryNow asks for, one attempt per request. It returns ctx.Err().
 func (s *Spool) Deliver(ctx context.Context, deliver DeliverFunc, policy retry.Policy) error {
 	bo := retry.New(policy)
 	for {
-		items := s.Items()
-		if len(items) == 0 {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		it, manual, ok := s.pick()
+		if !ok {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-s.notify:
-				continue
+			case <-s.wake:
 			}
+			continue
 		}
-		for _, it := range items {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		err, cause := s.deliverOne(ctx, deliver, it, manual)
+		switch {
+		case errors.Is(cause, ErrCancelled):
+			// Cancel removed and counted it.
+			if err == nil {
+				s.log.Info("spool: a cancelled item had reached the peer already", "id", it.ID, "kind", it.Kind)
 			}
-			it, ok := s.Get(it.ID) // the latest Progress; gone if removed meanwhile
-			if !ok {
+		case errors.Is(cause, ErrPaused):
+			s.log.Info("spool: upload paused; the item stays queued", "id", it.ID, "kind", it.Kind)
+		case err == nil:
+			bo.Reset()
+			if found, err := s.remove(it.ID); err != nil {
+				s.log.Error("spool: remove delivered item", "err", err)
+			} else if found {
+				s.delivered.Add(1)
+			}
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case retry.IsPermanent(err):
+			bo.Reset()
+			s.rejected.Add(1)
+			s.log.Warn("spool: peer refused item; dropped", "id", it.ID, "kind", it.Kind, "err", err)
+			if err := s.Remove(it.ID); err != nil {
+				s.log.Error("spool: remove refused item", "err", err)
+			}
+		default:
+			s.retrys.Add(1)
+			wait := bo.NextFor(err)
+			s.failed(it.ID, err, wait, manual)
+			if manual {
+				// One attempt per request: the item waits for the next.
+				s.log.Warn("spool: delivery failed; uploads are manual, it waits to be sent again", "id", it.ID, "kind", it.Kind, "err", err)
 				continue
 			}
-			err := s.deliverOne(ctx, deliver, it)
-			switch {
-			case err == nil:
-				bo.Reset()
-				s.delivered.Add(1)
-				if err := s.Remove(it.ID); err != nil {
-					s.log.Error("spool: remove delivered item", "err", err)
-				}
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case retry.IsPermanent(err):
-				bo.Reset()
-				s.rejected.Add(1)
-				s.log.Warn("spool: peer refused item; dropped", "id", it.ID, "kind", it.Kind, "err", err)
-				if err := s.Remove(it.ID); err != nil {
-					s.log.Error("spool: remove refused item", "err", err)
-				}
-			default:
-				s.retrys.Add(1)
-				wait := bo.NextFor(err)
-				s.log.Warn("spool: delivery failed; will retry", "id", it.ID, "kind", it.Kind, "err", err, "retry_in", wait.Round(time.Millisecond))
-				if s.clk.Sleep(ctx, wait) != nil {
-					return ctx.Err()
-				}
+			s.log.Warn("spool: delivery failed; will retry", "id", it.ID, "kind", it.Kind, "err", err, "retry_in", wait.Round(time.Millisecond))
+			reset, err := s.sleep(ctx, wait)
+			if err != nil {
+				return err
 			}
-			if err != nil && !retry.IsPermanent(err) {
-				break // retry from the oldest again
+			if reset {
+				bo.Reset()
 			}
 		}
 	}
 }
 
-func (s *Spool) deliverOne(ctx context.Context, deliver DeliverFunc, it Item) error {
+// deliverOne sends it as the item in flight, under a context Cancel and
+// SetPaused can end with their cause. It returns deliver's error and that
+// cause (nil when neither ended it).
+func (s *Spool) deliverOne(ctx context.Context, deliver DeliverFunc, it Item, manual bool) (error, error) {
 	f, err := s.Open(it.ID)
 	if err != nil {
-		return err
+		if _, ok := s.Get(it.ID); !ok {
+			return nil, ErrCancelled // cancelled between pick and Open
+		}
+		return err, nil
 	}
 	defer f.Close()
-	return deliver(ctx, it, f)
+	ictx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s.mu.Lock()
+	if _, ok := s.items[it.ID]; !ok {
+		s.mu.Unlock()
+		return nil, ErrCancelled
+	}
+	s.flight = &flight{id: it.ID, body: f, started: s.clk.Now(), sent: -1, cancel: cancel, manual: manual}
+	a := s.triesOf(it.ID)
+	a.n++
+	a.lastAt, a.nextAt = s.flight.started, time.Time{}
+	s.mu.Unlock()
+
+	err = deliver(ictx, it, f)
+
+	s.mu.Lock()
+	s.flight = nil
+	s.mu.Unlock()
+	var cause error
+	if c := context.Cause(ictx); errors.Is(c, ErrCancelled) || errors.Is(c, ErrPaused) {
+		cause = c
+	}
+	return err, cause
 }
