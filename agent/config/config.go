@@ -43,6 +43,9 @@ type Config struct {
 	Backoff  Backoff  `yaml:"backoff"`
 	Sensors  []Sensor `yaml:"sensors"`
 	Links    []Link   `yaml:"links"`
+	// Inference runs Edge Impulse models on the sensors' data
+	// (agent/infer); see Inference.
+	Inference []Inference `yaml:"inference"`
 
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT): near
 	// it the garbage collector runs more often, so the agent stays small
@@ -453,6 +456,7 @@ func (c *Config) validate(v *conf.Validator) {
 		checkName(sv, s.Name, sensorNames)
 		checkBlock(sv, sensorTable, s.Kind, s.Block, s.others, sv.At(s.Kind))
 	}
+	c.validateInference(v, sensorNames)
 	linkNames := map[string]bool{}
 	for i := range c.Links {
 		l := &c.Links[i]
