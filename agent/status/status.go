@@ -45,6 +45,9 @@ type Snapshot struct {
 	// Reload is the outcome of the last configuration reload (SIGHUP,
 	// `systemctl reload`); absent until the first one.
 	Reload *ReloadStatus `json:"reload,omitempty"`
+	// Inference lists the on-device models (`inference[]`); absent
+	// without any.
+	Inference []InferenceStatus `json:"inference,omitempty"`
 }
 
 // ReloadStatus is what one configuration reload did. A refused file
@@ -357,6 +360,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descSamples, descDropped, descSubscribers, descRestarts, descStalls, descBuild, descClockSynced} {
 		ch <- d
 	}
+	for _, d := range inferenceDescs {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -404,4 +410,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRestarts, float64(x.Restarts), x.Name, x.Kind)
 		counter(descStalls, float64(x.Stalls), x.Name, x.Kind)
 	}
+	collectInference(ch, s)
 }
