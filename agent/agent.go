@@ -90,6 +90,8 @@ type Agent struct {
 	sensors map[string]*sensorEntry
 	linkCtx context.Context // parent of every link's context; ends at shutdown
 	linkWG  sync.WaitGroup  // every link goroutine Run started
+
+	inference []*inferenceRunner // the on-device models (inference.go); built by New, read-only after
 }
 
 // linkRunner is one configured link: its supervisor, or the reason it could
@@ -146,6 +148,9 @@ func New(cfg *config.Config, opts Options) (*Agent, error) {
 		}
 		a.sensors[s.Name] = e
 	}
+	if err := a.buildInference(cfg); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	for _, l := range cfg.Links {
 		if l.Disabled {
 			continue
@@ -199,6 +204,7 @@ func (a *Agent) buildLink(cfg *config.Config, l config.Link, since time.Time) *l
 	if err != nil {
 		return fail(err)
 	}
+	a.attachMonitor(l.Name, link)
 	b := cfg.Backoff
 	if l.Backoff != nil {
 		b = *l.Backoff
@@ -280,6 +286,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, r := range a.links {
 		a.startLink(r)
 	}
+	stopInference := a.runInference(linkCtx)
 
 	n := a.opts.Notifier
 	if n == nil {
@@ -321,7 +328,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-time.After(ShutdownTimeout):
 		a.log.Error("links did not stop in time; exiting anyway", "timeout", ShutdownTimeout)
 	}
-	a.hub.Close()
+	stopInference()
+	a.hub.Close() // stops the models' processes with their streams
 	a.log.Info("agent stopped")
 	return nil
 }
@@ -354,7 +362,9 @@ func (a *Agent) Healthy() error {
 	}
 	now := a.opts.Clock.Now()
 	for _, s := range snap.Sensors {
-		if s.State != hub.StateRunning || s.Subscribers == 0 || s.LastSample.IsZero() {
+		// A model's results pause while its model downloads or its input
+		// pauses; its input is checked on its own.
+		if s.State != hub.StateRunning || s.Subscribers == 0 || s.LastSample.IsZero() || s.Class == sensors.Inference.String() {
 			continue
 		}
 		if age := now.Sub(s.LastSample); age > 2*time.Minute {
@@ -417,5 +427,6 @@ func (a *Agent) Snapshot() status.Snapshot {
 			s.Sensors[i].NativeRate = info.NativeRate
 		}
 	}
+	s.Inference = a.inferenceStatus()
 	return s
 }
