@@ -1,5 +1,5 @@
 // Command edge-agent is the daemon and its tools: run, check-config, version,
-// sensors, sample, pair, sim and demo. Their names, flags and exit codes are
+// sensors, sample, infer, pair, sim and demo. Their names, flags and exit codes are
 // part of the user-facing contract (docs/DESIGN.md); the config file is
 // docs/CONFIG.md.
 package main
@@ -29,6 +29,7 @@ func commands() []command {
 		{"version", "version                       print version and build details", cmdVersion},
 		{"sensors", "sensors [-json]               list the sensors this board has", cmdSensors},
 		{"sample", "sample -sensor NAME -seconds N [-config FILE] [-o FILE]   capture locally", cmdSample},
+		{"infer", "infer -model FILE -sensor NAME [-config FILE] [-n N] [-json]   run an Edge Impulse model on a sensor, printing its results", cmdInfer},
 		{"pair", "pair [-config FILE] [-link NAME]   pair with Frame.io", cmdPair},
 		{"sim", "sim [-listen 127.0.0.1] [-config DIR [-status ADDR] [-pprof]]  run the fake clouds on loopback (and write the agent config for them)", cmdSim},
 		{"demo", "demo                          run the fake clouds and the agent together", cmdDemo},
