@@ -12,7 +12,12 @@ step "lint"
 scripts/lint.sh
 
 step "go test -race ./..."
-go test -race -timeout 12m ./...
+# The web console's browser test (agent/console, headless Chromium) writes
+# screenshots of its main views here; the log names the folder and files.
+shots=${CONSOLE_SCREENSHOTS:-$PWD/build/console-screenshots}
+CONSOLE_SCREENSHOTS=$shots go test -race -timeout 12m ./...
+echo "console screenshots: $shots"
+ls -l "$shots" 2>/dev/null || echo "  (none: the browser test did not run)"
 
 step "short fuzzing of every fuzz target"
 FUZZTIME=${FUZZTIME:-2000x} scripts/fuzz.sh

@@ -103,8 +103,8 @@ type Status struct {
 	Pprof bool `yaml:"pprof"`
 	// TokenFile holds the web console's token, which every action (a
 	// capture, a sign-in) needs when listen is beyond loopback; the agent
-	// creates it (0600, random) when it is missing, and `edge-agent
-	// console-token` prints it. Empty means state_dir/console-token.
+	// creates it (0600, random) when it is missing. Empty means
+	// state_dir/console-token. See docs/API.md.
 	TokenFile string `yaml:"token_file"`
 	// OpenReadonly lets anyone who reaches listen see the console's views
 	// (live sensors, link cards, the config with secrets masked) without

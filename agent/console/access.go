@@ -115,8 +115,9 @@ func isLoopback(addr net.Addr) bool {
 
 // LoadOrCreateToken returns the console token kept in path, making a new
 // random one (256 bits, hex) in a 0600 file when path does not exist. The
-// `edge-agent console-token` command and the agent share it. created says
-// whether this call made it.
+// agent calls it at start; a command that prints the token for the user
+// should call it too, so both agree on the file. created says whether this
+// call made it.
 func LoadOrCreateToken(path string) (token string, created bool, err error) {
 	b, err := os.ReadFile(path)
 	switch {

@@ -26,10 +26,11 @@ type SensorView struct {
 	Units    string   `json:"units,omitempty"`
 	Channels int      `json:"channels,omitempty"`
 	// Format is what one sample holds: "JPEG", "H.264", "PCM s16le",
-	// "rows".
+	// "rows" (motion), "scores" (an on-device model's, one per label).
 	Format string `json:"format"`
 	// Live is the live view: "mjpeg" (camera preview), "plot" (rolling
-	// axes), "level" (audio meter and waveform) or "" when there is none,
+	// axes or label scores), "level" (audio meter and waveform) or "" when
+	// there is none,
 	// with NoLive saying why and Stills naming a still sensor shown
 	// instead when there is one.
 	Live    string `json:"live"`
@@ -123,6 +124,8 @@ func (c *Console) sensorViews(snap status.Snapshot) []SensorView {
 			v.Format, v.Live, v.LiveURL = "JPEG", "mjpeg", base+"/mjpeg"
 		case sensors.Motion:
 			v.Format, v.Live, v.LiveURL = "rows", "plot", base+"/live"
+		case sensors.Inference:
+			v.Format, v.Live, v.LiveURL = "scores", "plot", base+"/live"
 		case sensors.Audio:
 			v.Format, v.Live, v.LiveURL = "PCM s16le", "level", base+"/live"
 		case sensors.Video:

@@ -163,8 +163,13 @@ func BenchmarkIdleRSS(b *testing.B) {
 	rss := func(s sample) float64 { return s.rss }
 	heap := func(s sample) float64 { return s.heap }
 	gor := func(s sample) float64 { return s.gor }
-	b.Logf("base:    RSS %v KiB", runs["base"])
-	b.Logf("console: RSS %v KiB", runs["console"])
+	for _, mode := range []string{"base", "console"} {
+		var line []string
+		for _, s := range runs[mode] {
+			line = append(line, fmt.Sprintf("%.0f KiB (heap %.0f KiB)", s.rss, s.heap/1024))
+		}
+		b.Logf("%-7s VmRSS %s", mode+":", strings.Join(line, ", "))
+	}
 	b.ReportMetric(median("base", rss)/1024, "MiB-RSS-base")
 	b.ReportMetric(median("console", rss)/1024, "MiB-RSS-console")
 	b.ReportMetric((median("console", rss)-median("base", rss))/1024, "MiB-RSS-added")

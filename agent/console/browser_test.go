@@ -199,6 +199,9 @@ func TestBrowserConsole(t *testing.T) {
 	if bar != "85%" {
 		t.Errorf("the level bar is %q wide, want 85%% (-9 dBFS on a 60 dB scale)", bar)
 	}
+	// Four seconds on the plot and the strip, so the screenshot shows them.
+	b.waitFor(ctx, "four seconds of signals",
+		`+document.querySelector('#signals figure[data-sensor="accel"]').dataset.span >= 4000 && +document.querySelector('#signals figure[data-sensor="mic"]').dataset.columns >= 400`)
 	shot("signals", 1280, false)
 
 	// The camera preview was let go when its tab was left.

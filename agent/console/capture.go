@@ -155,6 +155,11 @@ func (cs *captures) start(sensor string, seconds float64) (Capture, int, error) 
 	if math.IsNaN(seconds) || seconds < 0 || seconds > MaxCaptureSeconds {
 		return Capture{}, http.StatusBadRequest, fmt.Errorf("seconds must be between 0 and %d", MaxCaptureSeconds)
 	}
+	switch in.Class {
+	case sensors.Motion, sensors.Audio, sensors.Still, sensors.Video, sensors.Inference:
+	default:
+		return Capture{}, http.StatusBadRequest, fmt.Errorf("sensor %q produces %s, which cannot be captured", sensor, in.Class)
+	}
 	if seconds == 0 && in.Class != sensors.Still {
 		return Capture{}, http.StatusBadRequest, fmt.Errorf("a %s capture needs seconds above 0 (0 is one still of a camera)", in.Class)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // The files of a local capture, as `edge-agent sample` writes them: CSV
-// for motion rows, WAV for audio, one JPEG (no length) or an MJPEG stream
+// for motion rows (and a model's scores, a column per label), WAV for audio, one JPEG (no length) or an MJPEG stream
 // (concatenated JPEGs) for a still camera, an Annex-B H.264 stream from
 // the first keyframe for video. A sample belongs to the window when it was
 // captured less than the window's length after the first one, by the
@@ -39,7 +39,7 @@ type fileWriter interface {
 // length 0 is one still.
 func fileKind(c sensors.Class, length time.Duration) (ext, ctype string) {
 	switch c {
-	case sensors.Motion:
+	case sensors.Motion, sensors.Inference:
 		return ".csv", "text/csv; charset=utf-8"
 	case sensors.Audio:
 		return ".wav", "audio/wav"
@@ -65,7 +65,7 @@ func newFileWriter(info func() sensors.Info, path string, length time.Duration) 
 	}
 	base := fileBase{f: f, bw: bufio.NewWriterSize(f, 64<<10), win: window{length: length}}
 	switch in.Class {
-	case sensors.Motion:
+	case sensors.Motion, sensors.Inference:
 		return &csvFile{fileBase: base, info: info}, nil
 	case sensors.Audio:
 		rate, ch := int(in.Rate), max(in.Channels, 1)

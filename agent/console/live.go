@@ -74,13 +74,15 @@ type stream struct {
 	rc   *http.ResponseController
 	stop context.CancelFunc
 
-	mu    sync.Mutex
-	ended bool // cut: no write deadline may be set after it
+	mu      sync.Mutex
+	ended   bool          // cut: no write deadline may be set after it
+	cutDone chan struct{} // closed when cut has run
 }
 
 // cut makes a write blocked on the stream's connection return at once; it
 // runs when the stream's context ends.
 func (s *stream) cut() {
+	defer close(s.cutDone)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ended = true
@@ -118,9 +120,15 @@ func (c *Console) openStream(w http.ResponseWriter, r *http.Request, name string
 	// A write blocked on a browser that stopped reading returns at once
 	// when the stream ends (the connection's deadline is safe to set from
 	// another goroutine), so Run's end does not wait for writeTimeout.
-	st := &stream{c: c, name: name, sub: sub, ctx: ctx, rc: http.NewResponseController(w)}
+	st := &stream{c: c, name: name, sub: sub, ctx: ctx, rc: http.NewResponseController(w), cutDone: make(chan struct{})}
 	uncut := context.AfterFunc(ctx, st.cut)
-	st.stop = func() { unhook(); uncut(); cancel() }
+	st.stop = func() {
+		unhook()
+		if !uncut() {
+			<-st.cutDone // it ran: no deadline is set after the handler returns
+		}
+		cancel()
+	}
 	c.live.mu.Lock()
 	if c.live.perName == nil {
 		c.live.perName = map[string]int{}
@@ -255,7 +263,8 @@ func (c *Console) handleStill(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handleLive is GET /api/sensors/{name}/live: a motion or audio sensor as
+// handleLive is GET /api/sensors/{name}/live: a motion sensor (or an
+// on-device model's scores, one per label) or an audio sensor as
 // server-sent events, one every feedPeriod (see PlotEvent and LevelEvent).
 func (c *Console) handleLive(w http.ResponseWriter, r *http.Request) {
 	in, ok := c.sensorOf(w, r.PathValue("name"))
@@ -264,7 +273,7 @@ func (c *Console) handleLive(w http.ResponseWriter, r *http.Request) {
 	}
 	var agg aggregator
 	switch in.Class {
-	case sensors.Motion:
+	case sensors.Motion, sensors.Inference:
 		agg = &plotAgg{}
 	case sensors.Audio:
 		agg = &levelAgg{}
@@ -320,7 +329,8 @@ type aggregator interface {
 	flush(in sensors.Info, dropped uint64) any
 }
 
-// PlotEvent is one event of a motion feed: rows since the previous event.
+// PlotEvent is one event of a motion feed (or a model's scores, a row per
+// classification): rows since the previous event.
 // T are milliseconds since the feed's first row (the samples' own capture
 // times), V one row of values per time.
 type PlotEvent struct {

@@ -258,3 +258,51 @@ func TestSlowBrowserDropsAndCounts(t *testing.T) {
 		t.Errorf("console stats after the stream ended: %+v, want its drops counted and no viewer", st)
 	}
 }
+
+// scores is an on-device model's result stream: one score per label, ten
+// classifications a second.
+type scores struct{}
+
+func (scores) Info() sensors.Info {
+	return sensors.Info{Name: "model", Kind: "eim", Class: sensors.Inference, Axes: []string{"idle", "wave"}, Units: "score"}
+}
+
+func (scores) Run(ctx context.Context, out chan<- sensors.Sample) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for n := uint64(0); ; n++ {
+		v := float64(n%10) / 10
+		select {
+		case out <- sensors.Sample{Class: sensors.Inference, Time: time.Now(), Seq: n, Values: []float64{1 - v, v}, Data: []byte(`{}`)}:
+		case <-ctx.Done():
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// TestModelScores: a model's result stream is plotted like motion axes,
+// one per label, and captured as CSV with a column per label.
+func TestModelScores(t *testing.T) {
+	f := newFixture(t, fixtureOpts{sources: []sensors.Source{scores{}}})
+	var v console.SensorView
+	getJSON(t, f, "/api/sensors/model", &v)
+	if v.Live != "plot" || v.Format != "scores" {
+		t.Errorf("model view %+v", v)
+	}
+	evs := events[console.PlotEvent](t, f, "/api/sensors/model/live", 3)
+	for _, e := range evs {
+		if strings.Join(e.Axes, ",") != "idle,wave" || len(e.V) == 0 || len(e.V[0]) != 2 || e.V[0][0]+e.V[0][1] != 1 {
+			t.Errorf("event %+v", e)
+		}
+	}
+	c := finished(t, f, startCapture(t, f, "model", 0.5).ID)
+	csv := strings.Split(strings.TrimSpace(string(download(t, f, c))), "\n")
+	if c.State != console.CaptureDone || csv[0] != "timestamp,idle,wave" || len(csv) < 5 {
+		t.Errorf("capture %+v:\n%s", c, strings.Join(csv, "\n"))
+	}
+}

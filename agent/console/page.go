@@ -35,7 +35,7 @@ type pageData struct {
 	Links      []LinkView
 	Sensors    []SensorView
 	Cameras    []SensorView // still and video sensors
-	Signals    []SensorView // motion and audio sensors
+	Signals    []SensorView // motion and audio sensors, model scores
 	Config     ConfigView
 	ConfigErr  string
 	Captures   []Capture
@@ -58,7 +58,7 @@ func (c *Console) handlePage(w http.ResponseWriter, r *http.Request) {
 			switch s.Class {
 			case "still", "video":
 				d.Cameras = append(d.Cameras, s)
-			case "motion", "audio":
+			case "motion", "audio", "inference":
 				d.Signals = append(d.Signals, s)
 			}
 		}

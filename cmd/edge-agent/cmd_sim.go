@@ -98,7 +98,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFatal
 	}
 	cfg.Resolve(config.HostMachine(log))
-	fmt.Fprintf(stdout, "edge-agent demo: status page http://%s/  (config: %s)\n", ln.Addr(), path)
+	// The web console is the page at / (agent/console); scripts/rss.sh and
+	// TestDemoEndToEnd find the address after "status page".
+	fmt.Fprintf(stdout, "edge-agent demo: console and status page http://%s/  (config: %s)\n", ln.Addr(), path)
 	for _, s := range clouds.Services {
 		b, _ := json.Marshal(s.URLs())
 		fmt.Fprintf(stdout, "  fake %-12s %s\n", s.Kind(), b)

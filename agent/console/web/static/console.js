@@ -239,6 +239,7 @@
       rate.textContent = `${d.rate.toFixed(1)} Hz measured` + (d.declared ? ` (${+d.declared.toPrecision(4)} set)` : '') +
         (d.every > 1 ? ` · 1 in ${d.every} plotted` : '') + (d.dropped ? ` · ${d.dropped} dropped` : '');
       f.dataset.updates = ++updates;
+      f.dataset.span = rows.length ? Math.round(last - rows[0][0]) : 0;
       drawPlot(cv, rows);
     };
     es.onerror = () => { rate.textContent = 'reconnecting…'; };
@@ -292,6 +293,7 @@
       for (const c of d.envelope) cols.push(c);
       if (cols.length > 1000) cols.splice(0, cols.length - 1000);
       f.dataset.rms = d.rms_dbfs;
+      f.dataset.columns = cols.length;
       f.dataset.updates = ++updates;
       drawWave(cv, cols);
     };
