@@ -3,10 +3,10 @@
 // previews made from a JPEG (decode, shrink, encode). On a Pi Zero 2 W this
 // is most of what a camera costs the agent, so it has two implementations:
 //
-//   - Turbo, on libjpeg-turbo through cgo (built with cgo, the Pi builds that
-//     have the microphone): encodes straight from the camera's subsampled
-//     planes, and decodes a preview at 1/2, 1/4 or 1/8 scale in the IDCT, so
-//     the full-size image is never produced;
+//   - Turbo, on libjpeg-turbo through cgo (built with cgo, the Pi builds
+//     that have the microphone, unless -tags nolibjpeg): encodes straight
+//     from the camera's subsampled planes, and decodes a preview at 1/2, 1/4
+//     or 1/8 scale in the IDCT, so the full-size image is never produced;
 //   - Go, on the standard library's image/jpeg (every build, the only one
 //     with CGO_ENABLED=0). image/jpeg has no DCT scaling, so a Go preview
 //     decodes the whole image and shrinks it afterwards.

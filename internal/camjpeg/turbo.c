@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && !nolibjpeg
 
 // The libjpeg-turbo side of camjpeg: encode from planar or packed YCbCr with
 // raw_data_in (no colour conversion, no downsampling pass: the camera's

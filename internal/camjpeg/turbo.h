@@ -6,6 +6,11 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#if defined(__has_include)
+#if !__has_include(<jconfig.h>)
+#error "libjpeg-turbo's headers for this architecture are missing: apt-get install libjpeg62-turbo-dev (a native build), scripts/cross-libjpeg.sh fetch arm64|armhf (a cross build), or build with -tags nolibjpeg (pure-Go JPEG)"
+#endif
+#endif
 #include <jpeglib.h>
 
 // cj_planes describes a decoded image: ncomp planes (1: grey, 3: YCbCr)

@@ -1,13 +1,21 @@
-//go:build cgo
+//go:build cgo && !nolibjpeg
 
 package camjpeg
 
 // libjpeg-turbo is linked statically (Debian's libjpeg62-turbo-dev ships
 // libjpeg.a for every architecture), so a cgo binary needs no libjpeg on
-// the board, as the pure-Go one does not.
+// the board, just as the pure-Go one does not. A native build finds the
+// library where libjpeg62-turbo-dev puts it; a cross build (scripts/cross.sh,
+// scripts/test-arm.sh, the virtual board) finds the target's copy that
+// scripts/cross-libjpeg.sh fetch unpacks under build/cross-libjpeg, named
+// below. -tags nolibjpeg builds the pure-Go codec only.
 
 /*
 #cgo LDFLAGS: -l:libjpeg.a
+#cgo arm64 CFLAGS: -I${SRCDIR}/../../build/cross-libjpeg/arm64/usr/include -I${SRCDIR}/../../build/cross-libjpeg/arm64/usr/include/aarch64-linux-gnu
+#cgo arm64 LDFLAGS: -L${SRCDIR}/../../build/cross-libjpeg/arm64/usr/lib/aarch64-linux-gnu
+#cgo arm CFLAGS: -I${SRCDIR}/../../build/cross-libjpeg/armhf/usr/include -I${SRCDIR}/../../build/cross-libjpeg/armhf/usr/include/arm-linux-gnueabihf
+#cgo arm LDFLAGS: -L${SRCDIR}/../../build/cross-libjpeg/armhf/usr/lib/arm-linux-gnueabihf
 #include "turbo.h"
 */
 import "C"

@@ -1,6 +1,7 @@
-//go:build !cgo
+//go:build !cgo || nolibjpeg
 
 package camjpeg
 
-// Without cgo there is no libjpeg-turbo: Default is the Go codec.
+// Without cgo, or with -tags nolibjpeg, there is no libjpeg-turbo: Default
+// is the Go codec.
 var turbo Codec
