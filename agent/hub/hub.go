@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/camjpeg"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/retry"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -292,6 +293,8 @@ type feed struct {
 
 	samples    atomic.Uint64
 	lastSample atomic.Int64
+
+	thumbs camjpeg.Cache // previews of this sensor's frames, shared by its subscribers (encode.go)
 }
 
 // startLocked records the wish to run and starts the worker if none is
