@@ -12,6 +12,11 @@
 # ARMv6 has no cgo build: Debian's armhf toolchain emits ARMv7/Thumb-2 code
 # that dies with SIGILL on an ARM1176 (docs/protocols/hardware.md §5.2).
 #
+# The cgo builds link libjpeg-turbo statically (internal/camjpeg): the
+# target's libjpeg62-turbo-dev, which scripts/cross-libjpeg.sh fetch unpacks
+# under build/. Without it, CROSS_CGO=auto builds them with camjpeg's pure-Go
+# codec (-tags nolibjpeg) and says so; CROSS_CGO=1 makes it an error.
+#
 # This script installs nothing. Packages: gcc-aarch64-linux-gnu,
 # gcc-arm-linux-gnueabihf (Debian 12).
 #
@@ -41,7 +46,18 @@ build() {
 	local name=$1
 	shift
 	echo "cross.sh: $OUT/$name ($*)"
-	env "$@" go build -trimpath -ldflags "$LDFLAGS" -o "$OUT/$name" "$PKG"
+	env "$@" go build -trimpath ${TAGS:+-tags "$TAGS"} -ldflags "$LDFLAGS" -o "$OUT/$name" "$PKG"
+}
+
+# jpeg DEBARCH: TAGS for a cgo build, per the target's libjpeg and CROSS_CGO.
+jpeg() {
+	TAGS=
+	scripts/cross-libjpeg.sh check "$1" && return 0
+	case $CROSS_CGO in
+	1 | yes) die "no libjpeg for $1: run scripts/cross-libjpeg.sh fetch $1" ;;
+	esac
+	echo "cross.sh: the $1 cgo build uses the pure-Go JPEG codec (-tags nolibjpeg)" >&2
+	TAGS=nolibjpeg
 }
 
 # have CC PACKAGE: whether the cgo build can run, per CROSS_CGO.
@@ -63,16 +79,19 @@ for target in $CROSS_TARGETS; do
 	arm64-cgo)
 		case $CROSS_CGO in 0 | no) continue ;; esac
 		have aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu || continue
+		jpeg arm64
 		build edge-agent-linux-arm64-cgo CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
 		;;
 	armv7-cgo)
 		case $CROSS_CGO in 0 | no) continue ;; esac
 		have arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf || continue
+		jpeg armhf
 		build edge-agent-linux-armv7-cgo CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 \
 			CC=arm-linux-gnueabihf-gcc CGO_CFLAGS="$ARMHF_CGO_CFLAGS"
 		;;
 	*) die "unknown target $target (armv6 armv7 arm64 arm64-cgo armv7-cgo)" ;;
 	esac
+	TAGS=
 	built+=("$OUT/edge-agent-linux-$target")
 done
 

@@ -17,6 +17,11 @@
 # a copy of itself (docs/protocols/hardware.md §5.3). No -race: the race
 # detector does not run under qemu-user.
 #
+# The cgo tests link libjpeg-turbo statically (internal/camjpeg), from the
+# target's copy that scripts/cross-libjpeg.sh fetch unpacks; without it
+# they use camjpeg's pure-Go codec (-tags nolibjpeg), or fail with
+# TEST_ARM_CGO=1.
+#
 # This script installs nothing. Packages: qemu-user-static,
 # gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf (Debian 12).
 set -euo pipefail
@@ -47,6 +52,17 @@ usecgo() {
 	esac
 }
 
+# jpeg DEBARCH: the build tags for a cgo test, per the target's libjpeg.
+tags=()
+jpeg() {
+	scripts/cross-libjpeg.sh check "$1" && return 0
+	case $TEST_ARM_CGO in
+	1 | yes) die "no libjpeg for $1: run scripts/cross-libjpeg.sh fetch $1" ;;
+	esac
+	echo "test-arm.sh: testing the pure-Go JPEG codec only (-tags nolibjpeg)" >&2
+	tags=(-tags nolibjpeg)
+}
+
 envs=(GOOS=linux EDGE_AGENT_EMULATED=1)
 case $arch in
 arm64)
@@ -55,6 +71,7 @@ arm64)
 	envs+=(GOARCH=arm64)
 	if usecgo aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu; then
 		envs+=(CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc QEMU_LD_PREFIX=/usr/aarch64-linux-gnu)
+		jpeg arm64
 	else
 		envs+=(CGO_ENABLED=0)
 	fi
@@ -65,6 +82,7 @@ armv7)
 	envs+=(GOARCH=arm GOARM=7)
 	if usecgo arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf; then
 		envs+=(CGO_ENABLED=1 CC=arm-linux-gnueabihf-gcc "CGO_CFLAGS=$ARMHF_CGO_CFLAGS" QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf)
+		jpeg armhf
 	else
 		envs+=(CGO_ENABLED=0)
 	fi
@@ -81,5 +99,5 @@ esac
 
 envs+=("EDGE_AGENT_EXEC=$exec_cmd")
 
-echo "test-arm.sh: ${envs[*]} go test -exec '$exec_cmd' ${pkgs[*]}"
-exec env "${envs[@]}" go test -count=1 -timeout 15m -exec "$exec_cmd" "${pkgs[@]}"
+echo "test-arm.sh: ${envs[*]} go test ${tags[*]} -exec '$exec_cmd' ${pkgs[*]}"
+exec env "${envs[@]}" go test -count=1 -timeout 15m "${tags[@]}" -exec "$exec_cmd" "${pkgs[@]}"
