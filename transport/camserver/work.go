@@ -46,6 +46,11 @@ func (l *Link) Work(ctx context.Context) error {
 	return l.deps.Spool.Deliver(ctx, l.deliver, l.opts.Deliver)
 }
 
+// deliver is Work's callback for one spooled record: it waits (up to a
+// minute) for a session and adds the record on it. Every wait is on ctx, so
+// a user cancelling the record or pausing uploads (the console; ctx then
+// ends with spool.ErrCancelled or spool.ErrPaused) stops it at once; the
+// spool drops or keeps the record and counts no failure.
 func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {
 	var meta recordMeta
 	if err := json.Unmarshal(it.Meta, &meta); err != nil || meta.Meta == "" {

@@ -100,12 +100,22 @@ const heldWait = time.Minute
 // with a log line; a watched file's original stays on disk). A permanent
 // problem of the link holds the queue instead: nothing captured is dropped
 // because a token died.
+//
+// A user may cancel the item or pause uploading while it is in flight (the
+// console): ctx ends with spool.ErrCancelled or spool.ErrPaused. The parts
+// already sent are in the progress log, so a paused asset resumes with the
+// next part; a cancelled one is gone from the spool, and the asset Frame.io
+// created for it stays incomplete there.
 func (l *Link) deliver(ctx context.Context, it spool.Item, body *os.File) error {
 	l.urlsGC.Do(l.removeStaleURLs)
 	err := l.deliverItem(ctx, it, body)
 	var refused *itemRefused
-	if err == nil || errors.As(err, &refused) {
-		l.removeURLs(it.ID) // the spool drops the item now
+	if err == nil || errors.As(err, &refused) || errors.Is(context.Cause(ctx), spool.ErrCancelled) {
+		l.removeURLs(it.ID) // the spool drops the item now (or did)
+	}
+	if c := context.Cause(ctx); ctx.Err() != nil && (errors.Is(c, spool.ErrCancelled) || errors.Is(c, spool.ErrPaused)) {
+		l.log.Info("asset upload stopped", "id", it.ID, "why", c)
+		return err
 	}
 	if retry.IsPermanent(err) && !errors.As(err, &refused) {
 		wait := heldWait
@@ -367,13 +377,18 @@ func (l *Link) putParts(ctx context.Context, it spool.Item, meta assetMeta, body
 	n := len(prog.URLs)
 	todo := make(chan int, n)
 	left := 0
+	var sent int64 // bytes of the parts done, for the console's progress
 	for i, done := range prog.Done {
 		if !done {
 			todo <- i
 			left++
+		} else {
+			_, length := partRange(it.Size, n, i)
+			sent += length
 		}
 	}
 	close(todo)
+	l.deps.Spool.ReportSent(it.ID, sent)
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -390,6 +405,8 @@ func (l *Link) putParts(ctx context.Context, it spool.Item, meta assetMeta, body
 				mu.Lock()
 				if err == nil {
 					prog.Done[i] = true
+					sent += length
+					l.deps.Spool.ReportSent(it.ID, sent)
 					if left--; left > 0 {
 						err = l.deps.Spool.AppendProgress(it.ID, i)
 					}
