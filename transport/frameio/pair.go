@@ -11,7 +11,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/redact"
 )
 
-// PairOptions configures Pair and Revoke.
+// PairOptions configures a Pairing, Pair and Revoke.
 type PairOptions struct {
 	// TokenPath is where the tokens are stored (see TokenPath).
 	TokenPath string
@@ -19,7 +19,9 @@ type PairOptions struct {
 	DeviceName string
 	// Version is sent as x-client-version.
 	Version string
-	// Out receives the user-facing text (code, countdown, result).
+	// Out receives the user-facing text (code, countdown, result) as
+	// `edge-agent pair` prints it; nil prints nothing (the web console shows
+	// Pairing.Status instead).
 	Out io.Writer
 	// Terminal redraws the countdown in place; otherwise a line is printed
 	// every CountdownEvery.
@@ -63,138 +65,67 @@ const maxShown = 256
 // masked and the length bounded.
 func (o *PairOptions) shown(s string) string { return o.Secrets.Peer(s, maxShown) }
 
-// Pair runs the device-code grant (docs/protocols/frameio-c2c.md §2.2–§2.3):
-// it shows the code with a countdown, polls at the server's interval
-// (slow_down raises it by 5 s for good), renews an expired code
-// automatically, stores the tokens atomically 0600 and returns the device's
-// identity (docs/protocols/frameio-c2c.md §3.1). Cancelling ctx cancels
-// pairing; no server call exists for that
+// Pair runs one pairing (see Pairing.run) to its end, printing it to
+// opts.Out as `edge-agent pair` shows it: the code with a countdown, the
+// renewals, the result. It returns the device's identity (nil with no error
+// when the tokens were saved but the identity could not be read).
+// Cancelling ctx cancels pairing; no server call exists for that
 // (docs/protocols/frameio-c2c.md §2.3).
 func Pair(ctx context.Context, cfg Config, opts PairOptions) (*Identity, error) {
-	opts.defaults()
-	a, err := newAPI(&cfg, opts.Version, opts.Clock)
-	if err != nil {
+	p := NewPairing(cfg, opts)
+	if err := p.Start(ctx); err != nil {
 		return nil, err
 	}
-	a.secrets = opts.Secrets
-	opts.Secrets.Add(cfg.ClientSecret)
-	out := opts.Out
-	for codes := 0; codes < opts.MaxCodes; codes++ {
-		dc, err := a.requestCode(ctx, cfg.ClientID, cfg.ClientSecret)
-		if err != nil {
-			var ae *APIError
-			if errors.As(err, &ae) && (ae.Code == "invalid_client" || ae.Status == 401 || ae.Status == 403) {
-				return nil, fmt.Errorf("pair: Frame.io refused client_id/client_secret (%s); check the config", ae.Code)
-			}
-			return nil, fmt.Errorf("pair: %w", err)
-		}
-		opts.Secrets.Set("frameio/pair/device_code", dc.DeviceCode)
-		tr, err := pollCode(ctx, a, &cfg, dc, &opts)
-		if errors.Is(err, errCodeExpired) {
-			fmt.Fprintln(out, "\nThe code expired; here is a new one.")
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		t := tokensFrom(tr, opts.Clock.Now())
-		opts.Secrets.Set("frameio/pair/access", t.AccessToken)
-		opts.Secrets.Set("frameio/pair/refresh", t.RefreshToken)
-		if err := SaveTokens(opts.TokenPath, t); err != nil {
-			return nil, fmt.Errorf("pair: %w", err)
-		}
-		id, err := a.me(ctx, t.AccessToken)
-		if err != nil {
-			fmt.Fprintf(out, "\nPaired (tokens saved), but reading the device identity failed: %v\n", opts.Secrets.Err(err))
-			return nil, nil
-		}
-		fmt.Fprintf(out, "\nPaired: project %q, authorized by %s. Tokens saved to %s.\n",
-			opts.shown(id.Project.Name), opts.shown(id.Authorization.Creator.Name), opts.TokenPath)
-		return id, nil
-	}
-	return nil, fmt.Errorf("pair: gave up after %d codes; run `edge-agent pair` again", opts.MaxCodes)
+	_, _ = p.Wait(context.WithoutCancel(ctx)) // the run itself ends with ctx
+	return p.Result()
 }
 
-var errCodeExpired = errors.New("code expired")
+// textView prints a pairing's changes as `edge-agent pair` shows them.
+// Pairing calls show from one goroutine at a time, in order.
+type textView struct {
+	o        *PairOptions
+	codes    int // codes printed
+	note     string
+	lastLine time.Time
+}
 
-// Bounds on the waits a device-code answer sets: a poll interval or a code
-// lifetime of years (or one that overflows) must not park pairing.
-const (
-	maxPollInterval = time.Minute
-	maxCodeLife     = 30 * time.Minute
-)
-
-// pollCode shows dc and polls until a token, a code expiry (errCodeExpired)
-// or a failure.
-func pollCode(ctx context.Context, a *api, cfg *Config, dc *deviceCode, o *PairOptions) (*tokenResponse, error) {
-	out, clk := o.Out, o.Clock
-	interval := time.Duration(min(max(dc.Interval, 0), int(maxPollInterval/time.Second))) * time.Second
-	if interval <= 0 {
-		interval = 5 * time.Second // docs/protocols/frameio-c2c.md §2.2: fall back to 5 s
+func (v *textView) show(st PairStatus) {
+	out, now := v.o.Out, v.o.Clock.Now()
+	if st.Note != v.note {
+		v.note = st.Note
+		if st.Note != "" {
+			fmt.Fprintf(out, "\n%s\n", st.Note)
+		}
 	}
-	life := time.Duration(min(max(dc.ExpiresIn, 0), int(maxCodeLife/time.Second))) * time.Second
-	if life <= 0 {
-		life = 120 * time.Second
-	}
-	deadline := clk.Now().Add(life)
-	code := o.shown(dc.UserCode)
-	fmt.Fprintf(out, "Device:  %s (Frame.io shows it as %q)\n", o.DeviceName, o.shown(dc.Name))
-	fmt.Fprintf(out, "Code:    %s\n", code)
-	if dc.VerificationURIComplete != "" {
-		fmt.Fprintf(out, "Open:    %s\n", o.shown(dc.VerificationURIComplete))
-	} else if dc.VerificationURI != "" {
-		fmt.Fprintf(out, "Open:    %s\n", o.shown(dc.VerificationURI))
-	}
-	fmt.Fprintln(out, "Enter the code in Frame.io: project > C2C Connections > New C2C Connection. Ctrl-C cancels.")
-	lastLine := clk.Now()
-	warned := false
-	for {
-		left := deadline.Sub(clk.Now())
-		if left <= 0 {
-			return nil, errCodeExpired
+	switch st.State {
+	case PairWaiting:
+		if st.Codes > v.codes {
+			v.codes, v.lastLine = st.Codes, now
+			fmt.Fprintf(out, "Device:  %s (Frame.io shows it as %q)\n", st.DeviceName, st.FrameioName)
+			fmt.Fprintf(out, "Code:    %s\n", st.Code)
+			if st.VerificationURLComplete != "" {
+				fmt.Fprintf(out, "Open:    %s\n", st.VerificationURLComplete)
+			} else if st.VerificationURL != "" {
+				fmt.Fprintf(out, "Open:    %s\n", st.VerificationURL)
+			}
+			fmt.Fprintln(out, "Enter the code in Frame.io: project > C2C Connections > New C2C Connection. Ctrl-C cancels.")
 		}
 		switch {
-		case o.Terminal:
-			fmt.Fprintf(out, "\r  code %s expires in %3ds ", code, int(left.Round(time.Second)/time.Second))
-		case clk.Now().Sub(lastLine) >= o.CountdownEvery:
-			lastLine = clk.Now()
-			fmt.Fprintf(out, "  code %s expires in %ds\n", code, int(left.Round(time.Second)/time.Second))
+		case v.o.Terminal:
+			fmt.Fprintf(out, "\r  code %s expires in %3ds ", st.Code, st.ExpiresIn)
+		case now.Sub(v.lastLine) >= v.o.CountdownEvery:
+			v.lastLine = now
+			fmt.Fprintf(out, "  code %s expires in %ds\n", st.Code, st.ExpiresIn)
 		}
-		if err := clk.Sleep(ctx, min(interval, left)); err != nil {
-			fmt.Fprintln(out, "\nPairing cancelled.")
-			return nil, fmt.Errorf("pair: cancelled: %w", err)
+	case PairPaired:
+		switch {
+		case st.IdentityError != "":
+			fmt.Fprintf(out, "\nPaired (tokens saved), but reading the device identity failed: %s\n", st.IdentityError)
+		case st.Project != "" || st.AuthorizedBy != "":
+			fmt.Fprintf(out, "\nPaired: project %q, authorized by %s. Tokens saved to %s.\n", st.Project, st.AuthorizedBy, st.TokenPath)
 		}
-		tr, err := a.pollToken(ctx, cfg.ClientID, cfg.ClientSecret, dc.DeviceCode)
-		if err == nil {
-			return tr, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("pair: cancelled: %w", ctx.Err())
-		}
-		var ae *APIError
-		if !errors.As(err, &ae) || ae.Status >= 500 || ae.Status == 429 {
-			// Network or server trouble: keep the code while it lasts.
-			if !warned {
-				warned = true
-				fmt.Fprintf(out, "\n  Frame.io did not answer (%v); still trying\n", o.Secrets.Err(err))
-			}
-			continue
-		}
-		switch ae.Code {
-		case "authorization_pending":
-		case "slow_down":
-			interval = min(interval+5*time.Second, maxPollInterval)
-		case "expired_token":
-			return nil, errCodeExpired
-		case "invalid_grant":
-			// Refused or already used: a fresh code restarts pairing.
-			fmt.Fprintln(out, "\nFrame.io refused the code (invalid_grant).")
-			return nil, errCodeExpired
-		case "invalid_client":
-			return nil, fmt.Errorf("pair: Frame.io refused client_id/client_secret (invalid_client); check the config")
-		default:
-			return nil, fmt.Errorf("pair: %w", err)
-		}
+	case PairCancelled:
+		fmt.Fprintln(out, "\nPairing cancelled.")
 	}
 }
 
