@@ -311,6 +311,7 @@ func (l *Link) identity(ctx context.Context, access string) (*Identity, string, 
 			"authorized_by", l.peer(id.Authorization.Creator.Name))
 	}
 	l.deps.Stats.SetDetail("project", l.peer(id.Project.Name))
+	l.deps.Stats.SetDetail("authorized_by", l.peer(id.Authorization.Creator.Name))
 	l.setPaused(id.Status == "paused", "devices/me")
 	return id, access, nil
 }

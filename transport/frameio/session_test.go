@@ -160,7 +160,7 @@ func TestPausedStatus(t *testing.T) {
 		want := map[bool]string{true: "true", false: "false"}[p]
 		agenttest.Eventually(t, "paused="+want, func() bool { return e.stats.Details()["paused"] == want && l.Paused() == p })
 	}
-	if e.stats.Details()["project"] != "Fake Project" || e.stats.Details()["pairing"] != "paired" {
+	if e.stats.Details()["project"] != "Fake Project" || e.stats.Details()["authorized_by"] != "Fake User" || e.stats.Details()["pairing"] != "paired" {
 		t.Errorf("details = %v", e.stats.Details())
 	}
 	// x-client-version went on every HTTPS call and the upgrade.
