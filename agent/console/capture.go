@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/capture"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/sensors"
 )
@@ -81,12 +82,13 @@ type captures struct {
 	mu     sync.Mutex
 	ctx    context.Context // from open; nil before, and then start refuses
 	closed bool
-	list   []*capture // oldest first
+	list   []*job // oldest first
 	next   int
 	wg     sync.WaitGroup
 }
 
-type capture struct {
+// job is one capture and its file.
+type job struct {
 	info   Capture
 	path   string
 	frames []int64
@@ -176,19 +178,19 @@ func (cs *captures) start(sensor string, seconds float64) (Capture, int, error) 
 	}
 	cs.next++
 	id := "c" + strconv.Itoa(cs.next)
-	ext, ctype := fileKind(in.Class, length)
+	ext, ctype := capture.FileKind(in.Class, length)
 	path := filepath.Join(cs.dir, id+ext)
-	sub, err := cs.hub.Subscribe(sensor, sensors.SubscribeOptions{Queue: queueFor(in, length), Policy: sensors.NoDrop, Label: "console capture"})
+	sub, err := cs.hub.Subscribe(sensor, sensors.SubscribeOptions{Queue: capture.QueueFor(in, length, maxCaptureQueue), Policy: sensors.NoDrop, Label: "console capture"})
 	if err != nil {
 		return Capture{}, http.StatusServiceUnavailable, err
 	}
-	w, err := newFileWriter(sub.Info, path, length)
+	w, err := capture.New(sub.Info, path, capture.Options{Length: length, Create: createPrivate})
 	if err != nil {
 		sub.Close()
 		return Capture{}, http.StatusInternalServerError, err
 	}
 	now := cs.clk.Now()
-	c := &capture{path: path, info: Capture{ID: id, Sensor: sensor, Class: in.Class.String(), Seconds: seconds,
+	c := &job{path: path, info: Capture{ID: id, Sensor: sensor, Class: in.Class.String(), Seconds: seconds,
 		State: CaptureRunning, Started: now, Axes: in.Axes, ContentType: ctype, URL: "/api/captures/" + id + "/file",
 		File: sensor + "-" + now.UTC().Format("20060102-150405") + ext}}
 	ctx, cancel := context.WithCancel(cs.ctx)
@@ -225,67 +227,36 @@ func (cs *captures) pruneLocked() {
 	}
 }
 
-// queueFor sizes the NoDrop queue for the whole window (10 % slack), so
-// only a writer stalled for the whole capture can overrun it.
-func queueFor(in sensors.Info, length time.Duration) int {
-	rate := in.Rate
-	for _, f := range in.Frequencies {
-		rate = max(rate, f)
+// createPrivate makes a capture's file, 0600 and exclusively: the
+// directory is the console's alone, and a name taken means a bug.
+func createPrivate(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create capture: %w", err)
 	}
-	switch in.Class {
-	case sensors.Audio:
-		rate = 100 // blocks of 10 ms or longer
-	case sensors.Still, sensors.Video:
-		if rate <= 0 {
-			rate = 30
-		}
-	}
-	if rate <= 0 {
-		rate = 1000
-	}
-	return min(int(rate*length.Seconds()*1.1)+64, maxCaptureQueue)
+	return f, nil
 }
 
 // run captures until the window is complete, ctx ends (cancelled), the
 // sensor fails, or the time limit passes.
-func (cs *captures) run(ctx context.Context, c *capture, sub sensors.Subscription, w fileWriter, length time.Duration) {
+func (cs *captures) run(ctx context.Context, c *job, sub sensors.Subscription, w capture.Writer, length time.Duration) {
 	defer sub.Close()
 	limit := length*3/2 + 10*time.Second
 	timer := clock.AfterTimer(cs.clk, limit)
 	defer timer.Stop()
+	err := capture.Feed(ctx, sub, w, capture.FeedOptions{Deadline: timer.C(), Progress: func() { cs.progress(c, w) }})
 	state, runErr := CaptureDone, error(nil)
-	askedKeyframe := false
-loop:
-	for {
-		select {
-		case s, ok := <-sub.C():
-			if !ok {
-				state, runErr = CaptureFailed, errors.New("the sensor hub closed")
-				break loop
-			}
-			if s.Class == sensors.Video && !s.Keyframe && !askedKeyframe {
-				askedKeyframe = true // start at a keyframe now, not at the next interval
-				_ = sub.RequestKeyframe()
-			}
-			done, err := w.add(s)
-			cs.progress(c, w)
-			if err != nil {
-				state, runErr = CaptureFailed, err
-				break loop
-			}
-			if done {
-				break loop
-			}
-		case <-ctx.Done():
-			state = CaptureCancelled
-			break loop
-		case <-timer.C():
-			state, runErr = CaptureFailed, fmt.Errorf("the sensor delivered %.2f of %.2f s within %s",
-				w.covered().Seconds(), length.Seconds(), limit)
-			break loop
-		}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		state = CaptureCancelled
+	case errors.Is(err, capture.ErrDeadline):
+		state, runErr = CaptureFailed, fmt.Errorf("the sensor delivered %.2f of %.2f s within %s",
+			w.Covered().Seconds(), length.Seconds(), limit)
+	default: // capture.ErrHubClosed says it as the console did
+		state, runErr = CaptureFailed, err
 	}
-	if err := w.close(); err != nil && runErr == nil {
+	if err := w.Close(); err != nil && runErr == nil {
 		state, runErr = CaptureFailed, fmt.Errorf("finish capture: %w", err)
 	}
 	if runErr == nil && sub.Overrun() {
@@ -306,8 +277,8 @@ loop:
 }
 
 // progress publishes the writer's progress.
-func (cs *captures) progress(c *capture, w fileWriter) {
-	cov, sum, fr := w.covered().Seconds(), w.summary(), w.frames()
+func (cs *captures) progress(c *job, w capture.Writer) {
+	cov, sum, fr := w.Covered().Seconds(), w.Summary(), w.Frames()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c.info.Covered, c.info.Summary, c.frames = math.Round(cov*1000)/1000, sum, fr
@@ -342,7 +313,7 @@ func (cs *captures) get(id string) (Capture, string, []int64, bool) {
 // it is.
 func (cs *captures) cancel(ctx context.Context, id string) (Capture, bool) {
 	cs.mu.Lock()
-	var found *capture
+	var found *job
 	for _, c := range cs.list {
 		if c.info.ID == id {
 			found = c

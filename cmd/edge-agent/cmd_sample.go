@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent"
+	"github.com/edge-agent/edge-agent/agent/capture"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/internal/retry"
@@ -88,7 +89,7 @@ func cmdSample(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if path == "" {
 		path = *name + defaultExt(src.Info().Class)
 	}
-	res, err := capture(ctx, src, captureOptions{window: window, path: path, log: log, progress: stderr})
+	res, err := runCapture(ctx, src, captureOptions{window: window, path: path, log: log, progress: stderr})
 	if res.summary != "" {
 		fmt.Fprintf(stdout, "wrote %s: %s, %.2f s\n", path, res.summary, res.covered.Seconds())
 	}
@@ -119,10 +120,10 @@ type captureResult struct {
 	covered time.Duration
 }
 
-// capture runs src through a private hub until the writer has its window,
+// runCapture runs src through a private hub until the writer has its window,
 // ctx ends (errInterrupted) or the time limit passes (a sensor that delivers
 // too slowly or keeps failing).
-func capture(ctx context.Context, src sensors.Source, o captureOptions) (captureResult, error) {
+func runCapture(ctx context.Context, src sensors.Source, o captureOptions) (captureResult, error) {
 	h := hub.New(hub.Options{Logger: o.log})
 	defer h.Close()
 	ff := &failFast{Source: src, perm: make(chan error, 1)}
@@ -136,10 +137,10 @@ func capture(ctx context.Context, src sensors.Source, o captureOptions) (capture
 		return captureResult{}, err
 	}
 	sub, err := h.Subscribe(info.Name, sensors.SubscribeOptions{
-		Queue: queueFor(info, o.window), Policy: sensors.NoDrop, Label: "sample",
+		Queue: capture.QueueFor(info, o.window, maxSampleQueue), Policy: sensors.NoDrop, Label: "sample",
 	})
 	if err != nil {
-		_ = w.close()
+		_ = w.Close()
 		return captureResult{}, err
 	}
 	defer sub.Close()
@@ -151,49 +152,22 @@ func capture(ctx context.Context, src sensors.Source, o captureOptions) (capture
 	defer timer.Stop()
 	prog := newProgress(o.progress, info.Name, o.window)
 
-	var runErr error
-	askedKeyframe := false
-loop:
-	for {
-		select {
-		case s, ok := <-sub.C():
-			if !ok {
-				runErr = errors.New("sensor hub closed")
-				break loop
-			}
-			if s.Class == sensors.Video && !s.Keyframe && !askedKeyframe {
-				// The file must start at a keyframe: ask the camera for one
-				// now rather than wait out its keyframe interval. Sources
-				// that cannot (command) answer ErrNoKeyframeControl.
-				askedKeyframe = true
-				_ = sub.RequestKeyframe()
-			}
-			done, err := w.add(s)
-			if err != nil {
-				runErr = err
-				break loop
-			}
-			prog.update(w.covered(), w.summary())
-			if done {
-				break loop
-			}
-		case err := <-ff.perm:
-			runErr = err
-			break loop
-		case <-ctx.Done():
-			runErr = errInterrupted
-			break loop
-		case <-timer.C:
-			runErr = fmt.Errorf("sensor delivered %.2f of %.2f s within %s", w.covered().Seconds(), o.window.Seconds(), limit)
-			if st := h.Stats(); len(st) == 1 && st[0].LastError != "" {
-				runErr = fmt.Errorf("%w; last sensor error: %s", runErr, st[0].LastError)
-			}
-			break loop
+	runErr := capture.Feed(ctx, sub, w, capture.FeedOptions{Deadline: timer.C, Stop: ff.perm,
+		Progress: func() { prog.update(w.Covered(), w.Summary()) }})
+	switch {
+	case ctx.Err() != nil && errors.Is(runErr, ctx.Err()):
+		runErr = errInterrupted
+	case errors.Is(runErr, capture.ErrHubClosed):
+		runErr = errors.New("sensor hub closed")
+	case errors.Is(runErr, capture.ErrDeadline):
+		runErr = fmt.Errorf("sensor delivered %.2f of %.2f s within %s", w.Covered().Seconds(), o.window.Seconds(), limit)
+		if st := h.Stats(); len(st) == 1 && st[0].LastError != "" {
+			runErr = fmt.Errorf("%w; last sensor error: %s", runErr, st[0].LastError)
 		}
 	}
 	prog.finish()
-	res := captureResult{summary: w.summary(), covered: w.covered()}
-	if err := w.close(); err != nil && runErr == nil {
+	res := captureResult{summary: w.Summary(), covered: w.Covered()}
+	if err := w.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("finish %s: %w", o.path, err)
 	}
 	if runErr == nil && sub.Overrun() {
@@ -241,26 +215,4 @@ func (f *failFast) RequestKeyframe() error {
 		return k.RequestKeyframe()
 	}
 	return sensors.ErrNoKeyframeControl
-}
-
-// queueFor sizes the NoDrop queue to hold the whole window (with 10 %
-// slack), so only a writer stalled for the entire capture can overrun it.
-func queueFor(info sensors.Info, window time.Duration) int {
-	rate := info.Rate
-	for _, f := range info.Frequencies {
-		rate = max(rate, f)
-	}
-	switch info.Class {
-	case sensors.Audio:
-		rate = 100 // blocks of 10 ms or longer
-	case sensors.Still, sensors.Video:
-		if rate <= 0 {
-			rate = 30
-		}
-	}
-	if rate <= 0 {
-		rate = 1000
-	}
-	n := int(rate*window.Seconds()*1.1) + 64
-	return min(n, maxSampleQueue)
 }

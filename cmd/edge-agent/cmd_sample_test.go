@@ -341,7 +341,7 @@ func TestSampleFailingSensorTimesOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := capture(context.Background(), src, captureOptions{window: time.Second, path: filepath.Join(dir, "x.jpg"),
+	res, err := runCapture(context.Background(), src, captureOptions{window: time.Second, path: filepath.Join(dir, "x.jpg"),
 		progress: &bytes.Buffer{}, limit: 300 * time.Millisecond, log: discardLogger()})
 	if err == nil || !strings.Contains(err.Error(), "last sensor error") || !strings.Contains(err.Error(), "fake camera failure") {
 		t.Fatalf("err = %v", err)
