@@ -1,7 +1,7 @@
 // Command edge-agent is the daemon and its tools: run, check-config, version,
-// sensors, sample, infer, pair, sim and demo. Their names, flags and exit codes are
-// part of the user-facing contract (docs/DESIGN.md); the config file is
-// docs/CONFIG.md.
+// sensors, sample, infer, pair, console-token, sim and demo. Their names,
+// flags and exit codes are part of the user-facing contract
+// (docs/DESIGN.md); the config file is docs/CONFIG.md.
 package main
 
 import (
@@ -31,6 +31,7 @@ func commands() []command {
 		{"sample", "sample -sensor NAME -seconds N [-config FILE] [-o FILE]   capture locally", cmdSample},
 		{"infer", "infer -model FILE -sensor NAME [-config FILE] [-n N] [-json]   run an Edge Impulse model on a sensor, printing its results", cmdInfer},
 		{"pair", "pair [-config FILE] [-link NAME]   pair with Frame.io", cmdPair},
+		{"console-token", "console-token [-config FILE]  print the web console's token (made 0600 if absent)", cmdConsoleToken},
 		{"sim", "sim [-listen 127.0.0.1] [-config DIR [-status ADDR] [-pprof]]  run the fake clouds on loopback (and write the agent config for them)", cmdSim},
 		{"demo", "demo                          run the fake clouds and the agent together", cmdDemo},
 	}
