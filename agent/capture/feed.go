@@ -8,16 +8,6 @@ import (
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
-// Why Feed ended, besides ctx's error, the Stop channel's and the
-// writer's.
-var (
-	// ErrHubClosed: the subscription closed before the window was complete.
-	ErrHubClosed = errors.New("the sensor hub closed")
-	// ErrDeadline: FeedOptions.Deadline fired first; the sensor delivered
-	// too slowly, or kept failing.
-	ErrDeadline = errors.New("the capture's time limit passed")
-)
-
 // FeedOptions are the ways a capture ends early, and its progress.
 type FeedOptions struct {
 	// Deadline ends the capture with ErrDeadline when it delivers; a
@@ -29,6 +19,16 @@ type FeedOptions struct {
 	// Progress, when set, is called after every sample the writer took.
 	Progress func()
 }
+
+// Why Feed ended, besides ctx's error, the Stop channel's and the
+// writer's.
+var (
+	// ErrHubClosed: the subscription closed before the window was complete.
+	ErrHubClosed = errors.New("the sensor hub closed")
+	// ErrDeadline: FeedOptions.Deadline fired first; the sensor delivered
+	// too slowly, or kept failing.
+	ErrDeadline = errors.New("the capture's time limit passed")
+)
 
 // Feed adds sub's samples to w until the window is complete (nil), ctx
 // ends (ctx's error), the subscription closes (ErrHubClosed), o.Stop or
