@@ -236,13 +236,25 @@ type classifier struct {
 	out    chan<- sensors.Sample
 	labels []string
 	seq    uint64
+	// warm is set after the first answer: the first classification of a
+	// process may include the engine's warm-up (a GPU delegate, TensorRT
+	// building its engine), which the reference runner gives an hour, so
+	// it is bounded by the start timeout rather than the classification's.
+	warm bool
 }
 
 // classify runs one window through the model and sends the result.
 func (c *classifier) classify(ctx context.Context, w window) error {
 	s := c.s
+	timeout := s.o.Timeout
+	if !c.warm {
+		timeout = max(timeout, s.o.Process.withDefaults().StartTimeout)
+	}
 	start := s.o.Clock.Now()
-	a, err := c.proc.Classify(ctx, w.features, w.continuous, s.o.Timeout)
+	a, err := c.proc.Classify(ctx, w.features, w.continuous, timeout)
+	if err == nil {
+		c.warm = true
+	}
 	took := s.o.Clock.Now().Sub(start)
 	switch {
 	case ctx.Err() != nil:

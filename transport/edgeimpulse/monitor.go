@@ -129,13 +129,16 @@ var errModelLoaded = errors.New("on-device model loaded: reconnecting to announc
 func (s *session) watchModel(ctx context.Context) error {
 	m := s.l.monitorOf()
 	for {
+		// The channel first, then the check: a model that loaded between
+		// the Hello and now is seen here, one that loads later closes ch.
+		ch := m.Loaded()
+		if _, ok := m.InferenceInfo(); ok && !s.mon.announced.Load() {
+			return errModelLoaded
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-m.Loaded():
-			if _, ok := m.InferenceInfo(); ok && !s.mon.announced.Load() {
-				return errModelLoaded
-			}
+		case <-ch:
 		}
 	}
 }
