@@ -23,6 +23,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/timesync"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/transport/frameio"
 	"github.com/edge-agent/edge-agent/upload/spool"
 )
 
@@ -190,7 +191,8 @@ func (a *Agent) buildLink(cfg *config.Config, l config.Link, since time.Time) *l
 		return fail(fmt.Errorf("state dir: %w", err))
 	}
 	sp, err := spool.Open(filepath.Join(cfg.StateDir, "spool", l.Name), spool.Options{
-		MaxBytes: int64(cfg.Spool.MaxSize), Logger: log, Clock: a.opts.Clock, Time: a.opts.Time})
+		MaxBytes: int64(cfg.Spool.MaxSize), Logger: log, Clock: a.opts.Clock, Time: a.opts.Time,
+		Manual: cfg.Spool.Upload == "manual"})
 	if err != nil {
 		return fail(err)
 	}
@@ -222,6 +224,37 @@ func (a *Agent) Config() *config.Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cfg
+}
+
+// uploadQueues is each running link's spool, for the console's uploads
+// view (a reload may replace a link and its spool).
+func (a *Agent) uploadQueues() []console.UploadQueue {
+	a.mu.Lock()
+	links := a.links
+	a.mu.Unlock()
+	var out []console.UploadQueue
+	for _, r := range links {
+		if r.spool != nil {
+			out = append(out, console.UploadQueue{Link: r.cfg.Name, Kind: r.cfg.Kind, Spool: r.spool})
+		}
+	}
+	return out
+}
+
+// frameioLinks is each enabled frameio link of the config in effect, with
+// where it reads its tokens, for pairing in the console.
+func (a *Agent) frameioLinks() []console.FrameIOLink {
+	cfg := a.Config()
+	var out []console.FrameIOLink
+	for _, l := range cfg.Links {
+		fc, ok := l.Block.(*frameio.Config)
+		if l.Kind != "frameio" || !ok || l.Disabled {
+			continue
+		}
+		out = append(out, console.FrameIOLink{Link: l.Name, Config: *fc,
+			TokenPath: frameio.TokenPath(fc, LinkStateDir(cfg.StateDir, l.Name))})
+	}
+	return out
 }
 
 // Hub returns the sensor hub (for tests and the sample command).
@@ -257,7 +290,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		con, err := console.New(console.Options{Hub: a.hub, Snapshot: a.Snapshot, Config: a.Config,
 			Secrets: a.opts.Secrets, Listen: ln.Addr(), TokenFile: console.TokenPath(a.cfg),
 			OpenReadonly: a.cfg.Status.OpenReadonly, CaptureDir: console.CaptureDir(a.cfg),
-			Version: a.opts.Version, Logger: a.log, Clock: a.opts.Clock})
+			Version: a.opts.Version, Logger: a.log, Clock: a.opts.Clock,
+			Uploads: a.uploadQueues, FrameIO: a.frameioLinks})
 		if err != nil {
 			a.log.Error("web console unavailable; the status page stays", "err", err)
 		} else {

@@ -117,6 +117,11 @@ type Spool struct {
 	// MaxSize bounds each link's spool; when full, new items are refused
 	// (counted and logged), queued ones are never evicted.
 	MaxSize conf.Size `yaml:"max_size"`
+	// Upload is how each link's spool sends what it holds: "auto" as soon
+	// as it can, "manual" only what a user sends from the web console
+	// (items are still captured and queued). The console can switch it;
+	// its choice is kept in the state directory until this value changes.
+	Upload string `yaml:"upload"`
 }
 
 // Backoff is the reconnect policy of the link supervisor.
@@ -167,7 +172,7 @@ func Default() Config {
 		StateDir: "/var/lib/edge-agent",
 		Log:      Log{Level: "info", Format: "text"},
 		Status:   Status{Listen: "127.0.0.1:8780"},
-		Spool:    Spool{MaxSize: 256 << 20},
+		Spool:    Spool{MaxSize: 256 << 20, Upload: "auto"},
 		Backoff: Backoff{
 			Min:         conf.Duration(1e9),
 			Max:         conf.Duration(120e9),
@@ -444,6 +449,7 @@ func (c *Config) validate(v *conf.Validator) {
 	if c.Spool.MaxSize < 1<<20 {
 		v.Errorf("spool.max_size", "must be at least 1MiB")
 	}
+	v.OneOf("spool.upload", c.Spool.Upload, "auto", "manual")
 	c.Backoff.validate(v.At("backoff"))
 	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
 		v.Errorf("memory_limit", "must be at least 32MiB (the runtime alone holds about 15MiB), or 0 for no limit")
