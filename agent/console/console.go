@@ -105,6 +105,11 @@ type Options struct {
 	Clock   clock.Clock
 	// PollPeriod overrides PollPeriod (tests).
 	PollPeriod time.Duration
+	// Uploads returns the links' spools for the uploads view (uploads.go);
+	// FrameIO the frameio links pairing in the browser can pair
+	// (pairing.go). Nil: none.
+	Uploads func() []UploadQueue
+	FrameIO func() []FrameIOLink
 }
 
 // Console is the web console. Make it with New, serve Handler on the
@@ -120,6 +125,7 @@ type Console struct {
 	page   *template.Template
 	mux    *http.ServeMux
 
+	pairs   pairings      // a Frame.io pairing per link (pairing.go)
 	viewers chan struct{} // a slot per live stream being served (MaxViewers)
 	live    liveCounters
 
@@ -211,6 +217,9 @@ func (c *Console) routes() {
 	m.Handle("GET /api/captures/{id}/frames/{n}", view(c.handleCaptureFrame))
 	m.Handle("POST /api/captures/{id}/cancel", action(c.handleCaptureCancel))
 	m.Handle("DELETE /api/captures/{id}", action(c.handleCaptureDelete))
+
+	c.uploadRoutes(m, view, action)
+	c.pairingRoutes(m, view, action)
 
 	// Anything else under /api/ is a JSON 404, not the page.
 	m.Handle("/api/", c.access.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -25,7 +25,7 @@ func parsePage() (*template.Template, error) {
 			return out
 		},
 		"clock": func(t time.Time) string { return t.Local().Format("15:04:05") },
-	}).ParseFS(webFS, "web/page.html")
+	}).ParseFS(webFS, "web/page.html", "web/uploads.html", "web/pairing.html")
 }
 
 // pageData is what page.html renders.
@@ -40,6 +40,8 @@ type pageData struct {
 	ConfigErr  string
 	Captures   []Capture
 	MaxSeconds int
+	Uploads    []UploadQueueView // uploads.html
+	Pairings   []PairView        // pairing.html
 }
 
 func (c *Console) handlePage(w http.ResponseWriter, r *http.Request) {
@@ -67,6 +69,10 @@ func (c *Console) handlePage(w http.ResponseWriter, r *http.Request) {
 			d.ConfigErr = err.Error()
 		}
 		d.Captures = c.caps.all()
+		for _, q := range c.queues() {
+			d.Uploads = append(d.Uploads, c.uploadView(q))
+		}
+		d.Pairings = c.pairViews()
 	}
 	if d.Snap.Version == "" {
 		d.Snap.Version = c.opts.Version
