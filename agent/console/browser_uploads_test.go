@@ -25,8 +25,11 @@ func TestBrowserPairingAndUploads(t *testing.T) {
 	defer cancel()
 	card := `document.querySelector('#pairings article.pairing[data-pairing="frameio"]')`
 	upload := `document.querySelector('#uploads article.upload[data-upload="frameio"]')`
+	// click waits for the element (the scripts draw the buttons on their
+	// first refresh) and clicks it.
 	click := func(what, js string) {
 		t.Helper()
+		b.waitFor(ctx, "the "+what, `!!(`+js+`)`)
 		var ok bool
 		b.mustEval(`(() => { const el = `+js+`; if (!el) return false; el.click(); return true; })()`, &ok)
 		if !ok {
