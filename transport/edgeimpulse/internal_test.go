@@ -66,7 +66,7 @@ func TestScaleJPEG(t *testing.T) {
 		if err := jpeg.Encode(&buf, img, nil); err != nil {
 			t.Fatal(err)
 		}
-		out, err := scaleJPEG(buf.Bytes(), 96)
+		out, err := scaleJPEG(t.Context(), nil, buf.Bytes(), 96)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestScaleJPEG(t *testing.T) {
 			t.Errorf("%dx%d: colour not kept: r=%d g=%d", c.w, c.h, r>>8, g>>8)
 		}
 	}
-	if _, err := scaleJPEG([]byte("not a jpeg"), 96); err == nil {
+	if _, err := scaleJPEG(t.Context(), nil, []byte("not a jpeg"), 96); err == nil {
 		t.Error("garbage accepted")
 	}
 }
@@ -110,7 +110,7 @@ func BenchmarkScaleJPEG(b *testing.B) {
 		_ = jpeg.Encode(&buf, img, nil)
 		b.Run(fmt.Sprintf("%dx%d", size.X, size.Y), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := scaleJPEG(buf.Bytes(), 96); err != nil {
+				if _, err := scaleJPEG(b.Context(), nil, buf.Bytes(), 96); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -125,7 +125,7 @@ func (s *session) stream(ctx context.Context, sub sensors.Subscription, run *sna
 				if !pace.admit(at) {
 					continue
 				}
-				small, err := scaleJPEG(data, lowHeight)
+				small, err := scaleJPEG(ctx, sub, data, lowHeight)
 				if err != nil {
 					s.l.logLimited(&s.l.warns.snapshotScale, "snapshot frame skipped", "err", err)
 					continue
