@@ -253,8 +253,11 @@ func TestMonitorAnnouncesALateModel(t *testing.T) {
 		t.Fatalf("hello before the model: %v", h[len(h)-1].Fields)
 	}
 	m.load(edgeimpulse.InferenceInfo{ProjectID: 5, DeploymentVersion: 2, ModelType: "classification"})
+	// The newest Hello, not the second: on a loaded machine a session may
+	// also end on a missed pong before the model loads, adding a version-3
+	// Hello in between.
 	r.wait("a version-4 Hello", func() bool {
 		h := r.srv.Hellos()
-		return len(h) == 2 && h[1].Fields["version"] == 4.0 && r.srv.Connected()
+		return len(h) >= 2 && h[len(h)-1].Fields["version"] == 4.0 && r.srv.Connected()
 	})
 }
