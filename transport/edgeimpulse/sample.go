@@ -188,6 +188,9 @@ func (s *session) runSample(ctx context.Context, p samplePlan) error {
 		s.l.forget(id)
 		return errors.New("upload still queued behind earlier uploads; kept on the device and sent later")
 	}
+	if errors.Is(err, spool.ErrCancelled) || errors.Is(err, spool.ErrPaused) {
+		return err // says itself whether the sample was removed or kept (deliver)
+	}
 	if err != nil {
 		return fmt.Errorf("upload failed; kept on the device and retried later: %w", err)
 	}
