@@ -442,7 +442,7 @@ func (a *Agent) Snapshot() status.Snapshot {
 		if r.spool != nil {
 			sp := r.spool.Stats()
 			ls.Spool = &status.SpoolStatus{Items: sp.Items, Bytes: sp.Bytes, Refused: sp.Refused,
-				Delivered: sp.Delivered, Rejected: sp.Rejected}
+				Delivered: sp.Delivered, Rejected: sp.Rejected, Cancelled: sp.Cancelled}
 		}
 		s.Links = append(s.Links, ls)
 	}

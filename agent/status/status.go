@@ -116,6 +116,7 @@ type SpoolStatus struct {
 	Refused   uint64 `json:"refused"`
 	Delivered uint64 `json:"delivered"`
 	Rejected  uint64 `json:"rejected"`
+	Cancelled uint64 `json:"cancelled"` // removed by a user in the console
 }
 
 // SensorStatus is one sensor.
@@ -345,6 +346,7 @@ var (
 	descSpoolRef    = prometheus.NewDesc("edge_agent_spool_refused_total", "Items refused because the spool was full.", []string{"link"}, nil)
 	descSpoolDel    = prometheus.NewDesc("edge_agent_spool_delivered_total", "Items delivered and removed from the spool.", []string{"link"}, nil)
 	descSpoolRej    = prometheus.NewDesc("edge_agent_spool_rejected_total", "Items the peer refused for good (dropped).", []string{"link"}, nil)
+	descSpoolCan    = prometheus.NewDesc("edge_agent_spool_cancelled_total", "Items a user cancelled in the console (dropped).", []string{"link"}, nil)
 	descSamples     = prometheus.NewDesc("edge_agent_sensor_samples_total", "Samples (rows, blocks, frames) produced by the sensor.", []string{"sensor", "kind"}, nil)
 	descDropped     = prometheus.NewDesc("edge_agent_sensor_dropped_total", "Samples lost to full subscriber queues.", []string{"sensor", "kind"}, nil)
 	descSubscribers = prometheus.NewDesc("edge_agent_sensor_subscribers", "Current subscribers of the sensor.", []string{"sensor", "kind"}, nil)
@@ -356,7 +358,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkState, descReconnects, descBytesIn, descBytesOut, descMsgsIn,
-		descMsgsOut, descDetail, descSpoolItems, descSpoolBytes, descSpoolRef, descSpoolDel, descSpoolRej,
+		descMsgsOut, descDetail, descSpoolItems, descSpoolBytes, descSpoolRef, descSpoolDel, descSpoolRej, descSpoolCan,
 		descSamples, descDropped, descSubscribers, descRestarts, descStalls, descBuild, descClockSynced} {
 		ch <- d
 	}
@@ -401,6 +403,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descSpoolRef, float64(sp.Refused), l.Name)
 			counter(descSpoolDel, float64(sp.Delivered), l.Name)
 			counter(descSpoolRej, float64(sp.Rejected), l.Name)
+			counter(descSpoolCan, float64(sp.Cancelled), l.Name)
 		}
 	}
 	for _, x := range s.Sensors {
