@@ -140,11 +140,11 @@ awk '
 		if (!(k in seen)) { seen[k] = 1; order[++n] = k }
 	}
 	END {
-		printf "%-12s %-9s %-22s %9s %9s %7s %9s %7s\n", "op", "size", "best anchor", "ms/frame", "turbo", "ratio", "go", "ratio"
+		printf "%-12s %-9s %-34s %9s %9s %7s %9s %7s\n", "op", "size", "best anchor", "ms/frame", "turbo", "ratio", "go", "ratio"
 		for (i = 1; i <= n; i++) {
 			k = order[i]; split(k, p, " ")
 			t = agent[k, "turbo"]; g = agent[k, "go"]
-			printf "%-12s %-9s %-22s %9.3f %9s %7s %9s %7s\n", p[1], p[2], bestn[k], bestv[k],
+			printf "%-12s %-9s %-34s %9.3f %9s %7s %9s %7s\n", p[1], p[2], bestn[k], bestv[k],
 				t == "" ? "-" : sprintf("%.3f", t), t == "" ? "-" : sprintf("%.2f", t / bestv[k]),
 				g == "" ? "-" : sprintf("%.3f", g), g == "" ? "-" : sprintf("%.2f", g / bestv[k])
 		}
