@@ -237,7 +237,8 @@ func TestUploadsAccess(t *testing.T) {
 }
 
 // TestPageShowsUploads: the page renders the uploads card from the spool
-// and loads its script and style from /console/.
+// and loads its script and style from /console/, the scripts after
+// console.js.
 func TestPageShowsUploads(t *testing.T) {
 	f, sp, _ := uploadFixture(t, nil)
 	put(t, sp, map[string]string{"name": "still_0001.jpg"}, "jpeg")
@@ -248,6 +249,14 @@ func TestPageShowsUploads(t *testing.T) {
 		`<link rel="stylesheet" href="/console/uploads.css">`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
+		}
+	}
+	// uploads.js and pairing.js use console.js's helpers (window.edgeConsole):
+	// all three are deferred, so they run in the order the page names them.
+	core := strings.Index(page, `<script src="/console/console.js" defer></script>`)
+	for _, js := range []string{"uploads.js", "pairing.js"} {
+		if i := strings.Index(page, `<script src="/console/`+js+`" defer></script>`); core < 0 || i < core {
+			t.Errorf("the page loads %s (at %d) before console.js (at %d)", js, i, core)
 		}
 	}
 	for _, path := range []string{"/console/uploads.js", "/console/uploads.css", "/console/pairing.js", "/console/pairing.css"} {

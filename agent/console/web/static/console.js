@@ -63,6 +63,58 @@
   };
   const fmtClock = iso => new Date(iso).toLocaleTimeString([], { hour12: false });
 
+  // confirmButton asks for a second click within 5 s before it acts.
+  function confirmButton(label, confirmLabel, onConfirm) {
+    const b = h('button', { type: 'button', class: 'secondary' }, label);
+    let armed = 0;
+    b.onclick = () => {
+      if (armed) { clearTimeout(armed); armed = 0; b.textContent = label; onConfirm(); return; }
+      b.textContent = confirmLabel;
+      b.classList.add('armed');
+      armed = setTimeout(() => { armed = 0; b.textContent = label; b.classList.remove('armed'); }, 5000);
+    };
+    return b;
+  }
+
+  // overviewCards keeps the overview's box of cards (the element sel names)
+  // drawn from the list the API answers at path, one card(item) each: every
+  // second, and at once when the page shows again or the tab changes, but
+  // only while the overview is on screen. It returns its refresh, for an
+  // action to redraw at once. A refresh already under way is not doubled,
+  // and a failed one leaves the cards as they are (poll reports an agent
+  // that does not answer).
+  function overviewCards(sel, path, card) {
+    let busy = false;
+    async function refresh() {
+      const box = $(sel);
+      const view = $('#overview');
+      if (!box || busy || document.visibilityState !== 'visible') return;
+      if (document.body.classList.contains('js') && view && !view.classList.contains('active')) return;
+      // A button waiting for its confirming click is not redrawn under the
+      // user's finger.
+      if ($('button.armed', box)) return;
+      busy = true;
+      try {
+        const list = await api('GET', path);
+        box.replaceChildren(...list.map(card));
+      } catch (e) {
+        /* poll reports an agent that does not answer */
+      } finally {
+        busy = false;
+      }
+    }
+    setInterval(refresh, 1000);
+    document.addEventListener('visibilitychange', refresh);
+    window.addEventListener('hashchange', refresh);
+    refresh();
+    return refresh;
+  }
+
+  // edgeConsole shares these helpers with the page's other scripts
+  // (uploads.js, pairing.js), which the page loads after this one: all are
+  // deferred, and deferred scripts run in document order.
+  window.edgeConsole = Object.freeze({ $, api, h, fmtBytes, confirmButton, overviewCards });
+
   // ---- tabs --------------------------------------------------------------
   const current = () => {
     const v = location.hash.slice(1);

@@ -5,43 +5,10 @@
 // from the agent goes into the page as text, never as markup.
 'use strict';
 (() => {
-  const $ = (s, el = document) => el.querySelector(s);
-  const csrf = ($('meta[name="csrf-token"]') || {}).content || '';
   if (document.body.dataset.canView !== 'true') return;
+  const { api, h, fmtBytes, confirmButton, overviewCards } = window.edgeConsole;
   const canAct = document.body.dataset.canAct === 'true';
 
-  async function api(method, path) {
-    const r = await fetch(path, { method, credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf } });
-    if (!r.ok) {
-      let msg = r.status + ' ' + r.statusText;
-      try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
-      throw new Error(msg);
-    }
-    return r.status === 204 ? null : r.json();
-  }
-
-  function h(tag, attrs, ...kids) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k === 'class') el.className = v;
-      else if (k === 'dataset') Object.assign(el.dataset, v);
-      else el.setAttribute(k, v === true ? '' : v);
-    }
-    for (const k of kids) {
-      if (k === undefined || k === null || k === false) continue;
-      el.append(k instanceof Node ? k : document.createTextNode(String(k)));
-    }
-    return el;
-  }
-
-  const fmtBytes = n => {
-    if (n < 1024) return n + ' B';
-    const u = ['KiB', 'MiB', 'GiB'];
-    let i = -1;
-    do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
-    return n.toFixed(1) + ' ' + u[i];
-  };
   const fmtSecs = s => {
     s = Math.max(0, Math.round(s));
     if (s < 60) return s + ' s';
@@ -61,19 +28,6 @@
       msg = [link, e.message, true];
     }
     refresh();
-  }
-
-  // confirmButton asks for a second click within 5 s before it acts.
-  function confirmButton(label, confirmLabel, onConfirm) {
-    const b = h('button', { type: 'button', class: 'secondary' }, label);
-    let armed = 0;
-    b.onclick = () => {
-      if (armed) { clearTimeout(armed); armed = 0; b.textContent = label; onConfirm(); return; }
-      b.textContent = confirmLabel;
-      b.classList.add('armed');
-      armed = setTimeout(() => { armed = 0; b.textContent = label; b.classList.remove('armed'); }, 5000);
-    };
-    return b;
   }
 
   function itemRow(q, it) {
@@ -136,28 +90,5 @@
     return el;
   }
 
-  let busy = false;
-  async function refresh() {
-    const box = $('#uploads');
-    const view = $('#overview');
-    if (!box || busy || document.visibilityState !== 'visible') return;
-    if (document.body.classList.contains('js') && view && !view.classList.contains('active')) return;
-    // A button waiting for its confirming click is not redrawn under the
-    // user's finger.
-    if ($('button.armed', box)) return;
-    busy = true;
-    try {
-      const list = await api('GET', '/api/uploads');
-      box.replaceChildren(...list.map(card));
-    } catch (e) {
-      /* console.js reports an agent that does not answer */
-    } finally {
-      busy = false;
-    }
-  }
-
-  setInterval(refresh, 1000);
-  document.addEventListener('visibilitychange', refresh);
-  window.addEventListener('hashchange', refresh);
-  refresh();
+  const refresh = overviewCards('#uploads', '/api/uploads', card);
 })();
