@@ -390,20 +390,38 @@ func (c *Console) handleCapture(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, info)
 }
 
-// handleCaptureFile is the download of a finished capture.
-func (c *Console) handleCaptureFile(w http.ResponseWriter, r *http.Request) {
-	info, path, _, ok := c.caps.get(r.PathValue("id"))
+// captureFile opens the file of the capture the request's path names
+// ({id}) for a handler to send: it answers 404 for an unknown capture and
+// 410 for a file that is gone. refuse looks at the capture first and, when
+// the handler must not send it, answers the request itself and returns
+// true. The caller closes the file.
+func (c *Console) captureFile(w http.ResponseWriter, r *http.Request, refuse func(info Capture, frames []int64) bool) (Capture, []int64, *os.File, bool) {
+	info, path, frames, ok := c.caps.get(r.PathValue("id"))
 	if !ok {
 		apiError(w, http.StatusNotFound, "no capture %q", r.PathValue("id"))
-		return
+		return info, nil, nil, false
 	}
-	if info.State == CaptureRunning {
-		apiError(w, http.StatusConflict, "the capture is still running")
-		return
+	if refuse(info, frames) {
+		return info, nil, nil, false
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		apiError(w, http.StatusGone, "capture file: %v", err)
+		return info, nil, nil, false
+	}
+	return info, frames, f, true
+}
+
+// handleCaptureFile is the download of a finished capture.
+func (c *Console) handleCaptureFile(w http.ResponseWriter, r *http.Request) {
+	info, _, f, ok := c.captureFile(w, r, func(info Capture, _ []int64) bool {
+		if info.State == CaptureRunning {
+			apiError(w, http.StatusConflict, "the capture is still running")
+			return true
+		}
+		return false
+	})
+	if !ok {
 		return
 	}
 	defer f.Close()
@@ -418,19 +436,17 @@ func (c *Console) handleCaptureFile(w http.ResponseWriter, r *http.Request) {
 
 // handleCaptureFrame is one JPEG of a still camera's capture.
 func (c *Console) handleCaptureFrame(w http.ResponseWriter, r *http.Request) {
-	info, path, frames, ok := c.caps.get(r.PathValue("id"))
+	var n int
+	_, frames, f, ok := c.captureFile(w, r, func(info Capture, frames []int64) bool {
+		var err error
+		n, err = strconv.Atoi(r.PathValue("n"))
+		if err != nil || n < 0 || n+1 >= len(frames) || info.State == CaptureRunning {
+			apiError(w, http.StatusNotFound, "no frame %q in capture %s (%d stills)", r.PathValue("n"), info.ID, max(len(frames)-1, 0))
+			return true
+		}
+		return false
+	})
 	if !ok {
-		apiError(w, http.StatusNotFound, "no capture %q", r.PathValue("id"))
-		return
-	}
-	n, err := strconv.Atoi(r.PathValue("n"))
-	if err != nil || n < 0 || n+1 >= len(frames) || info.State == CaptureRunning {
-		apiError(w, http.StatusNotFound, "no frame %q in capture %s (%d stills)", r.PathValue("n"), info.ID, max(len(frames)-1, 0))
-		return
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		apiError(w, http.StatusGone, "capture file: %v", err)
 		return
 	}
 	defer f.Close()

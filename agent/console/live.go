@@ -171,6 +171,27 @@ func (s *stream) write(w http.ResponseWriter, p ...[]byte) error {
 	return s.rc.Flush()
 }
 
+// serve is a live view's loop, run on its handler's goroutine: it calls
+// sample with each sample as it comes and, when ticks is not nil, tick at
+// each tick, until the stream ends, the hub closes the subscription, or a
+// call returns false (the view cannot go on: its write failed).
+func (s *stream) serve(sample func(sensors.Sample) bool, ticks <-chan time.Time, tick func() bool) {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case smp, ok := <-s.sub.C():
+			if !ok || !sample(smp) {
+				return
+			}
+		case <-ticks:
+			if !tick() {
+				return
+			}
+		}
+	}
+}
+
 // sensorOf looks a sensor up, answering 404 when it is unknown.
 func (c *Console) sensorOf(w http.ResponseWriter, name string) (sensors.Info, bool) {
 	in, ok := c.opts.Hub.Info(name)
@@ -180,16 +201,24 @@ func (c *Console) sensorOf(w http.ResponseWriter, name string) (sensors.Info, bo
 	return in, ok
 }
 
+// stillOf looks up the still camera the request's path names ({name}),
+// answering 404 when the sensor is unknown and 409 when it produces no JPEG
+// stills (lacks ends that answer: what the request cannot have).
+func (c *Console) stillOf(w http.ResponseWriter, r *http.Request, lacks string) (sensors.Info, bool) {
+	in, ok := c.sensorOf(w, r.PathValue("name"))
+	if ok && in.Class != sensors.Still {
+		apiError(w, http.StatusConflict, "sensor %q produces %s, not JPEG stills%s", in.Name, in.Class, lacks)
+		return in, false
+	}
+	return in, ok
+}
+
 // handleMJPEG is GET /api/sensors/{name}/mjpeg: the still camera's frames
 // as they come, as multipart/x-mixed-replace (an <img> shows it). ?fps=N
 // caps the rate sent; frames above it are skipped.
 func (c *Console) handleMJPEG(w http.ResponseWriter, r *http.Request) {
-	in, ok := c.sensorOf(w, r.PathValue("name"))
+	in, ok := c.stillOf(w, r, ": no preview stream")
 	if !ok {
-		return
-	}
-	if in.Class != sensors.Still {
-		apiError(w, http.StatusConflict, "sensor %q produces %s, not JPEG stills: no preview stream", in.Name, in.Class)
 		return
 	}
 	var minGap time.Duration
@@ -209,35 +238,21 @@ func (c *Console) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary="+mjpegBoundary)
 	w.Header().Set("Cache-Control", "no-store")
 	var last time.Time
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case smp, ok := <-s.sub.C():
-			if !ok {
-				return
-			}
-			if minGap > 0 && !last.IsZero() && smp.Time.Sub(last) < minGap {
-				continue
-			}
-			last = smp.Time
-			head := fmt.Appendf(nil, "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", mjpegBoundary, len(smp.Data))
-			if err := s.write(w, head, smp.Data, []byte("\r\n")); err != nil {
-				return
-			}
+	s.serve(func(smp sensors.Sample) bool {
+		if minGap > 0 && !last.IsZero() && smp.Time.Sub(last) < minGap {
+			return true
 		}
-	}
+		last = smp.Time
+		head := fmt.Appendf(nil, "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", mjpegBoundary, len(smp.Data))
+		return s.write(w, head, smp.Data, []byte("\r\n")) == nil
+	}, nil, nil)
 }
 
 // handleStill is GET /api/sensors/{name}/still.jpg: the next frame of a
 // still camera, one JPEG (for scripts: curl -o now.jpg).
 func (c *Console) handleStill(w http.ResponseWriter, r *http.Request) {
-	in, ok := c.sensorOf(w, r.PathValue("name"))
+	in, ok := c.stillOf(w, r, "")
 	if !ok {
-		return
-	}
-	if in.Class != sensors.Still {
-		apiError(w, http.StatusConflict, "sensor %q produces %s, not JPEG stills", in.Name, in.Class)
 		return
 	}
 	s, ok := c.openStream(w, r, in.Name, 1)
@@ -295,30 +310,21 @@ func (c *Console) handleLive(w http.ResponseWriter, r *http.Request) {
 	tick := clock.NewTicker(s.ctx, c.clk, feedPeriod)
 	defer tick.Stop()
 	var buf []byte
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case smp, ok := <-s.sub.C():
-			if !ok {
-				return
-			}
-			agg.add(s.sub.Info(), smp)
-		case <-tick.C:
-			ev := agg.flush(s.sub.Info(), s.sub.Dropped())
-			if ev == nil {
-				continue
-			}
-			b, err := json.Marshal(ev)
-			if err != nil {
-				return
-			}
-			buf = append(append(append(buf[:0], "data: "...), b...), "\n\n"...)
-			if err := s.write(w, buf); err != nil {
-				return
-			}
+	s.serve(func(smp sensors.Sample) bool {
+		agg.add(s.sub.Info(), smp)
+		return true
+	}, tick.C, func() bool {
+		ev := agg.flush(s.sub.Info(), s.sub.Dropped())
+		if ev == nil {
+			return true
 		}
-	}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return false
+		}
+		buf = append(append(append(buf[:0], "data: "...), b...), "\n\n"...)
+		return s.write(w, buf) == nil
+	})
 }
 
 // aggregator gathers one feed's samples between two events. add and flush
