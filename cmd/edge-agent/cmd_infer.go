@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/hub"
 	"github.com/edge-agent/edge-agent/agent/infer"
@@ -50,27 +49,8 @@ func cmdInfer(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "usage: edge-agent infer -model FILE -sensor NAME [-config FILE] [-n N] [-json]")
 		return inferUsage
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "infer: %v\n", err)
-		return inferFailed
-	}
-	var sc *config.Sensor
-	var names []string
-	for i := range cfg.Sensors {
-		names = append(names, cfg.Sensors[i].Name)
-		if cfg.Sensors[i].Name == *name {
-			sc = &cfg.Sensors[i]
-		}
-	}
-	if sc == nil {
-		fmt.Fprintf(stderr, "infer: no sensor %q in %s (configured: %s)\n", *name, *cfgPath, strings.Join(names, ", "))
-		return inferFailed
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	src, err := agent.NewSource(*sc, sensors.Env{Logger: log, SysRoot: *sysRoot, DevRoot: *devRoot, ProcRoot: "/proc"})
-	if err != nil {
-		fmt.Fprintf(stderr, "infer: %v\n", err)
+	src, log, ok := configuredSource(stderr, "infer", *cfgPath, *name, *sysRoot, *devRoot)
+	if !ok {
 		return inferFailed
 	}
 	models, err := infer.NewModels(infer.ModelsOptions{Path: *model, Logger: log})

@@ -8,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"strings"
 	"time"
 
-	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/capture"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/hub"
@@ -55,28 +53,8 @@ func cmdSample(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "sample: -seconds must be between 0 and 86400")
 		return sampleUsage
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "sample: %v\n", err)
-		return sampleFailed
-	}
-	var sc *config.Sensor
-	var names []string
-	for i := range cfg.Sensors {
-		names = append(names, cfg.Sensors[i].Name)
-		if cfg.Sensors[i].Name == *name {
-			sc = &cfg.Sensors[i]
-		}
-	}
-	if sc == nil {
-		fmt.Fprintf(stderr, "sample: no sensor %q in %s (configured: %s)\n", *name, *cfgPath, strings.Join(names, ", "))
-		return sampleFailed
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env := sensors.Env{Logger: log, SysRoot: *sysRoot, DevRoot: *devRoot, ProcRoot: "/proc"}
-	src, err := agent.NewSource(*sc, env)
-	if err != nil {
-		fmt.Fprintf(stderr, "sample: %v\n", err)
+	src, log, ok := configuredSource(stderr, "sample", *cfgPath, *name, *sysRoot, *devRoot)
+	if !ok {
 		return sampleFailed
 	}
 	secondsSet := false
