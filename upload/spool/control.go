@@ -153,11 +153,10 @@ func (s *Spool) Cancel(id string) error {
 		s.next = ""
 	}
 	s.mu.Unlock()
-	found, err := s.remove(id)
+	found, err := s.remove(id, &s.cancelled)
 	if !found {
 		return fmt.Errorf("spool cancel %s: %w", id, ErrNotFound) // another Cancel, or delivered meanwhile
 	}
-	s.cancelled.Add(1)
 	s.log.Info("spool: item cancelled by the user", "id", id)
 	s.poke()
 	if err != nil {

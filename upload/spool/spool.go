@@ -565,14 +565,16 @@ func (s *Spool) readProgress(it *Item) error {
 // Remove deletes an item after its peer acknowledged it. The metadata goes
 // first, so a crash in between leaves only orphan data that Open deletes.
 func (s *Spool) Remove(id string) error {
-	_, err := s.remove(id)
+	_, err := s.remove(id, nil)
 	return err
 }
 
-// remove is Remove, reporting whether the item was still queued. It holds
-// progMu, so a deliverer's progress write either lands before (and is
-// deleted with the item) or finds the item gone.
-func (s *Spool) remove(id string) (bool, error) {
+// remove is Remove, reporting whether the item was still queued, and
+// adding one to counted (when not nil) in the same critical section that
+// forgets the item, so Stats never shows an item gone but not yet counted.
+// It holds progMu, so a deliverer's progress write either lands before (and
+// is deleted with the item) or finds the item gone.
+func (s *Spool) remove(id string, counted *atomic.Uint64) (bool, error) {
 	s.progMu.Lock()
 	defer s.progMu.Unlock()
 	s.mu.Lock()
@@ -581,6 +583,9 @@ func (s *Spool) remove(id string) (bool, error) {
 	delete(s.tries, id)
 	if ok {
 		s.bytes -= it.Size
+		if counted != nil {
+			counted.Add(1)
+		}
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -669,10 +674,8 @@ func (s *Spool) Deliver(ctx context.Context, deliver DeliverFunc, policy retry.P
 			s.log.Info("spool: upload paused; the item stays queued", "id", it.ID, "kind", it.Kind)
 		case err == nil:
 			bo.Reset()
-			if found, err := s.remove(it.ID); err != nil {
+			if _, err := s.remove(it.ID, &s.delivered); err != nil {
 				s.log.Error("spool: remove delivered item", "err", err)
-			} else if found {
-				s.delivered.Add(1)
 			}
 		case ctx.Err() != nil:
 			return ctx.Err()
