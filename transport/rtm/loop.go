@@ -70,23 +70,12 @@ func (s *session) run() {
 			s.finish(s.ctx.Err())
 			return
 		case <-s.sig.Done():
-			// Messages read before the socket ended (a TERMINATED with its
-			// cause, typically) say more than the socket error.
-			for {
-				select {
-				case m := <-s.sig.In():
-					if err := s.handle(st, m); err != nil {
-						s.finish(err)
-						return
-					}
-					continue
-				default:
+			err := s.drainIn(st)
+			if err == nil {
+				err = s.sig.Err()
+				if st.stopping {
+					err = s.stopResult(nil)
 				}
-				break
-			}
-			err := s.sig.Err()
-			if st.stopping {
-				err = s.stopResult(nil)
 			}
 			s.finish(err)
 			return
@@ -97,11 +86,14 @@ func (s *session) run() {
 			}
 		case c := <-s.peer.candidates():
 			if err := s.sig.send(TypeCandidate, CandidateData{Candidate: &c}); err != nil {
-				s.finish(err)
+				s.finish(s.writeFailed(st, err))
 				return
 			}
 		case <-s.peer.stateChanged():
 			if err := s.onPCState(st); err != nil {
+				if st.stopping { // the peer closing is how a stop ends: keep its reason
+					err = s.stopResult(err)
+				}
 				s.finish(err)
 				return
 			}
@@ -309,6 +301,39 @@ func (s *session) terminated(cause string) error {
 		}
 	case CauseMaxSupervisors, CauseNoActiveAgent, CauseAgentSessionTerm:
 		s.log.Warn("rtm supervisor-only termination cause for an agent session", "cause", cause)
+	}
+	return err
+}
+
+// drainIn handles the messages read before the socket ended: a TERMINATED
+// with its cause, typically, says more than the socket error. It returns
+// the first error a message gives, nil when none does.
+func (s *session) drainIn(st *loopState) error {
+	for {
+		select {
+		case m := <-s.sig.In():
+			if err := s.handle(st, m); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// writeFailed is why the session ends after a failed write: the service
+// that closes the socket (after a TERMINATED with SDP_ERROR, say) breaks the
+// write before the reader has handed on what it sent, so the reader is
+// given a moment to finish, and a message it read wins over the write error.
+func (s *session) writeFailed(st *loopState, err error) error {
+	wait := clock.AfterTimer(s.l.deps.Clock, time.Second)
+	defer wait.Stop()
+	select {
+	case <-s.sig.Done():
+	case <-wait.C():
+	}
+	if merr := s.drainIn(st); merr != nil {
+		return merr
 	}
 	return err
 }
