@@ -4,6 +4,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
+# internal/camjpeg's fast codec is libjpeg-turbo through cgo (Debian:
+# libjpeg62-turbo-dev). A machine with a C compiler but without it builds the
+# pure-Go codec instead (-tags nolibjpeg), so `make demo` and `make test` work
+# on a fresh Debian with Go; without a C compiler Go turns cgo off by itself.
+HAVE_CC      := $(shell command -v $${CC:-cc} >/dev/null 2>&1 && echo yes)
+HAVE_LIBJPEG := $(shell printf '\043include <stdio.h>\n\043include <jpeglib.h>\n' | $${CC:-cc} -E -x c - >/dev/null 2>&1 && echo yes)
+ifeq ($(HAVE_CC)$(HAVE_LIBJPEG),yes)
+export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -tags=nolibjpeg)
+$(info libjpeg62-turbo-dev is not installed: building the pure-Go JPEG codec (apt-get install libjpeg62-turbo-dev for the fast one))
+endif
+
 .PHONY: build test demo cross test-arm64 test-arm test-board lint fuzz bench deb soak clean
 
 build: ## the host binary in bin/
