@@ -12,14 +12,24 @@ import (
 	"github.com/edge-agent/edge-agent/sensors"
 )
 
-// oneFrame sends one camera frame once it is started, then waits.
-type oneFrame struct{ jpg []byte }
+// oneFrame sends one camera frame once start is closed, then waits: the
+// test subscribes every reader first, so all of them see that frame (the
+// hub starts a source at its first subscriber).
+type oneFrame struct {
+	jpg   []byte
+	start chan struct{}
+}
 
 func (o oneFrame) Info() sensors.Info {
 	return sensors.Info{Name: "cam", Kind: "test", Class: sensors.Still, Rate: 1, Width: 640, Height: 480}
 }
 
 func (o oneFrame) Run(ctx context.Context, out chan<- sensors.Sample) error {
+	select {
+	case <-o.start:
+	case <-ctx.Done():
+		return nil
+	}
 	select {
 	case out <- sensors.Sample{Class: sensors.Still, Time: time.Now(), Data: o.jpg}:
 	case <-ctx.Done():
@@ -43,7 +53,8 @@ func TestThumbnailEncodedOncePerFrame(t *testing.T) {
 	}
 	h := New(Options{})
 	defer h.Close()
-	if err := h.Add(oneFrame{jpg}); err != nil {
+	start := make(chan struct{})
+	if err := h.Add(oneFrame{jpg: jpg, start: start}); err != nil {
 		t.Fatal(err)
 	}
 	var subs []sensors.Subscription
@@ -55,6 +66,7 @@ func TestThumbnailEncodedOncePerFrame(t *testing.T) {
 		defer s.Close()
 		subs = append(subs, s)
 	}
+	close(start)
 	outs := make([][]byte, len(subs))
 	var wg sync.WaitGroup
 	for i, s := range subs {
