@@ -77,6 +77,7 @@ func Build(dir string) (string, error) {
 // returns its path; t is skipped when there is no Go toolchain.
 func Fake(t testing.TB) string {
 	t.Helper()
+	skipEmulated(t)
 	bin, err := Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -87,10 +88,23 @@ func Fake(t testing.TB) string {
 	return bin
 }
 
+// skipEmulated skips a test that would start the fake model under
+// qemu-user (scripts/test-arm.sh sets EDGE_AGENT_EMULATED): the model is a
+// second program of the target architecture, and the runner starts it
+// directly, as on a board, which the host kernel cannot do without a
+// binfmt_misc registration. The runner's tests run natively in make test.
+func skipEmulated(t testing.TB) {
+	t.Helper()
+	if os.Getenv("EDGE_AGENT_EMULATED") != "" {
+		t.Skip("under qemu-user (EDGE_AGENT_EMULATED is set): the fake .eim model is an ARM program the runner starts directly, which the host kernel cannot do without binfmt_misc; these tests run natively in make test")
+	}
+}
+
 // Model returns the bytes of a fake model: the binary bin with cfg
 // appended.
 func Model(t testing.TB, bin string, cfg Config) []byte {
 	t.Helper()
+	skipEmulated(t)
 	b, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
