@@ -141,8 +141,12 @@ func (s *Spool) ReportSent(id string, n int64) {
 // When it is in flight its delivery is stopped (the deliverer's context ends
 // with ErrCancelled). It returns ErrNotFound when id is not queued.
 func (s *Spool) Cancel(id string) error {
+	s.progMu.Lock()
+	defer s.progMu.Unlock()
 	s.mu.Lock()
-	if _, ok := s.items[id]; !ok {
+	// The item is forgotten in the same critical section that stops its
+	// delivery, so Deliver, woken by the stop, can never pick it again.
+	if !s.forgetLocked(id, &s.cancelled) {
 		s.mu.Unlock()
 		return fmt.Errorf("spool cancel %s: %w", id, ErrNotFound)
 	}
@@ -153,13 +157,9 @@ func (s *Spool) Cancel(id string) error {
 		s.next = ""
 	}
 	s.mu.Unlock()
-	found, err := s.remove(id, &s.cancelled)
-	if !found {
-		return fmt.Errorf("spool cancel %s: %w", id, ErrNotFound) // another Cancel, or delivered meanwhile
-	}
 	s.log.Info("spool: item cancelled by the user", "id", id)
-	s.poke()
-	if err != nil {
+	defer s.poke()
+	if err := s.removeFiles(id); err != nil {
 		return fmt.Errorf("spool cancel: %w", err)
 	}
 	return nil
@@ -183,8 +183,8 @@ func (s *Spool) CancelAll() (int, error) {
 	if s.flight != nil {
 		s.flight.cancel(ErrCancelled)
 	}
-	s.mu.Unlock()
 	s.cancelled.Add(uint64(len(ids)))
+	s.mu.Unlock()
 	defer s.poke()
 	if len(ids) == 0 {
 		return 0, nil

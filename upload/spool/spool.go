@@ -578,31 +578,46 @@ func (s *Spool) remove(id string, counted *atomic.Uint64) (bool, error) {
 	s.progMu.Lock()
 	defer s.progMu.Unlock()
 	s.mu.Lock()
-	it, ok := s.items[id]
-	delete(s.items, id)
-	delete(s.tries, id)
-	if ok {
-		s.bytes -= it.Size
-		if counted != nil {
-			counted.Add(1)
-		}
-	}
+	ok := s.forgetLocked(id, counted)
 	s.mu.Unlock()
 	if !ok {
 		return false, nil
 	}
+	return true, s.removeFiles(id)
+}
+
+// forgetLocked drops id from the queue and adds one to counted (when not
+// nil), reporting whether it was queued. Caller holds mu.
+func (s *Spool) forgetLocked(id string, counted *atomic.Uint64) bool {
+	it, ok := s.items[id]
+	if !ok {
+		return false
+	}
+	delete(s.items, id)
+	delete(s.tries, id)
+	s.bytes -= it.Size
+	if counted != nil {
+		counted.Add(1)
+	}
+	return true
+}
+
+// removeFiles deletes a forgotten item's files: the metadata first and the
+// directory fsynced, so a crash in between leaves only orphan data that Open
+// deletes. Caller holds progMu.
+func (s *Spool) removeFiles(id string) error {
 	if err := os.Remove(s.path(id, metaSuffix)); err != nil && !os.IsNotExist(err) {
-		return true, fmt.Errorf("spool remove %s: %w", id, err)
+		return fmt.Errorf("spool remove %s: %w", id, err)
 	}
 	if err := atomicfile.SyncDir(s.dir); err != nil {
-		return true, fmt.Errorf("spool remove %s: %w", id, err)
+		return fmt.Errorf("spool remove %s: %w", id, err)
 	}
 	for _, suffix := range []string{dataSuffix, progSuffix} {
 		if err := os.Remove(s.path(id, suffix)); err != nil && !os.IsNotExist(err) {
-			return true, fmt.Errorf("spool remove %s: %w", id, err)
+			return fmt.Errorf("spool remove %s: %w", id, err)
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // Items returns the queued items, oldest first.
