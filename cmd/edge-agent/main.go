@@ -10,10 +10,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/term"
+
+	"github.com/edge-agent/edge-agent/agent/infer/eimfake"
 )
 
 type command struct {
@@ -38,10 +41,30 @@ func commands() []command {
 }
 
 func main() {
+	if code, ok := demoModel(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// demoModel runs this program as the demo's model when it was started
+// under a name ending in ".eim" and carries a model trailer: `edge-agent
+// demo` writes such a copy of itself (agent/sim's WriteDemoModel), so the
+// demo shows a model driving a rule without shipping a trained model.
+// Every other start (a plain edge-agent, or a .eim name without the
+// trailer) returns ok false.
+func demoModel() (code int, ok bool) {
+	if !strings.HasSuffix(os.Args[0], ".eim") {
+		return 0, false
+	}
+	exe, err := os.Executable()
+	if err != nil || !eimfake.HasTrailer(exe) {
+		return 0, false
+	}
+	return eimfake.Main(os.Args, exe), true
 }
 
 // hangups subscribes to SIGHUP, which `systemctl reload` sends (the unit's

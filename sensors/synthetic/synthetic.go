@@ -54,6 +54,12 @@ type Config struct {
 	FPS    float64 `yaml:"fps,omitempty"`
 	Width  int     `yaml:"width,omitempty"`  // camera frame width
 	Height int     `yaml:"height,omitempty"` // camera frame height
+	// VisitorEvery makes a camera show a "visitor" (a white block in the
+	// middle of the picture) for VisitorFor at the start of every period of
+	// this length, so an image model has a scene that changes (the demo's
+	// rule). 0: never.
+	VisitorEvery conf.Duration `yaml:"visitor_every,omitempty"`
+	VisitorFor   conf.Duration `yaml:"visitor_for,omitempty"` // default: a quarter of visitor_every
 	// File is an H.264 Annex-B file to loop instead of the built-in clip.
 	File string `yaml:"file,omitempty"`
 
@@ -107,6 +113,9 @@ func (c *Config) Validate(v *conf.Validator) {
 	}
 	if c.SampleRate < 1000 || c.SampleRate > 192000 {
 		v.Errorf("sample_rate", "must be between 1000 and 192000")
+	}
+	if c.VisitorEvery < 0 || c.VisitorFor < 0 || (c.VisitorEvery > 0 && c.VisitorFor >= c.VisitorEvery) {
+		v.Errorf("visitor_for", "visitor_every and visitor_for must be >= 0, and visitor_for shorter than visitor_every")
 	}
 	if c.FPS < 0 || c.FPS > 120 {
 		v.Errorf("fps", "must be between 0 and 120 (0 is the default)")
@@ -358,12 +367,47 @@ func (c *Camera) Frame(n uint64) ([]byte, error) {
 		copy(row, m.Cb[:cw])
 		copy(rowr, m.Cr[:cw])
 	}
+	if c.Visiting(n) {
+		visitor(m, split)
+	}
 	out, err := camjpeg.EncodeYCbCr(c.buf[:0], m, 75)
 	c.buf = out[:0]
 	if err != nil {
 		return nil, fmt.Errorf("synthetic camera: encode: %w", err)
 	}
 	return bytes.Clone(out), nil
+}
+
+// Visiting reports whether frame n shows the visitor (Config.VisitorEvery).
+func (c *Camera) Visiting(n uint64) bool {
+	every := c.cfg.VisitorEvery.D()
+	if every <= 0 {
+		return false
+	}
+	length := c.cfg.VisitorFor.D()
+	if length <= 0 {
+		length = every / 4
+	}
+	at := time.Duration(float64(n) / c.info.Rate * float64(time.Second))
+	return at%every < length
+}
+
+// visitor draws a white block over the middle third of the bars (rows
+// above split), luma and chroma.
+func visitor(m *image.YCbCr, split int) {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	x0, x1, y0, y1 := w/3, 2*w/3, h/6, min(split, h*2/3)
+	for y := y0; y < y1; y++ {
+		row := m.Y[y*m.YStride:]
+		for x := x0; x < x1; x++ {
+			row[x] = 235
+		}
+	}
+	for cy := y0 / 2; cy < (y1+1)/2; cy++ {
+		for cx := x0 / 2; cx < (x1+1)/2; cx++ {
+			m.Cb[cy*m.CStride+cx], m.Cr[cy*m.CStride+cx] = 128, 128
+		}
+	}
 }
 
 // Run emits frames at the configured rate until ctx ends.

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/edge-agent/edge-agent/internal/conf"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/sensors/h264"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
@@ -211,4 +212,37 @@ func abs(x int) int {
 		return -x
 	}
 	return x
+}
+
+// TestCameraVisitor: with visitor_every the middle of the picture turns
+// white for visitor_for at the start of each period, and only then.
+func TestCameraVisitor(t *testing.T) {
+	src := synthetic.NewCamera("cam", cfg("camera", func(c *synthetic.Config) {
+		c.Width, c.Height, c.FPS = 320, 240, 5
+		c.VisitorEvery, c.VisitorFor = conf.Duration(10*time.Second), conf.Duration(2*time.Second)
+	}))
+	for _, tc := range []struct {
+		n       uint64 // at 5 fps: frame 5 is 1 s
+		visitor bool
+	}{{0, true}, {9, true}, {10, false}, {49, false}, {50, true}, {61, false}} {
+		if got := src.Visiting(tc.n); got != tc.visitor {
+			t.Errorf("frame %d: Visiting = %v, want %v", tc.n, got, tc.visitor)
+		}
+		data, err := src.Frame(tc.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := [3]int{0, 192, 0} // the fourth bar, green, under the block
+		if tc.visitor {
+			want = [3]int{235, 235, 235}
+		}
+		r, g, b, _ := img.At(160, 100).RGBA()
+		if d := max(abs(int(r>>8)-want[0]), abs(int(g>>8)-want[1]), abs(int(b>>8)-want[2])); d > 16 {
+			t.Errorf("frame %d at the middle: %d,%d,%d, want about %v", tc.n, r>>8, g>>8, b>>8, want)
+		}
+	}
 }
