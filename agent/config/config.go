@@ -46,6 +46,9 @@ type Config struct {
 	// Inference runs Edge Impulse models on the sensors' data
 	// (agent/infer); see Inference.
 	Inference []Inference `yaml:"inference"`
+	// Rules turn the models' results into actions on the links
+	// (agent/rules); see Rule.
+	Rules []Rule `yaml:"rules"`
 
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT): near
 	// it the garbage collector runs more often, so the agent stays small
@@ -484,6 +487,7 @@ func (c *Config) validate(v *conf.Validator) {
 			}
 		}
 	}
+	c.validateRules(v)
 }
 
 // SensorRef is a link config field that names a sensor.
