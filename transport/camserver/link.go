@@ -222,3 +222,17 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// SendMessage sends one message to the account's devices (addMsgs; an
+// empty Target is every device) through the live session, waiting for one
+// until ctx ends. Params must be a JSON object. Safe for concurrent use.
+func (l *Link) SendMessage(ctx context.Context, m Message) error {
+	c, err := l.waitClient(ctx)
+	if err != nil {
+		return fmt.Errorf("camserver message %q: no session: %w", m.Msg, err)
+	}
+	if err := c.AddMsgs(ctx, m); err != nil {
+		return fmt.Errorf("camserver message %q: %w", m.Msg, err)
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -302,6 +303,30 @@ func TestLink(t *testing.T) {
 				}
 				if !streamOn() {
 					t.Errorf("stream detail = %q, want on", r.stats.Details()["stream"])
+				}
+			})
+
+			t.Run("a message from the agent", func(t *testing.T) {
+				// What a rule sends (agent/rules): the other devices read it.
+				err := r.link.SendMessage(ctx, camserver.Message{Msg: "detected", Params: json.RawMessage(`{"label":"visitor","score":0.9}`)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []camserver.Message
+				agenttest.Eventually(t, "the operator reads it", func() bool {
+					msgs, err := op.GetMsgs(ctx, camserver.SyncToken, false)
+					for _, m := range msgs {
+						if m.Msg == "detected" && m.Device == device {
+							got = append(got, m)
+						}
+					}
+					return err == nil && len(got) > 0
+				})
+				if !strings.Contains(string(got[0].Params), `"label":"visitor"`) {
+					t.Errorf("params = %s", got[0].Params)
+				}
+				if err := r.link.SendMessage(ctx, camserver.Message{Msg: "bad", Params: json.RawMessage(`"text"`)}); err == nil {
+					t.Error("params that are not an object were sent")
 				}
 			})
 

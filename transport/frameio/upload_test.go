@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,4 +276,35 @@ func TestPausedSkipsCaptures(t *testing.T) {
 	}
 	fake.SetPaused(false)
 	agenttest.Eventually(t, "a still after resume", func() bool { return len(fake.Assets()) >= 1 && fake.Assets()[0].Complete })
+}
+
+// TestUploadStill: a still a rule hands over is spooled under its name and
+// uploaded complete with its bytes; while the channel is paused it is
+// refused with the reason, and nothing is spooled.
+func TestUploadStill(t *testing.T) {
+	fake := newFake(t, frameiotest.Options{})
+	e := newEnv(t, fake, true)
+	l := e.link(t, fastOptions())
+	agenttest.RunLink(t, "frameio", l, e.deps)
+	still := randomBytes(3 << 10)
+	if err := l.UploadStill("people_visitor_20261206_101500.jpg", still); err != nil {
+		t.Fatal(err)
+	}
+	agenttest.Eventually(t, "the rule's still uploaded", func() bool {
+		for _, a := range fake.Assets() {
+			if a.Name == "people_visitor_20261206_101500.jpg" && a.Complete && a.SHA256 == sum(still) && a.Filetype == "image/jpeg" {
+				return true
+			}
+		}
+		return false
+	})
+	fake.SetPaused(true)
+	agenttest.Eventually(t, "paused", func() bool { return l.Paused() })
+	before := e.spool.Stats().Items
+	if err := l.UploadStill("late.jpg", still); err == nil || !strings.Contains(err.Error(), "paused") {
+		t.Errorf("UploadStill while paused = %v, want a refusal naming the pause", err)
+	}
+	if n := e.spool.Stats().Items; n != before {
+		t.Errorf("spooled while paused: %d items, was %d", n, before)
+	}
 }

@@ -148,11 +148,35 @@ func (l *Link) captureOnce(ctx context.Context) error {
 		return fmt.Errorf("capture: no frame within %s", l.opts.CaptureTimeout)
 	case s = <-sub.C():
 	}
-	now, stamp := l.deps.Clock.Now(), l.deps.Time.Now()
-	meta := assetMeta{Name: fmt.Sprintf("%s_%s_%06d.jpg", l.cfg.Upload.Sensor, now.UTC().Format("20060102_150405"), s.Seq%1e6),
-		Filetype: "image/jpeg", Captured: now, Source: "still"}
-	if _, err := l.deps.Spool.PutStamped(assetKind, meta, &stamp, bytes.NewReader(s.Data)); err != nil {
+	now := l.deps.Clock.Now()
+	name := fmt.Sprintf("%s_%s_%06d.jpg", l.cfg.Upload.Sensor, now.UTC().Format("20060102_150405"), s.Seq%1e6)
+	if err := l.spoolStill(name, "still", s.Data); err != nil {
 		return fmt.Errorf("capture: %w", err)
 	}
 	return nil
+}
+
+// UploadStill queues jpeg as an asset named name (a rule's still,
+// agent/rules): it is spooled now and uploaded like the periodic stills.
+// While Frame.io has the channel paused it is refused (it would be
+// rejected). Safe for concurrent use.
+func (l *Link) UploadStill(name string, jpeg []byte) error {
+	if l.deps.Spool == nil {
+		return errors.New("frameio upload still: the link has no spool")
+	}
+	if l.Paused() {
+		return errors.New("frameio upload still: Frame.io has paused this device's channel")
+	}
+	if err := l.spoolStill(name, "rule", jpeg); err != nil {
+		return fmt.Errorf("frameio upload still: %w", err)
+	}
+	return nil
+}
+
+// spoolStill spools a JPEG asset captured now.
+func (l *Link) spoolStill(name, source string, jpeg []byte) error {
+	now, stamp := l.deps.Clock.Now(), l.deps.Time.Now()
+	meta := assetMeta{Name: name, Filetype: "image/jpeg", Captured: now, Source: source}
+	_, err := l.deps.Spool.PutStamped(assetKind, meta, &stamp, bytes.NewReader(jpeg))
+	return err
 }

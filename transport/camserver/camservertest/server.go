@@ -519,3 +519,20 @@ func (s *Server) remoteIP(r *http.Request) string {
 	}
 	return host
 }
+
+// Message is one message the server holds, as sent.
+type Message struct {
+	From, Target, Msg string
+	Params            string // the params object as JSON text
+}
+
+// Messages returns the messages the server holds, oldest first.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, 0, len(s.msgs))
+	for _, m := range s.msgs {
+		out = append(out, Message{From: m.from, Target: m.target, Msg: m.msg, Params: m.params})
+	}
+	return out
+}
