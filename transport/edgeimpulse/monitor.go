@@ -248,7 +248,7 @@ func (s *session) sendRecord(smp sensors.Sample) {
 		return
 	}
 	select {
-	case s.out <- b:
+	case s.out <- outMsg{b: b}:
 	default:
 		n := s.mon.dropped.Add(1)
 		s.l.deps.Stats.SetDetail("inference_records_dropped", fmt.Sprint(n))

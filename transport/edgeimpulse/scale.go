@@ -20,12 +20,24 @@ const lowQuality = 80
 // cache, so several links streaming one camera pay for one encode per
 // frame; the result is then shared and must not be modified.
 func scaleJPEG(ctx context.Context, sub sensors.Subscription, data []byte, height int) ([]byte, error) {
+	var sc scaler
+	return sc.scale(ctx, sub, data, height)
+}
+
+// scaler is scaleJPEG for one snapshot stream: a preview it makes itself is
+// appended to the buffer of the one before, so a stream allocates none per
+// frame. Its result is valid until the next call.
+//
+// Concurrency: owned by one goroutine.
+type scaler struct{ buf []byte }
+
+func (sc *scaler) scale(ctx context.Context, sub sensors.Subscription, data []byte, height int) ([]byte, error) {
 	var out []byte
 	var err error
 	if th, ok := sub.(camjpeg.Thumbnailer); ok {
-		out, err = th.Thumbnail(ctx, data, height, lowQuality)
-	} else {
-		out, err = camjpeg.Thumbnail(nil, data, height, lowQuality)
+		out, err = th.Thumbnail(ctx, data, height, lowQuality) // shared: never a later dst
+	} else if out, err = camjpeg.Thumbnail(sc.buf[:0], data, height, lowQuality); err == nil {
+		sc.buf = out
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scale snapshot: %w", err)

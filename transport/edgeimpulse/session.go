@@ -31,7 +31,7 @@ type session struct {
 	enc       Encoding
 	frameType int
 
-	out chan []byte
+	out chan outMsg
 	// tasks are the sample and snapshot goroutines started by the reader.
 	tasks    sync.WaitGroup
 	sampling atomic.Bool
@@ -46,7 +46,7 @@ type session struct {
 }
 
 func newSession(l *Link, conn *websocket.Conn) *session {
-	s := &session{l: l, conn: conn, enc: l.enc, frameType: websocket.TextMessage, out: make(chan []byte, outQueue)}
+	s := &session{l: l, conn: conn, enc: l.enc, frameType: websocket.TextMessage, out: make(chan outMsg, outQueue)}
 	if s.enc == CBOR {
 		s.frameType = websocket.BinaryMessage
 	}
@@ -206,18 +206,42 @@ func (s *session) writeLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case b := <-s.out:
-			s.conn.SetWriteDeadline(time.Now().Add(writeTimeout)) // wall time: a socket deadline
-			if err := s.conn.WriteMessage(s.frameType, b); err != nil {
+		case m := <-s.out:
+			if err := s.write(m); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return fmt.Errorf("edgeimpulse write: %w", err)
 			}
-			s.l.deps.Stats.MsgsOut.Add(1)
-			s.l.deps.Stats.BytesOut.Add(int64(len(b)))
 		}
 	}
+}
+
+// outMsg is one message in the writer's queue. A snapshot frame's bytes
+// are frame.b, which the writer hands back to the frame's pool once
+// written; other messages own b outright.
+type outMsg struct {
+	b     []byte
+	frame *frameBuf
+}
+
+// write sends one queued message, then hands a frame's buffer back:
+// WriteMessage has copied the bytes by the time it returns (into the
+// connection's write buffer, where a client masks them), so nothing reads
+// them afterwards. Only the writer calls it.
+func (s *session) write(m outMsg) error {
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout)) // wall time: a socket deadline
+	err := s.conn.WriteMessage(s.frameType, m.b)
+	n := len(m.b)
+	if m.frame != nil {
+		m.frame.pool.put(m.frame)
+	}
+	if err != nil {
+		return err
+	}
+	s.l.deps.Stats.MsgsOut.Add(1)
+	s.l.deps.Stats.BytesOut.Add(int64(n))
+	return nil
 }
 
 // pingLoop pings every PingInterval, paced by the link's clock; the read
@@ -246,23 +270,23 @@ func (s *session) send(ctx context.Context, v any) error {
 		return err
 	}
 	select {
-	case s.out <- b:
+	case s.out <- outMsg{b: b}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// sendFrame queues a snapshot frame if there is room and counts it as
-// dropped otherwise.
-func (s *session) sendFrame(v any) {
-	b, err := EncodeMessage(s.enc, v)
-	if err != nil {
-		return
-	}
+// sendFrame queues the snapshotFrame message of jpeg, built in a buffer
+// from pool (which the writer hands back once written), if there is room,
+// and counts it as dropped otherwise. jpeg is only read, and not kept.
+func (s *session) sendFrame(pool *framePool, jpeg []byte) {
+	fb := pool.get()
+	fb.b = appendSnapshotFrame(fb.b[:0], s.enc, jpeg)
 	select {
-	case s.out <- b:
+	case s.out <- outMsg{b: fb.b, frame: fb}:
 	default:
+		pool.put(fb)
 		n := s.framesDropped.Add(1)
 		s.l.deps.Stats.SetDetail("snapshot_frames_dropped", fmt.Sprint(n))
 	}

@@ -3,6 +3,7 @@ package edgeimpulse
 import (
 	"context"
 	"encoding/base64"
+	"slices"
 	"time"
 
 	"github.com/edge-agent/edge-agent/sensors"
@@ -102,9 +103,13 @@ func (s *session) stopSnapshotLocked() bool {
 }
 
 // stream sends frames until ctx ends; it returns a reason when the stream
-// failed on its own (the camera went away).
+// failed on its own (the camera went away). Its shrink buffer and message
+// buffers (framePool) live as long as the stream, so the steady path
+// allocates no message and no preview of its own.
 func (s *session) stream(ctx context.Context, sub sensors.Subscription, run *snapRun, res string) string {
 	pace := newLowPacer(s.l.opts.SnapshotLowInterval)
+	var shrink scaler
+	frames := newFramePool()
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,14 +130,14 @@ func (s *session) stream(ctx context.Context, sub sensors.Subscription, run *sna
 				if !pace.admit(at) {
 					continue
 				}
-				small, err := scaleJPEG(ctx, sub, data, lowHeight)
+				small, err := shrink.scale(ctx, sub, data, lowHeight)
 				if err != nil {
 					s.l.logLimited(&s.l.warns.snapshotScale, "snapshot frame skipped", "err", err)
 					continue
 				}
 				data = small
 			}
-			s.sendFrame(snapshotFrame{SnapshotFrame: base64.StdEncoding.EncodeToString(data), FileName: "frame.jpg"})
+			s.sendFrame(frames, data)
 		}
 	}
 }
@@ -176,4 +181,79 @@ func (p *lowPacer) admit(at time.Time) bool {
 	p.due = p.due.Add(p.interval)
 	p.last = at
 	return true
+}
+
+// framePool recycles the buffers snapshotFrame messages are built in, so a
+// stream's steady path allocates no message: a buffer goes from get to the
+// writer's queue, and back through put once the writer has written it (or
+// at once when the queue is full and the frame is dropped). A buffer is
+// never rewritten while queued or being written, since only its holder
+// puts it back. Each stream has its own pool, so a stopped stream's
+// buffers (full frames at "high") are freed with it.
+//
+// Concurrency: get runs on the stream's goroutine, put on the writer's or
+// the stream's; the free list is a channel. It has room for every buffer a
+// stream can have out at once (outQueue queued, one being written, one
+// being built), so after warm-up get never allocates and put never drops.
+type framePool struct{ free chan *frameBuf }
+
+// framePoolSize bounds the buffers a stream has out at once.
+const framePoolSize = outQueue + 2
+
+// frameBuf is one snapshotFrame message; it belongs to whoever holds it
+// (the stream building it, then the queue and the writer), who must not
+// keep b after handing it back.
+type frameBuf struct {
+	b    []byte
+	pool *framePool
+}
+
+func newFramePool() *framePool { return &framePool{free: make(chan *frameBuf, framePoolSize)} }
+
+// get returns a free buffer, or a new one while the pool warms up.
+func (p *framePool) get() *frameBuf {
+	select {
+	case fb := <-p.free:
+		return fb
+	default:
+		return &frameBuf{pool: p}
+	}
+}
+
+// put hands fb back once nothing reads its bytes any more.
+func (p *framePool) put(fb *frameBuf) {
+	fb.b = fb.b[:0]
+	select {
+	case p.free <- fb:
+	default: // more than framePoolSize out: cannot happen; the GC takes it
+	}
+}
+
+// The snapshotFrame message around its base64, byte for byte what
+// EncodeMessage writes for snapshotFrame{SnapshotFrame: b64, FileName:
+// "frame.jpg"} (TestSnapshotFrameBytes holds them to it): JSON needs no
+// escaping inside base64, and CBOR is a 2-entry map of text strings in
+// field order, the base64's length in the shortest head (cborHead).
+const (
+	jsonFrameHead = `{"snapshotFrame":"`
+	jsonFrameTail = `","fileName":"frame.jpg"}`
+	cborFrameHead = "\xa2\x6dsnapshotFrame" // map(2), text(13) key
+	cborFrameTail = "\x68fileName\x69frame.jpg"
+)
+
+// appendSnapshotFrame appends the snapshotFrame message carrying jpeg in
+// enc to dst, base64-encoding jpeg straight into place: no string, no
+// encoder, one growth of dst at most.
+func appendSnapshotFrame(dst []byte, enc Encoding, jpeg []byte) []byte {
+	n := base64.StdEncoding.EncodedLen(len(jpeg))
+	dst = slices.Grow(dst, len(cborFrameHead)+9+n+len(jsonFrameTail))
+	if enc == CBOR {
+		dst = append(dst, cborFrameHead...)
+		dst = cborHead(dst, 3, uint64(n)) // text(n)
+		dst = base64.StdEncoding.AppendEncode(dst, jpeg)
+		return append(dst, cborFrameTail...)
+	}
+	dst = append(dst, jsonFrameHead...)
+	dst = base64.StdEncoding.AppendEncode(dst, jpeg)
+	return append(dst, jsonFrameTail...)
 }

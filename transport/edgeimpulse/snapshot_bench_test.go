@@ -2,7 +2,6 @@ package edgeimpulse
 
 import (
 	"bytes"
-	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,35 +13,33 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edge-agent/edge-agent/sensors/v4l2/mjpeg"
+	"github.com/edge-agent/edge-agent/transport"
 )
 
 // BenchmarkSnapshotFrame is one low-resolution snapshot frame's whole path
-// in the link, per frame: shrink the 640×480 camera frame to 96 px
-// (scaleJPEG), base64 it, encode the snapshotFrame message and write it to
-// a WebSocket over loopback, as the session's writer does (the peer reads
-// and discards in the same process, so its share is counted too). The
-// frames are the repository's 640×480 MJPEG clip, cycled.
+// in the link, per frame, through the session's own code: shrink the
+// 640×480 camera frame to 96 px (the stream's scaler, with no hub cache),
+// build the snapshotFrame message in a pooled buffer (sendFrame) and write
+// it to a WebSocket over loopback (the writer's write, which hands the
+// buffer back). The peer reads and discards in the same process, so its
+// share is counted too. The frames are the repository's 640×480 MJPEG
+// clip, cycled.
 func BenchmarkSnapshotFrame(b *testing.B) {
 	frames := clipFrames(b)
 	for _, enc := range []Encoding{JSON, CBOR} {
 		b.Run(string(enc), func(b *testing.B) {
-			conn := discardSocket(b)
-			typ := websocket.TextMessage
-			if enc == CBOR {
-				typ = websocket.BinaryMessage
-			}
+			s := newSession(&Link{enc: enc, deps: transport.Deps{}.WithDefaults()}, discardSocket(b))
+			var shrink scaler
+			pool := newFramePool()
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				small, err := scaleJPEG(b.Context(), nil, frames[i%len(frames)], lowHeight)
+				small, err := shrink.scale(b.Context(), nil, frames[i%len(frames)], lowHeight)
 				if err != nil {
 					b.Fatal(err)
 				}
-				msg, err := EncodeMessage(enc, snapshotFrame{SnapshotFrame: base64.StdEncoding.EncodeToString(small), FileName: "frame.jpg"})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := conn.WriteMessage(typ, msg); err != nil {
+				s.sendFrame(pool, small)
+				if err := s.write(<-s.out); err != nil {
 					b.Fatal(err)
 				}
 				i++
