@@ -14,6 +14,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/console"
 	"github.com/edge-agent/edge-agent/agent/hub"
+	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/agent/status"
 	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/agent/systemd"
@@ -93,6 +94,7 @@ type Agent struct {
 	linkWG  sync.WaitGroup  // every link goroutine Run started
 
 	inference []*inferenceRunner // the on-device models (inference.go); built by New, read-only after
+	rules     *rules.Engine      // rules[] on the models' results; nil without rules
 }
 
 // linkRunner is one configured link: its supervisor, or the reason it could
@@ -103,6 +105,7 @@ type linkRunner struct {
 	stats    *transport.Stats
 	spool    *spool.Spool
 	sup      *supervisor.Supervisor
+	link     transport.Link // nil when it could not be built
 	buildErr error
 	since    time.Time
 	// Set by startLink on Run's goroutine: stop cancels the supervisor,
@@ -158,7 +161,23 @@ func New(cfg *config.Config, opts Options) (*Agent, error) {
 		}
 		a.links = append(a.links, a.buildLink(cfg, l, a.started))
 	}
+	if len(cfg.Rules) > 0 {
+		a.rules = rules.New(cfg.Rules, a.hub, a.linkFor, rules.Options{Clock: a.opts.Clock, Logger: a.log})
+	}
 	return a, nil
+}
+
+// linkFor returns the running link named name, nil when there is none (a
+// rule's action asks at every firing: a reload may have rebuilt the link).
+func (a *Agent) linkFor(name string) any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.links {
+		if r.cfg.Name == name && r.link != nil {
+			return r.link
+		}
+	}
+	return nil
 }
 
 func setRoots(env *sensors.Env) {
@@ -206,6 +225,7 @@ func (a *Agent) buildLink(cfg *config.Config, l config.Link, since time.Time) *l
 	if err != nil {
 		return fail(err)
 	}
+	r.link = link
 	a.attachMonitor(l.Name, link)
 	b := cfg.Backoff
 	if l.Backoff != nil {
@@ -321,6 +341,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.startLink(r)
 	}
 	stopInference := a.runInference(linkCtx)
+	stopRules := a.runRules(linkCtx)
 
 	n := a.opts.Notifier
 	if n == nil {
@@ -351,6 +372,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent stopping")
 	stopWD()
 	wdWG.Wait()
+	stopRules() // first: a recording a rule started is stopped while its link runs
 	stopLinks()
 	done := make(chan struct{})
 	go func() {
@@ -462,5 +484,6 @@ func (a *Agent) Snapshot() status.Snapshot {
 		}
 	}
 	s.Inference = a.inferenceStatus()
+	s.Rules = a.rulesStatus()
 	return s
 }

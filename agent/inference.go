@@ -183,3 +183,42 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// runRules starts the rules (rules[]); the returned function stops them,
+// which stops the recordings they started, and waits.
+func (a *Agent) runRules(ctx context.Context) (stop func()) {
+	if a.rules == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.rules.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// rulesStatus is the rules' part of /status.
+func (a *Agent) rulesStatus() []status.RuleStatus {
+	if a.rules == nil {
+		return nil
+	}
+	var out []status.RuleStatus
+	for _, r := range a.rules.Status() {
+		rs := status.RuleStatus{Name: r.Name, Model: r.Model, Label: r.Label, MinScore: r.MinScore,
+			ForSeconds: r.For.Seconds(), MinIntervalSeconds: r.MinInterval.Seconds(), State: r.State,
+			Results: r.Results, Fired: r.Fired, Suppressed: r.Suppressed, LastFired: r.LastFired,
+			LastScore: r.LastScore, LastError: a.opts.Secrets.Peer(r.LastError, maxStatusText),
+			Actions: []status.ActionStatus{}}
+		for _, ac := range r.Actions {
+			rs.Actions = append(rs.Actions, status.ActionStatus{Do: ac.Do, Link: ac.Link, OK: ac.OK, Failed: ac.Failed,
+				LastAt: ac.LastAt, LastError: a.opts.Secrets.Peer(ac.LastError, maxStatusText)})
+		}
+		out = append(out, rs)
+	}
+	return out
+}

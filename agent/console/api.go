@@ -149,6 +149,16 @@ func (c *Console) sensorViews(snap status.Snapshot) []SensorView {
 	return out
 }
 
+// handleRules is GET /api/rules: the rules of /status (an empty list
+// without any).
+func (c *Console) handleRules(w http.ResponseWriter, r *http.Request) {
+	rules := c.opts.Snapshot().Rules
+	if rules == nil {
+		rules = []status.RuleStatus{}
+	}
+	writeJSON(w, rules)
+}
+
 func (c *Console) handleSensors(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, c.sensorViews(c.opts.Snapshot()))
 }

@@ -48,6 +48,9 @@ type Snapshot struct {
 	// Inference lists the on-device models (`inference[]`); absent
 	// without any.
 	Inference []InferenceStatus `json:"inference,omitempty"`
+	// Rules lists the rules (`rules[]`) on the models' results; absent
+	// without any.
+	Rules []RuleStatus `json:"rules,omitempty"`
 }
 
 // ReloadStatus is what one configuration reload did. A refused file
@@ -365,6 +368,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range inferenceDescs {
 		ch <- d
 	}
+	for _, d := range ruleDescs {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -414,4 +420,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descStalls, float64(x.Stalls), x.Name, x.Kind)
 	}
 	collectInference(ch, s)
+	collectRules(ch, s)
 }

@@ -189,6 +189,19 @@
     }
   }
 
+  function renderRules(list) {
+    const body = $('#rules tbody');
+    if (!body) return;
+    body.replaceChildren(...list.map(r => h('tr', { dataset: { rule: r.name } },
+      h('td', null, r.name),
+      h('td', null, `${r.model}: ${r.label} ≥ ${r.min_score}` + (r.for_seconds ? ` for ${r.for_seconds} s` : '')),
+      h('td', { class: 'state s-' + r.state }, r.state, r.last_error ? h('span', { class: 'error' }, ' ' + r.last_error) : ''),
+      h('td', null, r.last_score.toFixed(2)), h('td', null, r.fired), h('td', null, r.suppressed),
+      h('td', null, r.last_fired ? h('span', { dataset: { ago: r.last_fired } }, fmtAgo(r.last_fired)) : '–'),
+      h('td', null, ...r.actions.map(a => h('span', { class: 'action' }, `${a.do} → ${a.link}: ${a.ok} ok`,
+        a.failed ? h('span', { class: 'error' }, `, ${a.failed} failed` + (a.last_error ? ` (${a.last_error})` : '')) : '', ' '))))));
+  }
+
   // ---- polling -------------------------------------------------------------
   let polling = false;
   async function poll() {
@@ -200,6 +213,8 @@
         const [links, sensors] = await Promise.all([api('GET', '/api/links'), api('GET', '/api/sensors')]);
         renderLinks(links);
         renderSensors(sensors);
+      } else if (v === 'signals') {
+        if ($('#rules')) renderRules(await api('GET', '/api/rules'));
       } else if (v === 'camera') {
         renderSensors(await api('GET', '/api/sensors'));
       } else if (v === 'capture') {
