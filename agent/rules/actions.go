@@ -29,7 +29,7 @@ type action struct {
 	run func(ctx context.Context, f firing) error
 
 	until time.Time // rtm.record: when the recording is stopped (zero: none running)
-	rec   Recorder
+	rec   Recorder  // rtm.record: the link that started it
 
 	mu         sync.Mutex
 	ok, failed uint64
@@ -37,51 +37,81 @@ type action struct {
 	lastAt     time.Time
 }
 
-// newAction binds cfg to its link.
-func (e *Engine) newAction(cfg config.Action, link any) (*action, error) {
+// newAction binds cfg to its link, which is looked up anew at every firing
+// (a reload may have rebuilt it). The link must be able to carry the
+// action out now.
+func (e *Engine) newAction(cfg config.Action) (*action, error) {
 	a := &action{cfg: cfg}
-	missing := func(what string) error {
-		if link == nil {
-			return fmt.Errorf("%s: link %q is not running", cfg.Do, cfg.Link)
-		}
-		return fmt.Errorf("%s: link %q (%T) cannot %s", cfg.Do, cfg.Link, link, what)
-	}
+	var check func(any) bool
 	switch cfg.Do {
 	case config.ActionRecord:
-		rec, ok := link.(Recorder)
-		if !ok {
-			return nil, missing("record")
+		check = func(l any) bool { _, ok := l.(Recorder); return ok }
+		a.run = func(context.Context, firing) error {
+			rec, err := bind[Recorder](e, cfg, "record")
+			if err != nil {
+				return err
+			}
+			return a.startRecording(rec, e.o.Clock.Now())
 		}
-		a.rec = rec
-		a.run = func(context.Context, firing) error { return a.startRecording(e.o.Clock.Now()) }
 	case config.ActionUploadStill:
-		up, ok := link.(StillUploader)
-		if !ok {
-			return nil, missing("upload stills")
+		check = func(l any) bool { _, ok := l.(StillUploader); return ok }
+		a.run = func(ctx context.Context, f firing) error {
+			up, err := bind[StillUploader](e, cfg, "upload stills")
+			if err != nil {
+				return err
+			}
+			return e.uploadStill(ctx, up, cfg, f)
 		}
-		a.run = func(ctx context.Context, f firing) error { return e.uploadStill(ctx, up, cfg, f) }
 	case config.ActionMessage:
-		m, ok := link.(Messenger)
-		if !ok {
-			return nil, missing("send messages")
+		check = func(l any) bool { _, ok := l.(Messenger); return ok }
+		a.run = func(ctx context.Context, f firing) error {
+			m, err := bind[Messenger](e, cfg, "send messages")
+			if err != nil {
+				return err
+			}
+			return m.SendMessage(ctx, message(cfg, f))
 		}
-		a.run = func(ctx context.Context, f firing) error { return m.SendMessage(ctx, message(cfg, f)) }
 	default:
 		return nil, fmt.Errorf("unknown action %q", cfg.Do)
 	}
+	if l := e.links(cfg.Link); !check(l) {
+		_, err := bindLink[struct{ notALink }](l, cfg, "do it")
+		return nil, err
+	}
 	return a, nil
+}
+
+// notALink is no link's type: binding to it explains why a link is not
+// usable.
+type notALink struct{}
+
+// bind returns the action's link as T.
+func bind[T any](e *Engine, cfg config.Action, what string) (T, error) {
+	return bindLink[T](e.links(cfg.Link), cfg, what)
+}
+
+func bindLink[T any](link any, cfg config.Action, what string) (T, error) {
+	t, ok := link.(T)
+	switch {
+	case ok:
+		return t, nil
+	case link == nil:
+		return t, fmt.Errorf("%s: link %q is not running", cfg.Do, cfg.Link)
+	default:
+		return t, fmt.Errorf("%s: link %q (%T) cannot %s", cfg.Do, cfg.Link, link, what)
+	}
 }
 
 // startRecording starts a recording, or extends the one this action started, to
 // run for cfg.For from now. A link without a session keeps the wish and
 // starts recording when its next session is up (rtm.ErrNoSession), which
 // counts as done.
-func (a *action) startRecording(now time.Time) error {
-	err := a.rec.StartRecording()
+func (a *action) startRecording(rec Recorder, now time.Time) error {
+	err := rec.StartRecording()
 	if err != nil && !errors.Is(err, rtm.ErrNoSession) {
 		return err
 	}
-	a.until = now.Add(a.cfg.For.D())
+	a.rec, a.until = rec, now.Add(a.cfg.For.D())
 	return nil
 }
 

@@ -85,29 +85,33 @@ func (o Options) withDefaults() Options {
 // goroutine.
 type Engine struct {
 	hub   Hub
+	links func(name string) any
 	o     Options
 	rules []*rule
 }
 
-// New builds the rules of cfgs on hub and links (link name → link). It
-// fails when an action's link is missing or cannot carry the action out:
-// the config names links that are built, so that is a programming error
-// or a disabled link, which config validation already refuses.
-func New(cfgs []config.Rule, hub Hub, links map[string]any, o Options) (*Engine, error) {
+// New builds the rules of cfgs on hub; links returns the running link of a
+// name (nil when there is none), asked at every firing since a reload may
+// rebuild a link. A rule whose action's link is not running or cannot
+// carry the action out is failed with the reason (in the log and Status)
+// and does not run; the others do.
+func New(cfgs []config.Rule, hub Hub, links func(name string) any, o Options) *Engine {
 	o = o.withDefaults()
-	e := &Engine{hub: hub, o: o}
+	e := &Engine{hub: hub, links: links, o: o}
 	for _, c := range cfgs {
 		r := &rule{cfg: c, e: e, log: o.Logger.With("rule", c.Name), state: StateWaiting, armed: true}
 		for _, ac := range c.Then {
-			a, err := e.newAction(ac, links[ac.Link])
+			a, err := e.newAction(ac)
 			if err != nil {
-				return nil, fmt.Errorf("rule %s: %w", c.Name, err)
+				r.state, r.lastErr, r.failed = StateFailed, err.Error(), true
+				r.log.Error("rule cannot run", "err", err)
+				break
 			}
 			r.actions = append(r.actions, a)
 		}
 		e.rules = append(e.rules, r)
 	}
-	return e, nil
+	return e
 }
 
 // Run runs every rule until ctx ends, then stops any recording a rule
@@ -115,7 +119,9 @@ func New(cfgs []config.Rule, hub Hub, links map[string]any, o Options) (*Engine,
 func (e *Engine) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, r := range e.rules {
-		wg.Go(func() { r.run(ctx) })
+		if !r.failed {
+			wg.Go(func() { r.run(ctx) })
+		}
 	}
 	wg.Wait()
 }
@@ -131,11 +137,12 @@ func (e *Engine) Status() []Status {
 
 // Rule states (Status.State).
 const (
-	StateWaiting = "waiting" // no result from the model yet
-	StateArmed   = "armed"   // the label is below min_score; the next episode fires
-	StateHolding = "holding" // the label is above min_score, for less than `for`
-	StateFired   = "fired"   // this episode fired (or was suppressed); waiting for it to end
-	StateNoLabel = "no-label"
+	StateWaiting = "waiting"  // no result from the model yet
+	StateArmed   = "armed"    // the label is below min_score; the next episode fires
+	StateHolding = "holding"  // the label is above min_score, for less than `for`
+	StateFired   = "fired"    // this episode fired (or was suppressed); waiting for it to end
+	StateNoLabel = "no-label" // the model has no such label
+	StateFailed  = "failed"   // an action's link cannot carry it out; the rule does not run
 )
 
 // Status is one rule in /status.
@@ -175,6 +182,7 @@ type rule struct {
 	e       *Engine
 	log     *slog.Logger
 	actions []*action
+	failed  bool // set by New: the rule does not run
 
 	// Owned by run's goroutine.
 	since    time.Time // when the label reached min_score in this episode

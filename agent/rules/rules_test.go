@@ -119,11 +119,13 @@ func newRig(t *testing.T, rule config.Rule) *rig {
 	r := &rig{src: &results{labels: []string{"empty", "visitor"}, in: make(chan sensors.Sample)}, links: &links{}, logs: logs,
 		t0: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}
 	h := agenttest.Hub(t, log, r.src)
-	eng, err := rules.New([]config.Rule{rule}, h, map[string]any{"live": r.links, "fio": r.links, "cams": r.links},
-		rules.Options{Logger: log, ActionTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
+	lookup := func(name string) any {
+		if slices.Contains([]string{"live", "fio", "cams"}, name) {
+			return r.links
+		}
+		return nil
 	}
+	eng := rules.New([]config.Rule{rule}, h, lookup, rules.Options{Logger: log, ActionTimeout: time.Second})
 	r.eng = eng
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -293,20 +295,36 @@ func TestRuleWithoutTheLabel(t *testing.T) {
 	}
 }
 
-// TestNewRefusesALinkThatCannot: an action on a link that lacks the method
-// (or is not running) is refused when the rules are built.
-func TestNewRefusesALinkThatCannot(t *testing.T) {
-	h := agenttest.Hub(t, nil, &results{labels: []string{"a"}, in: make(chan sensors.Sample)})
-	for _, tc := range []struct {
-		links map[string]any
-		want  string
-	}{
-		{map[string]any{"live": struct{}{}}, `rtm.record: link "live" (struct {}) cannot record`},
-		{map[string]any{}, `rtm.record: link "live" is not running`},
-	} {
-		_, err := rules.New([]config.Rule{visitorRule(config.Action{Do: config.ActionRecord, Link: "live"})}, h, tc.links, rules.Options{})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("New = %v, want %q", err, tc.want)
+// TestRuleFailsOnALinkThatCannot: an action on a link that lacks the
+// method (or is not running) fails its rule with the reason when the rules
+// are built; the other rules run.
+func TestRuleFailsOnALinkThatCannot(t *testing.T) {
+	src := &results{labels: []string{"visitor"}, in: make(chan sensors.Sample)}
+	h := agenttest.Hub(t, nil, src)
+	ok := &links{}
+	lookup := map[string]any{"live": struct{}{}, "cams": ok}
+	bad, gone, good := visitorRule(config.Action{Do: config.ActionRecord, Link: "live"}),
+		visitorRule(config.Action{Do: config.ActionRecord, Link: "old"}),
+		visitorRule(config.Action{Do: config.ActionMessage, Link: "cams", Msg: "m"})
+	bad.Name, gone.Name, good.Name = "bad", "gone", "good"
+	good.When.For = 0
+	eng := rules.New([]config.Rule{bad, gone, good}, h, func(n string) any { return lookup[n] }, rules.Options{})
+	st := eng.Status()
+	for i, want := range []string{`rtm.record: link "live" (struct {}) cannot do it`, `rtm.record: link "old" is not running`} {
+		if st[i].State != rules.StateFailed || !strings.Contains(st[i].LastError, want) {
+			t.Errorf("rule %s: %s %q, want failed with %q", st[i].Name, st[i].State, st[i].LastError, want)
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eng.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	src.in <- sensors.Sample{Class: sensors.Inference, Time: time.Now(), Values: []float64{0.9}}
+	agenttest.Eventually(t, "the good rule fired", func() bool { return eng.Status()[2].Fired == 1 })
 }
