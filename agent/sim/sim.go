@@ -18,11 +18,18 @@ import (
 	"github.com/edge-agent/edge-agent/agent/kinds"
 	"github.com/edge-agent/edge-agent/sensors/synthetic"
 	"github.com/edge-agent/edge-agent/transport"
+	"github.com/edge-agent/edge-agent/transport/rtm"
 )
 
 // Clouds is a running set of fakes, one per link kind in table order.
 type Clouds struct {
 	Services []transport.SimService
+	// ModelProgram, when set, is a program that runs as a fake .eim model
+	// when started under a name ending in ".eim" with a model trailer
+	// (agent/infer/eimfake): `edge-agent demo` sets its own executable.
+	// With it the demo's config adds an image model on the camera and a
+	// rule that acts on the links (WriteDemoModel); without it, neither.
+	ModelProgram string
 }
 
 // Start starts the fake of every link kind on host (e.g. "127.0.0.1") with
@@ -66,7 +73,10 @@ func DemoSensors() []config.Sensor {
 	return []config.Sensor{
 		mk("accel", synthetic.SignalMotion, func(c *synthetic.Config) { c.Frequencies = []float64{100, 62.5}; c.Noise = 0.05 }),
 		mk("mic", synthetic.SignalAudio, nil),
-		mk("cam", synthetic.SignalCamera, func(c *synthetic.Config) { c.FPS = 5 }),
+		mk("cam", synthetic.SignalCamera, func(c *synthetic.Config) {
+			c.FPS = 5
+			c.VisitorEvery, c.VisitorFor = DemoVisitorEvery, DemoVisitorFor
+		}),
 		mk("video", synthetic.SignalH264, nil),
 	}
 }
@@ -98,6 +108,18 @@ func (c *Clouds) WriteDemoConfig(dir string, st config.Status) (*config.Config, 
 		b.SetDefaults() // the fake sets what matters; the kind fills the rest
 		l := config.Link{Name: svc.Kind(), Kind: svc.Kind(), Block: b}
 		cfg.Links = append(cfg.Links, l)
+	}
+	if c.ModelProgram != "" {
+		model, err := WriteDemoModel(dir, c.ModelProgram, cfg.Sensors)
+		if err != nil {
+			return nil, "", fmt.Errorf("demo config: %w", err)
+		}
+		cfg.Inference, cfg.Rules = DemoInference(model)
+		for _, l := range cfg.Links {
+			if r, ok := l.Block.(*rtm.Config); ok {
+				r.Record.Start = "manual" // the demo's rule starts the recordings
+			}
+		}
 	}
 	data, err := yaml.Marshal(&cfg)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 
@@ -31,6 +32,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFatal
 	}
 	defer clouds.Close()
+	clouds.ModelProgram = demoModelProgram(log)
 	enc := json.NewEncoder(stdout)
 	for _, s := range clouds.Services {
 		_ = enc.Encode(map[string]any{"service": s.Kind(), "urls": s.URLs()})
@@ -83,6 +85,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFatal
 	}
 	defer clouds.Close()
+	clouds.ModelProgram = demoModelProgram(log)
 
 	ln, err := net.Listen("tcp", *statusAddr)
 	if err != nil {
@@ -105,8 +108,24 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		b, _ := json.Marshal(s.URLs())
 		fmt.Fprintf(stdout, "  fake %-12s %s\n", s.Kind(), b)
 	}
+	if len(cfg.Rules) > 0 {
+		fmt.Fprintf(stdout, "  a visitor walks into the camera every %s: model %q sees it, rule %q records over RTM, uploads the frame to Frame.io and messages the camera server\n",
+			sim.DemoVisitorEvery, sim.DemoModelName, sim.DemoRuleName)
+	}
 	fmt.Fprintln(stdout, "press Ctrl-C to stop")
 	return runAgent(ctx, cfg, log, agent.Options{StatusListener: ln}, stderr)
+}
+
+// demoModelProgram is this executable, which runs as the demo's model when
+// started under a .eim name (main's demoModel), or "" (no model in the
+// demo) when it cannot be found.
+func demoModelProgram(log *slog.Logger) string {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("demo: no model (this executable cannot be found)", "err", err)
+		return ""
+	}
+	return exe
 }
 
 // freeAddr resolves port 0 in addr to a port free now, so that the config

@@ -16,7 +16,6 @@
 package eimfake
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -141,22 +140,38 @@ func Trailer(cfg *Config) ([]byte, error) {
 	return append(append(js, n[:]...), Magic...), nil
 }
 
-// ReadTrailer reads the configuration appended to the file at exe.
+// ReadTrailer reads the configuration appended to the file at exe, reading
+// only the file's tail (the demo's model is a copy of the whole agent).
 func ReadTrailer(exe string) (*Config, error) {
-	b, err := os.ReadFile(exe)
+	f, err := os.Open(exe)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.HasSuffix(b, []byte(Magic)) || len(b) < 16 {
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	var tail [16]byte
+	if st.Size() < 16 {
 		return nil, errors.New("no configuration trailer")
 	}
-	n := binary.LittleEndian.Uint64(b[len(b)-16:])
-	end := len(b) - 16
-	if n > uint64(end) {
+	if _, err := f.ReadAt(tail[:], st.Size()-16); err != nil {
+		return nil, err
+	}
+	if string(tail[8:]) != Magic {
+		return nil, errors.New("no configuration trailer")
+	}
+	n := binary.LittleEndian.Uint64(tail[:8])
+	if n > uint64(st.Size()-16) || n > 1<<20 {
 		return nil, errors.New("bad trailer")
 	}
+	js := make([]byte, n)
+	if _, err := f.ReadAt(js, st.Size()-16-int64(n)); err != nil {
+		return nil, err
+	}
 	cfg := &Config{Score: 0.9}
-	if err := json.Unmarshal(b[end-int(n):end], cfg); err != nil {
+	if err := json.Unmarshal(js, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil
