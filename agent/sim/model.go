@@ -138,7 +138,6 @@ func meanFeature(frame []byte) (float64, error) {
 	return sum / float64(b.Dx()*b.Dy()), nil
 }
 
-
 // copyWith writes program followed by tail to path, executable, replacing
 // it whole.
 func copyWith(path, program string, tail []byte) error {
