@@ -225,6 +225,13 @@ func (c *Config) validateAction(v *conf.Validator, a *Action) {
 		return
 	}
 	a.Link = c.actionLink(v, kind, a.Link)
+	if a.Do == ActionRecord {
+		for _, l := range c.Links {
+			if r, ok := l.Block.(interface{ RecordsAlways() bool }); ok && l.Name == a.Link && r.RecordsAlways() {
+				v.Warnf("link", "rtm link %q records all the time (record.start: auto): the rule's recording stops it after %s; set record.start: manual", a.Link, a.For.D())
+			}
+		}
+	}
 	if a.For != 0 && a.Do != ActionRecord {
 		v.Errorf("for", "only rtm.record takes for")
 	}

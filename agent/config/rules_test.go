@@ -177,6 +177,22 @@ func TestRulesConfigProblems(t *testing.T) {
 	}
 }
 
+// TestRulesWarnOfAnAlwaysRecordingLink: a rule that records on a link that
+// records on its own would stop that recording; the config says so.
+func TestRulesWarnOfAnAlwaysRecordingLink(t *testing.T) {
+	cfg, err := config.Parse("c.yaml", []byte(strings.Replace(rulesBase, "start: manual", "start: auto", 1)+`
+  - name: r
+    model: people
+    when: {label: x}
+    then: [rtm.record]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(cfg.Warnings, "\n"); !strings.Contains(w, `rules[0].then[0].link: rtm link "live" records all the time`) {
+		t.Errorf("warnings:\n%s", w)
+	}
+}
+
 // TestRulesNeedOneLinkOfTheKind: without link, an action needs exactly one
 // enabled link of its kind.
 func TestRulesNeedOneLinkOfTheKind(t *testing.T) {

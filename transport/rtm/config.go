@@ -141,3 +141,8 @@ func (c *Config) SensorNames() map[string]string {
 	}
 	return out
 }
+
+// RecordsAlways reports whether the link records on its own (record.start
+// auto): a rule's rtm.record would then stop that recording after its time
+// (agent/config warns).
+func (c *Config) RecordsAlways() bool { return c.Record.Start != "manual" }
