@@ -303,6 +303,25 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 		r.record()
 	})
 
+	t.Run("models and rules apply at the next restart", func(t *testing.T) {
+		r.doc["inference"] = []any{map[string]any{"name": "people", "sensor": "cam", "model": "/nonexistent/people.eim"}}
+		r.doc["rules"] = []any{map[string]any{"name": "seen", "model": "people", "when": map[string]any{"label": "person"},
+			"then": []any{map[string]any{"camserver.message": map[string]any{"msg": "seen"}}}}}
+		r.write()
+		st := r.reload()
+		if !same(st.NeedsRestart, []string{"inference", "rules"}) || len(st.Links.Restarted) != 0 || len(st.Links.Added) != 0 {
+			t.Errorf("reload status %+v, want inference and rules needing a restart and no link touched", st)
+		}
+		if snap := r.a.Snapshot(); len(snap.Inference) != 0 || len(snap.Rules) != 0 {
+			t.Errorf("/status shows models %v and rules %v before a restart", snap.Inference, snap.Rules)
+		}
+		r.untouched(all...)
+		delete(r.doc, "inference")
+		delete(r.doc, "rules")
+		r.write()
+		r.reload()
+	})
+
 	t.Run("link and sensor added, then removed", func(t *testing.T) {
 		fake, err := eitest.New(eitest.Options{})
 		if err != nil {
