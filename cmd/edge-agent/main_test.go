@@ -454,6 +454,17 @@ func checkDemoRule(t *testing.T, base string, stderr *logxtest.Buffer) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	metrics := get(t, base+"/metrics")
+	for _, want := range []string{`edge_agent_rule_fired_total{label="visitor",model="visitor-detector",rule="visitor"}`,
+		`edge_agent_rule_actions_total{action="frameio.upload_still",link="frameio",outcome="ok",rule="visitor"}`,
+		`edge_agent_inference_label_total{label="visitor",model="visitor-detector"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if page := get(t, base+"/"); !strings.Contains(page, `<tr data-rule="visitor">`) {
+		t.Errorf("the console's page does not list the rule")
+	}
 	for _, want := range []string{`msg="rule fired" rule=visitor model=visitor-detector label=visitor`,
 		`msg="rtm recording started"`, `msg="frameio fake: asset complete" name=visitor_visitor_`, `msg="camserver fake: message"`} {
 		agenttest.Eventually(t, want, func() bool { return strings.Contains(stderr.String(), want) })
