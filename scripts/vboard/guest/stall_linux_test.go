@@ -161,6 +161,8 @@ func commandCamConfig(t *testing.T, path, script string) string {
 		t.Fatalf("the sim's config has %d camserver links", len(links))
 	}
 	cfg["links"] = links
+	delete(cfg, "inference") // the demo's model and rule need the synthetic camera and every link
+	delete(cfg, "rules")
 	cfg["log"] = map[string]any{"level": "info", "format": "text"}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
