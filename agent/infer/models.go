@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -68,6 +69,17 @@ type ModelsOptions struct {
 	Variant string // int8 | float32 | "" (the project's default)
 	Dir     string // the cache: state_dir/models/<name>
 
+	// MaxBytes bounds one download (default edgeimpulse.MaxModelBytes):
+	// the bytes past it are never written, whatever the Studio client
+	// lets through.
+	MaxBytes int64
+	// StallTimeout abandons a download that receives no byte for this
+	// long, and bounds the whole question for the newest deployment (a
+	// small JSON answer); default DefaultStallTimeout. A peer that stops
+	// sending mid-body cannot hold the update, and every later one, for
+	// good.
+	StallTimeout time.Duration
+
 	Clock  clock.Clock
 	Logger *slog.Logger
 }
@@ -92,12 +104,24 @@ type Models struct {
 	ok        bool          // cur is usable
 	changed   chan struct{} // closed when cur is replaced
 	lastErr   string        // the last update's failure, "" after a success
+	failures  uint64        // updates that failed
 	lastCheck time.Time
 	localStat os.FileInfo // the local file as last hashed
 }
 
 // manifestName is the cache's commit record.
 const manifestName = "current.json"
+
+// DefaultStallTimeout is how long a download may receive nothing: the
+// Studio client's wait for response headers.
+const DefaultStallTimeout = 2 * time.Minute
+
+// ErrTooLarge is wrapped when a download passes ModelsOptions.MaxBytes.
+var ErrTooLarge = errors.New("model over the size bound")
+
+// ErrStalled is wrapped when a download received nothing for
+// ModelsOptions.StallTimeout.
+var ErrStalled = errors.New("download stalled")
 
 // NewModels opens the model source. A cached download whose file is
 // missing or does not match its hash is dropped (and fetched again by the
@@ -111,6 +135,12 @@ func NewModels(o ModelsOptions) (*Models, error) {
 	}
 	if o.Target == "" {
 		o.Target = Target()
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = edgeimpulse.MaxModelBytes
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
 	}
 	m := &Models{o: o, changed: make(chan struct{})}
 	switch {
@@ -215,13 +245,14 @@ type ModelsStatus struct {
 	OK        bool
 	LastError string
 	LastCheck time.Time
+	Failures  uint64 // updates that failed since the source was opened
 }
 
 // Status returns the source's state.
 func (m *Models) Status() ModelsStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return ModelsStatus{Current: m.cur, OK: m.ok, LastError: m.lastErr, LastCheck: m.lastCheck}
+	return ModelsStatus{Current: m.cur, OK: m.ok, LastError: m.lastErr, LastCheck: m.lastCheck, Failures: m.failures}
 }
 
 // Update asks Studio for the newest deployment and, when it is not the
@@ -253,6 +284,7 @@ func (m *Models) Update(ctx context.Context) (ModelFile, bool, error) {
 	m.lastCheck = m.o.Clock.Now()
 	if err != nil {
 		m.lastErr = err.Error()
+		m.failures++
 		return ModelFile{}, false, err
 	}
 	m.lastErr = ""
@@ -270,7 +302,7 @@ func (m *Models) Update(ctx context.Context) (ModelFile, bool, error) {
 // fetch downloads the newest deployment unless it is already current, and
 // commits it to the cache. Called with upd held.
 func (m *Models) fetch(ctx context.Context) (ModelFile, bool, error) {
-	d, err := m.o.Studio.Deployment(ctx, m.o.Target, m.o.Variant)
+	d, err := m.deployment(ctx)
 	if err != nil {
 		return ModelFile{}, false, err
 	}
@@ -285,11 +317,9 @@ func (m *Models) fetch(ctx context.Context) (ModelFile, bool, error) {
 		return ModelFile{}, false, fmt.Errorf("models: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
-	h := sha256.New()
-	head := &headWriter{max: 64}
-	n, err := m.o.Studio.Download(ctx, d, io.MultiWriter(tmp, h, head))
+	n, h, head, err := m.download(ctx, d, tmp)
 	if err == nil {
-		err = checkExecutable(head.b)
+		err = checkExecutable(head)
 	}
 	if err == nil {
 		err = tmp.Chmod(0o700)
@@ -331,6 +361,34 @@ func (m *Models) fetch(ctx context.Context) (ModelFile, bool, error) {
 	}
 	m.prune(f.Name)
 	return f, true, nil
+}
+
+// deployment asks Studio for the newest deployment, within StallTimeout.
+func (m *Models) deployment(ctx context.Context) (edgeimpulse.Deployment, error) {
+	qctx, cancel := context.WithTimeout(ctx, m.o.StallTimeout)
+	defer cancel()
+	d, err := m.o.Studio.Deployment(qctx, m.o.Target, m.o.Variant)
+	if err != nil && qctx.Err() != nil && ctx.Err() == nil {
+		return d, fmt.Errorf("models: no answer about the deployment in %v: %w", m.o.StallTimeout, err)
+	}
+	return d, err
+}
+
+// download writes deployment d to tmp, bounded in size and in silence,
+// and returns its size, hash and first bytes.
+func (m *Models) download(ctx context.Context, d edgeimpulse.Deployment, tmp io.Writer) (int64, hash.Hash, []byte, error) {
+	dctx, watch := watchStall(ctx, m.o.StallTimeout)
+	meter := &meter{max: m.o.MaxBytes, watch: watch}
+	h := sha256.New()
+	head := &headWriter{max: 64}
+	// The meter first: a write past the bound reaches neither the file
+	// nor the hash.
+	n, err := m.o.Studio.Download(dctx, d, io.MultiWriter(meter, tmp, h, head))
+	stalled := watch.stop()
+	if err != nil && stalled && ctx.Err() == nil {
+		err = fmt.Errorf("%w: no data for %v after %d bytes: %w", ErrStalled, m.o.StallTimeout, meter.n, err)
+	}
+	return n, h, head.b, err
 }
 
 // writeManifest commits f as the current model (atomic replace).
@@ -418,6 +476,77 @@ func short(sum string) string {
 		return sum[:12]
 	}
 	return sum
+}
+
+// meter counts a download's bytes, refuses a write that would take them
+// past max, and tells the stall watch that data came.
+type meter struct {
+	max, n int64
+	watch  *stallWatch
+}
+
+func (w *meter) Write(p []byte) (int, error) {
+	if w.n+int64(len(p)) > w.max {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, w.max)
+	}
+	w.n += int64(len(p))
+	w.watch.progress()
+	return len(p), nil
+}
+
+// stallWatch cancels a download's context once no data came for a while.
+// It runs on the wall clock, like the transport's own timeouts: a fake
+// clock in tests must not cut real sockets.
+//
+// Concurrency: progress is called by the download's goroutine; stop, once,
+// by the owner after the download returned; it ends the watch's goroutine
+// and waits for it.
+type stallWatch struct {
+	tick    chan struct{}
+	done    chan struct{}
+	exited  chan struct{}
+	stalled bool // set by run before exited closes
+}
+
+// watchStall starts a watch over ctx that cancels the returned context
+// after d without progress.
+func watchStall(ctx context.Context, d time.Duration) (context.Context, *stallWatch) {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &stallWatch{tick: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	go w.run(cancel, d)
+	return ctx, w
+}
+
+func (w *stallWatch) run(cancel context.CancelFunc, d time.Duration) {
+	defer close(w.exited)
+	defer cancel()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.tick:
+			t.Reset(d)
+		case <-t.C:
+			w.stalled = true
+			return
+		case <-w.done:
+			return
+		}
+	}
+}
+
+func (w *stallWatch) progress() {
+	select {
+	case w.tick <- struct{}{}:
+	default: // one pending tick is enough
+	}
+}
+
+// stop ends the watch and reports whether it cut the download.
+func (w *stallWatch) stop() bool {
+	close(w.done)
+	<-w.exited
+	return w.stalled
 }
 
 // headWriter keeps the first max bytes written.

@@ -239,6 +239,7 @@ func (s *Server) Close() error {
 		s.stallCh = nil
 	}
 	s.mu.Unlock()
+	s.st.releaseHeld()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)

@@ -32,6 +32,40 @@ type studio struct {
 	deploys   map[string]deployment // by target
 	version   int                   // the project's deployment counter
 	downloads []Download
+	fault     DownloadFault
+	held      int           // downloads FailDownloads' Hold has stalled
+	release   chan struct{} // closed by Close: held downloads end
+}
+
+// DownloadFault makes model downloads fail the ways a broken or hostile
+// Studio (or a proxy in between) can; the zero value serves them whole.
+type DownloadFault struct {
+	// Length is the Content-Length announced when > 0, a lie when it is
+	// not the model's size; -1 announces none (the body goes chunked).
+	Length int64
+	// Cut sends only the model's first Cut bytes when > 0.
+	Cut int
+	// Hold keeps the response open after what was sent, sending nothing
+	// more, until the client gives up or the server closes: a stall.
+	// Without it the handler returns, and a body shorter than its
+	// Content-Length closes the connection.
+	Hold bool
+}
+
+// FailDownloads applies f to every model download from now on
+// (DownloadFault{} serves them whole again).
+func (s *Server) FailDownloads(f DownloadFault) {
+	s.st.mu.Lock()
+	s.st.fault = f
+	s.st.mu.Unlock()
+}
+
+// HeldDownloads counts the downloads a Hold fault has stalled so far; Wait
+// wakes when it grows.
+func (s *Server) HeldDownloads() int {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	return s.st.held
 }
 
 type deployment struct {
@@ -136,14 +170,61 @@ func (s *Server) studioDownload(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		s.st.downloads = append(s.st.downloads, Download{Target: target, Version: d.version, Size: len(d.model), At: time.Now()})
 	}
+	f := s.st.fault
 	s.st.mu.Unlock()
 	if !ok {
 		studioJSON(w, http.StatusNotFound, map[string]any{"success": false, "error": "No deployment for " + target})
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(len(d.model)))
-	_, _ = w.Write(d.model)
+	switch {
+	case f.Length > 0:
+		w.Header().Set("Content-Length", strconv.FormatInt(f.Length, 10))
+	case f.Length == 0:
+		w.Header().Set("Content-Length", strconv.Itoa(len(d.model)))
+	}
+	body := d.model
+	if f.Cut > 0 && f.Cut < len(body) {
+		body = body[:f.Cut]
+	}
+	_, _ = w.Write(body)
+	if f.Hold {
+		s.holdDownload(w, r)
+	}
+}
+
+// holdDownload sends what was written and then nothing, until the client
+// goes away or Close.
+func (s *Server) holdDownload(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).Flush()
+	s.st.mu.Lock()
+	s.st.held++
+	if s.st.release == nil {
+		s.st.release = make(chan struct{})
+	}
+	release := s.st.release
+	s.st.mu.Unlock()
+	s.mu.Lock()
+	s.notifyLocked()
+	s.mu.Unlock()
+	select {
+	case <-r.Context().Done():
+	case <-release:
+	}
+}
+
+// releaseHeld ends the downloads a Hold fault stalls, for Close.
+func (s *studio) releaseHeld() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.release == nil {
+		s.release = make(chan struct{})
+	}
+	select {
+	case <-s.release:
+	default:
+		close(s.release)
+	}
 }
 
 func studioJSON(w http.ResponseWriter, status int, v any) {
