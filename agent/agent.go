@@ -246,15 +246,16 @@ func (a *Agent) Config() *config.Config {
 	return a.cfg
 }
 
-// uploadQueues is each running link's spool, for the console's uploads
-// view (a reload may replace a link and its spool).
+// uploadQueues is the spool of each running link that delivers one (a
+// transport.Worker; rtm has none to show), for the console's uploads view
+// (a reload may replace a link and its spool).
 func (a *Agent) uploadQueues() []console.UploadQueue {
 	a.mu.Lock()
 	links := a.links
 	a.mu.Unlock()
 	var out []console.UploadQueue
 	for _, r := range links {
-		if r.spool != nil {
+		if _, delivers := r.link.(transport.Worker); r.spool != nil && delivers {
 			out = append(out, console.UploadQueue{Link: r.cfg.Name, Kind: r.cfg.Kind, Spool: r.spool})
 		}
 	}

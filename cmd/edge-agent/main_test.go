@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -461,6 +462,11 @@ func checkDemoRule(t *testing.T, base string, stderr *logxtest.Buffer) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	var queues []struct{ Link string }
+	getJSON(t, base+"/api/uploads", &queues)
+	if got := fmt.Sprint(queues); got != "[{edgeimpulse} {frameio} {camserver}]" {
+		t.Errorf("upload queues = %s, want those of the links that upload (not rtm's, which streams)", got)
 	}
 	if page := get(t, base+"/"); !strings.Contains(page, `<tr data-rule="visitor">`) {
 		t.Errorf("the console's page does not list the rule")
