@@ -148,7 +148,7 @@ func (a *Agent) inferenceStatus() []status.InferenceStatus {
 		st := r.stream.Status()
 		is := status.InferenceStatus{Name: st.Name, Sensor: st.Sensor, State: st.State, Source: st.Source,
 			Counts: st.Counts, Labels: []status.LabelStatus{}, LastResult: st.LastResult, LastError: st.LastError,
-			ModelError: st.Models.LastError, LastCheck: st.Models.LastCheck,
+			ModelError: st.Models.LastError, LastCheck: st.Models.LastCheck, ModelFailures: st.Models.Failures,
 			Latency: status.LatencyStatus{Bounds: st.Latency.Bounds, Counts: st.Latency.Counts, SumSeconds: st.Latency.Sum,
 				Count: st.Latency.Count, ModelSeconds: st.ModelSeconds}}
 		for _, l := range st.Labels {

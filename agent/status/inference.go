@@ -30,6 +30,8 @@ type InferenceStatus struct {
 	// was last asked (both absent for a local model).
 	ModelError string    `json:"model_error,omitempty"`
 	LastCheck  time.Time `json:"last_check,omitzero"`
+	// ModelFailures counts model updates (downloads) that failed.
+	ModelFailures uint64 `json:"model_failures,omitempty"`
 }
 
 // ModelStatus is the model file a stream runs and what it said about
