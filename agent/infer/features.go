@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/camjpeg"
@@ -576,8 +577,8 @@ func scale(dst []byte, dstW, dx, dy, w, h int, src []byte, srcW, sx, sy, sw2, sh
 		}
 		return
 	}
-	wy := areaWeights(sh2, h)
-	wx := areaWeights(sw2, w)
+	wy := weightsFor(sh2, h)
+	wx := weightsFor(sw2, w)
 	row := make([]float32, sw2*ch)
 	for y := 0; y < h; y++ {
 		clear(row)
@@ -603,6 +604,33 @@ func scale(dst []byte, dstW, dx, dy, w, h int, src []byte, srcW, sx, sy, sw2, sh
 type tap struct {
 	i int
 	w float32
+}
+
+// weights keeps the tables areaWeights built: a stream resizes the same
+// sizes frame after frame. Tables are read-only once built; the cache is
+// cleared when it holds maxWeightTables (a stream sees a few sizes).
+var weights = struct {
+	sync.Mutex
+	m map[[2]int][][]tap
+}{m: map[[2]int][][]tap{}}
+
+const maxWeightTables = 32
+
+// weightsFor is areaWeights(n, m), built once per size pair. Safe for
+// concurrent use.
+func weightsFor(n, m int) [][]tap {
+	key := [2]int{n, m}
+	weights.Lock()
+	defer weights.Unlock()
+	if t, ok := weights.m[key]; ok {
+		return t
+	}
+	if len(weights.m) >= maxWeightTables {
+		clear(weights.m)
+	}
+	t := areaWeights(n, m)
+	weights.m[key] = t
+	return t
 }
 
 // areaWeights maps n source pixels onto m output pixels: output pixel j
