@@ -38,8 +38,9 @@ type action struct {
 }
 
 // newAction binds cfg to its link, which is looked up anew at every firing
-// (a reload may have rebuilt it). The link must be able to carry the
-// action out now.
+// (a reload may have rebuilt it, or built one that failed at start). A
+// running link must be able to carry the action out; one that is not
+// running only fails the firings until it runs.
 func (e *Engine) newAction(cfg config.Action) (*action, error) {
 	a := &action{cfg: cfg}
 	var check func(any) bool
@@ -74,7 +75,7 @@ func (e *Engine) newAction(cfg config.Action) (*action, error) {
 	default:
 		return nil, fmt.Errorf("unknown action %q", cfg.Do)
 	}
-	if l := e.links(cfg.Link); !check(l) {
+	if l := e.links(cfg.Link); l != nil && !check(l) {
 		_, err := bindLink[struct{ notALink }](l, cfg, "do it")
 		return nil, err
 	}

@@ -92,9 +92,9 @@ type Engine struct {
 
 // New builds the rules of cfgs on hub; links returns the running link of a
 // name (nil when there is none), asked at every firing since a reload may
-// rebuild a link. A rule whose action's link is not running or cannot
-// carry the action out is failed with the reason (in the log and Status)
-// and does not run; the others do.
+// rebuild a link. A rule whose action's link cannot carry the action out
+// is failed with the reason (in the log and Status) and does not run; the
+// others do. A link that is not running fails only the firings meanwhile.
 func New(cfgs []config.Rule, hub Hub, links func(name string) any, o Options) *Engine {
 	o = o.withDefaults()
 	e := &Engine{hub: hub, links: links, o: o}
