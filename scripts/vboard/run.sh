@@ -29,6 +29,9 @@ CACHE=${VBOARD_CACHE:-$root/build/vboard/cache}
 WORK=$root/build/vboard/$ARCH
 TIMEOUT=${VBOARD_TIMEOUT:-6m}       # one case, inside the guest
 VM_TIMEOUT=${VBOARD_VM_TIMEOUT:-900} # the whole boot, in seconds
+if [ -n "${VBOARD_BENCH:-}" ]; then # the benchmark cases take longer
+	TIMEOUT=${VBOARD_TIMEOUT:-20m} VM_TIMEOUT=${VBOARD_VM_TIMEOUT:-1800}
+fi
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 # One board per architecture at a time: a second run waits for the first
@@ -170,9 +173,27 @@ goenv=(GOOS=linux GOARCH="$ARCH")
 cgoenv=(CGO_ENABLED=1 CC="$cc")
 [ "$ARCH" = "$hostarch" ] && cgoenv=(CGO_ENABLED=1)
 ldflags="-s -w"
+# internal/camjpeg links libjpeg-turbo statically into the cgo builds: the
+# host's libjpeg62-turbo-dev for a native guest, for arm64 the copy that
+# scripts/cross-libjpeg.sh unpacks under build/cross-libjpeg (CI fetches it
+# beforehand; a fresh machine fetches it here). Without either the cgo
+# binaries get the pure-Go codec (-tags nolibjpeg). The tags are set here,
+# overriding the Makefile's GOFLAGS, which only knows about the host.
+jpegtags=
+if [ "$ARCH" = "$hostarch" ]; then
+	printf '#include <stdio.h>\n#include <jpeglib.h>\n' | "$cc" -E -x c - >/dev/null 2>&1 ||
+		jpegtags=nolibjpeg jpegwhy="libjpeg62-turbo-dev is not installed"
+elif ! scripts/cross-libjpeg.sh check "$ARCH" 2>/dev/null; then
+	log "fetching libjpeg-turbo for $ARCH (scripts/cross-libjpeg.sh fetch $ARCH)"
+	scripts/cross-libjpeg.sh fetch "$ARCH" || true
+	scripts/cross-libjpeg.sh check "$ARCH" 2>/dev/null ||
+		jpegtags=nolibjpeg jpegwhy="scripts/cross-libjpeg.sh fetch $ARCH failed"
+fi
+[ -z "$jpegtags" ] ||
+	log "no libjpeg-turbo for $ARCH ($jpegwhy): edge-agent-cgo and the cgo cases use the pure-Go JPEG codec (-tags nolibjpeg)"
 log "building the agent and the cases"
 env "${goenv[@]}" CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/edge-agent" ./cmd/edge-agent
-env "${goenv[@]}" "${cgoenv[@]}" go build -trimpath -ldflags "$ldflags" -o "$bin/edge-agent-cgo" ./cmd/edge-agent
+env "${goenv[@]}" "${cgoenv[@]}" go build -trimpath -tags "$jpegtags" -ldflags "$ldflags" -o "$bin/edge-agent-cgo" ./cmd/edge-agent
 if [ -z "$PKGS" ]; then
 	PKGS=$(grep -rl --include='*_test.go' --exclude-dir=build --exclude-dir=.git '^//go:build.*\bvboard\b' . | xargs -r -n1 dirname | sort -u | tr '\n' ' ')
 fi
@@ -183,7 +204,7 @@ for p in $PKGS; do
 	# Cases with cgo in their build line need the guest's C library (the
 	# microphone); the rest are static.
 	if grep -lq '^//go:build.*\bvboard\b.*\bcgo\b' "$p"/*_test.go 2>/dev/null; then
-		env "${goenv[@]}" "${cgoenv[@]}" go test -c -tags vboard -ldflags "$ldflags" -o "$bin/$name.test" "$p"
+		env "${goenv[@]}" "${cgoenv[@]}" go test -c -tags "vboard${jpegtags:+,$jpegtags}" -ldflags "$ldflags" -o "$bin/$name.test" "$p"
 	else
 		env "${goenv[@]}" CGO_ENABLED=0 go test -c -tags vboard -ldflags "$ldflags" -o "$bin/$name.test" "$p"
 	fi
@@ -201,6 +222,8 @@ cat >"$WORK/share/env" <<EOF
 export VBOARD_ARCH=$ARCH VBOARD_TIMEOUT=$TIMEOUT
 export VBOARD_RUN='${RUN:-^TestBoard}'
 EOF
+# Opt-in benchmark cases (TestBoardCameraCPU) run when VBOARD_BENCH is set.
+[ -z "${VBOARD_BENCH:-}" ] || echo "export VBOARD_BENCH='$VBOARD_BENCH'" >>"$WORK/share/env"
 t_build=$(now)
 
 # ---- the host side of the USB serial adapter ------------------------------
