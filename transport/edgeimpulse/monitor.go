@@ -61,7 +61,8 @@ func (l *Link) monitorOf() Monitor {
 // monitorState is a session's model-monitoring state.
 type monitorState struct {
 	announced atomic.Bool // the Hello or a modelUpdateSuccess announced a model
-	updating  atomic.Bool
+	updating  atomic.Bool // an update runs (updateModel)
+	again     atomic.Bool // newModelAvailable came during it: update once more
 	records   atomic.Uint64 // impulseRecord index
 	dropped   atomic.Uint64
 
@@ -273,7 +274,9 @@ const updateTimeout = 10 * time.Minute
 
 // updateModel answers newModelAvailable: the model fetches the newest
 // deployment, and the answer says whether it now runs. One update at a
-// time; a request during one is answered when that one ends.
+// time; requests during one are answered by one more update when it ends
+// (it fetches the newest then), so every request gets an answer, even one
+// that arrives between an answer and the end of its update.
 func (s *session) updateModel(ctx context.Context) {
 	m := s.l.monitorOf()
 	if m == nil {
@@ -281,25 +284,39 @@ func (s *session) updateModel(ctx context.Context) {
 		return
 	}
 	if !s.mon.updating.CompareAndSwap(false, true) {
-		s.l.log.Info("newModelAvailable during an update: the update in progress fetches the newest")
+		s.mon.again.Store(true)
+		s.l.log.Info("newModelAvailable during an update: another update follows it")
 		return
 	}
-	s.l.log.Info("new model available in Studio; updating")
 	s.tasks.Go(func() {
-		defer s.mon.updating.Store(false)
-		uctx, cancel := context.WithTimeout(ctx, updateTimeout)
-		defer cancel()
-		info, err := m.UpdateModel(uctx)
-		if ctx.Err() != nil {
-			return
+		for {
+			s.mon.again.Store(false)
+			s.runUpdate(ctx, m)
+			s.mon.updating.Store(false)
+			// A request that came meanwhile found updating set: take it
+			// over, unless a newer request already started its own update.
+			if ctx.Err() != nil || !s.mon.again.Load() || !s.mon.updating.CompareAndSwap(false, true) {
+				return
+			}
 		}
-		if err != nil {
-			s.l.log.Error("model update failed", "err", err)
-			_ = s.send(ctx, modelUpdate{ModelUpdateSuccess: false, Error: err.Error()})
-			return
-		}
-		s.l.log.Info("model updated", "project", info.ProjectID, "version", info.DeploymentVersion)
-		s.mon.announced.Store(true)
-		_ = s.send(ctx, modelUpdate{ModelUpdateSuccess: true, InferenceInfo: &info})
 	})
+}
+
+// runUpdate runs one model update and answers it.
+func (s *session) runUpdate(ctx context.Context, m Monitor) {
+	s.l.log.Info("new model available in Studio; updating")
+	uctx, cancel := context.WithTimeout(ctx, updateTimeout)
+	defer cancel()
+	info, err := m.UpdateModel(uctx)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		s.l.log.Error("model update failed", "err", err)
+		_ = s.send(ctx, modelUpdate{ModelUpdateSuccess: false, Error: err.Error()})
+		return
+	}
+	s.l.log.Info("model updated", "project", info.ProjectID, "version", info.DeploymentVersion)
+	s.mon.announced.Store(true)
+	_ = s.send(ctx, modelUpdate{ModelUpdateSuccess: true, InferenceInfo: &info})
 }

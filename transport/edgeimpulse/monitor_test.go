@@ -244,6 +244,55 @@ func TestMonitorModelUpdate(t *testing.T) {
 	}
 }
 
+// TestMonitorModelUpdateDuringAnUpdate: a newModelAvailable that comes
+// while an update runs is answered too, by one more update once the first
+// ends (before, it was dropped unanswered; and one that came between the
+// first's answer and its end was dropped the same way, which made
+// TestMonitorModelUpdate fail now and then).
+func TestMonitorModelUpdateDuringAnUpdate(t *testing.T) {
+	info := edgeimpulse.InferenceInfo{ProjectID: 5, DeploymentVersion: 9, ModelType: "classification"}
+	m := &fakeMonitor{info: info, ok: true, loaded: make(chan struct{})}
+	started, release := make(chan struct{}, 4), make(chan struct{})
+	m.update = func(ctx context.Context) (edgeimpulse.InferenceInfo, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return edgeimpulse.InferenceInfo{}, ctx.Err()
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.info.DeploymentVersion = 9 + m.updates
+		return m.info, nil
+	}
+	r := newMonRig(t, m)
+	_ = r.srv.NewModelAvailable(10)
+	select {
+	case <-started:
+	case <-time.After(agenttest.Patience):
+		t.Fatal("no update started")
+	}
+	_ = r.srv.NewModelAvailable(11)
+	// The link reads in order: once it answered this, it has seen the
+	// second newModelAvailable, while the first update still runs.
+	_ = r.srv.StopInferenceStream()
+	r.wait("inferenceStreamStopped", func() bool { return r.count("inferenceStreamStopped") == 1 })
+	if n := r.count("modelUpdateSuccess"); n != 0 {
+		t.Fatalf("%d answers while the update runs", n)
+	}
+	close(release)
+	r.wait("both requests answered", func() bool { return r.count("modelUpdateSuccess") == 2 })
+	ii, _ := r.last("modelUpdateSuccess")["inferenceInfo"].(map[string]any)
+	if ii["deploymentVersion"] != 11.0 {
+		t.Errorf("the second answer announces %v, want the update after the first (version 11)", ii["deploymentVersion"])
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.updates != 2 {
+		t.Errorf("%d updates, want 2", m.updates)
+	}
+}
+
 // TestMonitorAnnouncesALateModel: a link whose Hello came before the model
 // ran reconnects once it runs, to announce it.
 func TestMonitorAnnouncesALateModel(t *testing.T) {
