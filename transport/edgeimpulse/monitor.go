@@ -60,9 +60,9 @@ func (l *Link) monitorOf() Monitor {
 
 // monitorState is a session's model-monitoring state.
 type monitorState struct {
-	announced atomic.Bool // the Hello or a modelUpdateSuccess announced a model
-	updating  atomic.Bool // an update runs (updateModel)
-	again     atomic.Bool // newModelAvailable came during it: update once more
+	announced atomic.Bool   // the Hello or a modelUpdateSuccess announced a model
+	updating  atomic.Bool   // an update runs (updateModel)
+	again     atomic.Bool   // newModelAvailable came during it: update once more
 	records   atomic.Uint64 // impulseRecord index
 	dropped   atomic.Uint64
 
