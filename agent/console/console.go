@@ -131,6 +131,7 @@ type Console struct {
 
 	mu      sync.Mutex
 	running bool            // between Run's start and its end
+	started chan struct{}   // closed when Run starts
 	runCtx  context.Context // Run's; ends before Run waits for the streams
 	wg      sync.WaitGroup  // live streams; Add only while running
 }
@@ -167,7 +168,7 @@ func New(opts Options) (*Console, error) {
 	}
 	log := opts.Logger.With("component", "console")
 	c := &Console{opts: opts, log: log, clk: opts.Clock, viewers: make(chan struct{}, MaxViewers),
-		hist: newHistory(HistoryLen)}
+		hist: newHistory(HistoryLen), started: make(chan struct{})}
 	c.access = newAccess(opts.Listen, opts.TokenFile, opts.OpenReadonly, opts.Secrets, log)
 	caps, err := newCaptures(opts.CaptureDir, opts.Hub, opts.Clock, log)
 	if err != nil {
@@ -248,6 +249,7 @@ func (c *Console) Run(ctx context.Context) error {
 		return errors.New("console: Run called twice")
 	}
 	c.running, c.runCtx = true, runCtx
+	close(c.started)
 	c.mu.Unlock()
 	c.access.logMode()
 	c.caps.open(runCtx)
@@ -271,10 +273,22 @@ func (c *Console) Run(ctx context.Context) error {
 	return nil
 }
 
+// startWait is how long a request waits for Run to start: the status
+// server serves as soon as it listens, and Run is started beside it.
+const startWait = 2 * time.Second
+
 // begin registers one live stream that Run must wait for and returns
-// Run's context, which ends when the stream must. It fails when Run is not
-// running: nothing would end the stream.
-func (c *Console) begin() (context.Context, bool) {
+// Run's context, which ends when the stream must. A request that comes
+// before Run started waits for it (startWait at most, or until ctx ends).
+// It fails when Run is not running: nothing would end the stream.
+func (c *Console) begin(ctx context.Context) (context.Context, bool) {
+	t := time.NewTimer(startWait)
+	defer t.Stop()
+	select {
+	case <-c.started:
+	case <-ctx.Done():
+	case <-t.C:
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.running {

@@ -98,7 +98,7 @@ func (c *Console) openStream(w http.ResponseWriter, r *http.Request, name string
 		apiError(w, http.StatusServiceUnavailable, "too many live views open (%d); close one", MaxViewers)
 		return nil, false
 	}
-	runCtx, ok := c.begin()
+	runCtx, ok := c.begin(r.Context())
 	if !ok {
 		<-c.viewers
 		apiError(w, http.StatusServiceUnavailable, "the console is not running")

@@ -146,7 +146,7 @@ func (c *Console) handlePairing(w http.ResponseWriter, r *http.Request, link str
 // handlePairStart starts a pairing run under Run's context: Run's end
 // cancels it and waits for it, like a live stream.
 func (c *Console) handlePairStart(w http.ResponseWriter, r *http.Request, link string, p *frameio.Pairing) {
-	ctx, ok := c.begin()
+	ctx, ok := c.begin(r.Context())
 	if !ok {
 		apiError(w, http.StatusServiceUnavailable, "the console is not running")
 		return
