@@ -45,6 +45,8 @@ type fixture struct {
 	tokenF string
 	cancel context.CancelFunc
 	done   chan struct{}
+	run    func() // starts the console's Run (newFixture does, unless lateRun)
+	ran    bool   // run was called
 
 	mu    sync.Mutex
 	links []status.LinkStatus
@@ -55,6 +57,7 @@ type fixtureOpts struct {
 	openReadonly bool
 	sources      []sensors.Source // nil: the synthetic four
 	tokenFile    string           // "": a new one in the test's directory
+	lateRun      bool             // the fixture serves before Run starts; the test calls f.run
 }
 
 func synth(t testing.TB, name string, tweak func(*synthetic.Config)) sensors.Source {
@@ -110,10 +113,16 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	f.srv = httptest.NewServer(srv.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
-	go func() {
-		defer close(f.done)
-		_ = con.Run(ctx)
-	}()
+	f.run = func() {
+		f.ran = true
+		go func() {
+			defer close(f.done)
+			_ = con.Run(ctx)
+		}()
+	}
+	if !o.lateRun {
+		f.run()
+	}
 	t.Cleanup(f.stop)
 	return f
 }
@@ -121,7 +130,9 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 // stop ends Run (and with it every stream) and the server.
 func (f *fixture) stop() {
 	f.cancel()
-	<-f.done
+	if f.ran {
+		<-f.done
+	}
 	f.srv.Close()
 }
 

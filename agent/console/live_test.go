@@ -23,6 +23,40 @@ import (
 // TestMJPEGPreview: the preview is multipart/x-mixed-replace of the
 // camera's JPEGs; it subscribes through the hub (the sensor runs while it
 // is watched, shared with a link) and lets go when the browser leaves.
+// TestLiveViewWaitsForRun: the status server serves as soon as it
+// listens, and the console's Run starts beside it; a live view asked for
+// in between waits for Run instead of being refused.
+func TestLiveViewWaitsForRun(t *testing.T) {
+	f := newFixture(t, fixtureOpts{lateRun: true})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type answer struct {
+		ctype string
+		err   error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/api/sensors/cam/mjpeg", nil)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		got <- answer{ctype: resp.Header.Get("Content-Type")}
+	}()
+	// It holds a viewer slot, waiting for Run before it subscribes.
+	agenttest.Eventually(t, "the request waiting", func() bool { return f.con.Stats().Viewers == 1 })
+	if n := f.stat("cam").Subscribers; n != 0 {
+		t.Fatalf("subscribed before Run: %d", n)
+	}
+	f.run()
+	a := <-got
+	if a.err != nil || !strings.HasPrefix(a.ctype, "multipart/x-mixed-replace") {
+		t.Fatalf("answer %q, %v: want the stream once Run started", a.ctype, a.err)
+	}
+}
+
 func TestMJPEGPreview(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	link, err := f.hub.Subscribe("cam", sensors.SubscribeOptions{Label: "a link"})
