@@ -3,11 +3,8 @@ package edgeimpulse
 import (
 	"bytes"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -77,34 +74,12 @@ func clipFrames(b *testing.B) [][]byte {
 // drops every message; both close when the benchmark ends.
 func discardSocket(b *testing.B) *websocket.Conn {
 	b.Helper()
-	up := websocket.Upgrader{}
-	done := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer close(done)
-		c, err := up.Upgrade(w, r, nil)
+	return loopbackSocket(b, func(c *websocket.Conn) bool {
+		_, rd, err := c.NextReader()
 		if err != nil {
-			return
+			return false
 		}
-		defer c.Close()
-		for {
-			_, rd, err := c.NextReader()
-			if err != nil {
-				return
-			}
-			if _, err := io.Copy(io.Discard, rd); err != nil {
-				return
-			}
-		}
-	}))
-	conn, _, err := websocket.DefaultDialer.DialContext(b.Context(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		srv.Close()
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		conn.Close()
-		<-done
-		srv.Close()
+		_, err = io.Copy(io.Discard, rd)
+		return err == nil
 	})
-	return conn
 }

@@ -185,6 +185,27 @@ type recorded struct {
 func recordSocket(t *testing.T) (*websocket.Conn, <-chan recorded) {
 	t.Helper()
 	got := make(chan recorded, 64)
+	conn := loopbackSocket(t, func(c *websocket.Conn) bool {
+		typ, b, err := c.ReadMessage()
+		if err != nil {
+			return false
+		}
+		select {
+		case got <- recorded{typ, b}:
+			return true
+		default:
+			t.Error("recordSocket: more messages than expected")
+			return false
+		}
+	})
+	return conn, got
+}
+
+// loopbackSocket is a client WebSocket to a loopback server that calls
+// read on its side of the connection until read returns false; both close
+// when the test ends.
+func loopbackSocket(tb testing.TB, read func(*websocket.Conn) bool) *websocket.Conn {
+	tb.Helper()
 	up := websocket.Upgrader{}
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -194,28 +215,18 @@ func recordSocket(t *testing.T) (*websocket.Conn, <-chan recorded) {
 			return
 		}
 		defer c.Close()
-		for {
-			typ, b, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			select {
-			case got <- recorded{typ, b}:
-			default:
-				t.Error("recordSocket: more messages than expected")
-				return
-			}
+		for read(c) {
 		}
 	}))
-	conn, _, err := websocket.DefaultDialer.DialContext(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	conn, _, err := websocket.DefaultDialer.DialContext(tb.Context(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		srv.Close()
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		conn.Close()
 		<-done
 		srv.Close()
 	})
-	return conn, got
+	return conn
 }
