@@ -230,24 +230,29 @@ func (r *rule) run(ctx context.Context) {
 // watch reads results until ctx ends or the subscription closes, and stops
 // recordings whose time is up.
 func (r *rule) watch(ctx context.Context, sub sensors.Subscription) {
+	// One timer for the earliest recording stop, started anew only when
+	// that time changes (a firing extends it), not at every result.
+	timer := clock.NewTimer(r.e.o.Clock)
+	defer timer.Stop()
+	var armedFor time.Time
 	for {
-		stop, due := r.nextStop()
-		var timer *clock.Timer
-		if due {
-			timer = clock.AfterTimer(r.e.o.Clock, max(stop.Sub(r.e.o.Clock.Now()), 0))
+		if stop, due := r.nextStop(); !due {
+			timer.Stop()
+			armedFor = time.Time{}
+		} else if !stop.Equal(armedFor) {
+			timer.Reset(max(stop.Sub(r.e.o.Clock.Now()), 0))
+			armedFor = stop
 		}
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return
 		case s, open := <-sub.C():
-			timer.Stop()
 			if !open {
 				return
 			}
 			r.observe(ctx, sub.Info(), s)
 		case <-timer.C():
-			timer.Stop()
+			armedFor = time.Time{}
 			r.stopDue()
 		}
 	}
