@@ -197,13 +197,12 @@ func ParseAvailable(s string) ([]float64, error) {
 		if step == 0 || (hi-lo)/step > 64 {
 			return []float64{lo, hi}, nil
 		}
-		var out []float64
-		for i := 0; ; i++ {
-			x := lo + float64(i)*step
-			if x > hi+step*1e-9 {
-				break
-			}
-			out = append(out, x)
+		// Count the steps first: a step too small to move lo in float64
+		// ([2 1e-300 2]) would never pass hi in a loop that adds it.
+		n := int(math.Floor((hi-lo)/step + 1e-9))
+		out := make([]float64, 0, n+1)
+		for i := 0; i <= n; i++ {
+			out = append(out, lo+float64(i)*step)
 		}
 		return out, nil
 	}
