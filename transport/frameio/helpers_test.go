@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edge-agent/edge-agent/agent/agenttest"
+	"github.com/edge-agent/edge-agent/agent/supervisor"
 	"github.com/edge-agent/edge-agent/internal/clock"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/internal/retry"
@@ -49,6 +51,17 @@ func newFake(t testing.TB, opts frameiotest.Options) *frameiotest.Server {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// waitSessions waits until the fake has counted n joins and the supervisor
+// n sessions. The fake counts a join once its reply is sent, before the
+// link's Dial has read it: a fault provoked in between would end that Dial,
+// not the session the test means to break.
+func waitSessions(t testing.TB, fake *frameiotest.Server, sup *supervisor.Supervisor, n uint64) {
+	t.Helper()
+	agenttest.Eventually(t, fmt.Sprintf("session %d up", n), func() bool {
+		return fake.Stats().Joins == int(n) && sup.Status().Sessions == n
+	})
 }
 
 // fastOptions shrink the link's timings so tests run in seconds.

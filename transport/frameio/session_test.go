@@ -38,7 +38,7 @@ func TestHeartbeatsForAnHour(t *testing.T) {
 	opts.Heartbeat = 15 * time.Second
 	l := e.link(t, opts)
 	sup := agenttest.RunLink(t, "frameio", l, e.deps)
-	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	waitSessions(t, fake, sup, 1)
 	for i := 1; i <= 240; i++ {
 		mu.Lock()
 		virtual = virtual.Add(15 * time.Second)
@@ -113,7 +113,7 @@ func TestRejoinAfterChannelError(t *testing.T) {
 	e := newEnv(t, fake, true)
 	l := e.link(t, fastOptions())
 	sup := agenttest.RunLink(t, "frameio", l, e.deps)
-	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	waitSessions(t, fake, sup, 1)
 	fake.CrashChannels()
 	agenttest.Eventually(t, "rejoin", func() bool { return fake.Stats().Joins == 2 })
 	if st := fake.Stats(); st.Upgrades != 1 {
@@ -134,7 +134,7 @@ func TestRejoinTimesOut(t *testing.T) {
 	opts.JoinTimeout = 500 * time.Millisecond
 	l := e.link(t, opts)
 	sup := agenttest.RunLink(t, "frameio", l, e.deps)
-	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	waitSessions(t, fake, sup, 1)
 	fake.SwallowJoins(1)
 	fake.CrashChannels()
 	agenttest.Eventually(t, "a rejoin after the unanswered one", func() bool { return fake.Stats().Joins == 2 })
@@ -153,8 +153,8 @@ func TestPausedStatus(t *testing.T) {
 	fake := newFake(t, frameiotest.Options{})
 	e := newEnv(t, fake, true)
 	l := e.link(t, fastOptions())
-	agenttest.RunLink(t, "frameio", l, e.deps)
-	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	sup := agenttest.RunLink(t, "frameio", l, e.deps)
+	waitSessions(t, fake, sup, 1)
 	for _, p := range []bool{true, false, true} {
 		fake.SetPaused(p)
 		want := map[bool]string{true: "true", false: "false"}[p]
@@ -179,17 +179,14 @@ func TestExpiredTokenRefreshedWithoutExtraBackoff(t *testing.T) {
 	path := frameio.TokenPath(&e.cfg, e.deps.StateDir)
 	before, _ := frameio.LoadTokens(path)
 	sup := agenttest.RunLink(t, "frameio", l, e.deps)
-	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	waitSessions(t, fake, sup, 1)
 	fake.ExpireAccessTokens()
 	fake.DropSockets()
-	agenttest.Eventually(t, "second join", func() bool { return fake.Stats().Joins == 2 })
+	waitSessions(t, fake, sup, 2)
 	st := fake.Stats()
 	if st.Forbidden != 1 || st.Refreshes != 1 || st.Upgrades != 2 {
 		t.Errorf("forbidden %d, refreshes %d, upgrades %d; want 1, 1, 2", st.Forbidden, st.Refreshes, st.Upgrades)
 	}
-	// The fake counts the join while Dial is still returning; wait for the
-	// supervisor to record the session before reading its counters.
-	agenttest.Eventually(t, "second session", func() bool { return sup.Status().Sessions == 2 })
 	if s := sup.Status(); s.Reconnects != 1 || s.Sessions != 2 {
 		t.Errorf("reconnects %d sessions %d: the refresh cost an extra backoff step", s.Reconnects, s.Sessions)
 	}
@@ -207,7 +204,7 @@ func TestRefreshRefusedFailsLink(t *testing.T) {
 	e := newEnv(t, fake, true)
 	l := e.link(t, fastOptions())
 	sup := agenttest.RunLink(t, "frameio", l, e.deps)
-	agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
+	waitSessions(t, fake, sup, 1)
 	fake.RevokeRefreshTokens()
 	fake.ExpireAccessTokens()
 	fake.DropSockets()

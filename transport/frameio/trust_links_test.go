@@ -71,7 +71,7 @@ func TestTrustRefreshSingle4xxIsRetried(t *testing.T) {
 		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
 			fake, e, front := frontEnv(t)
 			sup := agenttest.RunLink(t, "frameio", e.link(t, fastOptions()), e.deps)
-			agenttest.Eventually(t, "join", func() bool { return fake.Stats().Joins == 1 })
+			waitSessions(t, fake, sup, 1)
 			front.FailNext("/v2/auth/token", tc.status, 2, tc.body)
 			fake.ExpireAccessTokens()
 			fake.DropSockets()

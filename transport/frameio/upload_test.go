@@ -266,7 +266,7 @@ func TestPausedSkipsCaptures(t *testing.T) {
 	e.cfg.Upload = frameio.Upload{Sensor: "cam", Every: conf.Duration(time.Second), Parallel: 1}
 	fake.SetPaused(true)
 	l := e.link(t, fastOptions())
-	agenttest.RunLink(t, "frameio", l, e.deps)
+	sup := agenttest.RunLink(t, "frameio", l, e.deps)
 	agenttest.Eventually(t, "paused", func() bool { return l.Paused() })
 	putAsset(t, e.spool, "during-pause.jpg", "image/jpeg", time.Now(), randomBytes(10))
 	agenttest.Eventually(t, "dropped", func() bool { return e.spool.Stats().Rejected == 1 })
@@ -274,6 +274,7 @@ func TestPausedSkipsCaptures(t *testing.T) {
 	if n := fake.Stats().Creates; n != 0 {
 		t.Errorf("creates while paused = %d", n)
 	}
+	waitSessions(t, fake, sup, 1) // the resume is pushed on the channel
 	fake.SetPaused(false)
 	agenttest.Eventually(t, "a still after resume", func() bool { return len(fake.Assets()) >= 1 && fake.Assets()[0].Complete })
 }
@@ -285,7 +286,7 @@ func TestUploadStill(t *testing.T) {
 	fake := newFake(t, frameiotest.Options{})
 	e := newEnv(t, fake, true)
 	l := e.link(t, fastOptions())
-	agenttest.RunLink(t, "frameio", l, e.deps)
+	sup := agenttest.RunLink(t, "frameio", l, e.deps)
 	still := randomBytes(3 << 10)
 	if err := l.UploadStill("people_visitor_20261206_101500.jpg", still); err != nil {
 		t.Fatal(err)
@@ -298,6 +299,7 @@ func TestUploadStill(t *testing.T) {
 		}
 		return false
 	})
+	waitSessions(t, fake, sup, 1) // the pause is pushed on the channel
 	fake.SetPaused(true)
 	agenttest.Eventually(t, "paused", func() bool { return l.Paused() })
 	before := e.spool.Stats().Items

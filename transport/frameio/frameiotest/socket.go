@@ -142,6 +142,10 @@ func (s *Server) serveSocket(c *wsConn) {
 			if swallow {
 				continue
 			}
+			// Phoenix answers the join before the channel pushes anything,
+			// so the reply goes out before the channel counts as joined
+			// (pushAll skips it until then) and before Joins counts it.
+			_ = c.send(m.Topic, "phx_reply", `{"status":"ok","response":{}}`, m.Ref)
 			c.mu.Lock()
 			c.topic, c.crashed = m.Topic, ""
 			c.mu.Unlock()
@@ -149,7 +153,6 @@ func (s *Server) serveSocket(c *wsConn) {
 			s.stats.Joins++
 			s.mu.Unlock()
 			s.log.Info("frameio fake: device joined", "topic", m.Topic)
-			_ = c.send(m.Topic, "phx_reply", `{"status":"ok","response":{}}`, m.Ref)
 		case m.Event == "phx_leave":
 			c.mu.Lock()
 			c.topic = ""
