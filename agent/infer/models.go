@@ -156,6 +156,7 @@ func NewModels(o ModelsOptions) (*Models, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("models: %w", err)
 	}
+	m.sweepDownloads()
 	cur, err := m.openCache()
 	if err != nil {
 		o.Logger.Warn("cached model dropped; it will be downloaded again", "dir", o.Dir, "err", err)
@@ -166,6 +167,20 @@ func NewModels(o ModelsOptions) (*Models, error) {
 		m.cur, m.ok = cur, true
 	}
 	return m, nil
+}
+
+// sweepDownloads removes partial downloads a crash or power loss left in
+// the cache (fetch removes its own otherwise): a model can be a large part
+// of a small SD card. Only this source writes in Dir.
+func (m *Models) sweepDownloads() {
+	left, _ := filepath.Glob(filepath.Join(m.o.Dir, ".download-*"))
+	for _, p := range left {
+		if err := os.Remove(p); err != nil {
+			m.o.Logger.Warn("cannot remove a partial model download", "file", p, "err", err)
+			continue
+		}
+		m.o.Logger.Info("removed a partial model download left by an earlier run", "file", filepath.Base(p))
+	}
 }
 
 // openCache reads the manifest and checks its file's hash.

@@ -112,13 +112,20 @@ func TestModelsDownload(t *testing.T) {
 		t.Fatalf("same bytes: %+v, changed %v, %v", f3, ch, err)
 	}
 
-	// Opened again, the cache is checked and used.
+	// Opened again, the cache is checked and used, and a partial download
+	// an earlier run left behind (power lost mid-download) is removed.
+	if err := os.WriteFile(filepath.Join(dir, ".download-123456"), b2[:len(b2)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
 	m2, err := NewModels(ModelsOptions{Studio: studio, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f, _, err := m2.Current(); err != nil || f.SHA256 != sum(b2) || f.Version != 3 {
 		t.Fatalf("reopened: %+v, %v", f, err)
+	}
+	if files := cachedModels(t, dir); len(files) != 1 || files[0] != f2.Path {
+		t.Fatalf("cache holds %v", files)
 	}
 }
 
