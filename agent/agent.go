@@ -83,9 +83,10 @@ type Agent struct {
 	reloads chan reloadRequest // Reload's requests, served by Run
 	ended   chan struct{}      // closed when Run returns
 
-	mu         sync.Mutex // guards cfg, links and lastReload (written on Run's goroutine)
+	mu         sync.Mutex // guards cfg, links, rules and lastReload (written on Run's goroutine)
 	cfg        *config.Config
 	links      []*linkRunner
+	rules      *rules.Engine // rules[] on the models' results; nil without rules
 	lastReload *status.ReloadStatus
 
 	// Owned by New, then by Run's goroutine.
@@ -94,7 +95,10 @@ type Agent struct {
 	linkWG  sync.WaitGroup  // every link goroutine Run started
 
 	inference []*inferenceRunner // the on-device models (inference.go); built by New, read-only after
-	rules     *rules.Engine      // rules[] on the models' results; nil without rules
+	stopRules func()             // stops the running rules and waits; a no-op when none run
+	// inEffect holds the top-level settings in effect: the config New was
+	// given, with what reloads applied in place (settingChanges).
+	inEffect *config.Config
 }
 
 // linkRunner is one configured link: its supervisor, or the reason it could
@@ -139,7 +143,8 @@ func New(cfg *config.Config, opts Options) (*Agent, error) {
 		opts.Env.Logger = opts.Logger
 	}
 	setRoots(&opts.Env)
-	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, started: opts.Clock.Now(),
+	inEffect := *cfg
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, started: opts.Clock.Now(), inEffect: &inEffect,
 		reloads: make(chan reloadRequest), ended: make(chan struct{}), sensors: map[string]*sensorEntry{}}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: state_dir: %w", err)
@@ -161,9 +166,8 @@ func New(cfg *config.Config, opts Options) (*Agent, error) {
 		}
 		a.links = append(a.links, a.buildLink(cfg, l, a.started))
 	}
-	if len(cfg.Rules) > 0 {
-		a.rules = rules.New(cfg.Rules, a.hub, a.linkFor, rules.Options{Clock: a.opts.Clock, Logger: a.log})
-	}
+	a.rules = a.newRules(cfg)
+	a.stopRules = func() {}
 	return a, nil
 }
 
@@ -342,7 +346,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.startLink(r)
 	}
 	stopInference := a.runInference(linkCtx)
-	stopRules := a.runRules(linkCtx)
+	a.stopRules = a.runRules(linkCtx, a.rules)
 
 	n := a.opts.Notifier
 	if n == nil {
@@ -373,7 +377,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent stopping")
 	stopWD()
 	wdWG.Wait()
-	stopRules() // first: a recording a rule started is stopped while its link runs
+	a.stopRules() // first: a recording a rule started is stopped while its link runs
 	stopLinks()
 	done := make(chan struct{})
 	go func() {
@@ -433,8 +437,8 @@ func (a *Agent) Healthy() error {
 
 // Snapshot returns the current /status document.
 func (a *Agent) Snapshot() status.Snapshot {
-	a.mu.Lock() // a reload replaces cfg, links and lastReload, never changes them
-	cfg, links, reload := a.cfg, a.links, a.lastReload
+	a.mu.Lock() // a reload replaces cfg, links, rules and lastReload, never changes them
+	cfg, links, reload, eng := a.cfg, a.links, a.lastReload, a.rules
 	a.mu.Unlock()
 	s := status.Snapshot{
 		Device:  status.Device{ID: cfg.Device.ID, Name: cfg.Device.Name, Type: cfg.Device.Type, Model: cfg.Device.Model},
@@ -485,6 +489,6 @@ func (a *Agent) Snapshot() status.Snapshot {
 		}
 	}
 	s.Inference = a.inferenceStatus()
-	s.Rules = a.rulesStatus()
+	s.Rules = a.rulesStatus(eng)
 	return s
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/infer"
+	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/agent/status"
 	"github.com/edge-agent/edge-agent/sensors"
 	"github.com/edge-agent/edge-agent/transport"
@@ -23,7 +24,8 @@ import (
 // (and its figures show in /status and /metrics) whether or not anything
 // else listens, and a goroutine per downloaded model keeps it current.
 // Models are built once, at New: a reload that changes `inference:`
-// reports it as needing a restart (agent/reload.go's settingChanges).
+// reports it as needing a restart (agent/reload.go's settingChanges); a
+// reload that changes only `rules:` replaces the rules in place.
 
 // inferenceRunner is one configured model.
 type inferenceRunner struct {
@@ -184,17 +186,27 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// runRules starts the rules (rules[]); the returned function stops them,
-// which stops the recordings they started, and waits.
-func (a *Agent) runRules(ctx context.Context) (stop func()) {
-	if a.rules == nil {
+// newRules builds the rules of cfg (nil when there are none). The links
+// their actions name are looked up in the running ones, so a reload builds
+// them after its links.
+func (a *Agent) newRules(cfg *config.Config) *rules.Engine {
+	if len(cfg.Rules) == 0 {
+		return nil
+	}
+	return rules.New(cfg.Rules, a.hub, a.linkFor, rules.Options{Clock: a.opts.Clock, Logger: a.log})
+}
+
+// runRules starts eng (nil: nothing to run); the returned function stops
+// it, which stops the recordings its rules started, and waits.
+func (a *Agent) runRules(ctx context.Context, eng *rules.Engine) (stop func()) {
+	if eng == nil {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.rules.Run(ctx)
+		eng.Run(ctx)
 	}()
 	return func() {
 		cancel()
@@ -202,13 +214,13 @@ func (a *Agent) runRules(ctx context.Context) (stop func()) {
 	}
 }
 
-// rulesStatus is the rules' part of /status.
-func (a *Agent) rulesStatus() []status.RuleStatus {
-	if a.rules == nil {
+// rulesStatus is the part of /status of the rules eng runs.
+func (a *Agent) rulesStatus(eng *rules.Engine) []status.RuleStatus {
+	if eng == nil {
 		return nil
 	}
 	var out []status.RuleStatus
-	for _, r := range a.rules.Status() {
+	for _, r := range eng.Status() {
 		rs := status.RuleStatus{Name: r.Name, Model: r.Model, Label: r.Label, MinScore: r.MinScore,
 			ForSeconds: r.For.Seconds(), MinIntervalSeconds: r.MinInterval.Seconds(), State: r.State,
 			Results: r.Results, Fired: r.Fired, Suppressed: r.Suppressed, LastFired: r.LastFired,

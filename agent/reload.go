@@ -46,6 +46,10 @@ import (
 //     Options.ApplySettings; the other top-level settings (status.listen,
 //     status.pprof, log.format) take effect at the next restart, which the
 //     log and /status say.
+//   - Changed rules replace the running ones (their counts start over,
+//     and a recording a rule started is stopped), unless the models
+//     changed too: models are built once, so `inference` and `rules` then
+//     both wait for the next restart.
 //
 // Everything runs on Run's goroutine, one reload at a time, between the
 // moments Run serves requests and signals.
@@ -330,7 +334,14 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 			st.Links.Removed = append(st.Links.Removed, r.cfg.Name)
 		}
 	}
-	st.Applied, st.NeedsRestart = a.settingChanges(old, cfg)
+	st.Applied, st.NeedsRestart = a.settingChanges(cfg)
+	newRules := slices.Contains(st.Applied, "rules")
+	if newRules {
+		// First, while the links run: stopping the rules stops the
+		// recordings they started.
+		a.stopRules()
+		a.stopRules = func() {}
+	}
 
 	// Stop what goes away or restarts before the sensors change under it
 	// and before its replacement opens the same spool directory.
@@ -387,9 +398,19 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 	for _, r := range started {
 		a.startLink(r)
 	}
+	if newRules {
+		// After the links: a rule binds its actions to the running ones.
+		eng := a.newRules(cfg)
+		a.mu.Lock()
+		a.rules = eng
+		a.mu.Unlock()
+		a.stopRules = a.runRules(a.linkCtx, eng)
+		a.log.Info("rules replaced by the reload", "rules", len(cfg.Rules))
+	}
 	if a.opts.ApplySettings != nil {
 		a.opts.ApplySettings(cfg)
 	}
+	a.noteApplied(cfg, st.Applied)
 	for _, k := range st.NeedsRestart {
 		a.log.Warn("config reload: " + k + " changed; it takes effect at the next restart of the agent")
 	}
@@ -424,14 +445,18 @@ func summary(st status.ReloadStatus) string {
 	return strings.Join(parts, ", ")
 }
 
-// settingChanges compares the top-level settings that are not sensors,
-// links or part of every link's key: the log level and memory_limit are
-// applied in place when the command gave ApplySettings; every other
-// changed key (status.listen, status.pprof, log.format, and a key added
-// later until the reload learns it) takes effect at the next restart.
-func (a *Agent) settingChanges(old, cfg *config.Config) (applied, needsRestart []string) {
+// settingChanges compares cfg's top-level settings that are not sensors,
+// links or part of every link's key with those in effect (a.inEffect, not
+// the last file: a setting that waits for a restart and is then changed
+// back is no longer pending). The log level and memory_limit are applied
+// in place when the command gave ApplySettings, and rules when the models
+// in effect are cfg's; every other changed key (status.listen,
+// status.pprof, log.format, inference, and a key added later until the
+// reload learns it) takes effect at the next restart.
+func (a *Agent) settingChanges(cfg *config.Config) (applied, needsRestart []string) {
 	live := a.opts.ApplySettings != nil
-	ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(cfg).Elem()
+	cur := a.inEffect
+	ov, nv := reflect.ValueOf(cur).Elem(), reflect.ValueOf(cfg).Elem()
 	t := ov.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -448,23 +473,42 @@ func (a *Agent) settingChanges(old, cfg *config.Config) (applied, needsRestart [
 		}
 		switch {
 		case name == "log":
-			if old.Log.Level != cfg.Log.Level {
+			if cur.Log.Level != cfg.Log.Level {
 				if live {
 					applied = append(applied, "log.level")
 				} else {
 					needsRestart = append(needsRestart, "log.level")
 				}
 			}
-			if old.Log.Format != cfg.Log.Format {
+			if cur.Log.Format != cfg.Log.Format {
 				needsRestart = append(needsRestart, "log.format")
 			}
 		case name == "memory_limit" && live:
+			applied = append(applied, name)
+		case name == "rules" && reflect.DeepEqual(cur.Inference, cfg.Inference):
+			// The rules read the models' streams and act through the
+			// links: both are in place, so the rules are rebuilt on them.
 			applied = append(applied, name)
 		default:
 			needsRestart = append(needsRestart, name)
 		}
 	}
 	return applied, needsRestart
+}
+
+// noteApplied records the settings of cfg a reload applied in place as in
+// effect.
+func (a *Agent) noteApplied(cfg *config.Config, applied []string) {
+	for _, k := range applied {
+		switch k {
+		case "log.level":
+			a.inEffect.Log.Level = cfg.Log.Level
+		case "memory_limit":
+			a.inEffect.MemoryLimit = cfg.MemoryLimit
+		case "rules":
+			a.inEffect.Rules = cfg.Rules
+		}
+	}
 }
 
 func (a *Agent) setReload(st status.ReloadStatus) {

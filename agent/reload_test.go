@@ -17,10 +17,12 @@ import (
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/agent/infer/infertest"
 	"github.com/edge-agent/edge-agent/agent/sim"
 	"github.com/edge-agent/edge-agent/agent/status"
 	"github.com/edge-agent/edge-agent/internal/logx/logxtest"
 	"github.com/edge-agent/edge-agent/sensors"
+	"github.com/edge-agent/edge-agent/transport/camserver/camservertest"
 	"github.com/edge-agent/edge-agent/transport/edgeimpulse/eitest"
 )
 
@@ -33,17 +35,27 @@ type reloadRig struct {
 	doc    map[string]any // the file as last written
 	a      *agent.Agent
 	ei     *eitest.Sim
+	cam    *camservertest.Sim
 	log    *logxtest.Buffer
 	before map[string]status.LinkStatus // the links as last recorded
 }
 
 func newReloadRig(t *testing.T) *reloadRig {
 	t.Helper()
+	return newReloadRigWith(t, "")
+}
+
+// newReloadRigWith is newReloadRig whose demo config runs modelProgram as
+// its model on the camera, with its rule (sim.Clouds.ModelProgram); ""
+// is the demo without them.
+func newReloadRigWith(t *testing.T, modelProgram string) *reloadRig {
+	t.Helper()
 	clouds, err := sim.Start("127.0.0.1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(clouds.Close)
+	clouds.ModelProgram = modelProgram
 	_, path, err := clouds.WriteDemoConfig(t.TempDir(), config.Status{})
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +64,9 @@ func newReloadRig(t *testing.T) *reloadRig {
 	for _, s := range clouds.Services {
 		if ei, ok := s.(*eitest.Sim); ok {
 			r.ei = ei
+		}
+		if cam, ok := s.(*camservertest.Sim); ok {
+			r.cam = cam
 		}
 	}
 	b, err := os.ReadFile(path)
@@ -360,4 +375,71 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 		agenttest.Eventually(t, "ei2 disconnected", func() bool { return !fake.Connected() })
 		r.untouched(all...)
 	})
+}
+
+// TestReloadReplacesRules: a reload that changes only `rules:` replaces the
+// running rules in place — the new rule acts, the old one is gone from
+// /status, no link or model is touched — and one that changes the models
+// too leaves both to the next restart, the running rules as they were.
+func TestReloadReplacesRules(t *testing.T) {
+	r := newReloadRigWith(t, infertest.Fake(t))
+	all := r.links()
+	agenttest.Eventually(t, "the demo's rule reads the model's results", func() bool {
+		rs := r.a.Snapshot().Rules
+		return len(rs) == 1 && rs[0].Name == sim.DemoRuleName && rs[0].Results > 0
+	})
+	r.record()
+	// The demo's camera shows no visitor most of the time: a rule on the
+	// label "empty" fires as soon as it runs.
+	r.doc["rules"] = []any{map[string]any{"name": "quiet", "model": sim.DemoModelName,
+		"when": map[string]any{"label": "empty", "min_score": 0.5},
+		"then": []any{map[string]any{"camserver.message": map[string]any{"msg": "quiet-after-reload"}}}}}
+	r.write()
+	st := r.reload()
+	if !same(st.Applied, []string{"rules"}) || len(st.NeedsRestart) != 0 || len(st.Links.Restarted) != 0 || len(st.Sensors.Restarted) != 0 {
+		t.Errorf("reload status %+v, want the rules applied and nothing else touched", st)
+	}
+	rs := r.a.Snapshot().Rules
+	if len(rs) != 1 || rs[0].Name != "quiet" || len(rs[0].Actions) != 1 || rs[0].Actions[0].Do != config.ActionMessage {
+		t.Fatalf("rules after the reload: %+v", rs)
+	}
+	agenttest.Eventually(t, "the new rule's message", func() bool {
+		for _, m := range r.cam.Messages() {
+			if m.Msg == "quiet-after-reload" {
+				return true
+			}
+		}
+		return false
+	})
+	if f := r.a.Snapshot().Rules[0]; f.Fired == 0 || f.Actions[0].OK == 0 {
+		t.Errorf("the new rule %+v did not fire and act", f)
+	}
+	if m := model(r.a.Snapshot(), sim.DemoModelName); m.State != "running" || m.Counts["starts"] > 1 {
+		t.Errorf("the model was touched by the reload: %+v", m)
+	}
+	r.untouched(all...)
+
+	// Models and rules changed together: both wait for a restart.
+	r.doc["inference"].([]any)[0].(map[string]any)["interval"] = "2s"
+	r.doc["rules"].([]any)[0].(map[string]any)["name"] = "renamed"
+	r.write()
+	st = r.reload()
+	if !same(st.NeedsRestart, []string{"inference", "rules"}) || len(st.Applied) != 0 {
+		t.Errorf("reload status %+v, want inference and rules needing a restart", st)
+	}
+	if rs := r.a.Snapshot().Rules; len(rs) != 1 || rs[0].Name != "quiet" {
+		t.Errorf("rules after a refused change: %+v", rs)
+	}
+
+	// Rules removed (the models as they run): none left.
+	r.doc["inference"].([]any)[0].(map[string]any)["interval"] = nil
+	delete(r.doc["inference"].([]any)[0].(map[string]any), "interval")
+	delete(r.doc, "rules")
+	r.write()
+	if st := r.reload(); !same(st.Applied, []string{"rules"}) || len(st.NeedsRestart) != 0 {
+		t.Errorf("reload status %+v, want the rules applied and, the models being as they run, nothing pending", st)
+	}
+	if rs := r.a.Snapshot().Rules; len(rs) != 0 {
+		t.Errorf("rules after they were removed: %+v", rs)
+	}
 }

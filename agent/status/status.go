@@ -61,8 +61,8 @@ type ReloadStatus struct {
 	Links   ReloadChanges `json:"links"`
 	Sensors ReloadChanges `json:"sensors"`
 	// Applied lists the top-level settings changed in place (log.level,
-	// memory_limit); NeedsRestart those that take effect at the next
-	// restart of the agent (status.listen, log.format).
+	// memory_limit, rules); NeedsRestart those that take effect at the
+	// next restart of the agent (status.listen, log.format, inference).
 	Applied      []string `json:"applied,omitempty"`
 	NeedsRestart []string `json:"needs_restart,omitempty"`
 }
