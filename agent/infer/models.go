@@ -73,11 +73,11 @@ type ModelsOptions struct {
 	// the bytes past it are never written, whatever the Studio client
 	// lets through.
 	MaxBytes int64
-	// StallTimeout abandons a download that receives no byte for this
-	// long, and bounds the whole question for the newest deployment (a
-	// small JSON answer); default DefaultStallTimeout. A peer that stops
-	// sending mid-body cannot hold the update, and every later one, for
-	// good.
+	// StallTimeout abandons a download that receives less than
+	// ProgressBytes in this long, and bounds the whole question for the
+	// newest deployment (a small JSON answer); default
+	// DefaultStallTimeout. A peer that stops sending mid-body, or trickles,
+	// cannot hold the update, and every later one, for good.
 	StallTimeout time.Duration
 
 	Clock  clock.Clock
@@ -119,8 +119,8 @@ const DefaultStallTimeout = 2 * time.Minute
 // ErrTooLarge is wrapped when a download passes ModelsOptions.MaxBytes.
 var ErrTooLarge = errors.New("model over the size bound")
 
-// ErrStalled is wrapped when a download received nothing for
-// ModelsOptions.StallTimeout.
+// ErrStalled is wrapped when a download received less than ProgressBytes
+// in ModelsOptions.StallTimeout.
 var ErrStalled = errors.New("download stalled")
 
 // NewModels opens the model source. A cached download whose file is
@@ -401,7 +401,7 @@ func (m *Models) download(ctx context.Context, d edgeimpulse.Deployment, tmp io.
 	n, err := m.o.Studio.Download(dctx, d, io.MultiWriter(meter, tmp, h, head))
 	stalled := watch.stop()
 	if err != nil && stalled && ctx.Err() == nil {
-		err = fmt.Errorf("%w: no data for %v after %d bytes: %w", ErrStalled, m.o.StallTimeout, meter.n, err)
+		err = fmt.Errorf("%w: under %d KiB in %v, after %d bytes: %w", ErrStalled, ProgressBytes>>10, m.o.StallTimeout, meter.n, err)
 	}
 	return n, h, head.b, err
 }
@@ -497,19 +497,30 @@ func short(sum string) string {
 // past max, and tells the stall watch that data came.
 type meter struct {
 	max, n int64
+	fresh  int64 // bytes since the watch last heard of progress
 	watch  *stallWatch
 }
+
+// ProgressBytes is what a download must receive in each StallTimeout: a
+// peer that trickles less (a byte a minute) is stalled, though never
+// silent. 16 KiB in two minutes is 136 bytes a second, far below a
+// cellular link.
+const ProgressBytes = 16 << 10
 
 func (w *meter) Write(p []byte) (int, error) {
 	if w.n+int64(len(p)) > w.max {
 		return 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, w.max)
 	}
 	w.n += int64(len(p))
-	w.watch.progress()
+	if w.fresh += int64(len(p)); w.fresh >= ProgressBytes {
+		w.fresh = 0
+		w.watch.progress()
+	}
 	return len(p), nil
 }
 
-// stallWatch cancels a download's context once no data came for a while.
+// stallWatch cancels a download's context once too little data came for a
+// while (meter tells it of every ProgressBytes).
 // It runs on the wall clock, like the transport's own timeouts: a fake
 // clock in tests must not cut real sockets.
 //

@@ -50,6 +50,10 @@ type DownloadFault struct {
 	// Without it the handler returns, and a body shorter than its
 	// Content-Length closes the connection.
 	Hold bool
+	// Trickle, with Hold, sends the rest of the model one byte per
+	// Trickle instead of nothing: a peer slow enough to hold a download
+	// for days without ever going silent.
+	Trickle time.Duration
 }
 
 // FailDownloads applies f to every model download from now on
@@ -183,20 +187,24 @@ func (s *Server) studioDownload(w http.ResponseWriter, r *http.Request) {
 	case f.Length == 0:
 		w.Header().Set("Content-Length", strconv.Itoa(len(d.model)))
 	}
-	body := d.model
+	body, rest := d.model, []byte(nil)
 	if f.Cut > 0 && f.Cut < len(body) {
-		body = body[:f.Cut]
+		body, rest = body[:f.Cut], body[f.Cut:]
 	}
 	_, _ = w.Write(body)
 	if f.Hold {
-		s.holdDownload(w, r)
+		if f.Trickle <= 0 {
+			rest = nil
+		}
+		s.holdDownload(w, r, rest, f.Trickle)
 	}
 }
 
-// holdDownload sends what was written and then nothing, until the client
-// goes away or Close.
-func (s *Server) holdDownload(w http.ResponseWriter, r *http.Request) {
-	_ = http.NewResponseController(w).Flush()
+// holdDownload sends what was written and then nothing, or rest one byte
+// per trickle, until the client goes away or Close.
+func (s *Server) holdDownload(w http.ResponseWriter, r *http.Request, rest []byte, trickle time.Duration) {
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
 	s.st.mu.Lock()
 	s.st.held++
 	if s.st.release == nil {
@@ -207,9 +215,27 @@ func (s *Server) holdDownload(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.notifyLocked()
 	s.mu.Unlock()
-	select {
-	case <-r.Context().Done():
-	case <-release:
+	var tick <-chan time.Time
+	if len(rest) > 0 {
+		t := time.NewTicker(trickle)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-release:
+			return
+		case <-tick:
+			if len(rest) == 0 {
+				return
+			}
+			if _, err := w.Write(rest[:1]); err != nil || rc.Flush() != nil {
+				return
+			}
+			rest = rest[1:]
+		}
 	}
 }
 
