@@ -217,8 +217,8 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 		err = os.MkdirAll(cfg.StateDir, 0o700)
 	}
 	if err != nil {
+		st.Error = a.opts.Secrets.Peer(err.Error(), maxStatusText) // the file's problems; Error set says refused
 		err = fmt.Errorf("agent: reload refused, nothing changed: %w", err)
-		st.Error = a.opts.Secrets.Peer(err.Error(), maxStatusText)
 		a.log.Error("config reload refused; nothing changed", "err", err)
 		a.setReload(st)
 		n.Status("reload refused: the config has problems (see the log)")
@@ -420,29 +420,8 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 		"links_restarted", st.Links.Restarted, "links_unchanged", st.Links.Unchanged,
 		"sensors_added", st.Sensors.Added, "sensors_removed", st.Sensors.Removed,
 		"sensors_restarted", st.Sensors.Restarted, "applied", st.Applied)
-	n.Status(fmt.Sprintf("%d sensors, %d links; reloaded: %s", len(cfg.Sensors), len(links), summary(st)))
+	n.Status(fmt.Sprintf("%d sensors, %d links; reloaded: %s", len(cfg.Sensors), len(links), st.Summary()))
 	return st, nil
-}
-
-// summary is the reload's changes in a few words, for the unit's status
-// line.
-func summary(st status.ReloadStatus) string {
-	var parts []string
-	add := func(n int, what string) {
-		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, what))
-		}
-	}
-	add(len(st.Links.Restarted), "links restarted")
-	add(len(st.Links.Added), "links added")
-	add(len(st.Links.Removed), "links removed")
-	add(len(st.Sensors.Restarted), "sensors restarted")
-	add(len(st.Sensors.Added), "sensors added")
-	add(len(st.Sensors.Removed), "sensors removed")
-	if len(parts) == 0 {
-		return "nothing changed"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // settingChanges compares cfg's top-level settings that are not sensors,

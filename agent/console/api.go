@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/edge-agent/edge-agent/agent/status"
 	"github.com/edge-agent/edge-agent/sensors"
@@ -147,6 +148,27 @@ func (c *Console) sensorViews(snap status.Snapshot) []SensorView {
 		out = append(out, v)
 	}
 	return out
+}
+
+// ReloadView is GET /api/reload: the last config reload in a sentence
+// (status.ReloadStatus.Summary), null before any. Someone who ran
+// `systemctl reload` sees on the overview what it did, or why the file
+// was refused.
+type ReloadView struct {
+	At      time.Time `json:"at"`
+	Refused bool      `json:"refused"`
+	Summary string    `json:"summary"`
+}
+
+func reloadView(st *status.ReloadStatus) *ReloadView {
+	if st == nil {
+		return nil
+	}
+	return &ReloadView{At: st.At, Refused: st.Error != "", Summary: st.Summary()}
+}
+
+func (c *Console) handleReload(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, reloadView(c.opts.Snapshot().Reload))
 }
 
 // handleRules is GET /api/rules: the rules of /status (an empty list

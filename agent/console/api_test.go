@@ -164,6 +164,39 @@ func TestLinksCarryTheirHistory(t *testing.T) {
 	}
 }
 
+// TestReloadShown: the overview says what the last reload did, or why the
+// file was refused, on the page as served and through /api/reload (null
+// before any reload).
+func TestReloadShown(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	if code, body := f.call("GET", "/api/reload", ""); code != 200 || strings.TrimSpace(body) != "null" {
+		t.Errorf("/api/reload before any: %d %s", code, body)
+	}
+	if _, body := f.call("GET", "/", ""); !strings.Contains(body, `<p id="reload" hidden></p>`) {
+		t.Errorf("the page shows a reload before any")
+	}
+	at := time.Now().Add(-time.Minute)
+	f.setReload(&status.ReloadStatus{At: at, Links: status.ReloadChanges{Restarted: []string{"studio"}},
+		Applied: []string{"rules"}, NeedsRestart: []string{"inference"}})
+	var v console.ReloadView
+	getJSON(t, f, "/api/reload", &v)
+	want := "1 link restarted; applied: rules; at the next restart: inference"
+	if !v.At.Equal(at) || v.Refused || v.Summary != want {
+		t.Errorf("/api/reload = %+v", v)
+	}
+	if _, body := f.call("GET", "/", ""); !strings.Contains(body, `<p id="reload">Last config reload, <span data-ago=`) || !strings.Contains(body, ": "+want+"</p>") {
+		t.Errorf("the page does not show the reload")
+	}
+	f.setReload(&status.ReloadStatus{At: at, Error: "config.yaml:4: links[0].kind: unknown kind <x>"})
+	getJSON(t, f, "/api/reload", &v)
+	if !v.Refused || v.Summary != "refused, nothing changed: config.yaml:4: links[0].kind: unknown kind <x>" {
+		t.Errorf("/api/reload = %+v", v)
+	}
+	if _, body := f.call("GET", "/", ""); !strings.Contains(body, `<p id="reload" class="error">`) || !strings.Contains(body, "unknown kind &lt;x&gt;") {
+		t.Errorf("the page does not show the refused reload, escaped")
+	}
+}
+
 // TestConfigViewMasksSecrets: inline secrets by their key, secrets read
 // from files by their value wherever they appear, URL passwords and query
 // values; the file's path is shown.

@@ -29,6 +29,7 @@ const EnvScreenshots = "CONSOLE_SCREENSHOTS"
 // proxy the test can refuse connections at (the fake "stopped").
 type demoRig struct {
 	url   string // the console, http://127.0.0.1:port
+	file  string // the config file a reload reads
 	proxy *faultproxy.Proxy
 	agent *agent.Agent
 }
@@ -44,13 +45,29 @@ func startDemo(t testing.TB) *demoRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, err := clouds.WriteDemoConfig(t.TempDir(), config.Status{Listen: ln.Addr().String()})
+	cfg, path, err := clouds.WriteDemoConfig(t.TempDir(), config.Status{Listen: ln.Addr().String()})
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
 	}
-	cfg.Resolve(config.HostMachine(nil))
-	rig := &demoRig{url: "http://" + ln.Addr().String()}
+	rig := &demoRig{url: "http://" + ln.Addr().String(), file: path}
+	// load reads the file as the command does (device resolved), with the
+	// edgeimpulse link sent through the proxy: a reload of the same file
+	// changes nothing.
+	var proxied string
+	load := func() (*config.Config, error) {
+		cfg, err := config.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Resolve(config.HostMachine(nil))
+		for i := range cfg.Links {
+			if ei, ok := cfg.Links[i].Block.(*edgeimpulse.Config); ok && proxied != "" {
+				ei.RemoteMgmtURL = proxied
+			}
+		}
+		return cfg, nil
+	}
 	for i := range cfg.Links {
 		ei, ok := cfg.Links[i].Block.(*edgeimpulse.Config)
 		if !ok {
@@ -65,12 +82,15 @@ func startDemo(t testing.TB) *demoRig {
 		}
 		t.Cleanup(func() { rig.proxy.Close() })
 		u.Host = rig.proxy.Addr()
-		ei.RemoteMgmtURL = u.String()
+		proxied = u.String()
 	}
 	if rig.proxy == nil {
 		t.Fatal("the demo has no edgeimpulse link")
 	}
-	if rig.agent, err = agent.New(cfg, agent.Options{StatusListener: ln, Version: "browser-test"}); err != nil {
+	if cfg, err = load(); err != nil {
+		t.Fatal(err)
+	}
+	if rig.agent, err = agent.New(cfg, agent.Options{StatusListener: ln, Version: "browser-test", LoadConfig: load}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -171,6 +191,21 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("the history does not show the outage:\n%s", card)
 	}
 	shot("links-history", 1280, false)
+
+	// systemctl reload: the overview says what it did, and why a broken
+	// file was refused.
+	if _, err := rig.agent.Reload(ctx); err != nil {
+		t.Fatalf("reload of the same file: %v", err)
+	}
+	b.waitFor(ctx, "the reload line", `/^Last config reload, .*: nothing changed$/.test(document.querySelector('#reload').textContent)`)
+	if err := os.WriteFile(rig.file, []byte("links:\n  - {name: x, kind: nope}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.agent.Reload(ctx); err == nil {
+		t.Fatal("a broken file was reloaded")
+	}
+	b.waitFor(ctx, "the refused reload", `(() => { const p = document.querySelector('#reload'); return !p.hidden && p.classList.contains('error') && /refused, nothing changed: .*demo-config.yaml:2/.test(p.textContent); })()`)
+	shot("reload-refused", 1280, false)
 
 	// Camera: the preview shows frames, and they change.
 	tab("camera")

@@ -204,6 +204,7 @@ func (c *Console) routes() {
 	m.Handle("GET /api/status", view(c.handleStatus))
 	m.Handle("GET /api/links", view(c.handleLinks))
 	m.Handle("GET /api/rules", view(c.handleRules))
+	m.Handle("GET /api/reload", view(c.handleReload))
 	m.Handle("GET /api/links/{name}", view(c.handleLink))
 	m.Handle("GET /api/sensors", view(c.handleSensors))
 	m.Handle("GET /api/sensors/{name}", view(c.handleSensor))

@@ -48,8 +48,9 @@ type fixture struct {
 	run    func() // starts the console's Run (newFixture does, unless lateRun)
 	ran    bool   // run was called
 
-	mu    sync.Mutex
-	links []status.LinkStatus
+	mu     sync.Mutex
+	links  []status.LinkStatus
+	reload *status.ReloadStatus
 }
 
 type fixtureOpts struct {
@@ -144,11 +145,18 @@ func (f *fixture) setLinks(l ...status.LinkStatus) {
 	f.links = l
 }
 
+func (f *fixture) setReload(st *status.ReloadStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reload = st
+}
+
 func (f *fixture) snapshot() status.Snapshot {
 	f.mu.Lock()
 	links := append([]status.LinkStatus(nil), f.links...)
+	reload := f.reload
 	f.mu.Unlock()
-	s := status.Snapshot{Device: status.Device{ID: "d1", Name: "bench", Type: "TEST"}, Version: "test", Links: links}
+	s := status.Snapshot{Device: status.Device{ID: "d1", Name: "bench", Type: "TEST"}, Version: "test", Links: links, Reload: reload}
 	for _, h := range f.hub.Stats() {
 		s.Sensors = append(s.Sensors, status.SensorStatus{Name: h.Name, Kind: h.Kind, Class: h.Class, State: h.State,
 			Subscribers: h.Subscribers, Samples: h.Samples, Dropped: h.Dropped})

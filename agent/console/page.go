@@ -32,6 +32,7 @@ func parsePage() (*template.Template, error) {
 type pageData struct {
 	Snap       status.Snapshot
 	Session    session
+	Reload     *ReloadView
 	Links      []LinkView
 	Sensors    []SensorView
 	Cameras    []SensorView // still and video sensors
@@ -55,6 +56,7 @@ func (c *Console) handlePage(w http.ResponseWriter, r *http.Request) {
 		for _, l := range d.Snap.Links {
 			d.Links = append(d.Links, LinkView{LinkStatus: l, Events: c.hist.events(l.Name)})
 		}
+		d.Reload = reloadView(d.Snap.Reload)
 		d.Sensors = c.sensorViews(d.Snap)
 		for _, s := range d.Sensors {
 			switch s.Class {

@@ -54,7 +54,7 @@ type Snapshot struct {
 }
 
 // ReloadStatus is what one configuration reload did. A refused file
-// (Error set) changed nothing.
+// (Error set, to the file's problems) changed nothing.
 type ReloadStatus struct {
 	At      time.Time     `json:"at"`
 	Error   string        `json:"error,omitempty"`
@@ -65,6 +65,43 @@ type ReloadStatus struct {
 	// next restart of the agent (status.listen, log.format, inference).
 	Applied      []string `json:"applied,omitempty"`
 	NeedsRestart []string `json:"needs_restart,omitempty"`
+}
+
+// Summary is what the reload did in a few words, for the unit's status
+// line and the console: "1 link restarted, 2 sensors added; applied: rules;
+// at the next restart: inference", "nothing changed", or why the file was
+// refused.
+func (st ReloadStatus) Summary() string {
+	if st.Error != "" {
+		return "refused, nothing changed: " + st.Error
+	}
+	var parts []string
+	add := func(names []string, one, many string) {
+		switch len(names) {
+		case 0:
+		case 1:
+			parts = append(parts, "1 "+one)
+		default:
+			parts = append(parts, fmt.Sprintf("%d %s", len(names), many))
+		}
+	}
+	add(st.Links.Restarted, "link restarted", "links restarted")
+	add(st.Links.Added, "link added", "links added")
+	add(st.Links.Removed, "link removed", "links removed")
+	add(st.Sensors.Restarted, "sensor restarted", "sensors restarted")
+	add(st.Sensors.Added, "sensor added", "sensors added")
+	add(st.Sensors.Removed, "sensor removed", "sensors removed")
+	s := strings.Join(parts, ", ")
+	if len(parts) == 0 && len(st.Applied) == 0 {
+		s = "nothing changed"
+	}
+	if len(st.Applied) > 0 {
+		s = strings.TrimPrefix(s+"; applied: "+strings.Join(st.Applied, ", "), "; ")
+	}
+	if len(st.NeedsRestart) > 0 {
+		s += "; at the next restart: " + strings.Join(st.NeedsRestart, ", ")
+	}
+	return s
 }
 
 // ReloadChanges names the links or sensors a reload added, removed,

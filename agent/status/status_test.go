@@ -127,3 +127,24 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		t.Errorf("index: %.80q", body)
 	}
 }
+
+func TestReloadSummary(t *testing.T) {
+	for _, tc := range []struct {
+		st   status.ReloadStatus
+		want string
+	}{
+		{status.ReloadStatus{}, "nothing changed"},
+		{status.ReloadStatus{Error: "config.yaml:3: links[0].kind: unknown"}, "refused, nothing changed: config.yaml:3: links[0].kind: unknown"},
+		{status.ReloadStatus{Links: status.ReloadChanges{Restarted: []string{"rtm"}, Added: []string{"a", "b"}},
+			Sensors: status.ReloadChanges{Removed: []string{"mic"}, Unchanged: []string{"cam"}}},
+			"1 link restarted, 2 links added, 1 sensor removed"},
+		{status.ReloadStatus{Applied: []string{"rules", "log.level"}}, "applied: rules, log.level"},
+		{status.ReloadStatus{NeedsRestart: []string{"inference", "rules"}}, "nothing changed; at the next restart: inference, rules"},
+		{status.ReloadStatus{Sensors: status.ReloadChanges{Restarted: []string{"cam", "mic"}}, Applied: []string{"rules"},
+			NeedsRestart: []string{"status"}}, "2 sensors restarted; applied: rules; at the next restart: status"},
+	} {
+		if got := tc.st.Summary(); got != tc.want {
+			t.Errorf("Summary of %+v = %q, want %q", tc.st, got, tc.want)
+		}
+	}
+}

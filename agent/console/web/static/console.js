@@ -189,6 +189,16 @@
     }
   }
 
+  // renderReload shows what the last config reload did (null: none yet).
+  function renderReload(r) {
+    const p = $('#reload');
+    if (!p) return;
+    p.hidden = !r;
+    if (!r) return;
+    p.classList.toggle('error', r.refused);
+    p.replaceChildren('Last config reload, ', h('span', { dataset: { ago: r.at } }, fmtAgo(r.at)), ': ' + r.summary);
+  }
+
   function renderRules(list) {
     const body = $('#rules tbody');
     if (!body) return;
@@ -210,7 +220,8 @@
     try {
       const v = current();
       if (v === 'overview') {
-        const [links, sensors] = await Promise.all([api('GET', '/api/links'), api('GET', '/api/sensors')]);
+        const [links, sensors, reload] = await Promise.all([api('GET', '/api/links'), api('GET', '/api/sensors'), api('GET', '/api/reload')]);
+        renderReload(reload);
         renderLinks(links);
         renderSensors(sensors);
       } else if (v === 'signals') {
