@@ -258,7 +258,12 @@ func (p *Process) exchange(ctx context.Context, timeout time.Duration) ([]byte, 
 	}
 	stop := context.AfterFunc(ctx, func() { p.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	// ctx ending sets a past deadline, so either step may fail for it: it
+	// is then the context's error, not a model that timed out.
 	if _, err := p.conn.Write(p.req); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, p.ioError(err, timeout)
 	}
 	b, err := p.fr.next()

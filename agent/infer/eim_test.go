@@ -212,6 +212,15 @@ func TestClassifyAbortsOnContext(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
+	// A context that ended before the request was written fails the write
+	// (a past deadline): that is the context's error too, not a model that
+	// timed out (CI saw the cancel above win the race to the write).
+	p2 := startFake(t, fakeConfig{Project: project(), Params: motionParams(1, 4, 10, "a")}, ProcessOptions{})
+	ended, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	if _, err := p2.Classify(ended, ones(4, 1), false, time.Hour); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("with an ended context: err = %v, want context.DeadlineExceeded", err)
+	}
 }
 
 func TestFrameReader(t *testing.T) {
