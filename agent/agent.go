@@ -83,10 +83,11 @@ type Agent struct {
 	reloads chan reloadRequest // Reload's requests, served by Run
 	ended   chan struct{}      // closed when Run returns
 
-	mu         sync.Mutex // guards cfg, links, rules and lastReload (written on Run's goroutine)
+	mu         sync.Mutex // guards cfg, links, inference, rules and lastReload (written on Run's goroutine)
 	cfg        *config.Config
 	links      []*linkRunner
-	rules      *rules.Engine // rules[] on the models' results; nil without rules
+	inference  []*inferenceRunner // the on-device models (inference.go)
+	rules      *rules.Engine      // rules[] on the models' results; nil without rules
 	lastReload *status.ReloadStatus
 
 	// Owned by New, then by Run's goroutine.
@@ -94,8 +95,7 @@ type Agent struct {
 	linkCtx context.Context // parent of every link's context; ends at shutdown
 	linkWG  sync.WaitGroup  // every link goroutine Run started
 
-	inference []*inferenceRunner // the on-device models (inference.go); built by New, read-only after
-	stopRules func()             // stops the running rules and waits; a no-op when none run
+	stopRules func() // stops the running rules and waits; a no-op when none run
 	// inEffect holds the top-level settings in effect: the config New was
 	// given, with what reloads applied in place (settingChanges).
 	inEffect *config.Config
@@ -437,8 +437,8 @@ func (a *Agent) Healthy() error {
 
 // Snapshot returns the current /status document.
 func (a *Agent) Snapshot() status.Snapshot {
-	a.mu.Lock() // a reload replaces cfg, links, rules and lastReload, never changes them
-	cfg, links, reload, eng := a.cfg, a.links, a.lastReload, a.rules
+	a.mu.Lock() // a reload replaces cfg, links, inference, rules and lastReload, never changes them
+	cfg, links, reload, eng, models := a.cfg, a.links, a.lastReload, a.rules, a.inference
 	a.mu.Unlock()
 	s := status.Snapshot{
 		Device:  status.Device{ID: cfg.Device.ID, Name: cfg.Device.Name, Type: cfg.Device.Type, Model: cfg.Device.Model},
@@ -488,7 +488,7 @@ func (a *Agent) Snapshot() status.Snapshot {
 			s.Sensors[i].NativeRate = info.NativeRate
 		}
 	}
-	s.Inference = a.inferenceStatus()
+	s.Inference = a.inferenceStatus(models)
 	s.Rules = a.rulesStatus(eng)
 	return s
 }

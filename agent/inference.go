@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/edge-agent/edge-agent/agent/config"
@@ -23,40 +25,76 @@ import (
 // subscription of its own to every stream, so a configured model runs
 // (and its figures show in /status and /metrics) whether or not anything
 // else listens, and a goroutine per downloaded model keeps it current.
-// Models are built once, at New: a reload that changes `inference:`
-// reports it as needing a restart (agent/reload.go's settingChanges); a
-// reload that changes only `rules:` replaces the rules in place.
+// A reload replaces the models whose entry (or the link block a Studio
+// model downloads through) changed, and only those (planModels).
 
 // inferenceRunner is one configured model.
 type inferenceRunner struct {
 	cfg      config.Inference
+	key      modelKey
 	stream   *infer.Stream // nil when it could not be built
 	buildErr error
+	stop     func() // stops what startModel started and waits; nil when not started
 }
 
-// buildInference builds every model of cfg and adds its stream to the hub.
-// A model that cannot be built (its link's block is not there) is in the
-// hub as failed, with the reason; only a hub refusing the name is fatal.
-func (a *Agent) buildInference(cfg *config.Config) error {
-	for _, in := range cfg.Inference {
-		r := &inferenceRunner{cfg: in}
-		a.inference = append(a.inference, r)
-		log := a.log.With("inference", in.Name)
-		st, err := a.newStream(cfg, in)
-		if err != nil {
-			r.buildErr = err
-			log.Error("model cannot be built; it stays failed", "err", err)
-			if err := a.hub.AddFailed(sensors.Info{Name: in.Name, Kind: "eim", Class: sensors.Inference}, err); err != nil {
-				return fmt.Errorf("inference %s: %w", in.Name, err)
-			}
-			continue
-		}
-		r.stream = st
-		if err := a.hub.Add(st); err != nil {
-			return fmt.Errorf("inference %s: %w", in.Name, err)
+// modelKey is what a model is built from, compared by a reload.
+type modelKey struct {
+	In       config.Inference
+	Studio   *edgeimpulse.Config // the block a Studio model downloads through
+	StateDir string
+}
+
+func modelKeyOf(cfg *config.Config, in config.Inference) modelKey {
+	k := modelKey{In: in, StateDir: cfg.StateDir}
+	if in.Model == "" {
+		k.Studio = studioBlock(cfg, in.EdgeImpulse)
+	}
+	return k
+}
+
+// studioBlock is the edgeimpulse block of the link named link, nil when
+// there is none.
+func studioBlock(cfg *config.Config, link string) *edgeimpulse.Config {
+	for _, l := range cfg.Links {
+		if b, ok := l.Block.(*edgeimpulse.Config); ok && l.Name == link {
+			return b
 		}
 	}
 	return nil
+}
+
+// buildInference builds every model of cfg and adds its stream to the hub.
+func (a *Agent) buildInference(cfg *config.Config) error {
+	for _, in := range cfg.Inference {
+		r, err := a.buildModel(cfg, in)
+		if err != nil {
+			return err
+		}
+		a.inference = append(a.inference, r)
+	}
+	return nil
+}
+
+// buildModel builds model in of cfg and adds its stream to the hub. A
+// model that cannot be built (its link's block is not there) is in the
+// hub as failed, with the reason; only a hub refusing the name is an
+// error.
+func (a *Agent) buildModel(cfg *config.Config, in config.Inference) (*inferenceRunner, error) {
+	r := &inferenceRunner{cfg: in, key: modelKeyOf(cfg, in)}
+	st, err := a.newStream(cfg, in)
+	if err != nil {
+		r.buildErr = err
+		a.log.Error("model cannot be built; it stays failed", "inference", in.Name, "err", err)
+		if err := a.hub.AddFailed(sensors.Info{Name: in.Name, Kind: "eim", Class: sensors.Inference}, err); err != nil {
+			return nil, fmt.Errorf("inference %s: %w", in.Name, err)
+		}
+		return r, nil
+	}
+	r.stream = st
+	if err := a.hub.Add(st); err != nil {
+		return nil, fmt.Errorf("inference %s: %w", in.Name, err)
+	}
+	return r, nil
 }
 
 func (a *Agent) newStream(cfg *config.Config, in config.Inference) (*infer.Stream, error) {
@@ -64,12 +102,7 @@ func (a *Agent) newStream(cfg *config.Config, in config.Inference) (*infer.Strea
 	mo := infer.ModelsOptions{Path: in.Model, Target: in.Target, Variant: in.Variant,
 		Dir: filepath.Join(cfg.StateDir, "models", in.Name), Clock: a.opts.Clock, Logger: log}
 	if in.Model == "" {
-		var block *edgeimpulse.Config
-		for _, l := range cfg.Links {
-			if l.Name == in.EdgeImpulse {
-				block, _ = l.Block.(*edgeimpulse.Config)
-			}
-		}
+		block := studioBlock(cfg, in.EdgeImpulse)
 		if block == nil {
 			return nil, fmt.Errorf("link %q has no edgeimpulse block", in.EdgeImpulse)
 		}
@@ -101,47 +134,73 @@ func (a *Agent) attachMonitor(name string, link transport.Link) {
 	}
 }
 
-// runInference starts, for every model, the agent's own subscription and
-// the model source's updates; the returned function stops them and waits.
-func (a *Agent) runInference(ctx context.Context) (stop func()) {
+// startModel starts the agent's own subscription to r's stream and its
+// model source's updates, until ctx ends or stopModel.
+func (a *Agent) startModel(ctx context.Context, r *inferenceRunner) {
+	if r.stream == nil {
+		return
+	}
+	sub, err := a.hub.Subscribe(r.cfg.Name, sensors.SubscribeOptions{Queue: 4, Policy: sensors.DropOldest, Label: "agent"})
+	if err != nil {
+		a.log.Error("model not started", "inference", r.cfg.Name, "err", err)
+		return
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, r := range a.inference {
-		if r.stream == nil {
-			continue
-		}
-		sub, err := a.hub.Subscribe(r.cfg.Name, sensors.SubscribeOptions{Queue: 4, Policy: sensors.DropOldest, Label: "agent"})
-		if err != nil {
-			a.log.Error("model not started", "inference", r.cfg.Name, "err", err)
-			continue
-		}
-		wg.Go(func() {
-			defer sub.Close()
-			for {
-				select {
-				case <-ctx.Done():
+	wg.Go(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, open := <-sub.C():
+				if !open {
 					return
-				case _, open := <-sub.C():
-					if !open {
-						return
-					}
 				}
 			}
-		})
-		models := r.stream.Models()
-		every := r.cfg.CheckEvery.D()
-		wg.Go(func() { models.Run(ctx, every) })
-	}
-	return func() {
+		}
+	})
+	models := r.stream.Models()
+	every := r.cfg.CheckEvery.D()
+	wg.Go(func() { models.Run(ctx, every) })
+	r.stop = func() {
 		cancel()
 		wg.Wait()
 	}
 }
 
-// inferenceStatus is the models' part of /status.
-func (a *Agent) inferenceStatus() []status.InferenceStatus {
-	var out []status.InferenceStatus
+// stopModel stops what startModel started and waits for it.
+func (a *Agent) stopModel(r *inferenceRunner) {
+	if r.stop != nil {
+		r.stop()
+		r.stop = nil
+	}
+}
+
+// runInference starts every model (startModel); the returned function
+// stops the models running then, a reload's replacements included.
+func (a *Agent) runInference(ctx context.Context) (stop func()) {
 	for _, r := range a.inference {
+		a.startModel(ctx, r)
+	}
+	return func() {
+		for _, r := range a.modelRunners() {
+			a.stopModel(r)
+		}
+	}
+}
+
+// modelRunners returns the current models.
+func (a *Agent) modelRunners() []*inferenceRunner {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.inference)
+}
+
+// inferenceStatus is the part of /status of the models runners.
+func (a *Agent) inferenceStatus(runners []*inferenceRunner) []status.InferenceStatus {
+	var out []status.InferenceStatus
+	for _, r := range runners {
 		if r.stream == nil {
 			out = append(out, status.InferenceStatus{Name: r.cfg.Name, Sensor: r.cfg.Sensor, State: infer.StateFailed,
 				Counts: map[string]uint64{}, Labels: []status.LabelStatus{}, LastError: errText(r.buildErr)})
@@ -233,4 +292,89 @@ func (a *Agent) rulesStatus(eng *rules.Engine) []status.RuleStatus {
 		out = append(out, rs)
 	}
 	return out
+}
+
+// modelPlan is what a reload does to the models: a model whose key is the
+// same, and that could be built, keeps running; the others are built anew.
+type modelPlan struct {
+	next     []*inferenceRunner // the models after the reload, in config order; nil where one is built
+	build    []int              // indexes of next (and of the config's inference) to build
+	drop     []*inferenceRunner // stopped and taken out of the hub
+	changed  map[string]bool    // models whose stream comes, goes or is replaced
+	monitors map[string]bool    // edgeimpulse links whose reported model changes
+}
+
+// planModels compares cfg's models with the running ones and records the
+// outcome in st.
+func (a *Agent) planModels(cfg *config.Config, st *status.ReloadChanges) modelPlan {
+	p := modelPlan{changed: map[string]bool{}, monitors: map[string]bool{}}
+	running := map[string]*inferenceRunner{}
+	for _, r := range a.inference {
+		running[r.cfg.Name] = r
+	}
+	kept := map[*inferenceRunner]bool{}
+	for i, in := range cfg.Inference {
+		prev, ok := running[in.Name]
+		if ok && prev.stream != nil && reflect.DeepEqual(prev.key, modelKeyOf(cfg, in)) {
+			p.next = append(p.next, prev)
+			kept[prev] = true
+			st.Unchanged = append(st.Unchanged, in.Name)
+			continue
+		}
+		p.next = append(p.next, nil)
+		p.build = append(p.build, i)
+		p.changed[in.Name] = true
+		if in.EdgeImpulse != "" {
+			p.monitors[in.EdgeImpulse] = true
+		}
+		if ok {
+			st.Restarted = append(st.Restarted, in.Name)
+		} else {
+			st.Added = append(st.Added, in.Name)
+		}
+	}
+	for _, r := range a.inference {
+		if kept[r] {
+			continue
+		}
+		p.drop = append(p.drop, r)
+		p.changed[r.cfg.Name] = true
+		if r.cfg.EdgeImpulse != "" {
+			p.monitors[r.cfg.EdgeImpulse] = true
+		}
+		if !slices.Contains(st.Restarted, r.cfg.Name) {
+			st.Removed = append(st.Removed, r.cfg.Name)
+		}
+	}
+	return p
+}
+
+// dropModels stops the models p replaces or removes and takes them out of
+// the hub (their processes end), before the sensors change: a new sensor
+// may take a model's name.
+func (a *Agent) dropModels(p modelPlan) error {
+	for _, r := range p.drop {
+		a.stopModel(r)
+		if err := a.hub.Remove(r.cfg.Name); err != nil {
+			return fmt.Errorf("agent: reload: inference %s: %w", r.cfg.Name, err)
+		}
+		a.log.Info("model stopped by the reload", "inference", r.cfg.Name)
+	}
+	return nil
+}
+
+// buildModels builds p's new models into the hub and makes p's list the
+// current one; startModel runs them once the links are started.
+func (a *Agent) buildModels(cfg *config.Config, p modelPlan) error {
+	for _, i := range p.build {
+		r, err := a.buildModel(cfg, cfg.Inference[i])
+		if err != nil {
+			return fmt.Errorf("agent: reload: %w", err)
+		}
+		p.next[i] = r
+	}
+	a.mu.Lock()
+	a.inference = p.next
+	a.mu.Unlock()
+	return nil
 }

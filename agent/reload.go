@@ -39,17 +39,19 @@ import (
 //     built.
 //   - Sensors and links are added and removed as the file says.
 //   - A link that had failed for good (bad credentials) or could not be
-//     built, and a sensor whose driver could not be built, are tried again
+//     built, and a sensor or model that could not be built, are tried again
 //     even when their config is the same: a reload is how a user says
 //     "try again" after fixing what the config points at.
 //   - The log level and memory_limit are applied in place through
 //     Options.ApplySettings; the other top-level settings (status.listen,
 //     status.pprof, log.format) take effect at the next restart, which the
 //     log and /status say.
-//   - Changed rules replace the running ones (their counts start over,
-//     and a recording a rule started is stopped), unless the models
-//     changed too: models are built once, so `inference` and `rules` then
-//     both wait for the next restart.
+//   - A model (`inference[]`) whose entry changed, or whose Studio link's
+//     block did, is replaced: its process stops and the new one starts;
+//     the links reading its results restart, and so does an edgeimpulse
+//     link whose reported model changed. The other models keep running.
+//   - Changed rules, or changed models, replace the running rules (their
+//     counts start over, and a recording a rule started is stopped).
 //
 // Everything runs on Run's goroutine, one reload at a time, between the
 // moments Run serves requests and signals.
@@ -277,6 +279,11 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 	}
 	st.Sensors.Removed = removed
 
+	// Models: keep, replace, add or remove each; the links reading a model
+	// that changes restart like those of a sensor, and an edgeimpulse link
+	// whose reported model changes restarts to report the new one.
+	models := a.planModels(cfg, &st.Inference)
+
 	// Links: keep, restart, add or remove each.
 	cur := a.linkRunners()
 	byName := map[string]*linkRunner{}
@@ -309,8 +316,14 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 			why = "it could not be built before"
 		case r.sup.Status().State == supervisor.Failed:
 			why = "it had failed"
+		case models.monitors[l.Name]:
+			why = "the model it reports changed"
 		default:
 			for _, ref := range config.SensorRefs(&l) {
+				if models.changed[ref.Name] {
+					why = "model " + ref.Name + " changed"
+					break
+				}
 				if mustRestart[ref.Name] {
 					why = "sensor " + ref.Name + " changed"
 					break
@@ -335,7 +348,8 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 		}
 	}
 	st.Applied, st.NeedsRestart = a.settingChanges(cfg)
-	newRules := slices.Contains(st.Applied, "rules")
+	// The rules read the models' streams: changed models rebuild them too.
+	newRules := slices.Contains(st.Applied, "rules") || len(models.changed) > 0
 	if newRules {
 		// First, while the links run: stopping the rules stops the
 		// recordings they started.
@@ -346,6 +360,9 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 	// Stop what goes away or restarts before the sensors change under it
 	// and before its replacement opens the same spool directory.
 	if err := a.stopLinks(ctx, stop); err != nil {
+		return st, err
+	}
+	if err := a.dropModels(models); err != nil {
 		return st, err
 	}
 	warn := func(msg string, args ...any) { a.log.Error(msg, args...) }
@@ -379,6 +396,9 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 		a.log.Info("sensor added by the reload", "sensor", e.cfg.Name, "kind", e.cfg.Kind)
 	}
 	a.sensors = newSensors
+	if err := a.buildModels(cfg, models); err != nil { // before the links: they attach their monitors
+		return st, err
+	}
 
 	now := a.opts.Clock.Now()
 	links := make([]*linkRunner, 0, len(plan))
@@ -397,6 +417,9 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 	a.mu.Unlock()
 	for _, r := range started {
 		a.startLink(r)
+	}
+	for _, i := range models.build {
+		a.startModel(a.linkCtx, models.next[i])
 	}
 	if newRules {
 		// After the links: a rule binds its actions to the running ones.
@@ -425,13 +448,13 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 }
 
 // settingChanges compares cfg's top-level settings that are not sensors,
-// links or part of every link's key with those in effect (a.inEffect, not
-// the last file: a setting that waits for a restart and is then changed
-// back is no longer pending). The log level and memory_limit are applied
-// in place when the command gave ApplySettings, and rules when the models
-// in effect are cfg's; every other changed key (status.listen,
-// status.pprof, log.format, inference, and a key added later until the
-// reload learns it) takes effect at the next restart.
+// links, models or part of every link's key with those in effect
+// (a.inEffect, not the last file: a setting that waits for a restart and
+// is then changed back is no longer pending). The log level and
+// memory_limit are applied in place when the command gave ApplySettings,
+// and rules always; every other changed key (status.listen, status.pprof,
+// log.format, and a key added later until the reload learns it) takes
+// effect at the next restart.
 func (a *Agent) settingChanges(cfg *config.Config) (applied, needsRestart []string) {
 	live := a.opts.ApplySettings != nil
 	cur := a.inEffect
@@ -444,8 +467,8 @@ func (a *Agent) settingChanges(cfg *config.Config) (applied, needsRestart []stri
 			continue
 		}
 		switch name {
-		case "sensors", "links", "device", "state_dir", "spool", "backoff":
-			continue // compared per sensor and per link
+		case "sensors", "links", "inference", "device", "state_dir", "spool", "backoff":
+			continue // compared per sensor, per link and per model
 		}
 		if reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
 			continue
@@ -464,9 +487,8 @@ func (a *Agent) settingChanges(cfg *config.Config) (applied, needsRestart []stri
 			}
 		case name == "memory_limit" && live:
 			applied = append(applied, name)
-		case name == "rules" && reflect.DeepEqual(cur.Inference, cfg.Inference):
-			// The rules read the models' streams and act through the
-			// links: both are in place, so the rules are rebuilt on them.
+		case name == "rules":
+			// Rebuilt once the models and links are in place.
 			applied = append(applied, name)
 		default:
 			needsRestart = append(needsRestart, name)

@@ -318,23 +318,40 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 		r.record()
 	})
 
-	t.Run("models and rules apply at the next restart", func(t *testing.T) {
+	t.Run("a model that cannot start, and its rule, added then removed", func(t *testing.T) {
 		r.doc["inference"] = []any{map[string]any{"name": "people", "sensor": "cam", "model": "/nonexistent/people.eim"}}
 		r.doc["rules"] = []any{map[string]any{"name": "seen", "model": "people", "when": map[string]any{"label": "person"},
 			"then": []any{map[string]any{"camserver.message": map[string]any{"msg": "seen"}}}}}
 		r.write()
 		st := r.reload()
-		if !same(st.NeedsRestart, []string{"inference", "rules"}) || len(st.Links.Restarted) != 0 || len(st.Links.Added) != 0 {
-			t.Errorf("reload status %+v, want inference and rules needing a restart and no link touched", st)
+		if !same(st.Inference.Added, []string{"people"}) || !same(st.Applied, []string{"rules"}) || len(st.NeedsRestart) != 0 ||
+			len(st.Links.Restarted) != 0 || len(st.Links.Added) != 0 {
+			t.Errorf("reload status %+v, want the model added, the rules applied and no link touched", st)
 		}
-		if snap := r.a.Snapshot(); len(snap.Inference) != 0 || len(snap.Rules) != 0 {
-			t.Errorf("/status shows models %v and rules %v before a restart", snap.Inference, snap.Rules)
+		var m status.InferenceStatus
+		ctx, cancel := context.WithTimeout(context.Background(), agenttest.Patience)
+		defer cancel()
+		if err := agenttest.Poll(ctx, "", func() bool {
+			m = model(r.a.Snapshot(), "people")
+			return m.State == "waiting" && strings.Contains(m.LastError, "/nonexistent/people.eim")
+		}); err != nil {
+			t.Errorf("the model is %+v, want it waiting for its file, saying which", m)
+		}
+		if rs := r.a.Snapshot().Rules; len(rs) != 1 || rs[0].Name != "seen" {
+			t.Errorf("rules %+v", rs)
 		}
 		r.untouched(all...)
 		delete(r.doc, "inference")
 		delete(r.doc, "rules")
 		r.write()
-		r.reload()
+		st = r.reload()
+		if !same(st.Inference.Removed, []string{"people"}) || len(st.Links.Restarted) != 0 {
+			t.Errorf("reload status %+v, want the model removed and no link touched", st)
+		}
+		if snap := r.a.Snapshot(); len(snap.Inference) != 0 || len(snap.Rules) != 0 {
+			t.Errorf("/status shows models %v and rules %v after they were removed", snap.Inference, snap.Rules)
+		}
+		r.untouched(all...)
 	})
 
 	t.Run("link and sensor added, then removed", func(t *testing.T) {
@@ -377,11 +394,20 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 	})
 }
 
-// TestReloadReplacesRules: a reload that changes only `rules:` replaces the
-// running rules in place — the new rule acts, the old one is gone from
-// /status, no link or model is touched — and one that changes the models
-// too leaves both to the next restart, the running rules as they were.
-func TestReloadReplacesRules(t *testing.T) {
+// TestReloadModelsAndRules: a reload changes the models and rules in
+// place. Rules alone: the new rule acts, the old one is gone from /status,
+// no link or model is touched. A model's entry changed: that model's
+// process is replaced, the edgeimpulse link that now reports it restarts
+// (and announces it), the other links keep their sessions, and the rules
+// are rebuilt on the new stream. A model removed: its process ends, its
+// stream leaves the hub; added back, it runs again.
+func TestReloadModelsAndRules(t *testing.T) {
+	rt, err := os.MkdirTemp("", "rt") // t.TempDir's long names overflow a socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	t.Setenv("RUNTIME_DIRECTORY", rt)
 	r := newReloadRigWith(t, infertest.Fake(t))
 	all := r.links()
 	agenttest.Eventually(t, "the demo's rule reads the model's results", func() bool {
@@ -389,28 +415,32 @@ func TestReloadReplacesRules(t *testing.T) {
 		return len(rs) == 1 && rs[0].Name == sim.DemoRuleName && rs[0].Results > 0
 	})
 	r.record()
-	// The demo's camera shows no visitor most of the time: a rule on the
-	// label "empty" fires as soon as it runs.
-	r.doc["rules"] = []any{map[string]any{"name": "quiet", "model": sim.DemoModelName,
-		"when": map[string]any{"label": "empty", "min_score": 0.5},
-		"then": []any{map[string]any{"camserver.message": map[string]any{"msg": "quiet-after-reload"}}}}}
+	quiet := func(name, msg string) []any {
+		// The demo's camera shows no visitor most of the time: a rule on
+		// the label "empty" fires as soon as it runs.
+		return []any{map[string]any{"name": name, "model": sim.DemoModelName,
+			"when": map[string]any{"label": "empty", "min_score": 0.5},
+			"then": []any{map[string]any{"camserver.message": map[string]any{"msg": msg}}}}}
+	}
+	sent := func(msg string) func() bool {
+		return func() bool {
+			return slices.ContainsFunc(r.cam.Messages(), func(m camservertest.Message) bool { return m.Msg == msg })
+		}
+	}
+
+	// Rules alone.
+	r.doc["rules"] = quiet("quiet", "quiet-after-reload")
 	r.write()
 	st := r.reload()
-	if !same(st.Applied, []string{"rules"}) || len(st.NeedsRestart) != 0 || len(st.Links.Restarted) != 0 || len(st.Sensors.Restarted) != 0 {
+	if !same(st.Applied, []string{"rules"}) || len(st.NeedsRestart) != 0 || len(st.Links.Restarted) != 0 ||
+		len(st.Sensors.Restarted) != 0 || !same(st.Inference.Unchanged, []string{sim.DemoModelName}) {
 		t.Errorf("reload status %+v, want the rules applied and nothing else touched", st)
 	}
 	rs := r.a.Snapshot().Rules
 	if len(rs) != 1 || rs[0].Name != "quiet" || len(rs[0].Actions) != 1 || rs[0].Actions[0].Do != config.ActionMessage {
 		t.Fatalf("rules after the reload: %+v", rs)
 	}
-	agenttest.Eventually(t, "the new rule's message", func() bool {
-		for _, m := range r.cam.Messages() {
-			if m.Msg == "quiet-after-reload" {
-				return true
-			}
-		}
-		return false
-	})
+	agenttest.Eventually(t, "the new rule's message", sent("quiet-after-reload"))
 	if f := r.a.Snapshot().Rules[0]; f.Fired == 0 || f.Actions[0].OK == 0 {
 		t.Errorf("the new rule %+v did not fire and act", f)
 	}
@@ -419,27 +449,55 @@ func TestReloadReplacesRules(t *testing.T) {
 	}
 	r.untouched(all...)
 
-	// Models and rules changed together: both wait for a restart.
-	r.doc["inference"].([]any)[0].(map[string]any)["interval"] = "2s"
-	r.doc["rules"].([]any)[0].(map[string]any)["name"] = "renamed"
+	// The model's entry changes: it now reports to the edgeimpulse link.
+	entry := r.doc["inference"].([]any)[0].(map[string]any)
+	entry["edgeimpulse"] = "edgeimpulse"
+	r.doc["rules"] = quiet("renamed", "after-the-model-changed")
 	r.write()
 	st = r.reload()
-	if !same(st.NeedsRestart, []string{"inference", "rules"}) || len(st.Applied) != 0 {
-		t.Errorf("reload status %+v, want inference and rules needing a restart", st)
+	if !same(st.Inference.Restarted, []string{sim.DemoModelName}) || !same(st.Links.Restarted, []string{"edgeimpulse"}) ||
+		!same(st.Applied, []string{"rules"}) || len(st.NeedsRestart) != 0 {
+		t.Errorf("reload status %+v, want the model and the edgeimpulse link restarted, the rules applied", st)
 	}
-	if rs := r.a.Snapshot().Rules; len(rs) != 1 || rs[0].Name != "quiet" {
-		t.Errorf("rules after a refused change: %+v", rs)
-	}
+	agenttest.Eventually(t, "the new model classifies and the rebuilt rule acts", func() bool {
+		m := model(r.a.Snapshot(), sim.DemoModelName)
+		return m.State == "running" && m.Counts["classifications"] > 0 && sent("after-the-model-changed")()
+	})
+	agenttest.Eventually(t, "the edgeimpulse link announces the model", func() bool {
+		hs := r.ei.Hellos()
+		return len(hs) > 0 && hs[len(hs)-1].Fields["mode"] == "inference" && r.allUp()
+	})
+	r.untouched(r.links("edgeimpulse")...)
 
-	// Rules removed (the models as they run): none left.
-	r.doc["inference"].([]any)[0].(map[string]any)["interval"] = nil
-	delete(r.doc["inference"].([]any)[0].(map[string]any), "interval")
+	// Removed, with its rules: the process ends, the stream leaves the hub.
+	delete(r.doc, "inference")
 	delete(r.doc, "rules")
 	r.write()
-	if st := r.reload(); !same(st.Applied, []string{"rules"}) || len(st.NeedsRestart) != 0 {
-		t.Errorf("reload status %+v, want the rules applied and, the models being as they run, nothing pending", st)
+	st = r.reload()
+	if !same(st.Inference.Removed, []string{sim.DemoModelName}) || !same(st.Applied, []string{"rules"}) || len(st.NeedsRestart) != 0 ||
+		!same(st.Links.Restarted, []string{"edgeimpulse"}) {
+		t.Errorf("reload status %+v, want the model removed, the link that reported it restarted, the rules applied", st)
 	}
-	if rs := r.a.Snapshot().Rules; len(rs) != 0 {
-		t.Errorf("rules after they were removed: %+v", rs)
+	if snap := r.a.Snapshot(); len(snap.Rules) != 0 || len(snap.Inference) != 0 {
+		t.Errorf("after removal /status shows models %+v and rules %+v", snap.Inference, snap.Rules)
 	}
+	if _, ok := r.a.Hub().Info(sim.DemoModelName); ok {
+		t.Error("the model's stream is still in the hub")
+	}
+	if ents, _ := os.ReadDir(rt); len(ents) != 0 {
+		t.Errorf("the runtime dir keeps %d model sockets' directories after the model was removed", len(ents))
+	}
+
+	// Added back.
+	entry["edgeimpulse"] = nil
+	delete(entry, "edgeimpulse")
+	r.doc["inference"] = []any{entry}
+	r.write()
+	st = r.reload()
+	if !same(st.Inference.Added, []string{sim.DemoModelName}) || len(st.Links.Restarted) != 0 {
+		t.Errorf("reload status %+v, want the model added and no link touched", st)
+	}
+	agenttest.Eventually(t, "the model runs again", func() bool {
+		return model(r.a.Snapshot(), sim.DemoModelName).Counts["classifications"] > 0
+	})
 }

@@ -44,12 +44,12 @@ type Config struct {
 	Sensors  []Sensor `yaml:"sensors"`
 	Links    []Link   `yaml:"links"`
 	// Inference runs Edge Impulse models on the sensors' data
-	// (agent/infer); see Inference. A change takes effect at the next
-	// restart.
+	// (agent/infer); see Inference. A reload replaces the models whose
+	// entry changed.
 	Inference []Inference `yaml:"inference"`
 	// Rules turn the models' results into actions on the links
-	// (agent/rules); see Rule. A reload replaces them, unless inference
-	// changed too (then both wait for the restart).
+	// (agent/rules); see Rule. A reload that changes them, or the
+	// models, replaces them.
 	Rules []Rule `yaml:"rules"`
 
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT): near

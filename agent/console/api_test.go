@@ -177,10 +177,10 @@ func TestReloadShown(t *testing.T) {
 	}
 	at := time.Now().Add(-time.Minute)
 	f.setReload(&status.ReloadStatus{At: at, Links: status.ReloadChanges{Restarted: []string{"studio"}},
-		Applied: []string{"rules"}, NeedsRestart: []string{"inference"}})
+		Inference: status.ReloadChanges{Restarted: []string{"people"}}, Applied: []string{"rules"}, NeedsRestart: []string{"status"}})
 	var v console.ReloadView
 	getJSON(t, f, "/api/reload", &v)
-	want := "1 link restarted; applied: rules; at the next restart: inference"
+	want := "1 link restarted, 1 model restarted; applied: rules; at the next restart: status"
 	if !v.At.Equal(at) || v.Refused || v.Summary != want {
 		t.Errorf("/api/reload = %+v", v)
 	}

@@ -60,16 +60,19 @@ type ReloadStatus struct {
 	Error   string        `json:"error,omitempty"`
 	Links   ReloadChanges `json:"links"`
 	Sensors ReloadChanges `json:"sensors"`
+	// Inference names the on-device models (`inference[]`) the reload
+	// added, removed, restarted or kept running.
+	Inference ReloadChanges `json:"inference"`
 	// Applied lists the top-level settings changed in place (log.level,
 	// memory_limit, rules); NeedsRestart those that take effect at the
-	// next restart of the agent (status.listen, log.format, inference).
+	// next restart of the agent (status.listen, log.format).
 	Applied      []string `json:"applied,omitempty"`
 	NeedsRestart []string `json:"needs_restart,omitempty"`
 }
 
 // Summary is what the reload did in a few words, for the unit's status
 // line and the console: "1 link restarted, 2 sensors added; applied: rules;
-// at the next restart: inference", "nothing changed", or why the file was
+// at the next restart: status", "nothing changed", or why the file was
 // refused.
 func (st ReloadStatus) Summary() string {
 	if st.Error != "" {
@@ -91,6 +94,9 @@ func (st ReloadStatus) Summary() string {
 	add(st.Sensors.Restarted, "sensor restarted", "sensors restarted")
 	add(st.Sensors.Added, "sensor added", "sensors added")
 	add(st.Sensors.Removed, "sensor removed", "sensors removed")
+	add(st.Inference.Restarted, "model restarted", "models restarted")
+	add(st.Inference.Added, "model added", "models added")
+	add(st.Inference.Removed, "model removed", "models removed")
 	s := strings.Join(parts, ", ")
 	if len(parts) == 0 && len(st.Applied) == 0 {
 		s = "nothing changed"

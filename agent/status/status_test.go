@@ -139,9 +139,11 @@ func TestReloadSummary(t *testing.T) {
 			Sensors: status.ReloadChanges{Removed: []string{"mic"}, Unchanged: []string{"cam"}}},
 			"1 link restarted, 2 links added, 1 sensor removed"},
 		{status.ReloadStatus{Applied: []string{"rules", "log.level"}}, "applied: rules, log.level"},
-		{status.ReloadStatus{NeedsRestart: []string{"inference", "rules"}}, "nothing changed; at the next restart: inference, rules"},
+		{status.ReloadStatus{NeedsRestart: []string{"status", "log.format"}}, "nothing changed; at the next restart: status, log.format"},
 		{status.ReloadStatus{Sensors: status.ReloadChanges{Restarted: []string{"cam", "mic"}}, Applied: []string{"rules"},
 			NeedsRestart: []string{"status"}}, "2 sensors restarted; applied: rules; at the next restart: status"},
+		{status.ReloadStatus{Inference: status.ReloadChanges{Restarted: []string{"people"}, Added: []string{"a", "b"}, Removed: []string{"c"},
+			Unchanged: []string{"d"}}}, "1 model restarted, 2 models added, 1 model removed"},
 	} {
 		if got := tc.st.Summary(); got != tc.want {
 			t.Errorf("Summary of %+v = %q, want %q", tc.st, got, tc.want)
