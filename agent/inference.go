@@ -197,7 +197,7 @@ func (a *Agent) modelRunners() []*inferenceRunner {
 	return slices.Clone(a.inference)
 }
 
-// inferenceStatus is the part of /status of the models runners.
+// inferenceStatus is the part of /status of the models in runners.
 func (a *Agent) inferenceStatus(runners []*inferenceRunner) []status.InferenceStatus {
 	var out []status.InferenceStatus
 	for _, r := range runners {

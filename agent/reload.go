@@ -442,7 +442,8 @@ func (a *Agent) reload(ctx context.Context, n *systemd.Notifier) (status.ReloadS
 		"links_added", st.Links.Added, "links_removed", st.Links.Removed,
 		"links_restarted", st.Links.Restarted, "links_unchanged", st.Links.Unchanged,
 		"sensors_added", st.Sensors.Added, "sensors_removed", st.Sensors.Removed,
-		"sensors_restarted", st.Sensors.Restarted, "applied", st.Applied)
+		"sensors_restarted", st.Sensors.Restarted, "models_added", st.Inference.Added,
+		"models_removed", st.Inference.Removed, "models_restarted", st.Inference.Restarted, "applied", st.Applied)
 	n.Status(fmt.Sprintf("%d sensors, %d links; reloaded: %s", len(cfg.Sensors), len(links), st.Summary()))
 	return st, nil
 }
