@@ -74,7 +74,9 @@ type Action struct {
 	// one enabled link of the action's kind.
 	Link string `yaml:"link,omitempty"`
 	// For (rtm.record) is how long the recording runs before it is
-	// stopped; a new firing meanwhile extends it. 0 means 30s.
+	// stopped; a new firing meanwhile extends it, and while another rule's
+	// recording on the same link runs on, the link keeps recording until
+	// that one's time is up too. 0 means 30s.
 	For conf.Duration `yaml:"for,omitempty"`
 	// Sensor (frameio.upload_still) is a still sensor to take a fresh
 	// frame from; empty means the frame the model classified (image

@@ -52,7 +52,7 @@ func (e *Engine) newAction(cfg config.Action) (*action, error) {
 			if err != nil {
 				return err
 			}
-			return a.startRecording(rec, e.o.Clock.Now())
+			return e.startRecording(a, rec, e.o.Clock.Now())
 		}
 	case config.ActionUploadStill:
 		check = func(l any) bool { _, ok := l.(StillUploader); return ok }
@@ -103,16 +103,23 @@ func bindLink[T any](link any, cfg config.Action, what string) (T, error) {
 	}
 }
 
-// startRecording starts a recording, or extends the one this action started, to
-// run for cfg.For from now. A link without a session keeps the wish and
-// starts recording when its next session is up (rtm.ErrNoSession), which
-// counts as done.
-func (a *action) startRecording(rec Recorder, now time.Time) error {
+// startRecording starts a recording, or extends the one this action
+// started, to run for cfg.For from now, and holds the link's recording for
+// a (Engine.recs). A link without a session keeps the wish and starts
+// recording when its next session is up (rtm.ErrNoSession), which counts
+// as done. Called on a's rule's goroutine.
+func (e *Engine) startRecording(a *action, rec Recorder, now time.Time) error {
+	e.recMu.Lock()
+	defer e.recMu.Unlock()
 	err := rec.StartRecording()
 	if err != nil && !errors.Is(err, rtm.ErrNoSession) {
 		return err
 	}
 	a.rec, a.until = rec, now.Add(a.cfg.For.D())
+	if e.recs[a.cfg.Link] == nil {
+		e.recs[a.cfg.Link] = map[*action]struct{}{}
+	}
+	e.recs[a.cfg.Link][a] = struct{}{}
 	return nil
 }
 
@@ -218,8 +225,20 @@ func (r *rule) stopRecordings() {
 	}
 }
 
+// stopRecording releases a's hold on its link's recording and stops the
+// recording when no other action holds it.
 func (r *rule) stopRecording(a *action) {
+	e := r.e
+	e.recMu.Lock()
+	defer e.recMu.Unlock()
 	a.until = time.Time{}
+	holds := e.recs[a.cfg.Link]
+	delete(holds, a)
+	if len(holds) > 0 {
+		r.log.Info("rule's recording time is up; the link keeps recording for another rule or action", "link", a.cfg.Link)
+		return
+	}
+	delete(e.recs, a.cfg.Link)
 	if err := a.rec.StopRecording(); err != nil && !errors.Is(err, rtm.ErrNoSession) {
 		r.log.Warn("rule could not stop its recording", "link", a.cfg.Link, "err", err)
 		return

@@ -88,6 +88,13 @@ type Engine struct {
 	links func(name string) any
 	o     Options
 	rules []*rule
+
+	// recs holds, per link, the rtm.record actions whose recording runs:
+	// the link records while any of them holds it, so one rule's time
+	// running out does not cut the recording another rule asked for.
+	// recMu also orders the start and stop commands of different rules.
+	recMu sync.Mutex
+	recs  map[string]map[*action]struct{}
 }
 
 // New builds the rules of cfgs on hub; links returns the running link of a
@@ -97,7 +104,7 @@ type Engine struct {
 // others do. A link that is not running fails only the firings meanwhile.
 func New(cfgs []config.Rule, hub Hub, links func(name string) any, o Options) *Engine {
 	o = o.withDefaults()
-	e := &Engine{hub: hub, links: links, o: o}
+	e := &Engine{hub: hub, links: links, o: o, recs: map[string]map[*action]struct{}{}}
 	for _, c := range cfgs {
 		r := &rule{cfg: c, e: e, log: o.Logger.With("rule", c.Name), state: StateWaiting, armed: true}
 		for _, ac := range c.Then {

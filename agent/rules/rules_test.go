@@ -345,3 +345,59 @@ func TestRuleFailsOnALinkThatCannot(t *testing.T) {
 		t.Errorf("the action on a link that is not running: %+v", a)
 	}
 }
+
+// TestRecordingHeldAcrossRules: two rules record on the same link; the one
+// whose time is up first leaves the recording running for the other, which
+// stops it when its own time is up (here: at shutdown).
+func TestRecordingHeldAcrossRules(t *testing.T) {
+	logs := &logxtest.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	src := &results{labels: []string{"empty", "visitor"}, in: make(chan sensors.Sample)}
+	h := agenttest.Hub(t, log, src)
+	live := &links{}
+	short := visitorRule(config.Action{Do: config.ActionRecord, Link: "live", For: conf.Duration(time.Second)})
+	long := visitorRule(config.Action{Do: config.ActionRecord, Link: "live", For: conf.Duration(time.Hour)})
+	short.Name, long.Name = "short", "long"
+	short.When.For, long.When.For = 0, 0
+	eng := rules.New([]config.Rule{short, long}, h, func(string) any { return live }, rules.Options{Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eng.Run(ctx)
+	}()
+	stop := func() {
+		cancel()
+		<-done
+	}
+	defer stop()
+	// One result, once both rules read the stream: both fire on it, so
+	// the long rule holds the recording before the short one's second is up.
+	agenttest.Eventually(t, "both rules subscribed", func() bool {
+		for _, f := range h.Stats() {
+			if f.Name == "people" {
+				return f.Subscribers == 2
+			}
+		}
+		return false
+	})
+	select {
+	case src.in <- sensors.Sample{Class: sensors.Inference, Time: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC), Values: []float64{0.1, 0.9}}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rules do not read their model's results")
+	}
+	agenttest.Eventually(t, "both rules fired", func() bool {
+		st := eng.Status()
+		return st[0].Fired == 1 && st[1].Fired == 1
+	})
+	agenttest.Eventually(t, "the short rule's time to be up", func() bool {
+		return strings.Contains(logs.String(), "recording time is up")
+	})
+	if calls := live.Calls(); !slices.Equal(calls, []string{"start", "start"}) {
+		t.Errorf("calls when the short rule's time was up = %v: it stopped the long rule's recording", calls)
+	}
+	stop()
+	if calls := live.Calls(); !slices.Equal(calls, []string{"start", "start", "stop"}) {
+		t.Errorf("calls after shutdown = %v, want the recording stopped once", calls)
+	}
+}
