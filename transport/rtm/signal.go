@@ -43,6 +43,11 @@ type signal struct {
 	err     error
 	wg      sync.WaitGroup
 
+	// writeErr is the failed write that ends the socket once the reader has
+	// delivered what had arrived (writeFailed); lastRead bounds that wait.
+	writeErr atomic.Pointer[error]
+	lastRead atomic.Int64 // unix nanoseconds; 0 while no write failed
+
 	pingsSeen    atomic.Int64
 	pongsDropped atomic.Int64
 	lastPing     time.Time // reader-owned
@@ -123,6 +128,22 @@ func (s *signal) start(onFirstPing func(raw []byte)) {
 	go s.writeLoop()
 }
 
+// lastWord is how long the reader may still deliver what the peer sent
+// after a write failed.
+const lastWord = time.Second
+
+// writeFailed ends the socket after a failed write without cutting the
+// reader short: a peer that ends a session sends why (session_terminated)
+// and closes, and a write racing the close fails on the reset while that
+// frame may still wait, unread, in the socket. The reader delivers what
+// arrived, for lastWord at most, and then ends with err.
+func (s *signal) writeFailed(err error) {
+	s.writeErr.Store(&err)
+	last := time.Now().Add(lastWord)
+	s.lastRead.Store(last.UnixNano())
+	_ = s.conn.SetReadDeadline(last) // a read blocked now ends by then
+}
+
 func (s *signal) fail(err error) {
 	s.errOnce.Do(func() {
 		s.err = err
@@ -182,11 +203,17 @@ func (s *signal) readLoop() {
 	defer s.wg.Done()
 	for {
 		// A socket deadline is wall time, not the injected clock.
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.readDeadline))
+		deadline := time.Now().Add(s.readDeadline)
+		if last := s.lastRead.Load(); last != 0 {
+			deadline = time.Unix(0, min(last, deadline.UnixNano()))
+		}
+		_ = s.conn.SetReadDeadline(deadline)
 		_, b, err := s.conn.ReadMessage()
 		if err != nil {
 			var ne interface{ Timeout() bool }
-			if errors.As(err, &ne) && ne.Timeout() {
+			if werr := s.writeErr.Load(); werr != nil {
+				err = *werr // what ended the socket; the read only waited for the peer's last word
+			} else if errors.As(err, &ne) && ne.Timeout() {
 				err = fmt.Errorf("rtm read: no message for %v: %w", s.readDeadline, errDead)
 			} else {
 				err = fmt.Errorf("rtm read: %w", err)
@@ -256,7 +283,7 @@ func (s *signal) writeLoop() {
 		}
 		_ = s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second)) // wall time, as the socket needs
 		if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
-			s.fail(fmt.Errorf("rtm write %s: %w", m.Type, err))
+			s.writeFailed(fmt.Errorf("rtm write %s: %w", m.Type, err))
 			return false
 		}
 		s.stats.MsgsOut.Add(1)
