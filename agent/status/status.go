@@ -97,17 +97,20 @@ func (st ReloadStatus) Summary() string {
 	add(st.Inference.Restarted, "model restarted", "models restarted")
 	add(st.Inference.Added, "model added", "models added")
 	add(st.Inference.Removed, "model removed", "models removed")
-	s := strings.Join(parts, ", ")
-	if len(parts) == 0 && len(st.Applied) == 0 {
-		s = "nothing changed"
+	var clauses []string
+	if len(parts) > 0 {
+		clauses = append(clauses, strings.Join(parts, ", "))
 	}
 	if len(st.Applied) > 0 {
-		s = strings.TrimPrefix(s+"; applied: "+strings.Join(st.Applied, ", "), "; ")
+		clauses = append(clauses, "applied: "+strings.Join(st.Applied, ", "))
+	}
+	if len(clauses) == 0 {
+		clauses = append(clauses, "nothing changed")
 	}
 	if len(st.NeedsRestart) > 0 {
-		s += "; at the next restart: " + strings.Join(st.NeedsRestart, ", ")
+		clauses = append(clauses, "at the next restart: "+strings.Join(st.NeedsRestart, ", "))
 	}
-	return s
+	return strings.Join(clauses, "; ")
 }
 
 // ReloadChanges names the links or sensors a reload added, removed,
